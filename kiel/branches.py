@@ -1,0 +1,213 @@
+"""Branches: XPath expressions, relative to ``/amf/text``, that select URLs.
+
+DESIGN.md: the software prefixes ``/amf/text/``; unprefixed element names
+match AMF elements. XPath 1.0 has no default namespace, so each unprefixed
+element name test is rewritten to ``amf:name`` before it is compiled; the
+stored records carry the AMF namespace on every AMF element (see
+:mod:`kiel.records`), so the rewritten expression matches records whether
+their source was namespaced or not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from lxml import etree
+
+from kiel import AMF_NS
+from kiel.errors import BranchesError
+
+# Prefixes a branch may use: AMF and the RePEc extension seen in real data.
+NAMESPACES = {"amf": AMF_NS, "repec": "http://repec.openlib.org"}
+
+_TOKEN = re.compile(
+    r"""\s*(
+      "[^"]*" | '[^']*'
+    | \d+(?:\.\d*)? | \.\d+
+    | \.\. | :: | // | != | <= | >=
+    | [A-Za-z_\u00C0-\uFFFF][\w.\-\u00B7\u00C0-\uFFFF]*
+      (?: :(?:[A-Za-z_\u00C0-\uFFFF][\w.\-\u00B7\u00C0-\uFFFF]*|\*) )?
+    | [./()\[\]@,|+\-=<>*$]
+    )""",
+    re.X,
+)
+_OPERATORS = {"and", "or", "mod", "div", "/", "//", "|", "+", "-", "=", "!=", "<", "<=", ">", ">=", "*"}
+_NODE_TYPES = {"comment", "text", "processing-instruction", "node"}
+
+
+def _tokens(expr: str) -> list[str]:
+    out = []
+    pos = 0
+    expr = expr.rstrip()
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if not m or m.end() == pos:
+            raise ValueError(f"unexpected character {expr[pos:].lstrip()[:1]!r} at {pos + 1}")
+        out.append(m.group(1))
+        pos = m.end()
+    return out
+
+
+def _is_name(tok: str) -> bool:
+    return bool(tok) and (tok[0].isalpha() or tok[0] == "_")
+
+
+def rewrite(expr: str) -> str:
+    """Prefix unprefixed element name tests with ``amf:``.
+
+    Raises ValueError for an expression that cannot be tokenized.
+    """
+    toks = _tokens(expr)
+    out = []
+    axis = None
+    for i, tok in enumerate(toks):
+        prev = toks[i - 1] if i else None
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if _is_name(tok):
+            follows_operand = prev is not None and prev not in ("@", "::", "(", "[", ",") \
+                and prev not in _OPERATORS
+            if prev == "$" or nxt in ("(", "::") or follows_operand:
+                if nxt == "::":
+                    axis = tok
+                out.append(tok)
+                continue
+            attribute = prev == "@" or (prev == "::" and axis in ("attribute", "namespace"))
+            if ":" not in tok and not attribute:
+                tok = "amf:" + tok
+            axis = None
+        out.append(tok)
+    text = ""
+    for tok in out:
+        text += tok if (not text or text.endswith("$")) else " " + tok
+    return text
+
+
+def is_absolute(expr: str) -> bool:
+    toks = _tokens(expr)
+    for i, tok in enumerate(toks):
+        if tok in ("/", "//"):
+            prev = toks[i - 1] if i else None
+            if prev is None or prev in ("(", "[", ",", "|") or \
+                    (prev in _OPERATORS and prev not in ("*",)):
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class Branch:
+    xpath: str  # as written in branches.xml
+    line: int
+    compiled: etree.XPath
+
+    def evaluate(self, text_el) -> list[tuple[str | None, str | None]]:
+        """``(value, None)`` per URL found, ``(raw, reason)`` per value skipped."""
+        try:
+            result = self.compiled(text_el)
+        except etree.XPathError as e:
+            return [(None, f"xpath error: {e}")]
+        if isinstance(result, bool) or isinstance(result, float):
+            return [(str(result), "branch yields a number or boolean, not nodes")]
+        if isinstance(result, str):
+            result = [result]
+        out: list[tuple[str | None, str | None]] = []
+        for item in result:
+            if isinstance(item, str):
+                value = str(item)
+            elif isinstance(item, etree._Element):
+                value = "".join(item.itertext())
+            else:
+                out.append((str(item), "not text"))
+                continue
+            value = value.strip()
+            if value:
+                out.append((value, None))
+            else:
+                out.append(("", "empty value"))
+        return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}, line {self.line}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Check:
+    branches: tuple[Branch, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(path: str, data: bytes | None = None) -> Check:
+    """Validate a branches file; every problem names its line."""
+    if data is None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            return Check((), (Problem(path, None, f"cannot read: {e.strerror}"),))
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as e:
+        return Check((), (Problem(path, e.lineno or None, f"not well-formed XML: {e.msg}"),))
+    if root.tag != "branches":
+        return Check((), (Problem(path, root.sourceline, f"root element is <{root.tag}>, "
+                                  "expected <branches>"),))
+    problems: list[Problem] = []
+    found: list[Branch] = []
+    seen: dict[str, int] = {}
+    for el in root:
+        if not isinstance(el.tag, str):
+            continue  # comments, processing instructions
+        if el.tag != "branch":
+            problems.append(Problem(path, el.sourceline, f"unknown element <{el.tag}>"))
+            continue
+        xpath = el.get("xpath")
+        if xpath is None or not xpath.strip():
+            problems.append(Problem(path, el.sourceline, "branch without xpath"
+                                    if xpath is None else "branch with an empty xpath"))
+            continue
+        xpath = xpath.strip()
+        if xpath in seen:
+            problems.append(Problem(path, el.sourceline,
+                                    f"duplicate branch {xpath!r} (first on line {seen[xpath]})"))
+            continue
+        seen[xpath] = el.sourceline
+        try:
+            if is_absolute(xpath):
+                problems.append(Problem(path, el.sourceline, f"absolute path {xpath!r}: branches "
+                                        "are relative to /amf/text, which Kiel adds"))
+                continue
+            compiled = etree.XPath(rewrite(xpath), namespaces=NAMESPACES)
+        except (ValueError, etree.XPathSyntaxError) as e:
+            problems.append(Problem(path, el.sourceline,
+                                    f"xpath {xpath!r} does not compile: {e}"))
+            continue
+        found.append(Branch(xpath, el.sourceline, compiled))
+    if not found and not problems:
+        problems.append(Problem(path, root.sourceline, "no branch at all"))
+    return Check(tuple(found), tuple(problems))
+
+
+def load(path: str) -> tuple[Branch, ...]:
+    """The branches of a valid file; BranchesError listing every problem."""
+    result = check(path)
+    if not result.ok:
+        raise BranchesError("invalid branches:\n" + "\n".join(f"  {p}" for p in result.problems))
+    return result.branches
+
+
+def evaluate_all(branches: Iterable[Branch], text_el) -> dict[str, list[tuple[str | None, str | None]]]:
+    return {b.xpath: b.evaluate(text_el) for b in branches}

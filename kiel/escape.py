@@ -1,0 +1,68 @@
+"""Escaping of URLs and record ids into single directory names.
+
+DESIGN.md: UTF-8, then every byte outside ``A-Z a-z 0-9 - . _ ~`` as ``%XX``
+(upper-case hex). ``.`` and ``..`` cannot occur as names. A name over 240
+bytes is cut to 200 and ends in ``~<first 16 hex of sha256(url)>``.
+
+Decisions (docs/contract.md): a leading ``.`` is escaped as ``%2E`` so that
+no escaped name is hidden (hidden names are Kiel's temporary files), which
+also rules out ``.`` and ``..``; the cut never splits a ``%XX`` triplet, so
+a cut name is at most 200 + 17 bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+MAX_NAME = 240
+CUT_TO = 200
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_TABLE = [chr(b) if b in _SAFE else "%%%02X" % b for b in range(256)]
+
+
+def escape(value: str) -> str:
+    """Map any string to one safe directory name (see module doc)."""
+    raw = value.encode("utf-8", "surrogateescape")
+    parts = [_TABLE[b] for b in raw]
+    if parts and parts[0] == ".":
+        parts[0] = "%2E"
+    name = "".join(parts)
+    if len(name) <= MAX_NAME:
+        return name
+    size = 0
+    kept = []
+    for part in parts:
+        if size + len(part) > CUT_TO:
+            break
+        kept.append(part)
+        size += len(part)
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return "".join(kept) + "~" + digest
+
+
+def unescape(name: str) -> str:
+    """Reverse :func:`escape` for names that were not cut."""
+    out = bytearray()
+    i = 0
+    while i < len(name):
+        c = name[i]
+        if c == "%":
+            out.append(int(name[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.append(ord(c))
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def is_cut(name: str) -> bool:
+    return len(name) > CUT_TO and "~" in name[-17:-16]
+
+
+def inside(root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """True when ``path`` (resolved, links followed) stays inside ``root``."""
+    r = os.path.realpath(root)
+    p = os.path.realpath(path)
+    return p == r or p.startswith(r.rstrip(os.sep) + os.sep)

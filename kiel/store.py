@@ -1,0 +1,214 @@
+"""The store layout: names, atomic files, links, ``00last``.
+
+Every file appears atomically: it is written under a hidden temporary name
+in its own directory, then given its final name with ``link(2)``, which
+fails rather than replace an existing name, so a name once written is never
+overwritten (DESIGN.md, Safety rules). Symbolic links are made directly
+with ``symlink(2)``, itself atomic and exclusive. Only ``00last`` and
+``00gone`` are replaced, with ``rename(2)``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+
+LAST = "00last"
+GONE = "00gone"
+URL = "00url"
+TMP_PREFIX = ".kiel-tmp-"
+
+VERSION_RE = re.compile(r"^(\d+)\.amf\.xml$")
+ATTEMPT_RE = re.compile(r"^(\d+)_(\d{3})_([a-z0-9.+-]+)$")
+
+
+def tmp_name() -> str:
+    return TMP_PREFIX + os.urandom(6).hex()
+
+
+def is_tmp(name: str) -> bool:
+    return name.startswith(TMP_PREFIX)
+
+
+def makedirs(path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tmp_path: str, directory: str, name_for, sync: bool = False) -> str:
+    """Give the finished temporary file ``tmp_path`` a final name.
+
+    ``name_for(step)`` returns the name to try at step 0, 1, 2...; a name
+    already taken moves on to the next step (the next free second).
+    Returns the final name.
+    """
+    if sync:
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    step = 0
+    while True:
+        name = name_for(step)
+        try:
+            os.link(tmp_path, os.path.join(directory, name))
+        except FileExistsError:
+            step += 1
+            continue
+        os.unlink(tmp_path)
+        if sync:
+            _fsync_dir(directory)
+        return name
+
+
+def write_new(directory: str, name_for, data: bytes, sync: bool = False) -> str:
+    """Write ``data`` as a new file named by ``name_for`` (see :func:`publish`)."""
+    tmp = os.path.join(directory, tmp_name())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return publish(tmp, directory, name_for, sync)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+
+
+def symlink_new(directory: str, name_for, target: str) -> str:
+    """Create a relative symbolic link to ``target`` under a new name."""
+    step = 0
+    while True:
+        name = name_for(step)
+        try:
+            os.symlink(target, os.path.join(directory, name))
+            return name
+        except FileExistsError:
+            step += 1
+
+
+def replace(path: str, data: bytes, sync: bool = False) -> None:
+    """Replace a state marker (``00last``, ``00gone``) atomically."""
+    directory = os.path.dirname(path)
+    tmp = os.path.join(directory, tmp_name())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+
+
+def write_once(path: str, data: bytes) -> bool:
+    """Write ``path`` if it does not exist (``00url``); False when it did."""
+    if os.path.lexists(path):
+        return False
+    directory = os.path.dirname(path)
+    tmp = os.path.join(directory, tmp_name())
+    with open(tmp, "xb") as f:
+        f.write(data)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        _unlink_quiet(tmp)
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# --- 00last ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Last:
+    start: int
+    end: int
+
+
+def read_last(record_dir: str) -> Last | None:
+    """``00last`` of a record directory; None for a virgin or malformed one."""
+    try:
+        with open(os.path.join(record_dir, LAST), "rb") as f:
+            text = f.read(64)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    parts = text.split()
+    if len(parts) != 2 or not text.endswith(b"\n"):
+        return None
+    try:
+        return Last(int(parts[0]), int(parts[1]))
+    except ValueError:
+        return None
+
+
+def write_last(record_dir: str, start: int, end: int, sync: bool = False) -> None:
+    replace(os.path.join(record_dir, LAST), b"%d %d\n" % (start, end), sync)
+
+
+# --- record versions -------------------------------------------------------
+
+def versions(record_dir: str) -> list[tuple[int, str]]:
+    """``(tist, name)`` of every stored version, oldest first."""
+    try:
+        names = os.listdir(record_dir)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        m = VERSION_RE.match(name)
+        if m:
+            out.append((int(m.group(1)), name))
+    out.sort()
+    return out
+
+
+def newest_version(record_dir: str) -> tuple[int, str] | None:
+    v = versions(record_dir)
+    return v[-1] if v else None
+
+
+def clean_tmp(directory: str) -> int:
+    """Remove Kiel's leftover temporary files in ``directory``; count them."""
+    n = 0
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if is_tmp(name):
+            _unlink_quiet(os.path.join(directory, name))
+            n += 1
+    return n
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def is_enospc(e: OSError) -> bool:
+    return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
