@@ -212,3 +212,45 @@ def sha256_file(path: str) -> str:
 
 def is_enospc(e: OSError) -> bool:
     return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+# --- walking the store -------------------------------------------------------
+
+def iter_record_dirs(store_root: str, prefix: str | None = None):
+    """Every record directory, in sorted order, streaming.
+
+    Record directories sit at fixed depths (DESIGN.md, The redist):
+    ``RePEc/<archive>/<series>/<rest>`` and ``other/<id>``. ``prefix``
+    restricts the walk to a relative path prefix of the store such as
+    ``RePEc/eee`` (see :func:`prefix_path` for a record id prefix).
+    """
+    def subdirs(path: str):
+        try:
+            with os.scandir(path) as it:
+                names = sorted(e.name for e in it
+                               if e.is_dir(follow_symlinks=False) and not is_tmp(e.name))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return names
+
+    for top, depth in (("RePEc", 3), ("other", 1)):
+        # Lazily, level by level, so memory stays flat in the store's size.
+        yield from _walk_depth(os.path.join(store_root, top), depth, subdirs, store_root, prefix)
+
+
+def _walk_depth(path: str, depth: int, subdirs, store_root: str, prefix: str | None):
+    for name in subdirs(path):
+        child = os.path.join(path, name)
+        rel = os.path.relpath(child, store_root)
+        if prefix and not (rel.startswith(prefix) or prefix.startswith(rel + "/")):
+            continue
+        if depth == 1:
+            yield child
+        else:
+            yield from _walk_depth(child, depth - 1, subdirs, store_root, prefix)
+
+
+def parse_attempt(name: str) -> tuple[int, str, str] | None:
+    """``(tist, status, type)`` of an attempt file name, or None."""
+    m = ATTEMPT_RE.match(name)
+    return (int(m.group(1)), m.group(2), m.group(3)) if m else None
