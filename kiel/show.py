@@ -1,0 +1,296 @@
+"""What the store holds about one record: versions, state markers, objects.
+
+``kiel show`` reads a record directory and nothing else; it never writes.
+The timeline of an object joins its ``00notes`` lines (which also tell of
+attempts that left no file, such as a retried timeout) with the attempt
+files on disk (which tell of attempts whose notes line a crash lost), so
+neither source can hide the other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kiel import notes, store
+from kiel.errors import NotFound
+from kiel.escape import unescape
+from kiel.redist import record_path
+from kiel.tist import iso
+
+
+@dataclass(frozen=True)
+class VersionView:
+    name: str
+    tist: int
+    date: str
+    size: int
+    current: bool
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """One line of an object's timeline: an attempt, or an event."""
+
+    tist: int
+    date: str
+    status: str | None  # three digits; None for an event line
+    type: str | None
+    size: int | None
+    file: str | None  # attempt file name; None when the attempt left none
+    link: str | None  # target of the file when it is a symbolic link
+    location: str | None  # resolved redirect target
+    error: str | None
+    event: str | None = None  # "given-up" and other event lines
+    in_notes: bool = True  # False: known only from the file name
+    on_disk: bool = True  # False: the notes name a file that is not there
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    name: str  # the escaped directory name
+    url: str | None  # from 00url; None when missing
+    timeline: tuple[AttemptView, ...]
+
+    @property
+    def newest(self) -> AttemptView | None:
+        """The newest attempt (events skipped)."""
+        for a in reversed(self.timeline):
+            if a.event is None:
+                return a
+        return None
+
+
+@dataclass(frozen=True)
+class RecordView:
+    id: str | None
+    path: str  # absolute path of the record directory
+    store_path: str | None  # relative to store/, None when outside it
+    versions: tuple[VersionView, ...]  # oldest first; the last is current
+    last: tuple[int, int] | None  # 00last, None when missing or malformed
+    last_raw: str | None  # 00last as written, for a malformed one
+    gone: int | None
+    renewals: int  # renewal lines in the record's 00notes
+    objects: tuple[ObjectView, ...]
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for obj, view in zip(data["objects"], self.objects):
+            newest = view.newest
+            obj["newest_status"] = newest.status if newest else None
+        return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def show(home_root: str, id_or_path: str) -> RecordView:
+    """The record directory of a record id, or of a directory path given."""
+    store_root = os.path.join(home_root, "store")
+    path = locate_record(store_root, id_or_path)
+    return record_view(store_root, path)
+
+
+def locate_record(store_root: str, id_or_path: str) -> str:
+    """Record directory for an id, a store-relative path or a path.
+
+    The id is tried first: an id such as ``RePEc:aaa:wpaper:1`` is never a
+    directory an operator means, but a path may look like nothing else.
+    """
+    candidates = [os.path.join(store_root, record_path(id_or_path)),
+                  id_or_path, os.path.join(store_root, id_or_path)]
+    for cand in candidates:
+        if os.path.isdir(cand):
+            path = os.path.abspath(cand)
+            if not _looks_like_record(path):
+                raise NotFound(f"{path} is not a record directory "
+                               "(no versions, no 00notes, no 00last)")
+            return path
+    raise NotFound(f"no record {id_or_path!r} in the store: "
+                   f"{candidates[0]} does not exist (give a record id or a record directory)")
+
+
+def _looks_like_record(path: str) -> bool:
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return any(store.VERSION_RE.match(n) for n in names) or \
+        notes.NOTES in names or store.LAST in names
+
+
+def record_view(store_root: str, path: str) -> RecordView:
+    names = sorted(os.listdir(path))
+    vs = store.versions(path)
+    versions = tuple(
+        VersionView(name, tist, iso(tist), _size(os.path.join(path, name)), i == len(vs) - 1)
+        for i, (tist, name) in enumerate(vs))
+    last_raw = _read_small(os.path.join(path, store.LAST))
+    last = store.read_last(path)
+    gone_raw = _read_small(os.path.join(path, store.GONE))
+    gone = int(gone_raw) if gone_raw and gone_raw.strip().isdigit() else None
+    record_id = None
+    renewals = 0
+    for entry in notes.entries(os.path.join(path, notes.NOTES)):
+        if entry.get("event") == "renewal":
+            renewals += 1
+        if isinstance(entry.get("id"), str):
+            record_id = entry["id"]
+    rel = os.path.relpath(path, store_root)
+    if rel.startswith(".."):
+        rel = None
+    if record_id is None:
+        record_id = _id_from_version(path, vs) or _id_from_path(rel)
+    objects = tuple(object_view(os.path.join(path, n)) for n in names
+                    if os.path.isdir(os.path.join(path, n))
+                    and not os.path.islink(os.path.join(path, n)) and not store.is_tmp(n))
+    return RecordView(
+        id=record_id, path=path, store_path=rel, versions=versions,
+        last=(last.start, last.end) if last else None,
+        last_raw=last_raw.rstrip("\n") if last_raw is not None else None,
+        gone=gone, renewals=renewals, objects=objects)
+
+
+def object_view(obj_dir: str) -> ObjectView:
+    url_raw = _read_small(os.path.join(obj_dir, store.URL), 64 * 1024)
+    url = url_raw.rstrip("\n") if url_raw is not None else None
+    return ObjectView(os.path.basename(obj_dir), url, timeline(obj_dir))
+
+
+def timeline(obj_dir: str) -> tuple[AttemptView, ...]:
+    """Attempts and events of an object directory, oldest first."""
+    try:
+        names = os.listdir(obj_dir)
+    except OSError:
+        names = []
+    files = {n: store.parse_attempt(n) for n in names}
+    files = {n: p for n, p in files.items() if p is not None}
+    noted: set[str] = set()
+    out: list[AttemptView] = []
+    for entry in notes.entries(os.path.join(obj_dir, notes.NOTES)):
+        tist = _int(entry.get("tist"))
+        if tist is None:
+            continue
+        if entry.get("event") is not None:
+            out.append(AttemptView(tist, iso(tist), None, None, None, None, None, None,
+                                   entry.get("error"), event=str(entry["event"])))
+            continue
+        name = entry.get("file") if isinstance(entry.get("file"), str) else None
+        on_disk = True
+        link = entry.get("link")
+        if name is not None:
+            noted.add(name)
+            full = os.path.join(obj_dir, name)
+            on_disk = os.path.lexists(full)
+            if on_disk and os.path.islink(full):
+                link = os.readlink(full)
+        out.append(AttemptView(
+            tist, iso(tist), _str(entry.get("status")), _str(entry.get("type")),
+            _int(entry.get("size")), name, link, _str(entry.get("location")),
+            _str(entry.get("error")), on_disk=on_disk))
+    for name, (tist, status, mtype) in files.items():
+        if name in noted:
+            continue
+        full = os.path.join(obj_dir, name)
+        link = os.readlink(full) if os.path.islink(full) else None
+        size = _size(full) if os.path.exists(full) else None
+        out.append(AttemptView(tist, iso(tist), status, mtype, size, name, link, None, None,
+                               in_notes=False))
+    # Stable: notes order breaks ties (an attempt and its given-up event).
+    out.sort(key=lambda a: a.tist)
+    return tuple(out)
+
+
+def format_text(view: RecordView) -> str:
+    """The record as an operator reads it in a terminal."""
+    lines = [f"record   {view.id or '(unknown id)'}", f"dir      {view.path}"]
+    if view.last:
+        lines.append(f"last     {iso(view.last[0])} .. {iso(view.last[1])}")
+    elif view.last_raw is not None:
+        lines.append(f"last     malformed 00last: {view.last_raw!r}")
+    else:
+        lines.append("last     never renewed (no 00last)")
+    if view.gone is not None:
+        lines.append(f"gone     missing from the input since {iso(view.gone)}")
+    lines.append(f"versions {len(view.versions)}")
+    for v in reversed(view.versions):
+        mark = "*" if v.current else " "
+        lines.append(f"  {mark} {v.name}  {v.date}  {v.size} bytes"
+                     + ("  (current)" if v.current else ""))
+    lines.append(f"objects  {len(view.objects)}")
+    for obj in view.objects:
+        lines.append(f"  {obj.url if obj.url is not None else '(no 00url) ' + obj.name}")
+        for a in obj.timeline:
+            lines.append("    " + _attempt_line(a))
+    return "\n".join(lines) + "\n"
+
+
+def _attempt_line(a: AttemptView) -> str:
+    if a.event is not None:
+        return f"{a.date}  {a.event}"
+    parts = [a.date, a.status or "???", a.type or "none"]
+    parts.append(f"{a.size} B" if a.size is not None else "- B")
+    if a.link:
+        parts.append(f"link -> {a.link}")
+    elif a.file:
+        parts.append(a.file)
+    else:
+        parts.append("(no file)")
+    if a.location:
+        parts.append(f"redirect -> {a.location}")
+    if a.error:
+        parts.append(f"error {a.error}")
+    if not a.in_notes:
+        parts.append("[no notes line]")
+    if not a.on_disk:
+        parts.append("[file missing]")
+    return "  ".join(parts)
+
+
+def _id_from_version(path: str, vs: list[tuple[int, str]]) -> str | None:
+    if not vs:
+        return None
+    from kiel.records import parse_stored  # lxml only when needed
+
+    try:
+        with open(os.path.join(path, vs[-1][1]), "rb") as f:
+            text = parse_stored(f.read())
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return text.get("id") if text is not None else None
+
+
+def _id_from_path(rel: str | None) -> str | None:
+    if not rel:
+        return None
+    parts = rel.split(os.sep)
+    try:
+        if parts[0] == "RePEc" and len(parts) == 4:
+            return f"RePEc:{parts[1]}:{parts[2]}:{unescape(parts[3])}"
+        if parts[0] == "other" and len(parts) == 2:
+            return unescape(parts[1])
+    except (ValueError, IndexError):
+        return None
+    return None
+
+
+def _read_small(path: str, limit: int = 256) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

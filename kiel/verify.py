@@ -1,0 +1,520 @@
+"""Walk the store and report every breach of the on-disk contract.
+
+Like bagit-python's validation, every problem becomes a structured
+:class:`Finding` (kind, path, detail, and for a checksum the expected and
+found values) and the walk goes on; one :class:`Summary` joins them. Like
+warcio, a fixity check has three outcomes per file: passed, failed, not
+checked. Memory stays flat in the size of the store: one record directory
+is looked at at a time (:func:`kiel.store.iter_record_dirs`), and nothing
+is kept from one record to the next but counters.
+
+What ``fixity`` covers (docs/tools.md): every regular attempt file is
+re-hashed and compared with the ``sha256`` of the notes line that names it.
+A symbolic link is not hashed: it has no bytes of its own, and its target
+is checked where it lives. A version is compared with a sha256 only when
+the record's notes line that wrote it carries one (``version_sha256``);
+otherwise it counts as not checked, and is at least parsed as XML and its
+``id`` compared with the directory it sits in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from kiel import notes, store
+from kiel.errors import NotFound
+from kiel.escape import escape
+from kiel.redist import record_path, repec_parts
+
+BREACH = "breach"
+WARNING = "warning"
+REPAIRED = "repaired"
+
+# Every kind verify can report, with its severity. Warnings and repairs do
+# not make the exit status 1: a torn last notes line is what a crash is
+# allowed to leave (DESIGN.md, Notes), and a removed temporary file is gone.
+KINDS: dict[str, str] = {
+    "bad-name": BREACH,  # a name the contract has no place for
+    "not-regular": BREACH,  # a version, 00url, 00notes or attempt of the wrong file type
+    "link-absolute": BREACH,
+    "link-outside": BREACH,  # a relative link that leaves the store
+    "link-dangling": BREACH,
+    "link-chained": BREACH,  # a link to a link
+    "link-not-attempt": BREACH,  # a link to something other than an attempt file
+    "last-malformed": BREACH,
+    "last-missing": WARNING,  # a record whose first renewal was cut short
+    "gone-malformed": BREACH,
+    "url-missing": BREACH,
+    "url-mismatch": BREACH,  # escape(00url) is not the directory name
+    "notes-unparseable": BREACH,
+    "notes-torn": WARNING,
+    "notes-missing-file": BREACH,  # a notes line names a file that is not there
+    "notes-mismatch": BREACH,  # a notes line disagrees with the file it names
+    "file-without-notes": BREACH,  # an attempt or version no notes line names
+    "size-mismatch": BREACH,
+    "fixity-failed": BREACH,
+    "version-unparseable": BREACH,
+    "version-misplaced": BREACH,  # its id belongs in another record directory
+    "tmp-leftover": BREACH,
+    "tmp-removed": REPAIRED,
+    "empty-record": WARNING,  # a record directory without any version
+    "unreadable": BREACH,
+}
+
+_ESCAPED_NAME = re.compile(r"^(?:[A-Za-z0-9\-_~]|%[0-9A-F]{2})(?:[A-Za-z0-9\-._~]|%[0-9A-F]{2})*$")
+_RECORD_FILES = {store.LAST, store.GONE, notes.NOTES}
+_OBJECT_FILES = {store.URL, notes.NOTES}
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    path: str  # relative to the store
+    detail: str
+    expected: str | None = None
+    found: str | None = None
+
+    @property
+    def severity(self) -> str:
+        return KINDS[self.kind]
+
+    def __str__(self) -> str:
+        return f"{self.severity} {self.kind}: {self.path}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    records: int = 0
+    versions: int = 0
+    objects: int = 0
+    attempt_files: int = 0
+    links: int = 0
+    fixity_passed: int = 0
+    fixity_failed: int = 0
+    fixity_not_checked: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def breaches(self) -> int:
+        return sum(n for k, n in self.by_kind.items() if KINDS[k] == BREACH)
+
+    @property
+    def warnings(self) -> int:
+        return sum(n for k, n in self.by_kind.items() if KINDS[k] == WARNING)
+
+    @property
+    def repaired(self) -> int:
+        return sum(n for k, n in self.by_kind.items() if KINDS[k] == REPAIRED)
+
+    @property
+    def clean(self) -> bool:
+        return self.breaches == 0
+
+
+class Verification:
+    """Iterate to get the findings as the walk makes them; then read ``summary``."""
+
+    def __init__(self, home_root: str, prefix: str | None = None,
+                 fixity: bool = False, repair: bool = False):
+        self.store_root = os.path.join(os.path.abspath(home_root), "store")
+        if not os.path.isdir(self.store_root):
+            raise NotFound(f"no store at {self.store_root} (is --home right?)")
+        self.prefix = prefix_path(prefix) if prefix else None
+        self.fixity = fixity
+        self.repair = repair
+        self._counts: Counter[str] = Counter()
+        self._kinds: Counter[str] = Counter()
+        self._done = False
+
+    @property
+    def summary(self) -> Summary:
+        if not self._done:
+            raise RuntimeError("the verification has not run to its end")
+        return Summary(by_kind=dict(sorted(self._kinds.items())), **self._counts)
+
+    def __iter__(self) -> Iterator[Finding]:
+        for record_dir in store.iter_record_dirs(self.store_root, self.prefix):
+            for f in _RecordCheck(self, record_dir).run():
+                self._kinds[f.kind] += 1
+                yield f
+        self._done = True
+
+    def count(self, what: str, n: int = 1) -> None:
+        self._counts[what] += n
+
+
+def verify(home_root: str, prefix: str | None = None, fixity: bool = False,
+           repair: bool = False) -> Verification:
+    """Check the store of ``home_root``; iterate the result for findings."""
+    return Verification(home_root, prefix, fixity, repair)
+
+
+def prefix_path(prefix: str) -> str:
+    """A store-relative path prefix for a record id prefix or a path.
+
+    ``RePEc:eee`` -> ``RePEc/eee``; ``RePEc:eee:wpaper:1`` ->
+    ``RePEc/eee/wpaper/1`` (which also takes ``...:10``, as the id prefix
+    does); ``RePEc/eee`` and ``other/...`` are taken as paths.
+    """
+    p = prefix.strip()
+    if p in ("RePEc", "other") or p.startswith(("RePEc/", "other/")):
+        return p
+    low = p.lower()
+    for head in ("info:lib/repec:", "repec:"):
+        if low.startswith(head):
+            if repec_parts(p):
+                return record_path(p)
+            parts = [x.lower() for x in p[len(head):].split(":", 2)]
+            # A trailing ':' closes the archive or series: RePEc:eee: is not RePEc:eeex.
+            return "/".join(["RePEc"] + [x for x in parts if x]) + ("/" if p.endswith(":") else "")
+    return "other/" + escape(p)
+
+
+class _RecordCheck:
+    def __init__(self, v: Verification, record_dir: str):
+        self.v = v
+        self.dir = record_dir
+        self.rel = os.path.relpath(record_dir, v.store_root)
+
+    def finding(self, kind: str, path: str, detail: str, **kw) -> Finding:
+        return Finding(kind, os.path.relpath(path, self.v.store_root), detail, **kw)
+
+    def run(self) -> Iterator[Finding]:
+        v = self.v
+        v.count("records")
+        try:
+            entries = sorted(os.scandir(self.dir), key=lambda e: e.name)
+        except OSError as e:
+            yield self.finding("unreadable", self.dir, f"cannot list: {e.strerror}")
+            return
+        version_names: list[str] = []
+        object_dirs: list[str] = []
+        for e in entries:
+            if store.is_tmp(e.name):
+                yield from self.tmp(e.path)
+            elif store.VERSION_RE.match(e.name):
+                version_names.append(e.name)
+                if e.is_symlink():
+                    yield from self.link(e.path, self.dir)
+                    yield self.finding("not-regular", e.path, "a version is a symbolic link")
+                elif not e.is_file(follow_symlinks=False):
+                    yield self.finding("not-regular", e.path, "a version is not a regular file")
+            elif e.name in _RECORD_FILES:
+                if e.is_symlink():
+                    yield from self.link(e.path, self.dir)
+                if not e.is_file(follow_symlinks=False):
+                    yield self.finding("not-regular", e.path, f"{e.name} is not a regular file")
+            elif e.is_dir(follow_symlinks=False) and _ESCAPED_NAME.match(e.name):
+                object_dirs.append(e.path)
+            elif e.is_symlink():
+                yield from self.link(e.path, self.dir)
+                yield self.finding("bad-name", e.path, "unexpected symbolic link in a record "
+                                   "directory")
+            else:
+                yield self.finding("bad-name", e.path, "not a version (<tist>.amf.xml), 00last, "
+                                   "00gone, 00notes or object directory (escaped URL)")
+        v.count("versions", len(version_names))
+        if not version_names:
+            yield self.finding("empty-record", self.dir, "record directory without a version")
+        yield from self.last()
+        yield from self.gone()
+        yield from self.record_notes(version_names)
+        for d in object_dirs:
+            yield from _ObjectCheck(self, d).run()
+
+    def tmp(self, path: str) -> Iterator[Finding]:
+        # Only files: Kiel never makes a temporary directory, so a directory
+        # with that name is someone else's and stays.
+        if self.v.repair and (os.path.islink(path) or not os.path.isdir(path)):
+            try:
+                os.unlink(path)
+                yield self.finding("tmp-removed", path, "leftover temporary file removed")
+                return
+            except OSError as e:
+                yield self.finding("tmp-leftover", path, f"cannot remove: {e.strerror}")
+                return
+        yield self.finding("tmp-leftover", path, "leftover temporary file of an interrupted "
+                           "write (kiel verify --repair removes it)")
+
+    def last(self) -> Iterator[Finding]:
+        path = os.path.join(self.dir, store.LAST)
+        raw = _read(path, 64)
+        if raw is None:
+            yield self.finding("last-missing", path, "no 00last: the record was never "
+                               "completely renewed")
+            return
+        m = re.fullmatch(rb"(\d+) (\d+)\n", raw)
+        if not m:
+            yield self.finding("last-malformed", path, "expected '<start tist> <end tist>\\n'",
+                               found=raw[:40].decode("utf-8", "replace"))
+        elif int(m.group(1)) > int(m.group(2)):
+            yield self.finding("last-malformed", path, "start is after end",
+                               found=raw.decode().strip())
+
+    def gone(self) -> Iterator[Finding]:
+        path = os.path.join(self.dir, store.GONE)
+        raw = _read(path, 64)
+        if raw is not None and not re.fullmatch(rb"\d+\n", raw):
+            yield self.finding("gone-malformed", path, "expected '<tist>\\n'",
+                               found=raw[:40].decode("utf-8", "replace"))
+
+    def record_notes(self, version_names: list[str]) -> Iterator[Finding]:
+        path = os.path.join(self.dir, notes.NOTES)
+        written: dict[str, str | None] = {}  # version name -> its sha256 if noted
+        current: set[str] = set()
+        lines = _notes_lines(path)
+        for line, entry, torn in lines:
+            yield from _bad_line(self, path, line, entry, torn)
+            if entry is None:
+                continue
+            name = entry.get("version")
+            if isinstance(name, str):
+                sha = entry.get("version_sha256")
+                written[name] = sha if isinstance(sha, str) else None
+            if isinstance(entry.get("current"), str):
+                current.add(entry["current"])
+        for name in sorted(set(written) | current):
+            if not store.VERSION_RE.match(name) or name not in version_names:
+                yield self.finding("notes-missing-file", path,
+                                   f"names version {name!r}, which is not there")
+        for name in version_names:
+            full = os.path.join(self.dir, name)
+            if name not in written:
+                yield self.finding("file-without-notes", full, "no line of 00notes wrote "
+                                   "this version")
+            if self.v.fixity and os.path.isfile(full) and not os.path.islink(full):
+                yield from self.version_fixity(full, written.get(name))
+
+    def version_fixity(self, full: str, expected: str | None) -> Iterator[Finding]:
+        try:
+            with open(full, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            yield self.finding("unreadable", full, f"cannot read: {e.strerror}")
+            return
+        if expected:
+            import hashlib
+
+            found = hashlib.sha256(data).hexdigest()
+            if found != expected:
+                self.v.count("fixity_failed")
+                yield self.finding("fixity-failed", full, "sha256 differs from the notes",
+                                   expected=expected, found=found)
+            else:
+                self.v.count("fixity_passed")
+        else:
+            self.v.count("fixity_not_checked")
+        from lxml import etree
+
+        from kiel.records import parse_stored
+
+        try:
+            text = parse_stored(data)
+        except etree.XMLSyntaxError as e:
+            yield self.finding("version-unparseable", full, f"not well-formed XML: {e.msg}")
+            return
+        rid = text.get("id") if text is not None else None
+        if rid is None:
+            yield self.finding("version-unparseable", full, "no text with an id")
+        elif record_path(rid) != self.rel.replace(os.sep, "/"):
+            yield self.finding("version-misplaced", full,
+                               f"id {rid!r} belongs in {record_path(rid)}")
+
+    def link(self, path: str, directory: str) -> Iterator[Finding]:
+        """Check one symbolic link; the contract allows only relative links
+        to a regular attempt file inside the store (DESIGN.md, Objects)."""
+        target = os.readlink(path)
+        if os.path.isabs(target):
+            yield self.finding("link-absolute", path, f"absolute link to {target}",
+                               found=target)
+            return
+        lexical = os.path.normpath(os.path.join(directory, target))
+        root = self.v.store_root
+        if not (lexical.startswith(root + os.sep)) or \
+                (os.path.lexists(lexical) and not _inside_real(root, lexical)):
+            yield self.finding("link-outside", path, f"link to {target} leaves the store",
+                               found=target)
+            return
+        if not os.path.lexists(lexical):
+            yield self.finding("link-dangling", path, f"link to {target}, which is not there",
+                               found=target)
+        elif os.path.islink(lexical):
+            yield self.finding("link-chained", path, f"link to {target}, itself a link to "
+                               f"{os.readlink(lexical)}", found=target)
+        elif not os.path.isfile(lexical) or store.parse_attempt(os.path.basename(lexical)) \
+                is None:
+            yield self.finding("link-not-attempt", path,
+                               f"link to {target}, which is not an attempt file", found=target)
+
+
+class _ObjectCheck:
+    def __init__(self, rc: _RecordCheck, obj_dir: str):
+        self.rc = rc
+        self.v = rc.v
+        self.dir = obj_dir
+
+    def run(self) -> Iterator[Finding]:
+        rc, v = self.rc, self.v
+        v.count("objects")
+        try:
+            entries = sorted(os.scandir(self.dir), key=lambda e: e.name)
+        except OSError as e:
+            yield rc.finding("unreadable", self.dir, f"cannot list: {e.strerror}")
+            return
+        attempts: dict[str, os.DirEntry] = {}
+        for e in entries:
+            if store.is_tmp(e.name):
+                yield from rc.tmp(e.path)
+            elif store.parse_attempt(e.name):
+                attempts[e.name] = e
+                if e.is_symlink():
+                    v.count("links")
+                    yield from rc.link(e.path, self.dir)
+                elif not e.is_file(follow_symlinks=False):
+                    yield rc.finding("not-regular", e.path, "an attempt is neither a regular "
+                                     "file nor a symbolic link")
+            elif e.name in _OBJECT_FILES:
+                if not e.is_file(follow_symlinks=False):
+                    yield rc.finding("not-regular", e.path, f"{e.name} is not a regular file")
+            else:
+                yield rc.finding("bad-name", e.path, "not an attempt (<tist>_<status>_<type>), "
+                                 "00url or 00notes")
+        v.count("attempt_files", len(attempts))
+        url = yield from self.url()
+        yield from self.notes(attempts, url)
+
+    def url(self):
+        rc = self.rc
+        path = os.path.join(self.dir, store.URL)
+        raw = _read(path, 1 << 16)
+        if raw is None:
+            yield rc.finding("url-missing", path, "object directory without 00url")
+            return None
+        try:
+            text = raw.decode("utf-8", "surrogateescape")
+        except ValueError:  # pragma: no cover - surrogateescape always decodes
+            text = ""
+        if not text.endswith("\n") or "\n" in text[:-1]:
+            yield rc.finding("url-mismatch", path, "00url is not one line ending in a newline",
+                             found=text[:200])
+            return text.rstrip("\n")
+        url = text[:-1]
+        name = os.path.basename(self.dir)
+        if escape(url) != name:
+            yield rc.finding("url-mismatch", path, "escape(00url) is not the directory name",
+                             expected=name, found=escape(url))
+        return url
+
+    def notes(self, attempts: dict[str, os.DirEntry], url: str | None) -> Iterator[Finding]:
+        rc, v = self.rc, self.v
+        path = os.path.join(self.dir, notes.NOTES)
+        noted: set[str] = set()
+        for line, entry, torn in _notes_lines(path):
+            yield from _bad_line(rc, path, line, entry, torn)
+            if entry is None:
+                continue
+            if entry.get("event") is not None:
+                continue
+            name = entry.get("file")
+            if name is None:
+                continue
+            if not isinstance(name, str) or name not in attempts:
+                # A name that is not an attempt, or that is not in this
+                # directory, is missing here even if it exists elsewhere.
+                yield rc.finding("notes-missing-file", path,
+                                 f"line {line.number} names {name!r}, which is not there")
+                continue
+            noted.add(name)
+            yield from self.attempt(attempts[name], entry, line.number)
+        for name, e in attempts.items():
+            if name not in noted:
+                yield rc.finding("file-without-notes", e.path, "no line of 00notes names "
+                                 "this attempt file")
+                if v.fixity and not e.is_symlink():
+                    v.count("fixity_not_checked")
+
+    def attempt(self, e: os.DirEntry, entry: dict, number: int) -> Iterator[Finding]:
+        rc, v = self.rc, self.v
+        is_link = e.is_symlink()
+        _, status, mtype = store.parse_attempt(e.name)
+        if entry.get("status") not in (None, status) or entry.get("type") not in (None, mtype):
+            yield rc.finding("notes-mismatch", e.path, f"line {number} says status "
+                             f"{entry.get('status')} type {entry.get('type')}")
+        link = entry.get("link")
+        if is_link and link is not None and link != os.readlink(e.path):
+            yield rc.finding("notes-mismatch", e.path, f"line {number} says link {link}",
+                             expected=str(link), found=os.readlink(e.path))
+        elif not is_link and link is not None:
+            yield rc.finding("notes-mismatch", e.path, f"line {number} says link {link}, "
+                             "the file is a regular file")
+        if is_link:
+            return  # no bytes of its own; the target is checked where it lives
+        size = entry.get("size")
+        try:
+            actual = e.stat(follow_symlinks=False).st_size
+        except OSError as err:
+            yield rc.finding("unreadable", e.path, f"cannot stat: {err.strerror}")
+            return
+        if isinstance(size, int) and size != actual:
+            yield rc.finding("size-mismatch", e.path, "size differs from the notes",
+                             expected=str(size), found=str(actual))
+        if not v.fixity:
+            return
+        expected = entry.get("sha256")
+        if not isinstance(expected, str):
+            v.count("fixity_not_checked")
+            return
+        try:
+            found = store.sha256_file(e.path)
+        except OSError as err:
+            v.count("fixity_not_checked")
+            yield rc.finding("unreadable", e.path, f"cannot read: {err.strerror}")
+            return
+        if found == expected:
+            v.count("fixity_passed")
+        else:
+            v.count("fixity_failed")
+            yield rc.finding("fixity-failed", e.path, "sha256 differs from the notes",
+                             expected=expected, found=found)
+
+
+def _notes_lines(path: str):
+    """``(line, entry, torn)``; a torn last line that happens to be whole
+    JSON still counts for the files it names (only its newline is lost)."""
+    for line in notes.read(path):
+        entry = line.entry
+        if line.torn:
+            try:
+                value = json.loads(line.raw)
+                entry = value if isinstance(value, dict) else None
+            except ValueError:
+                entry = None
+        yield line, entry, line.torn
+
+
+def _bad_line(rc: _RecordCheck, path: str, line: notes.NotesLine, entry, torn: bool):
+    if torn:
+        yield rc.finding("notes-torn", path, f"line {line.number} is torn (no newline): a "
+                         "write was interrupted; the next append ends it")
+    elif entry is None:
+        yield rc.finding("notes-unparseable", path, f"line {line.number} is not a JSON object",
+                         found=line.raw[:80].decode("utf-8", "replace"))
+
+
+def _inside_real(root: str, path: str) -> bool:
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real.startswith(real_root + os.sep)
+
+
+def _read(path: str, limit: int) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None

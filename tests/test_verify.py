@@ -1,0 +1,286 @@
+"""kiel verify: a clean store gives nothing; each breach made here is found.
+
+Like bagit-python's tests: build a good store, damage it on purpose, and
+check that exactly the expected finding comes out, with its path.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from kiel.cli_tools import verify_cmd
+from kiel.escape import escape
+from kiel.redist import record_path
+from kiel.verify import KINDS, prefix_path, verify
+from test_show import (DAY, DEAD_URL, DOI_ID, NEW_URL, PDF_URL, REPEC_ID, T0, line,
+                       make_store)
+
+REC = record_path(REPEC_ID)  # RePEc/aaa/wpaper/1
+PDF_DIR = f"{REC}/{escape(PDF_URL)}"
+PDF_FILE = f"{PDF_DIR}/{T0 + 1}_200_application-pdf"
+NEW_DIR = f"{REC}/{escape(NEW_URL)}"
+
+
+@pytest.fixture
+def home(tmp_path):
+    make_store(tmp_path)
+    return str(tmp_path)
+
+
+def store_path(home: str, rel: str) -> str:
+    return os.path.join(home, "store", rel)
+
+
+def found(home: str, **kw) -> set[tuple[str, str]]:
+    return {(f.kind, f.path) for f in verify(home, **kw)}
+
+
+def run(home: str, *args: str):
+    return CliRunner().invoke(verify_cmd, ["--home", home, *args])
+
+
+def test_clean_store_gives_no_finding(home):
+    v = verify(home, fixity=True)
+    assert list(v) == []
+    s = v.summary
+    assert (s.records, s.versions, s.objects, s.attempt_files, s.links) == (2, 3, 5, 9, 2)
+    # Seven regular attempt files and two versions whose notes carry a sha256;
+    # the version of the other record has none: not checked.
+    assert (s.fixity_passed, s.fixity_failed, s.fixity_not_checked) == (9, 0, 1)
+    assert s.clean and s.breaches == s.warnings == 0
+    result = run(home, "--fixity")
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "checked 2 records, 3 versions, 5 objects, 9 attempt files (2 links)\n"
+        "fixity: 9 passed, 0 failed, 1 not checked\n"
+        "0 breaches, 0 warnings\n")
+
+
+def test_flipped_byte_is_caught_by_fixity_only(home):
+    path = store_path(home, PDF_FILE)
+    with open(path, "r+b") as f:
+        first = f.read(1)
+        f.seek(0)
+        f.write(bytes([first[0] ^ 0x01]))
+    assert found(home) == set()  # same size: only a re-hash can tell
+    findings = list(verify(home, fixity=True))
+    assert [(f.kind, f.path) for f in findings] == [("fixity-failed", PDF_FILE)]
+    assert findings[0].expected != findings[0].found
+    result = run(home, "--fixity")
+    assert result.exit_code == 1
+    assert f"breach fixity-failed: {PDF_FILE}: sha256 differs from the notes" in result.output
+    assert "fixity: 8 passed, 1 failed, 1 not checked\n1 breach, 0 warnings\n" in result.output
+
+
+def test_flipped_byte_in_a_version(home):
+    path = store_path(home, f"{REC}/{T0}.amf.xml")
+    data = bytearray(open(path, "rb").read())
+    data[data.index(b"First")] ^= 0x20  # "First" -> "first": still XML
+    open(path, "wb").write(bytes(data))
+    assert found(home, fixity=True) == {("fixity-failed", f"{REC}/{T0}.amf.xml")}
+
+
+def test_version_in_the_wrong_directory(home):
+    path = store_path(home, f"{REC}/{T0}.amf.xml")
+    data = open(path, "rb").read().replace(b"RePEc:aaa:wpaper:1", b"RePEc:aaa:wpaper:2")
+    open(path, "wb").write(data)
+    kinds = {k for k, _ in found(home, fixity=True)}
+    assert kinds == {"fixity-failed", "version-misplaced"}
+
+
+def test_absolute_link(home):
+    link = store_path(home, f"{PDF_DIR}/{T0 + 5 * DAY}_200_application-pdf")
+    os.symlink(store_path(home, PDF_FILE), link)
+    rel = os.path.relpath(link, os.path.join(home, "store"))
+    assert found(home) == {("link-absolute", rel), ("file-without-notes", rel)}
+
+
+def test_dangling_link(home):
+    os.unlink(store_path(home, PDF_FILE))
+    # The link of the next day, and the link of the other record, now dangle;
+    # the notes name a file that is gone.
+    other = f"{record_path(DOI_ID)}/{escape(PDF_URL)}/{T0 + DAY + 7}_200_application-pdf"
+    assert found(home) == {
+        ("link-dangling", f"{PDF_DIR}/{T0 + DAY + 1}_200_application-pdf"),
+        ("link-dangling", other),
+        ("notes-missing-file", f"{PDF_DIR}/00notes"),
+    }
+
+
+def test_chained_link(home):
+    # A link to the link of the next day, not to the regular file.
+    name = f"{T0 + 3 * DAY}_200_application-pdf"
+    os.symlink(f"{T0 + DAY + 1}_200_application-pdf", store_path(home, f"{PDF_DIR}/{name}"))
+    line(store_path(home, f"{PDF_DIR}/00notes"),
+         {"tist": T0 + 3 * DAY, "url": PDF_URL, "status": "200", "type": "application-pdf",
+          "size": 17, "file": name, "link": f"{T0 + DAY + 1}_200_application-pdf"})
+    findings = list(verify(home))
+    assert [(f.kind, f.path) for f in findings] == [("link-chained", f"{PDF_DIR}/{name}")]
+    assert "itself a link to" in findings[0].detail
+
+
+def test_link_leaving_the_store(home, tmp_path):
+    outside = tmp_path / "secret"
+    outside.write_bytes(b"x")
+    name = f"{T0 + 3 * DAY}_200_text-plain"
+    os.symlink("../../../../../../secret", store_path(home, f"{PDF_DIR}/{name}"))
+    line(store_path(home, f"{PDF_DIR}/00notes"),
+         {"tist": T0 + 3 * DAY, "status": "200", "type": "text-plain", "file": name})
+    assert found(home) == {("link-outside", f"{PDF_DIR}/{name}")}
+
+
+def test_link_through_a_linked_directory_leaving_the_store(home, tmp_path):
+    # Lexically inside, really outside: a directory of the store is a link out.
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "f").write_bytes(b"x")
+    os.symlink(str(tmp_path / "elsewhere"), store_path(home, "other/x"))
+    name = f"{T0 + 3 * DAY}_200_text-plain"
+    os.symlink("../../../../../other/x/f", store_path(home, f"{PDF_DIR}/{name}"))
+    line(store_path(home, f"{PDF_DIR}/00notes"), {"tist": T0 + 3 * DAY, "file": name})
+    assert ("link-outside", f"{PDF_DIR}/{name}") in found(home)
+
+
+def test_malformed_last(home):
+    for bad in (b"1700000000\n", b"1700000000 1700000010", b"b 1\n", b"20 10\n"):
+        open(store_path(home, f"{REC}/00last"), "wb").write(bad)
+        assert found(home) == {("last-malformed", f"{REC}/00last")}, bad
+
+
+def test_malformed_gone(home):
+    open(store_path(home, f"{record_path(DOI_ID)}/00gone"), "wb").write(b"yesterday\n")
+    assert found(home) == {("gone-malformed", f"{record_path(DOI_ID)}/00gone")}
+
+
+def test_notes_line_naming_a_missing_file(home):
+    os.unlink(store_path(home, f"{NEW_DIR}/{T0 + 4}_200_text-html"))
+    assert found(home) == {("notes-missing-file", f"{NEW_DIR}/00notes")}
+
+
+def test_record_notes_naming_a_missing_version(home):
+    line(store_path(home, f"{REC}/00notes"),
+         {"event": "renewal", "tist": T0 + 4 * DAY, "version": f"{T0 + 4 * DAY}.amf.xml"})
+    assert found(home) == {("notes-missing-file", f"{REC}/00notes")}
+
+
+def test_attempt_file_without_a_notes_line(home):
+    name = f"{NEW_DIR}/{T0 + 9 * DAY}_503_text-html"
+    open(store_path(home, name), "wb").write(b"busy")
+    assert found(home) == {("file-without-notes", name)}
+    # and a version no renewal line wrote
+    open(store_path(home, f"{REC}/{T0 + 9 * DAY}.amf.xml"), "wb").write(b"<amf/>")
+    assert ("file-without-notes", f"{REC}/{T0 + 9 * DAY}.amf.xml") in found(home)
+
+
+def test_leftover_temp_file_and_repair_removes_only_it(home):
+    names = [f"{REC}/.kiel-tmp-0123456789ab", f"{PDF_DIR}/.kiel-tmp-ba9876543210"]
+    for n in names:
+        open(store_path(home, n), "wb").write(b"half")
+    assert found(home) == {("tmp-leftover", n) for n in names}
+    before = sorted(os.path.join(d, f) for d, _, fs in os.walk(store_path(home, ""))
+                    for f in fs)
+    result = run(home, "--repair")
+    assert result.exit_code == 0, result.output
+    for n in names:
+        assert f"repaired tmp-removed: {n}: leftover temporary file removed" in result.output
+    assert "0 breaches, 0 warnings, 2 repaired" in result.output
+    after = sorted(os.path.join(d, f) for d, _, fs in os.walk(store_path(home, "")) for f in fs)
+    assert after == [p for p in before if not os.path.basename(p).startswith(".kiel-tmp-")]
+    assert len(after) == len(before) - 2
+    assert found(home) == set()
+
+
+def test_torn_last_notes_line_is_a_warning(home):
+    path = store_path(home, f"{NEW_DIR}/00notes")
+    with open(path, "ab") as f:
+        f.write(b'{"tist": 17000')
+    v = verify(home)
+    assert {(f.kind, f.path, f.severity) for f in v} == {
+        ("notes-torn", f"{NEW_DIR}/00notes", "warning")}
+    assert v.summary.clean and v.summary.warnings == 1
+    result = run(home)
+    assert result.exit_code == 0
+    assert result.output.endswith("0 breaches, 1 warning\n")
+    assert f"warning notes-torn: {NEW_DIR}/00notes: line 3 is torn" in result.output
+
+
+def test_torn_but_whole_line_still_covers_its_file(home):
+    # The crash lost only the newline: the file is named, the line is torn.
+    name = f"{T0 + 9 * DAY}_503_text-html"
+    open(store_path(home, f"{NEW_DIR}/{name}"), "wb").write(b"busy")
+    line(store_path(home, f"{NEW_DIR}/00notes"),
+         {"tist": T0 + 9 * DAY, "status": "503", "type": "text-html", "size": 4,
+          "file": name}, newline=False)
+    assert found(home) == {("notes-torn", f"{NEW_DIR}/00notes")}
+
+
+def test_unparseable_notes_line(home):
+    path = store_path(home, f"{NEW_DIR}/00notes")
+    with open(path, "ab") as f:
+        f.write(b"not json\n")
+    findings = list(verify(home))
+    assert [(f.kind, f.path) for f in findings] == [("notes-unparseable", f"{NEW_DIR}/00notes")]
+    assert findings[0].detail == "line 3 is not a JSON object"
+
+
+def test_unparseable_names(home):
+    bad = [f"{REC}/README", f"{PDF_DIR}/1700000000_200_Text-HTML", f"{REC}/.hidden",
+           f"{PDF_DIR}/1700000000-200-text"]
+    for n in bad:
+        open(store_path(home, n), "wb").write(b"")
+    os.mkdir(store_path(home, f"{REC}/not an escaped name"))
+    assert found(home) == {("bad-name", n) for n in bad + [f"{REC}/not an escaped name"]}
+
+
+def test_url_missing_and_mismatch(home):
+    os.unlink(store_path(home, f"{NEW_DIR}/00url"))
+    open(store_path(home, f"{PDF_DIR}/00url"), "w").write("http://example.org/other.pdf\n")
+    assert found(home) == {("url-missing", f"{NEW_DIR}/00url"),
+                           ("url-mismatch", f"{PDF_DIR}/00url")}
+
+
+def test_size_differs_from_notes(home):
+    path = store_path(home, f"{NEW_DIR}/{T0 + 4}_200_text-html")
+    open(path, "ab").write(b"appended")
+    assert found(home) == {("size-mismatch", f"{NEW_DIR}/{T0 + 4}_200_text-html")}
+
+
+def test_prefix_restricts_the_walk(home):
+    os.unlink(store_path(home, f"{NEW_DIR}/{T0 + 4}_200_text-html"))
+    assert found(home, prefix="RePEc:aaa") == {("notes-missing-file", f"{NEW_DIR}/00notes")}
+    assert found(home, prefix="RePEc/aaa/wpaper") != set()
+    assert found(home, prefix=DOI_ID) == set()
+    v = verify(home, prefix="RePEc:bbb")
+    assert list(v) == [] and v.summary.records == 0
+    v = verify(home, prefix="doi:")
+    list(v)
+    assert v.summary.records == 1
+
+
+def test_prefix_path():
+    assert prefix_path("RePEc:eee") == "RePEc/eee"
+    assert prefix_path("RePEc:EEE:wpaper:") == "RePEc/eee/wpaper/"
+    assert prefix_path("repec:eee:wpaper:12/3") == "RePEc/eee/wpaper/12%2F3"
+    assert prefix_path("RePEc/eee") == "RePEc/eee"
+    assert prefix_path("doi:10.1") == "other/doi%3A10.1"
+
+
+def test_cli_lists_each_problem_with_its_path_and_exits_1(home):
+    os.unlink(store_path(home, f"{NEW_DIR}/{T0 + 4}_200_text-html"))
+    open(store_path(home, f"{REC}/00last"), "wb").write(b"garbage")
+    result = run(home)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"breach last-malformed: {REC}/00last: expected '<start tist> <end tist>\\n'",
+        "    found garbage",
+        f"breach notes-missing-file: {NEW_DIR}/00notes: line 1 names "
+        f"'{T0 + 4}_200_text-html', which is not there",
+        "checked 2 records, 3 versions, 5 objects, 8 attempt files (2 links)",
+        "2 breaches, 0 warnings",
+    ]
+
+
+def test_every_kind_has_a_severity():
+    assert set(KINDS.values()) == {"breach", "warning", "repaired"}
