@@ -22,7 +22,7 @@ def dumps(entry: dict[str, Any]) -> bytes:
 def append(path: str, entry: dict[str, Any]) -> None:
     """Append one line to the notes file ``path`` (created if missing)."""
     line = dumps(entry)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         size = os.fstat(fd).st_size
         if size:

@@ -1,0 +1,243 @@
+"""The ``kiel`` command: parse options, call the library, print.
+
+Exit statuses (docs/operations.md): 0 done; 1 done with input errors (or
+problems found by verify, or a record not found by show); 2 usage or
+configuration errors; 74 the store could not be written; 75 another renewal
+holds the lock; 130 and 143 after SIGINT and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import click
+
+from kiel import __version__
+from kiel import branches as branches_mod
+from kiel import home as home_mod
+from kiel import records as records_mod
+from kiel import renewal
+from kiel.cli_common import get_home, home_option, library_errors
+from kiel.tist import iso, parse_duration
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="kiel")
+def main() -> None:
+    """Kiel: a filesystem-only preservation archiver for AMF records.
+
+    \b
+    Example, a new home renewed nightly from cron:
+      kiel init --home /srv/kiel
+      kiel renew --home /srv/kiel /opt/amf/RePEc
+    """
+
+
+@main.command()
+@home_option
+@library_errors
+def init(home: str | None) -> None:
+    """Create etc/kiel.conf and etc/branches.xml in the home (never overwrites).
+
+    \b
+    Example:
+      kiel init --home /srv/kiel
+    """
+    h = get_home(home)
+    result = home_mod.init(h)
+    for path in result.created:
+        click.echo(f"created {path}")
+    for path in result.kept:
+        click.echo(f"kept    {path} (exists)")
+
+
+@main.command("check-branches")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--records", "records_path", metavar="PATH", type=click.Path(exists=True),
+              help="Also evaluate each branch on the records of these AMF files.")
+@home_option
+@library_errors
+def check_branches(file: str | None, records_path: str | None, home: str | None) -> None:
+    """Validate a branches file (default: etc/branches.xml of the home).
+
+    Reports, with line numbers, a file that is not well-formed, a wrong root,
+    a branch without xpath, an expression that does not compile, an absolute
+    path or a duplicate. Exit 0 only when all is valid.
+
+    \b
+    Example:
+      kiel check-branches --home /srv/kiel --records /opt/amf/RePEc/aaa
+    """
+    path = file or get_home(home).branches
+    result = branches_mod.check(path)
+    for p in result.problems:
+        click.echo(f"error: {p}", err=True)
+    if result.ok:
+        click.echo(f"{path}: {len(result.branches)} branches, all valid")
+    if records_path and result.branches:
+        counts = {b.xpath: 0 for b in result.branches}
+        n = 0
+        for f in records_mod.walk([records_path]):
+            if isinstance(f, records_mod.Problem):
+                click.echo(f"error: {f}", err=True)
+                continue
+            for item in records_mod.read_file(f):
+                if not isinstance(item, records_mod.Record):
+                    continue
+                n += 1
+                text = records_mod.parse_stored(item.xml)
+                for b in result.branches:
+                    counts[b.xpath] += sum(1 for v, reason in b.evaluate(text) if reason is None)
+        click.echo(f"on {n} records of {records_path}:")
+        for b in result.branches:
+            click.echo(f"  line {b.line}: {b.xpath!r} found {counts[b.xpath]} URLs")
+    if not result.ok:
+        sys.exit(1)
+
+
+def _shard(_ctx, _param, value: str | None):
+    if value is None:
+        return None
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise click.BadParameter("use K/N, e.g. 3/8") from None
+    if not 1 <= k <= n:
+        raise click.BadParameter("K must be between 1 and N")
+    return k, n
+
+
+def _duration(_ctx, _param, value: str | None):
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, type=click.Path())
+@home_option
+@click.option("--max-time", metavar="DURATION", callback=_duration,
+              help="No record starts after this (90m, 6h); records in flight finish.")
+@click.option("--only", metavar="PREFIX", help="Only records whose id starts with PREFIX.")
+@click.option("--shard", metavar="K/N", callback=_shard,
+              help="Only shard K of N (a stable hash of the record id).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors (for cron).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress display (default: on when stderr is a terminal).")
+@library_errors
+def renew(inputs, home, max_time, only, shard, quiet, progress) -> None:
+    """Renew every record of the inputs: store new versions, fetch objects.
+
+    INPUTS are AMF files or directories (default: the 'input' setting).
+
+    \b
+    Example, nightly from cron:
+      30 1 * * *  kiel renew --home /srv/kiel --quiet --max-time 6h
+    """
+    h = get_home(home)
+    stop = renewal.Stop()
+    show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
+
+    def on_signal(signum, _frame):
+        stop.request("SIGINT" if signum == signal.SIGINT else "SIGTERM")
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = renewal.renew(h, renewal.Options(
+            inputs=tuple(os.path.abspath(p) for p in inputs), only=only, shard=shard,
+            max_time=max_time, stop=stop, progress=_progress_printer() if show else None))
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if show:
+            click.echo("\r\033[K", err=True, nl=False)
+    for p in summary.problems:
+        click.echo(f"error: {p}", err=True)
+    if not quiet:
+        click.echo(format_summary(summary))
+    sys.exit(summary.exit_status)
+
+
+def _progress_printer():
+    state = {"last": 0.0}
+
+    def show(p: renewal.Progress) -> None:
+        now = time.monotonic()
+        if now - state["last"] < 0.2:
+            return
+        state["last"] = now
+        rate = p.records_done / p.elapsed if p.elapsed else 0.0
+        left = ""
+        if p.max_time:
+            left = f", {max(0, int(p.max_time - p.elapsed))}s of budget left"
+        elif rate and p.phase == "renew":
+            left = f", about {int((p.records_found - p.records_done) / rate)}s left"
+        click.echo(f"\r\033[K{p.phase}: {p.records_done}/{p.records_found} records, "
+                   f"{p.objects_in_flight} objects in flight, {rate:.1f} records/s{left}",
+                   err=True, nl=False)
+
+    return show
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def format_summary(s: renewal.Summary) -> str:
+    """The summary a cron mail or a terminal shows after a run."""
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(s.skipped.items())) or "none"
+    classes = ", ".join(f"{k} {v}" for k, v in s.attempts_by_class.items()) or "none"
+    errors = ", ".join(f"{k} {v}" for k, v in s.errors_by_kind.items()) or "none"
+    rate = f"{s.records_renewed / s.duration:.1f}" if s.duration else "-"
+    lines = [
+        f"renewal {s.tist} ({iso(s.tist)}), {s.duration:.1f}s"
+        + (f", interrupted: {s.interrupted}" if s.interrupted else ""),
+        f"records:  {s.records_found} found, {s.records_renewed} renewed "
+        f"({s.new_versions} new versions of which {s.virgin} virgin, {s.unchanged} unchanged), "
+        f"skipped: {skipped}",
+        f"input:    {s.input_errors} errors, {s.duplicates} duplicate ids, {s.refs} refs"
+        + (f", {s.gone} gone, {s.back} back" if s.full_run else ""),
+        f"objects:  {s.objects} renewed, {s.attempts} attempts ({classes}); "
+        f"{s.retries} retried, {s.shared} shared, {s.not_modified} not modified, "
+        f"{s.given_up} given up",
+        f"errors:   {errors}",
+        f"bytes:    {_bytes(s.bytes_fetched)} fetched, {_bytes(s.bytes_stored)} stored, "
+        f"{_bytes(s.bytes_linked)} saved by links",
+        f"rate:     {rate} records/s",
+        f"log:      {s.log}",
+        f"summary:  {s.summary_file}",
+    ]
+    return "\n".join(lines)
+
+
+def _register_optional() -> None:
+    """Commands that live in their own modules (operator tools, OAI-PMH)."""
+    try:
+        from kiel.cli_tools import report, show, verify
+    except ImportError:
+        pass
+    else:
+        main.add_command(show)
+        main.add_command(verify)
+        main.add_command(report)
+    try:
+        from kiel.cli_oai import oai
+    except ImportError:
+        pass
+    else:
+        main.add_command(oai)
+
+
+_register_optional()

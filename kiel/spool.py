@@ -1,0 +1,74 @@
+"""An external merge sort of byte lines, so that a run over millions of
+records orders them (oldest ``00last`` first), finds duplicate ids and the
+records gone from the input without holding the collection in memory.
+
+Lines are sorted as bytes; callers build keys that sort right (zero-padded
+numbers, path components joined by ``\\x00``). Chunks go to temporary files
+under ``var/`` (nothing precious) and are merged with :func:`heapq.merge`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import shutil
+import tempfile
+from typing import Iterator
+
+
+class ExternalSort:
+    def __init__(self, workdir: str, chunk_bytes: int = 32 * 1024 * 1024):
+        self.workdir = workdir
+        self.chunk_bytes = chunk_bytes
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._files: list[str] = []
+        self._tmpdir: str | None = None
+        self.count = 0
+
+    def add(self, line: bytes) -> None:
+        if b"\n" in line:
+            raise ValueError("spool lines hold no newline")
+        self._lines.append(line)
+        self._size += len(line) + 64
+        self.count += 1
+        if self._size >= self.chunk_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._lines:
+            return
+        if self._tmpdir is None:
+            os.makedirs(self.workdir, exist_ok=True)
+            self._tmpdir = tempfile.mkdtemp(prefix="sort-", dir=self.workdir)
+        self._lines.sort()
+        path = os.path.join(self._tmpdir, "%06d" % len(self._files))
+        with open(path, "wb") as f:
+            for line in self._lines:
+                f.write(line + b"\n")
+        self._files.append(path)
+        self._lines = []
+        self._size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        if not self._files:
+            self._lines.sort()
+            lines, self._lines = self._lines, []
+            yield from lines
+            return
+        self._flush()
+        handles = [open(p, "rb") for p in self._files]
+        try:
+            for line in heapq.merge(*[(ln[:-1] for ln in h) for h in handles]):
+                yield line
+        finally:
+            for h in handles:
+                h.close()
+            self.cleanup()
+
+    def cleanup(self) -> None:
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+        self._files = []
+        self._lines = []

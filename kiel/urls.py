@@ -1,0 +1,73 @@
+"""Which branch values are fetched, and under what name.
+
+DESIGN.md: only ``http``, ``https`` and ``ftp`` URLs are fetched; schemes
+are case-insensitive. Decisions (docs/contract.md): the scheme is written in
+lower case, so ``Http://x`` and ``http://x`` are one object; a space inside
+a URL is sent as ``%20``; a URL with other white space or control
+characters, without a host, or with a bad port is skipped with a reason; a
+password in a URL is fetched with but never written: the object's name,
+``00url`` and the notes carry ``***`` in its place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+FETCHED = ("http", "https", "ftp")
+MAX_URL = 8192
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Target:
+    fetch: str  # what is requested
+    name: str  # what the store calls it (password redacted)
+
+
+def classify(value: str) -> Target | str:
+    """A :class:`Target`, or the reason the value is skipped."""
+    if len(value) > MAX_URL:
+        return f"URL longer than {MAX_URL} characters"
+    m = _SCHEME.match(value)
+    if not m:
+        return "not an absolute URL"
+    scheme = m.group(1).lower()
+    if scheme not in FETCHED:
+        return f"scheme {scheme} is not fetched"
+    if _BAD_CHARS.search(value):
+        return "URL holds control characters or line breaks"
+    value = scheme + value[len(scheme):]
+    value = value.replace(" ", "%20")
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError when out of range
+    except ValueError as e:
+        return f"malformed URL: {e}"
+    if not parts.hostname:
+        return "URL without a host"
+    if port == 0:
+        return "URL with port 0"
+    name = value
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        name = urlunsplit((parts.scheme, f"{user}:***@{netloc[1]}", parts.path, parts.query,
+                           parts.fragment))
+    return Target(value, name)
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for notes and logs)."""
+    r = classify(url)
+    return r.name if isinstance(r, Target) else url
+
+
+def host_of(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+    except ValueError:
+        return url
