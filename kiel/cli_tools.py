@@ -1,0 +1,122 @@
+"""``kiel show``, ``kiel verify``, ``kiel report``: read the store, print.
+
+Thin on purpose: parse the options, call :mod:`kiel.show`,
+:mod:`kiel.verify` or :mod:`kiel.report`, print what they return.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+
+import click
+
+from kiel import report as _report
+from kiel import show as _show
+from kiel import verify as _verify
+from kiel.cli_common import get_home, home_option, library_errors
+from kiel.tist import now
+
+
+@click.command("show")
+@click.argument("record")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@home_option
+@library_errors
+def show_cmd(record: str, as_json: bool, home: str | None) -> None:
+    """Show what the store holds about one RECORD.
+
+    RECORD is a record id or a record directory. Prints the versions (the
+    current one marked), 00last, 00gone, and for each object its URL and
+    the timeline of its attempts: date, status, type, size, link target,
+    redirect target, error. Exit status 1 when there is no such record.
+
+    \b
+    Example:
+      kiel show RePEc:aaa:wpaper:1
+      kiel show --json ~/store/RePEc/aaa/wpaper/1
+    """
+    view = _show.show(get_home(home).root, record)
+    click.echo(view.to_json() if as_json else _show.format_text(view), nl=as_json)
+
+
+@click.command("verify")
+@click.argument("prefix", required=False)
+@click.option("--fixity", is_flag=True,
+              help="Also re-hash every attempt file (and versions whose notes carry a "
+                   "sha256) and compare with the notes.")
+@click.option("--repair", is_flag=True,
+              help="Remove leftover temporary files (.kiel-tmp-*), and nothing else.")
+@home_option
+@library_errors
+def verify_cmd(prefix: str | None, fixity: bool, repair: bool, home: str | None) -> None:
+    """Check the store against the on-disk contract.
+
+    Lists every breach with its path: unparseable names, absolute,
+    dangling, chained or escaping links, malformed 00last, notes lines that
+    do not parse or name missing files, files no notes line names, leftover
+    temporary files. PREFIX restricts the walk to a record id prefix
+    (RePEc:eee) or a store path (RePEc/eee). Exit status 0 when clean, 1
+    when a breach was found (warnings alone leave it 0).
+
+    \b
+    Example:
+      kiel verify --fixity RePEc:aaa
+    """
+    result = _verify.verify(get_home(home).root, prefix, fixity=fixity, repair=repair)
+    for finding in result:
+        click.echo(str(finding))
+        values = [f"{k} {v}" for k, v in (("expected", finding.expected),
+                                            ("found", finding.found)) if v is not None]
+        if values:
+            click.echo("    " + ", ".join(values))
+    s = result.summary
+    click.echo(f"checked {s.records} records, {s.versions} versions, {s.objects} objects, "
+               f"{s.attempt_files} attempt files ({s.links} links)")
+    if fixity:
+        click.echo(f"fixity: {s.fixity_passed} passed, {s.fixity_failed} failed, "
+                   f"{s.fixity_not_checked} not checked")
+    click.echo(f"{_n(s.breaches, 'breach', 'breaches')}, "
+               f"{_n(s.warnings, 'warning', 'warnings')}"
+               + (f", {s.repaired} repaired" if repair else ""))
+    if not s.clean:
+        raise SystemExit(1)
+
+
+def _n(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+@click.command("report")
+@click.argument("prefix", required=False)
+@click.option("--html", "html_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Also write one self-contained HTML page with charts to FILE.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@home_option
+@library_errors
+def report_cmd(prefix: str | None, html_file: str | None, as_json: bool,
+               home: str | None) -> None:
+    """Say what the archive holds and how its links age.
+
+    Counts records, versions, objects and attempts; the status of each
+    object's newest attempt; bytes stored against bytes plain copies would
+    take; the hosts that fail most. PREFIX restricts it as for verify.
+
+    \b
+    Example:
+      kiel report --html /var/www/kiel/report.html
+    """
+    r = _report.report(get_home(home).root, prefix)
+    if as_json:
+        click.echo(json.dumps(asdict(r), indent=2))
+    else:
+        click.echo(_report.format_text(r), nl=False)
+    if html_file:
+        page = _report.render_html(r, now())
+        tmp = html_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, html_file)  # a web server never serves half a page
+        if not as_json:
+            click.echo(f"wrote {html_file}")
