@@ -1,0 +1,108 @@
+"""The metadata formats: ``amf`` (the stored bytes) and ``oai_dc`` (XSLT)."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from importlib import resources
+
+from lxml import etree
+
+from kiel import AMF_NS
+from kiel import store as _store
+
+_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>\s*")
+_K = "urn:x-kiel:oai"
+
+
+@dataclass(frozen=True)
+class Format:
+    prefix: str
+    schema: str
+    namespace: str
+
+
+FORMATS: dict[str, Format] = {
+    "oai_dc": Format("oai_dc", "http://www.openarchives.org/OAI/2.0/oai_dc.xsd",
+                     "http://www.openarchives.org/OAI/2.0/oai_dc/"),
+    "amf": Format("amf", "http://amf.openlib.org/2001/amf.xsd", AMF_NS),
+}
+
+_local = threading.local()
+
+
+def _transform() -> etree.XSLT:
+    # An XSLT object must not be shared between threads (lxml); one each.
+    t = getattr(_local, "xslt", None)
+    if t is None:
+        text = resources.files("kiel.oai").joinpath("oai_dc.xsl").read_bytes()
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        t = etree.XSLT(etree.fromstring(text, parser),
+                       access_control=etree.XSLTAccessControl.DENY_ALL)
+        _local.xslt = t
+    return t
+
+
+def read_version(record_dir: str, datestamp: int) -> bytes | None:
+    """The bytes of version ``<datestamp>.amf.xml``; None when missing."""
+    try:
+        with open(os.path.join(record_dir, "%d.amf.xml" % datestamp), "rb") as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def amf_metadata(version: bytes) -> bytes:
+    """The stored ``amf`` element, byte for byte, without the XML declaration."""
+    return _DECL.sub(b"", version, count=1).rstrip()
+
+
+def archived_objects(record_dir: str) -> list[str]:
+    """URLs of the record's objects with at least one successful (2xx) attempt."""
+    out = []
+    try:
+        names = sorted(os.listdir(record_dir))
+    except OSError:
+        return out
+    for name in names:
+        path = os.path.join(record_dir, name)
+        if _store.is_tmp(name) or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        try:
+            with open(os.path.join(path, _store.URL), "rb") as f:
+                url = f.read().decode("utf-8", "replace").strip()
+            attempts = os.listdir(path)
+        except OSError:
+            continue
+        if url and any((a := _store.parse_attempt(n)) and a[1].startswith("2") for n in attempts):
+            out.append(url)
+    return out
+
+
+def oai_dc_metadata(version: bytes, objects: list[str]) -> bytes:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    amf = etree.fromstring(version, parser)
+    wrapper = etree.Element("{%s}record" % _K, nsmap={"k": _K})
+    wrapper.append(amf)
+    for url in objects:
+        etree.SubElement(wrapper, "{%s}object" % _K).text = url
+    result = _transform()(etree.ElementTree(wrapper))
+    root = result.getroot()
+    if root is None:
+        raise ValueError("the stored version holds no text noun")
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+
+
+def metadata(prefix: str, record_dir: str, datestamp: int) -> bytes | None:
+    """The ``metadata`` content of a record in ``prefix``; None if unreadable."""
+    version = read_version(record_dir, datestamp)
+    if version is None:
+        return None
+    if prefix == "amf":
+        return amf_metadata(version)
+    try:
+        return oai_dc_metadata(version, archived_objects(record_dir))
+    except (etree.XMLSyntaxError, ValueError):
+        return None
