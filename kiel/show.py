@@ -74,6 +74,8 @@ class RecordView:
     gone: int | None
     renewals: int  # renewal lines in the record's 00notes
     objects: tuple[ObjectView, ...]
+    # (branch, value, reason) of the values the newest renewal did not fetch
+    skipped: tuple[tuple[str, str, str], ...] = ()
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -130,9 +132,12 @@ def record_view(store_root: str, path: str) -> RecordView:
     gone = int(gone_raw) if gone_raw and gone_raw.strip().isdigit() else None
     record_id = None
     renewals = 0
+    skipped: tuple[tuple[str, str, str], ...] = ()
     for entry in notes.entries(os.path.join(path, notes.NOTES)):
         if entry.get("event") == "renewal":
             renewals += 1
+            skipped = tuple((str(s.get("branch")), str(s.get("value")), str(s.get("reason")))
+                            for s in entry.get("skipped") or () if isinstance(s, dict))
         if isinstance(entry.get("id"), str):
             record_id = entry["id"]
     rel = os.path.relpath(path, store_root)
@@ -147,7 +152,7 @@ def record_view(store_root: str, path: str) -> RecordView:
         id=record_id, path=path, store_path=rel, versions=versions,
         last=(last.start, last.end) if last else None,
         last_raw=last_raw.rstrip("\n") if last_raw is not None else None,
-        gone=gone, renewals=renewals, objects=objects)
+        gone=gone, renewals=renewals, objects=objects, skipped=skipped)
 
 
 def object_view(obj_dir: str) -> ObjectView:
@@ -221,6 +226,8 @@ def format_text(view: RecordView) -> str:
         lines.append(f"  {obj.url if obj.url is not None else '(no 00url) ' + obj.name}")
         for a in obj.timeline:
             lines.append("    " + _attempt_line(a))
+    for branch, value, reason in view.skipped:
+        lines.append(f"  skipped {value} ({branch}): {reason}")
     return "\n".join(lines) + "\n"
 
 
@@ -229,8 +236,8 @@ def _attempt_line(a: AttemptView) -> str:
         return f"{a.date}  {a.event}"
     parts = [a.date, a.status or "???", a.type or "none"]
     parts.append(f"{a.size} B" if a.size is not None else "- B")
-    if a.link:
-        parts.append(f"link -> {a.link}")
+    if a.file and a.link:
+        parts.append(f"{a.file} -> {a.link}")  # as ls -l shows a link
     elif a.file:
         parts.append(a.file)
     else:

@@ -29,6 +29,7 @@ from typing import Iterator
 from kiel import notes, store
 from kiel.errors import NotFound
 from kiel.escape import escape
+from kiel.home import Home, Lock
 from kiel.redist import record_path, repec_parts
 
 BREACH = "breach"
@@ -121,7 +122,8 @@ class Verification:
 
     def __init__(self, home_root: str, prefix: str | None = None,
                  fixity: bool = False, repair: bool = False):
-        self.store_root = os.path.join(os.path.abspath(home_root), "store")
+        self.home_root = os.path.abspath(home_root)
+        self.store_root = os.path.join(self.home_root, "store")
         if not os.path.isdir(self.store_root):
             raise NotFound(f"no store at {self.store_root} (is --home right?)")
         self.prefix = prefix_path(prefix) if prefix else None
@@ -138,10 +140,17 @@ class Verification:
         return Summary(by_kind=dict(sorted(self._kinds.items())), **self._counts)
 
     def __iter__(self) -> Iterator[Finding]:
-        for record_dir in store.iter_record_dirs(self.store_root, self.prefix):
-            for f in _RecordCheck(self, record_dir).run():
-                self._kinds[f.kind] += 1
-                yield f
+        # A renewal's temporary file is a leftover only once no renewal runs:
+        # repair takes the renewal lock (LockHeld, exit 75, if one runs).
+        lock = Lock(Home(self.home_root)).acquire() if self.repair else None
+        try:
+            for record_dir in store.iter_record_dirs(self.store_root, self.prefix):
+                for f in _RecordCheck(self, record_dir).run():
+                    self._kinds[f.kind] += 1
+                    yield f
+        finally:
+            if lock is not None:
+                lock.release()
         self._done = True
 
     def count(self, what: str, n: int = 1) -> None:

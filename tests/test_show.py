@@ -56,7 +56,7 @@ class StoreBuilder:
         return d
 
     def version(self, rid: str, tist: int, title: str, end: int | None = None,
-                with_sha: bool = True, objects: dict | None = None) -> str:
+                with_sha: bool = True, skipped: list | None = None) -> str:
         d = self.record(rid)
         name = f"{tist}.amf.xml"
         data = version_bytes(rid, title)
@@ -64,7 +64,7 @@ class StoreBuilder:
             f.write(data)
         entry = {"event": "renewal", "tist": tist, "end": end or tist + 10, "id": rid,
                  "source": "/input/x.xml:1", "version": name, "current": name,
-                 "urls": {}, "skipped": [], "objects": objects or {}, "errors": []}
+                 "urls": {}, "skipped": skipped or [], "objects": {}, "errors": []}
         if with_sha:
             entry["version_sha256"] = hashlib.sha256(data).hexdigest()
         line(os.path.join(d, "00notes"), entry)
@@ -119,7 +119,9 @@ def make_store(home) -> StoreBuilder:
     b.attempt(REPEC_ID, DEAD_URL, T0 + 2, "404", "text-html", b"<html>not here</html>")
     b.attempt(REPEC_ID, OLD_URL, T0 + 3, "301", "none", location=NEW_URL)
     b.attempt(REPEC_ID, NEW_URL, T0 + 4, "200", "text-html", b"<html>landing</html>")
-    b.version(REPEC_ID, T0 + DAY, "First, revised")
+    b.version(REPEC_ID, T0 + DAY, "First, revised", skipped=[
+        {"branch": "file/url", "value": "mailto:a@example.org",
+         "reason": "scheme mailto is not fetched"}])
     b.attempt(REPEC_ID, PDF_URL, T0 + DAY + 1, "200", "application-pdf", pdf,
               link=f"{T0 + 1}_200_application-pdf")
     # A retried timeout leaves a notes line and no file; the retry fails too.
@@ -157,6 +159,7 @@ def test_record_with_versions_links_redirects_and_failures(home):
     assert view.versions[1].size == len(version_bytes(REPEC_ID, "First, revised"))
     assert view.last == (T0 + DAY, T0 + DAY + 10)
     assert view.gone is None and view.renewals == 2
+    assert view.skipped == (("file/url", "mailto:a@example.org", "scheme mailto is not fetched"),)
     by_url = {o.url: o for o in view.objects}
     assert set(by_url) == {PDF_URL, DEAD_URL, OLD_URL, NEW_URL}
 
@@ -212,10 +215,11 @@ def test_cli_text(home):
     assert f"  * {T0 + DAY}.amf.xml  2023-11-15T22:13:20Z" in out
     assert "(current)" in out
     assert f"  {PDF_URL}\n" in out
-    assert f"link -> {T0 + 1}_200_application-pdf" in out
+    assert f"{T0 + DAY + 1}_200_application-pdf -> {T0 + 1}_200_application-pdf" in out
     assert f"redirect -> {NEW_URL}" in out
     assert "(no file)  error timeout" in out
     assert "2023-11-15T22:13:26Z  given-up" in out
+    assert out.endswith("  skipped mailto:a@example.org (file/url): scheme mailto is not fetched\n")
 
 
 def test_cli_json(home):

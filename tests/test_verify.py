@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from kiel.cli_tools import verify_cmd
 from kiel.escape import escape
+from kiel.home import Home, Lock
 from kiel.redist import record_path
 from kiel.verify import KINDS, prefix_path, verify
 from test_show import (DAY, DEAD_URL, DOI_ID, NEW_URL, PDF_URL, REPEC_ID, T0, line,
@@ -190,6 +191,18 @@ def test_leftover_temp_file_and_repair_removes_only_it(home):
     assert after == [p for p in before if not os.path.basename(p).startswith(".kiel-tmp-")]
     assert len(after) == len(before) - 2
     assert found(home) == set()
+
+
+def test_repair_waits_for_no_renewal(home):
+    tmp = f"{REC}/.kiel-tmp-0123456789ab"
+    open(store_path(home, tmp), "wb").write(b"being written")
+    with Lock(Home(home)):  # as a running renewal holds it
+        result = run(home, "--repair")
+        assert result.exit_code == 75
+        assert "another renewal holds" in result.output
+        assert os.path.exists(store_path(home, tmp))
+        # Without --repair, verify reads on and just reports the file.
+        assert found(home) == {("tmp-leftover", tmp)}
 
 
 def test_torn_last_notes_line_is_a_warning(home):
