@@ -1,0 +1,104 @@
+"""Shared fixtures: a fresh home, AMF input files, a controllable clock.
+
+Fetching is tested against real HTTP servers on 127.0.0.1
+(pytest-httpserver), never against mocked transports.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+from kiel import home as home_mod
+from kiel import renewal, store
+
+AMF_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<amf xmlns="http://amf.openlib.org">\n'
+
+# Test homes allow loopback (denied by default) and keep retries short.
+TEST_SETTINGS = """
+allow_networks = 127.0.0.0/8, ::1/128
+retries = 0
+retry_delay = 0.05
+connect_timeout = 3
+read_timeout = 3
+total_timeout = 10
+"""
+
+
+class Clock:
+    """A clock the test moves: whole stores become comparable."""
+
+    def __init__(self, t: float = 1_700_000_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float = 100.0) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> home_mod.Home:
+    h = home_mod.Home(str(tmp_path / "home"))
+    home_mod.init(h)
+    with open(h.conf, "a", encoding="utf-8") as f:
+        f.write(TEST_SETTINGS)
+    return h
+
+
+def set_config(h: home_mod.Home, **values: object) -> None:
+    with open(h.conf, "a", encoding="utf-8") as f:
+        for k, v in values.items():
+            f.write(f"{k} = {v}\n")
+
+
+def text(rid: str | None, *urls: str, display: str | None = None, extra: str = "") -> str:
+    """One AMF text noun with a displaypage and file/url children."""
+    idattr = f' id="{rid}"' if rid is not None else ""
+    parts = [f"<text{idattr}><title>Title of {rid}</title>{extra}"]
+    if display:
+        parts.append(f"<displaypage>{display}</displaypage>")
+    for u in urls:
+        parts.append(f"<file><url>{u}</url><format>application/pdf</format></file>")
+    parts.append("</text>")
+    return "".join(parts)
+
+
+def write_amf(path: Path, *texts: str, gz: bool = False) -> Path:
+    data = (AMF_HEAD + "\n".join(texts) + "\n</amf>\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def run(h: home_mod.Home, *inputs: Path | str, clock: Clock | None = None, **opts):
+    return renewal.renew(h, renewal.Options(inputs=tuple(str(p) for p in inputs),
+                                            clock=clock or Clock(), **opts))
+
+
+def record_dir(h: home_mod.Home, rid: str) -> Path:
+    from kiel.redist import record_path
+
+    return Path(h.store) / record_path(rid)
+
+
+def object_dir(h: home_mod.Home, rid: str, url: str) -> Path:
+    from kiel.escape import escape
+
+    return record_dir(h, rid) / escape(url)
+
+
+def attempts(d: Path) -> list[str]:
+    return sorted(n for n in os.listdir(d) if store.parse_attempt(n))

@@ -1,0 +1,87 @@
+"""check-branches: every problem named with its line; evaluation on records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kiel import branches, records
+from kiel.cli import main
+from conftest import text, write_amf
+
+BAD = """<?xml version="1.0"?>
+<branches>
+  <branch xpath="displaypage"/>
+  <branch/>
+  <branch xpath="file[url"/>
+  <branch xpath="/amf/text/displaypage"/>
+  <branch xpath="displaypage"/>
+  <brnach xpath="file/url"/>
+</branches>
+"""
+
+
+def test_every_problem_has_its_line(tmp_path: Path):
+    f = tmp_path / "b.xml"
+    f.write_text(BAD)
+    result = branches.check(str(f))
+    got = [(p.line, p.reason.split(" ")[0]) for p in result.problems]
+    assert got == [(4, "branch"), (5, "xpath"), (6, "absolute"), (7, "duplicate"), (8, "unknown")]
+    assert "first on line 3" in result.problems[3].reason
+    assert [b.xpath for b in result.branches] == ["displaypage"]
+
+
+def test_not_well_formed_and_wrong_root(tmp_path: Path):
+    f = tmp_path / "b.xml"
+    f.write_text("<branches>\n<branch xpath='a'>\n</branches>")
+    (p,) = branches.check(str(f)).problems
+    assert p.line == 3 and "not well-formed" in p.reason
+    f.write_text("<?xml version='1.0'?>\n<roots/>")
+    (p,) = branches.check(str(f)).problems
+    assert p.line == 2 and "expected <branches>" in p.reason
+
+
+def test_cli_exit_status_and_counts(tmp_path: Path):
+    f = tmp_path / "b.xml"
+    f.write_text(BAD)
+    r = CliRunner().invoke(main, ["check-branches", str(f)])
+    assert r.exit_code == 1
+    assert f"error: {f}, line 6: absolute path" in r.output
+    good = tmp_path / "g.xml"
+    good.write_text('<branches>\n<branch xpath="displaypage"/>\n<branch xpath="file/url"/>\n'
+                    '<branch xpath="file[format=\'application/pdf\']/url"/>\n</branches>\n')
+    src = write_amf(tmp_path / "r" / "a.xml",
+                    text("RePEc:aaa:wpaper:1", "http://a/1", "http://a/2", display="http://a/d"),
+                    text("RePEc:aaa:wpaper:2", display="http://a/e"))
+    r = CliRunner().invoke(main, ["check-branches", str(good), "--records", str(src.parent)])
+    assert r.exit_code == 0, r.output
+    assert "3 branches, all valid" in r.output
+    assert "on 2 records" in r.output
+    assert "line 2: 'displaypage' found 2 URLs" in r.output
+    assert "line 3: 'file/url' found 2 URLs" in r.output
+    assert "found 2 URLs" in r.output.splitlines()[-1]
+
+
+def test_unprefixed_names_match_namespaced_and_plain_amf(tmp_path: Path):
+    (b,) = branches.check("x", b'<branches><branch xpath="file/url"/></branches>').branches
+    plain = tmp_path / "plain.xml"
+    plain.write_text("<amf><text id='a'><file><url> http://x/1 </url></file></text></amf>")
+    ns = tmp_path / "ns.xml"
+    ns.write_text("<a:amf xmlns:a='http://amf.openlib.org'><a:text id='b'><a:file>"
+                  "<a:url>http://x/2</a:url></a:file></a:text></a:amf>")
+    for path, want in ((plain, "http://x/1"), (ns, "http://x/2")):
+        (rec,) = list(records.read_file(str(path)))
+        assert b.evaluate(records.parse_stored(rec.xml)) == [(want, None)]
+
+
+def test_attribute_and_function_branches():
+    check = branches.check("x", b'<branches><branch xpath="@id"/>'
+                                b'<branch xpath="concat(displaypage, \'\')"/></branches>')
+    assert check.ok, check.problems
+    rec = records.serialize(
+        __import__("lxml.etree", fromlist=["x"]).fromstring(
+            b"<text xmlns='http://amf.openlib.org' id='http://id'><displaypage>http://d</displaypage></text>"))
+    text_el = records.parse_stored(rec)
+    assert check.branches[0].evaluate(text_el) == [("http://id", None)]
+    assert check.branches[1].evaluate(text_el) == [("http://d", None)]
