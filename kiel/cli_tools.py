@@ -72,8 +72,10 @@ def verify_cmd(prefix: str | None, fixity: bool, repair: bool, home: str | None)
         if values:
             click.echo("    " + ", ".join(values))
     s = result.summary
-    click.echo(f"checked {s.records} records, {s.versions} versions, {s.objects} objects, "
-               f"{s.attempt_files} attempt files ({s.links} links)")
+    click.echo(f"checked {_n(s.records, 'record', 'records')}, "
+               f"{_n(s.versions, 'version', 'versions')}, {_n(s.objects, 'object', 'objects')}, "
+               f"{_n(s.attempt_files, 'attempt file', 'attempt files')} "
+               f"({_n(s.links, 'link', 'links')})")
     if fixity:
         click.echo(f"fixity: {s.fixity_passed} passed, {s.fixity_failed} failed, "
                    f"{s.fixity_not_checked} not checked")

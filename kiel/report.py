@@ -336,7 +336,7 @@ def svg_stacked_bars(chart_id: str, title: str, labels: list[str],
     _legend(out, [(name, color) for name, color, _ in series])
     pw, ph = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     step = pw / len(labels)
-    bar = max(step * 0.8, 0.5)
+    bar = min(max(step * 0.8, 0.5), 48)  # one day alone is a bar, not a wall
     for i, label in enumerate(labels):
         x = _LEFT + i * step + (step - bar) / 2
         y = _TOP + ph

@@ -76,6 +76,17 @@ def test_flipped_byte_is_caught_by_fixity_only(home):
     assert "fixity: 8 passed, 1 failed, 1 not checked\n1 breach, 0 warnings\n" in result.output
 
 
+def test_empty_file_without_sha256_passes_on_its_size(home):
+    name = f"{T0 + 9 * DAY}_000_none"
+    open(store_path(home, f"{NEW_DIR}/{name}"), "wb").close()
+    line(store_path(home, f"{NEW_DIR}/00notes"),
+         {"tist": T0 + 9 * DAY, "status": "000", "type": "none", "size": 0, "sha256": None,
+          "file": name, "error": "refused"})
+    v = verify(home, fixity=True)
+    assert list(v) == []
+    assert (v.summary.fixity_passed, v.summary.fixity_not_checked) == (10, 1)
+
+
 def test_flipped_byte_in_a_version(home):
     path = store_path(home, f"{REC}/{T0}.amf.xml")
     data = bytearray(open(path, "rb").read())
