@@ -214,10 +214,13 @@ class App:
         request = {"verb": verb, **args}
         try:
             body = getattr(self, "_" + verb)(args)
-        except OAIError as e:
-            return self._document(now, request, [e])
-        except Errors as e:
-            return self._document(now, request, e.errors)
+        except (OAIError, Errors) as e:
+            errors = e.errors if isinstance(e, Errors) else [e]
+            # The protocol: after badVerb or badArgument the request element
+            # carries the base URL only, no attributes.
+            if any(err.code in ("badVerb", "badArgument") for err in errors):
+                request = None
+            return self._document(now, request, errors)
         return self._document(now, request, body)
 
     def _document(self, now: int, request: dict | None, body) -> bytes:
