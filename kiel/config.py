@@ -173,7 +173,9 @@ def load(path: str | os.PathLike | None) -> Config:
     values = {s.name: s.parse(s.default) for s in SETTINGS}
     if path is None or not os.path.exists(path):
         return Config(**values)
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
+    # strict=False: a key given twice takes its last value, as appending to the file expects.
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None,
+                                       strict=False)
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)
