@@ -135,8 +135,8 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
             elif name in (store.LAST, store.GONE, "00notes") and os.path.isfile(full):
                 c["bytes_notes"] += os.path.getsize(full)
             elif os.path.isdir(full) and not os.path.islink(full) and not store.is_tmp(name):
-                _object(full, c, newest, hosts, rot, per_day, grow_stored, grow_plain,
-                        grow_objects)
+                _object(full, store_root, c, newest, hosts, rot, per_day, grow_stored,
+                        grow_plain, grow_objects)
 
     days = sorted(set(grow_stored) | set(grow_versions) | set(grow_objects) | set(per_day))
     growth = []
@@ -166,7 +166,8 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
     )
 
 
-def _object(obj_dir, c, newest, hosts, rot, per_day, grow_stored, grow_plain, grow_objects):
+def _object(obj_dir, store_root, c, newest, hosts, rot, per_day, grow_stored, grow_plain,
+            grow_objects):
     c["objects"] += 1
     view = object_view(obj_dir)
     day_outcome: dict[str, str] = {}
@@ -183,11 +184,15 @@ def _object(obj_dir, c, newest, hosts, rot, per_day, grow_stored, grow_plain, gr
             continue
         c["attempt_files"] += 1
         full = os.path.join(obj_dir, a.file)
+        is_link = os.path.islink(full)
         try:
-            size = os.path.getsize(full)  # a link: its target's size
+            # A link counts at its target's size, but only a target inside
+            # the store: a planted link to /dev/zero or a disk image must not
+            # swell the report (verify reports such links).
+            size = os.path.getsize(full) if not is_link or _in_store(store_root, full) else 0
         except OSError:
             size = 0  # a dangling link; verify reports it
-        if os.path.islink(full):
+        if is_link:
             c["links"] += 1
         else:
             c["bytes_stored"] += size
@@ -211,6 +216,14 @@ def _object(obj_dir, c, newest, hosts, rot, per_day, grow_stored, grow_plain, gr
     if not is_alive(last.status or "0"):
         host = urlsplit(view.url).hostname if view.url else None
         hosts[host or "(unknown host)"] += 1
+
+
+def _in_store(store_root: str, link: str) -> bool:
+    target = os.readlink(link)
+    if os.path.isabs(target):
+        return False
+    real = os.path.realpath(link)
+    return real.startswith(os.path.realpath(store_root) + os.sep)
 
 
 # --- text ------------------------------------------------------------------

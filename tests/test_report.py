@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from kiel.cli_tools import report_cmd
+from kiel.escape import escape
 from kiel.report import DayAttempts, DayGrowth, DayRot, render_html, report
-from test_show import DOI_ID, REPEC_ID, T0, make_store, version_bytes
+from test_show import DOI_ID, PDF_URL, REPEC_ID, T0, make_store, version_bytes
 
 SVG = "{http://www.w3.org/2000/svg}"
 V1 = len(version_bytes(REPEC_ID, "First"))
@@ -53,6 +54,17 @@ def test_per_day_series(home):
         DayGrowth("2023-11-15", day1 + V2 + V3 + LANDING2,
                   day1 + V2 + V3 + LANDING2 + 2 * PDF, 3, 5),
     )
+
+
+def test_links_leaving_the_store_count_nothing(home, tmp_path):
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 100000)
+    obj = os.path.join(home, "store", "other", escape(DOI_ID), escape(PDF_URL))
+    os.symlink(str(big), os.path.join(obj, f"{T0 + 5 * 86400}_200_text-plain"))
+    os.symlink("../../../../big", os.path.join(obj, f"{T0 + 6 * 86400}_200_text-plain"))
+    r = report(home)
+    assert r.links == 4
+    assert r.bytes_plain == V1 + V2 + V3 + PDF + NOT_HERE + LANDING + LANDING2 + 2 * PDF
 
 
 def test_prefix(home):
