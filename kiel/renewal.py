@@ -758,7 +758,8 @@ class Run:
             self.stats.by_class[_status_class(res.status)] += 1
             if res.error:
                 self.stats.errors[res.error] += 1
-            self.stats.bytes_fetched += res.size
+            if res.status != "304":  # a 304 carries no body; its size is the 200's
+                self.stats.bytes_fetched += res.size
             if written.link:
                 self.stats.bytes_linked += res.size
             else:
