@@ -308,3 +308,54 @@ def test_cli_lists_each_problem_with_its_path_and_exits_1(home):
 
 def test_every_kind_has_a_severity():
     assert set(KINDS.values()) == {"breach", "warning", "repaired"}
+
+
+# --- a store made by a real renewal -----------------------------------------
+
+def test_store_made_by_real_renewals_is_clean(tmp_path, httpserver):
+    """The tools agree with the renewal: three real runs against a local
+    server (links, a shared URL, a redirect, 404, refused, a long URL, a
+    non-ASCII URL) leave a store verify finds nothing in."""
+    from werkzeug import Response
+
+    from conftest import TEST_SETTINGS, Clock, run as renew, text, write_amf
+    from kiel import home as home_mod
+    from kiel.report import report
+    from kiel.show import show
+
+    h = home_mod.Home(str(tmp_path / "home"))
+    home_mod.init(h)
+    with open(h.conf, "a", encoding="utf-8") as f:
+        f.write(TEST_SETTINGS)
+    pdf_body = b"%PDF-1.4\n" + b"x" * 3000 + b"\n%%EOF\n"
+    httpserver.expect_request("/paper.pdf").respond_with_data(
+        pdf_body, content_type="application/pdf")
+    httpserver.expect_request("/old").respond_with_response(
+        Response(b"", status=301, headers={"Location": "/new"}))
+    httpserver.expect_request("/new").respond_with_data(b"<html>landing</html>",
+                                                        content_type="text/html")
+    httpserver.expect_request("/gone").respond_with_data(b"no", status=404)
+    httpserver.expect_request("/" + "a" * 300).respond_with_data(b"long")
+    httpserver.expect_request("/d/café.pdf").respond_with_data(pdf_body)
+    url = httpserver.url_for
+    src = write_amf(tmp_path / "in" / "a.xml",
+                    text("RePEc:aaa:wpaper:1", url("/paper.pdf"), display=url("/old")),
+                    text("RePEc:aaa:wpaper:2", url("/paper.pdf"), url("/" + "a" * 300),
+                         display=url("/gone")),
+                    text("doi:10.1/x", "http://127.0.0.1:1/closed", url("/d/café.pdf"),
+                         "mailto:a@example.org"))
+    clock = Clock()
+    for _ in range(3):
+        renew(h, src, clock=clock)
+        clock.advance(86400)
+    v = verify(h.root, fixity=True)
+    assert [str(f) for f in v] == []
+    s = v.summary
+    assert (s.records, s.objects, s.fixity_failed) == (3, 8, 0)
+    assert s.fixity_passed >= s.attempt_files - s.links
+    r = report(h.root)
+    assert r.links >= 6 and r.bytes_saved >= 4 * len(pdf_body)
+    assert dict(r.newest_status)["404"] == 1 and r.link_rot[0].dead == 2
+    view = show(h.root, "RePEc:aaa:wpaper:1")
+    (old,) = [o for o in view.objects if o.url == url("/old")]
+    assert [a.location for a in old.timeline] == [url("/new")] * 3
