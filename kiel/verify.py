@@ -69,6 +69,14 @@ KINDS: dict[str, str] = {
 }
 
 _ESCAPED_NAME = re.compile(r"^(?:[A-Za-z0-9\-_~]|%[0-9A-F]{2})(?:[A-Za-z0-9\-._~]|%[0-9A-F]{2})*$")
+# Names of the directories one level below each directory above the records
+# (DESIGN.md, The redist): archive and series in lower case, then records.
+_LEVEL_NAMES: dict[tuple[str, int], re.Pattern] = {
+    ("RePEc", 1): re.compile(r"^[a-z0-9]+$"),
+    ("RePEc", 2): re.compile(r"^[a-z0-9_-]+$"),
+    ("RePEc", 3): _ESCAPED_NAME,
+    ("other", 1): _ESCAPED_NAME,
+}
 _RECORD_FILES = {store.LAST, store.GONE, notes.NOTES}
 _OBJECT_FILES = {store.URL, notes.NOTES}
 
@@ -145,14 +153,49 @@ class Verification:
         # repair takes the renewal lock (LockHeld, exit 75, if one runs).
         lock = Lock(Home(self.home_root)).acquire() if self.repair else None
         try:
-            for record_dir in store.iter_record_dirs(self.store_root, self.prefix):
-                for f in _RecordCheck(self, record_dir).run():
-                    self._kinds[f.kind] += 1
-                    yield f
+            for f in self._walk():
+                self._kinds[f.kind] += 1
+                yield f
         finally:
             if lock is not None:
                 lock.release()
         self._done = True
+
+    def _walk(self) -> Iterator[Finding]:
+        if not self.prefix:
+            yield from self._level(self.store_root, None)
+        checked: dict[int, str] = {}  # depth -> the directory last checked there
+        for record_dir in store.iter_record_dirs(self.store_root, self.prefix):
+            rel = os.path.relpath(record_dir, self.store_root).split(os.sep)
+            # The levels above each record, each checked once as the sorted
+            # walk enters it: files, links and names the redist never makes.
+            for depth in range(1, len(rel)):
+                parent = os.path.join(self.store_root, *rel[:depth])
+                if checked.get(depth) != parent:
+                    checked[depth] = parent
+                    yield from self._level(parent, _LEVEL_NAMES[(rel[0], depth)])
+            yield from _RecordCheck(self, record_dir).run()
+
+    def _level(self, path: str, names: re.Pattern | None) -> Iterator[Finding]:
+        rc = _RecordCheck(self, path)
+        try:
+            it = os.scandir(path)
+        except OSError as e:
+            yield rc.finding("unreadable", path, f"cannot list: {e.strerror}")
+            return
+        with it:
+            for e in it:
+                if store.is_tmp(e.name):
+                    yield from rc.tmp(e.path)
+                elif e.is_symlink():
+                    yield rc.finding("bad-name", e.path, "a symbolic link where only real "
+                                     "directories belong", found=os.readlink(e.path))
+                elif not e.is_dir(follow_symlinks=False):
+                    yield rc.finding("bad-name", e.path, "a file where only directories belong")
+                elif names is None and e.name not in ("RePEc", "other"):
+                    yield rc.finding("bad-name", e.path, "store/ holds only RePEc/ and other/")
+                elif names is not None and not names.match(e.name):
+                    yield rc.finding("bad-name", e.path, "not a name the redist makes here")
 
     def count(self, what: str, n: int = 1) -> None:
         self._counts[what] += n

@@ -359,3 +359,29 @@ def test_store_made_by_real_renewals_is_clean(tmp_path, httpserver):
     view = show(h.root, "RePEc:aaa:wpaper:1")
     (old,) = [o for o in view.objects if o.url == url("/old")]
     assert [a.location for a in old.timeline] == [url("/new")] * 3
+
+
+def test_levels_above_the_records(home, tmp_path):
+    bad = {
+        ("bad-name", "README"): b"",
+        ("bad-name", "RePEc/aaa/notes.txt"): b"",
+        ("tmp-leftover", "RePEc/aaa/wpaper/.kiel-tmp-000000000000"): b"",
+    }
+    for (_, rel), data in bad.items():
+        open(store_path(home, rel), "wb").write(data)
+    os.makedirs(store_path(home, "RePEc/AAA/wpaper/1"))  # the redist lowers the archive
+    os.makedirs(store_path(home, "RePEc/aaa/wpaper/has space"))
+    os.symlink(str(tmp_path), store_path(home, "other/planted"))
+    # The records found there are checked too: empty, never renewed.
+    empty = {(k, r + tail) for k, tail in (("empty-record", ""), ("last-missing", "/00last"))
+             for r in ("RePEc/AAA/wpaper/1", "RePEc/aaa/wpaper/has space")}
+    assert found(home) == set(bad) | empty | {
+        ("bad-name", "RePEc/AAA"), ("bad-name", "RePEc/aaa/wpaper/has space"),
+        ("bad-name", "other/planted")}
+    # A prefix checks the levels on its way (RePEc/, RePEc/aaa/,
+    # RePEc/aaa/wpaper/), not the store's top.
+    assert found(home, prefix="RePEc:aaa:wpaper:") == {("bad-name", "RePEc/AAA"),
+        ("tmp-leftover", "RePEc/aaa/wpaper/.kiel-tmp-000000000000"),
+        ("bad-name", "RePEc/aaa/notes.txt"), ("bad-name", "RePEc/aaa/wpaper/has space"),
+        ("empty-record", "RePEc/aaa/wpaper/has space"),
+        ("last-missing", "RePEc/aaa/wpaper/has space/00last")}
