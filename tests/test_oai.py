@@ -450,6 +450,23 @@ def test_get_record_reads_the_store_not_the_index(client, home):
     assert oai_id(new.id) in ids
 
 
+def test_a_record_back_unchanged_moves_forward(client, home):
+    # Gone and back without a new version: its datestamp is the return, so
+    # a harvester that saw the deletion sees the record again.
+    d = home / "store" / record_path("RePEc:aaa:wpaper:4")
+    (d / "00gone").unlink()
+    back = T0 + 86400 * 5
+    (d / "00back").write_text(f"{back}\n")
+    build(str(home))
+    root = client.get(verb="ListRecords", metadataPrefix="amf", **{"from": iso(back)})
+    assert [header_tuple(h) for h in root.iter(OAI + "header")] == [
+        (oai_id("RePEc:aaa:wpaper:4"), iso(back), False, tuple(record_sets("RePEc:aaa:wpaper:4")))]
+    assert root.findtext(f".//{{{AMF_NS}}}title") == "Four"
+    got = client.get(verb="GetRecord", metadataPrefix="oai_dc", identifier=oai_id("RePEc:aaa:wpaper:4"))
+    assert got.findtext(f".//{OAI}datestamp") == iso(back)
+    assert got.findtext(f".//{DC}title") == "Four"
+
+
 def test_token_survives_restart_and_rebuild(client, home):
     root = client.get(verb="ListRecords", metadataPrefix="amf")
     token = root.find(f"{OAI}ListRecords/{OAI}resumptionToken").text

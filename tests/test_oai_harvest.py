@@ -193,7 +193,8 @@ def test_cli_index_and_serve(tmp_path):
         assert len(root.findall(".//{http://www.openarchives.org/OAI/2.0/}header")) == 3
     finally:
         proc.terminate()
-        proc.wait(10)
+        out, _err = proc.communicate(timeout=10)
+    assert b"serving " in out
     bad = subprocess.run([KIEL, "oai", "serve", "--home", str(tmp_path / "nowhere")],
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "no store here" in bad.stderr

@@ -26,7 +26,7 @@ from kiel import store as _store
 from kiel.config import Config
 from kiel.home import Home
 from kiel.oai import formats
-from kiel.oai.index import IndexCache, IndexMissing, Row, read_gone, read_id
+from kiel.oai.index import IndexCache, IndexMissing, Row, present_datestamp, read_gone, read_id
 from kiel.oai.token import BadToken, ListPosition, SetsPosition, Tokens, load_key
 from kiel.redist import record_path, record_sets
 from kiel.tist import iso
@@ -265,7 +265,8 @@ class App:
         gone = read_gone(record_dir)
         if gone is not None:
             return StoredRecord(rid, gone, True, tuple(record_sets(rid)), record_dir)
-        return StoredRecord(rid, newest[0], False, tuple(record_sets(rid)), record_dir)
+        return StoredRecord(rid, present_datestamp(record_dir, newest[0]), False,
+                            tuple(record_sets(rid)), record_dir)
 
     def _header(self, rid: str, datestamp: int, deleted: bool, sets: Iterable[str]) -> str:
         status = ' status="deleted"' if deleted else ""

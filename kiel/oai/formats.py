@@ -46,11 +46,23 @@ def _transform() -> etree.XSLT:
 
 
 def read_version(record_dir: str, datestamp: int) -> bytes | None:
-    """The bytes of version ``<datestamp>.amf.xml``; None when missing."""
+    """The version current at ``datestamp``; None when there is none.
+
+    Usually ``<datestamp>.amf.xml`` itself; a record that came back
+    (``00back``) has a datestamp later than its current version.
+    """
     try:
         with open(os.path.join(record_dir, "%d.amf.xml" % datestamp), "rb") as f:
             return f.read()
     except (FileNotFoundError, NotADirectoryError):
+        pass
+    older = [v for v in _store.versions(record_dir) if v[0] <= datestamp]
+    if not older:
+        return None
+    try:
+        with open(os.path.join(record_dir, older[-1][1]), "rb") as f:
+            return f.read()
+    except OSError:
         return None
 
 

@@ -89,10 +89,13 @@ def oai_dir(home_root: str) -> str:
 
 # --- reading the store --------------------------------------------------------
 
-def read_gone(record_dir: str) -> int | None:
-    """The tist in ``00gone``, or None when the record is not gone."""
+BACK = "00back"
+
+
+def read_gone(record_dir: str, name: str = _store.GONE) -> int | None:
+    """The tist in ``00gone`` (or ``name``), or None when there is none."""
     try:
-        with open(os.path.join(record_dir, _store.GONE), "rb") as f:
+        with open(os.path.join(record_dir, name), "rb") as f:
             text = f.read(64)
     except (FileNotFoundError, NotADirectoryError):
         return None
@@ -106,12 +109,13 @@ def read_gone(record_dir: str) -> int | None:
 def read_id(version_path: str) -> str | None:
     """The ``id`` of the ``text`` noun of a stored version, read lazily."""
     try:
-        for _event, el in etree.iterparse(version_path, events=("start",),
-                                          resolve_entities=False, no_network=True,
-                                          load_dtd=False):
-            if el.getparent() is not None:
-                rid = el.get("id")
-                return rid.strip() if rid else None
+        # Our own file object: leaving iterparse early must still close it.
+        with open(version_path, "rb") as f:
+            for _event, el in etree.iterparse(f, events=("start",), resolve_entities=False,
+                                              no_network=True, load_dtd=False):
+                if el.getparent() is not None:
+                    rid = el.get("id")
+                    return rid.strip() if rid else None
     except (OSError, etree.XMLSyntaxError):
         return None
     return None
@@ -129,7 +133,19 @@ def entry_for(record_dir: str) -> Entry | None:
     gone = read_gone(record_dir)
     if gone is not None:
         return Entry(gone, rid, True, tuple(record_sets(rid)))
-    return Entry(tist, rid, False, tuple(record_sets(rid)))
+    return Entry(present_datestamp(record_dir, tist), rid, False, tuple(record_sets(rid)))
+
+
+def present_datestamp(record_dir: str, version_tist: int) -> int:
+    """The datestamp of a record that is not gone.
+
+    The tist of the current version; but a record that came back unchanged
+    after being gone must not return to a datestamp older than its deletion,
+    or incremental harvesters would never see it again. A ``00back`` marker
+    (the tist it came back), where the renewal leaves one, moves it forward.
+    """
+    back = read_gone(record_dir, BACK)
+    return max(version_tist, back) if back is not None else version_tist
 
 
 def store_entries(home_root: str) -> Iterator[Entry | None]:
