@@ -385,3 +385,41 @@ def test_levels_above_the_records(home, tmp_path):
         ("bad-name", "RePEc/aaa/notes.txt"), ("bad-name", "RePEc/aaa/wpaper/has space"),
         ("empty-record", "RePEc/aaa/wpaper/has space"),
         ("last-missing", "RePEc/aaa/wpaper/has space/00last")}
+
+
+def grown_store(path, n: int):
+    """``n`` records, twenty to a series, so no one directory grows with n."""
+    from test_show import StoreBuilder
+
+    b = StoreBuilder(str(path))
+    for i in range(n):
+        rid = f"RePEc:aaa:s{i // 20}:{i}"
+        b.version(rid, T0, f"T{i}")
+        url = f"http://h{i % 7}.example.org/{i}"
+        b.attempt(rid, url, T0 + 1, "200", "text-html", b"body %d" % i)
+        b.attempt(rid, url, T0 + DAY, "200", "text-html", b"body %d" % i,
+                  link=f"{T0 + 1}_200_text-html")
+        b.attempt(rid, url, T0 + 2 * DAY, "000", "none", error="timeout")
+    return str(path)
+
+
+def peak_bytes(fn) -> int:
+    import tracemalloc
+
+    fn()  # imports and caches first, so only the walk is measured
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_stays_flat_in_the_size_of_the_store(tmp_path):
+    small = grown_store(tmp_path / "small", 40)
+    large = grown_store(tmp_path / "large", 400)
+    p_small = peak_bytes(lambda: list(verify(small, fixity=True)))
+    p_large = peak_bytes(lambda: list(verify(large, fixity=True)))
+    # Ten times the records; keeping even one short path per record would
+    # add some 40 KB.
+    assert p_large - p_small < 16_000, (p_small, p_large)
