@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from kiel import __version__, mediatype
+from kiel import __version__, faults, mediatype
 from kiel.errors import StoreError
 from kiel.store import tmp_name
 
@@ -258,6 +258,7 @@ class Fetcher:
                         head += piece[: mediatype.HEAD - len(head)]
                     try:
                         f.write(piece)
+                        faults.hit("body.chunk")
                     except OSError as e:
                         raise StoreError(f"{tmp}: cannot write: {e.strerror}") from e
             if time.monotonic() > deadline:

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from kiel import faults
+
 NOTES = "00notes"
 
 
@@ -30,6 +32,10 @@ def append(path: str, entry: dict[str, Any]) -> None:
             if os.pread(fd, 1, size - 1) != b"\n":
                 line = b"\n" + line
         view = memoryview(line)
+        if faults.ACTIVE and faults.hit("notes.torn"):
+            os.write(fd, view[: len(view) // 2])  # a torn line, for the crash tests
+            faults.die()
+        faults.hit("notes.before")
         while view:
             n = os.write(fd, view)
             view = view[n:]

@@ -8,6 +8,7 @@ a relative symbolic link to an earlier regular file with the same body
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ def open_dir(record_dir: str, url_name: str, now: int) -> ObjectDir:
     """
     path = os.path.join(record_dir, escape(url_name))
     os.makedirs(path, exist_ok=True)
+    if os.path.islink(path):
+        raise OSError(errno.ELOOP, "a symbolic link where an object directory belongs", path)
     store.write_once(os.path.join(path, store.URL), url_name.encode("utf-8") + b"\n")
     od = ObjectDir(path, url_name)
     names = os.listdir(path)

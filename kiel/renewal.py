@@ -19,6 +19,7 @@ Nothing here prints or exits: the run returns a :class:`Summary`.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import ipaddress
 import json
@@ -35,6 +36,7 @@ from kiel import branches as branches_mod
 from kiel import notes, objects, records, redist, store
 from kiel import urls as urls_mod
 from kiel.config import Config
+from kiel.escape import inside
 from kiel.errors import ConfigError, StoreError
 from kiel.fetch import Fetcher, Limits, Result, user_agent
 from kiel.home import Home, Lock
@@ -187,10 +189,16 @@ class _Log:
         line = "%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             text.replace("\n", "\\n"))
         with self._lock:
-            self._f.write(line)
+            try:
+                self._f.write(line)
+            except OSError:
+                pass  # the log is not precious; a full disk is reported by the run
 
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError:
+            pass
 
 
 @dataclass
@@ -239,6 +247,7 @@ class Run:
         self.clock = options.clock
         self.stats = _Stats()
         self.store_root = home.store
+        self._real_store = os.path.realpath(home.store)
         self.full_run = options.only is None and options.shard is None
         self.failed_files: set[int] = set()
         self.inputs_incomplete = False
@@ -329,6 +338,9 @@ class Run:
                 self.problem(str(path))
                 continue
             fidx += 1
+            if self._stopping():
+                self.inputs_incomplete = True  # not all input read: no record is gone
+                break
             for item in records.read_file(path):
                 if isinstance(item, records.Problem):
                     if item.fatal_for_file:
@@ -463,6 +475,11 @@ class Run:
         rel = entry["rel"]
         rdir = os.path.join(self.store_root, rel)
         start = self.now()
+        if not inside(self._real_store, rdir):
+            # A symbolic link planted in the store: Kiel never writes through it.
+            self.problem(f"{rdir}: leads outside the store (a symbolic link); record "
+                         f"{entry['id']} not renewed", input_error=False)
+            return
         xml = entry["xml"].encode("utf-8")
         try:
             store.makedirs(rdir)
@@ -516,6 +533,8 @@ class Run:
             self.sched.put(urls_mod.host_of(t.fetch), _ObjectJob(job, t))
 
     def _finish_record(self, job: _RecordJob) -> None:
+        if self._fatal is not None:
+            return  # objects not all renewed: no 00last claims they were
         end = self.now()
         try:
             for ev in job.events:
@@ -542,12 +561,15 @@ class Run:
         if finished:
             self._finish_record(job)
 
-    def _fail(self, e: OSError, where: str) -> None:
+    def _fail(self, e: OSError | StoreError, where: str) -> None:
         """Our own disk failed: stop the run cleanly; nothing half-written stays."""
-        if self._fatal is None:
-            self._fatal = StoreError(f"{getattr(e, 'filename', None) or where}: "
-                                     f"{e.strerror or e}; the run stopped, nothing "
-                                     "already stored was touched")
+        if self._fatal is not None:
+            return
+        if isinstance(e, StoreError):
+            text = str(e)
+        else:
+            text = f"{getattr(e, 'filename', None) or where}: {e.strerror or e}"
+        self._fatal = StoreError(text + "; the run stopped, nothing already stored was touched")
 
     # -- workers ---------------------------------------------------------------------
 
@@ -562,9 +584,16 @@ class Run:
                 if self._fatal is None:
                     followers_done = self._do_object(oj)
             except StoreError as e:
-                self._fatal = self._fatal or e
-            except OSError as e:
                 self._fail(e, oj.record.dir)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    # A link planted in the store: never written through; the run goes on.
+                    oj.record.errors.append(f"{oj.target.name}: {e.filename}: a symbolic link "
+                                            "where Kiel writes; not followed, object skipped")
+                    self.problem(f"{e.filename}: a symbolic link where Kiel writes; not followed",
+                                 input_error=False)
+                else:
+                    self._fail(e, oj.record.dir)
             except Exception as e:  # noqa: BLE001 - one object never kills the run
                 oj.record.errors.append(f"{oj.target.name}: internal error {type(e).__name__}: {e}")
                 self.log.write(f"internal error on {oj.target.name}: {type(e).__name__}: {e}")

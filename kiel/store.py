@@ -16,6 +16,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from kiel import faults
+
 LAST = "00last"
 GONE = "00gone"
 URL = "00url"
@@ -58,6 +60,7 @@ def publish(tmp_path: str, directory: str, name_for, sync: bool = False) -> str:
             os.fsync(fd)
         finally:
             os.close(fd)
+    faults.hit("publish.before")
     step = 0
     while True:
         name = name_for(step)
@@ -66,6 +69,7 @@ def publish(tmp_path: str, directory: str, name_for, sync: bool = False) -> str:
         except FileExistsError:
             step += 1
             continue
+        faults.hit("publish.linked")
         os.unlink(tmp_path)
         if sync:
             _fsync_dir(directory)
@@ -79,6 +83,7 @@ def write_new(directory: str, name_for, data: bytes, sync: bool = False) -> str:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        faults.hit("write.tmp")
         return publish(tmp, directory, name_for, sync)
     except BaseException:
         _unlink_quiet(tmp)
@@ -87,11 +92,13 @@ def write_new(directory: str, name_for, data: bytes, sync: bool = False) -> str:
 
 def symlink_new(directory: str, name_for, target: str) -> str:
     """Create a relative symbolic link to ``target`` under a new name."""
+    faults.hit("symlink.before")
     step = 0
     while True:
         name = name_for(step)
         try:
             os.symlink(target, os.path.join(directory, name))
+            faults.hit("symlink.made")
             return name
         except FileExistsError:
             step += 1
@@ -108,6 +115,7 @@ def replace(path: str, data: bytes, sync: bool = False) -> None:
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
+        faults.hit("replace.tmp")
         os.replace(tmp, path)
     except BaseException:
         _unlink_quiet(tmp)

@@ -1,0 +1,191 @@
+"""Full disks, read-only stores and planted links: nothing is lost or leaks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kiel import store
+from kiel.errors import StoreError
+from kiel.verify import verify
+from conftest import TEST_SETTINGS, record_dir, run, text, write_amf
+
+
+def can_mount() -> bool:
+    probe = Path("/tmp") / f"kiel-mount-probe-{os.getpid()}"
+    probe.mkdir(exist_ok=True)
+    try:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
+                            capture_output=True).returncode == 0
+        if ok:
+            subprocess.run(["umount", str(probe)], check=True)
+        return ok
+    except FileNotFoundError:
+        return False
+    finally:
+        probe.rmdir()
+
+
+MOUNT = can_mount()
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    out = {}
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink() and "var" not in p.relative_to(root).parts:
+            out[str(p.relative_to(root))] = p.read_bytes()
+        elif p.is_symlink():
+            out[str(p.relative_to(root))] = os.readlink(p).encode()
+    return out
+
+
+def kiel(home: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kiel", "renew", "--home", str(home),
+                           "--no-progress", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.fixture
+def site(httpserver):
+    httpserver.expect_request("/a.pdf").respond_with_data(b"%PDF-1.4\n" + b"a" * 200_000,
+                                                          content_type="application/pdf")
+    httpserver.expect_request("/b.html").respond_with_data(b"<html>b</html>",
+                                                           content_type="text/html")
+    return httpserver
+
+
+@pytest.mark.skipif(not MOUNT, reason="this machine cannot mount a tmpfs; the injected-ENOSPC "
+                    "test below covers the same steps")
+def test_real_full_disk_stops_cleanly_and_the_next_run_completes(tmp_path, site):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], check=True)
+    try:
+        home = mnt / "home"
+        subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(home)], check=True,
+                       capture_output=True)
+        with open(home / "etc" / "kiel.conf", "a") as f:
+            f.write(TEST_SETTINGS)
+        src = write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:0", site.url_for("/b.html")))
+        assert kiel(home, str(src)).returncode == 0
+        before = files_of(home)
+        many = [text(f"RePEc:aaa:wpaper:{i}", site.url_for("/a.pdf") + f"?{i}",
+                     display=site.url_for("/b.html")) for i in range(8)]
+        write_amf(tmp_path / "in" / "a.xml", *many)
+        r = kiel(home, str(src))
+        assert r.returncode == 74, (r.returncode, r.stdout, r.stderr)
+        assert "No space left on device" in r.stderr and "the run stopped" in r.stderr
+        after = files_of(home)
+        for rel, data in before.items():
+            if not rel.endswith(("00last", "00notes")):
+                assert after[rel] == data, rel
+        # nothing half-written under a final name: every final body is complete
+        for p in (home / "store").rglob("*_200_application-pdf"):
+            assert p.stat().st_size == 200_009, p
+        subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
+        r = kiel(home, str(src))
+        assert r.returncode == 0, r.stderr
+        assert all((record_dir_of(home, f"RePEc:aaa:wpaper:{i}") / "00last").exists()
+                   for i in range(8))
+        breaches = [str(f) for f in verify(str(home)) if f.kind != "notes-torn"]
+        assert not breaches, breaches
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def record_dir_of(home: Path, rid: str) -> Path:
+    from kiel.redist import record_path
+    return home / "store" / record_path(rid)
+
+
+STEPS = ["write.tmp@1", "publish.before@1", "publish.linked@1", "symlink.before@1",
+         "replace.tmp@1", "notes.before@1", "notes.before@3", "body.chunk@1", "body.chunk@2"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_injected_enospc_at_each_write_step(tmp_path, site, step):
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(home)], check=True,
+                   capture_output=True)
+    with open(home / "etc" / "kiel.conf", "a") as f:
+        f.write(TEST_SETTINGS)
+    src = write_amf(tmp_path / "in" / "a.xml",
+                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"), display=site.url_for("/b.html")))
+    assert kiel(home, str(src)).returncode == 0
+    before = files_of(home)
+    write_amf(tmp_path / "in" / "a.xml",
+              text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"), display=site.url_for("/b.html"),
+                   extra="<note>changed</note>"),
+              text("RePEc:aaa:wpaper:2", site.url_for("/a.pdf") + "?2"))
+    r = kiel(home, str(src), env={"KIEL_FAULT": f"{step}:enospc"})
+    assert r.returncode == 74, (step, r.returncode, r.stderr)
+    assert "No space left on device (injected" in r.stderr
+    after = files_of(home)
+    for rel, data in before.items():
+        if not rel.endswith(("00last", "00notes")):
+            assert after[rel] == data, (step, rel)
+        else:
+            assert after[rel].startswith(data) or rel.endswith("00last"), (step, rel)
+    r = kiel(home, str(src))
+    assert r.returncode == 0, (step, r.stderr)
+    assert not list((home / "store").rglob(".kiel-tmp-*"))
+    breaches = [str(f) for f in verify(str(home)) if f.kind != "notes-torn"]
+    assert not breaches, (step, breaches)
+
+
+def test_planted_link_pointing_outside_is_never_written_through(home, tmp_path, site, clock):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", site.url_for("/b.html")))
+    # an attacker (or a mistake) plants a link where a record directory would go
+    (Path(home.store) / "RePEc" / "aaa").mkdir(parents=True)
+    os.symlink(outside, Path(home.store) / "RePEc" / "aaa" / "wpaper")
+    s = run(home, src, clock=clock)
+    assert list(outside.iterdir()) == []
+    assert s.records_renewed == 0
+    assert any("outside the store" in p for p in s.problems)
+
+
+def test_planted_link_as_object_file_name_is_not_followed(home, tmp_path, site, clock):
+    from kiel.escape import escape
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", site.url_for("/b.html")))
+    run(home, src, clock=clock)
+    odir = record_dir(home, "RePEc:aaa:wpaper:1") / escape(site.url_for("/b.html"))
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.unlink(odir / "00notes")
+    os.symlink(victim, odir / "00notes")
+    clock.advance()
+    s = run(home, src, clock=clock)
+    assert victim.read_text() == "precious"
+    assert s.exit_status == 0 and s.interrupted is None
+    assert any("symbolic link" in p for p in s.problems)
+
+
+@pytest.mark.skipif(not MOUNT, reason="needs a read-only mount (root can write anything else)")
+def test_read_only_store_fails_cleanly(tmp_path, site):
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(home)], check=True,
+                   capture_output=True)
+    with open(home / "etc" / "kiel.conf", "a") as f:
+        f.write(TEST_SETTINGS)
+    src = write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:1", site.url_for("/b.html")))
+    assert kiel(home, str(src)).returncode == 0
+    before = files_of(home)
+    write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:1", site.url_for("/b.html"),
+                                              extra="<x/>"))
+    subprocess.run(["mount", "--bind", str(home / "store"), str(home / "store")], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(home / "store")], check=True)
+        r = kiel(home, str(src))
+        assert r.returncode == 74, (r.returncode, r.stderr)
+        assert "Read-only file system" in r.stderr
+    finally:
+        subprocess.run(["umount", str(home / "store")], check=True)
+    assert files_of(home) == {**before, **{k: v for k, v in files_of(home).items()
+                                           if k.startswith("var")}}
