@@ -24,7 +24,7 @@ from kiel.tist import now
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @home_option
 @library_errors
-def show_cmd(record: str, as_json: bool, home: str | None) -> None:
+def show(record: str, as_json: bool, home: str | None) -> None:
     """Show what the store holds about one RECORD.
 
     RECORD is a record id or a record directory. Prints the versions (the
@@ -50,7 +50,7 @@ def show_cmd(record: str, as_json: bool, home: str | None) -> None:
               help="Remove leftover temporary files (.kiel-tmp-*), and nothing else.")
 @home_option
 @library_errors
-def verify_cmd(prefix: str | None, fixity: bool, repair: bool, home: str | None) -> None:
+def verify(prefix: str | None, fixity: bool, repair: bool, home: str | None) -> None:
     """Check the store against the on-disk contract.
 
     Lists every breach with its path: unparseable names, absolute,
@@ -97,7 +97,7 @@ def _n(n: int, one: str, many: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @home_option
 @library_errors
-def report_cmd(prefix: str | None, html_file: str | None, as_json: bool,
+def report(prefix: str | None, html_file: str | None, as_json: bool,
                home: str | None) -> None:
     """Say what the archive holds and how its links age.
 

@@ -9,7 +9,7 @@ import lxml.html
 import pytest
 from click.testing import CliRunner
 
-from kiel.cli_tools import report_cmd
+from kiel.cli_tools import report as report_cmd
 from kiel.escape import escape
 from kiel.report import DayAttempts, DayGrowth, DayRot, render_html, report
 from test_show import DOI_ID, PDF_URL, REPEC_ID, T0, make_store, version_bytes

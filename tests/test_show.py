@@ -15,7 +15,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from kiel.cli_tools import show_cmd
+from kiel.cli_tools import show as show_cmd
 from kiel.errors import NotFound
 from kiel.escape import escape
 from kiel.redist import record_path

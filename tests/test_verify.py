@@ -11,7 +11,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from kiel.cli_tools import verify_cmd
+from kiel.cli_tools import verify as verify_cmd
 from kiel.escape import escape
 from kiel.home import Home, Lock
 from kiel.redist import record_path
@@ -181,9 +181,21 @@ def test_attempt_file_without_a_notes_line(home):
     name = f"{NEW_DIR}/{T0 + 9 * DAY}_503_text-html"
     open(store_path(home, name), "wb").write(b"busy")
     assert found(home) == {("file-without-notes", name)}
-    # and a version no renewal line wrote
+    # and a version no renewal line names
     open(store_path(home, f"{REC}/{T0 + 9 * DAY}.amf.xml"), "wb").write(b"<amf/>")
     assert ("file-without-notes", f"{REC}/{T0 + 9 * DAY}.amf.xml") in found(home)
+
+
+def test_version_named_only_as_current_is_not_a_breach(home):
+    # A crash after the version was written and before its renewal line: the
+    # next renewal finds it unchanged and names it as current.
+    version = store_path(home, f"{REC}/{T0 + 9 * DAY}.amf.xml")
+    open(version, "wb").write(b"<amf/>")
+    assert ("file-without-notes", f"{REC}/{T0 + 9 * DAY}.amf.xml") in found(home)
+    line(store_path(home, f"{REC}/00notes"),
+         {"event": "renewal", "tist": T0 + 10 * DAY, "id": REPEC_ID, "version": None,
+          "current": f"{T0 + 9 * DAY}.amf.xml"})
+    assert found(home) == set()
 
 
 def test_leftover_temp_file_and_repair_removes_only_it(home):
