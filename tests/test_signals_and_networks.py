@@ -1,0 +1,118 @@
+"""SIGTERM and Ctrl-C end a run cleanly; deny_networks keeps Kiel off private nets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from werkzeug import Response
+
+from kiel import notes
+from kiel.home import Lock
+from conftest import (TEST_SETTINGS, attempts, object_dir, record_dir, run, set_config, text,
+                      write_amf)
+
+
+def slow_site(httpserver, delay=0.3):
+    hits = []
+
+    def slow(request):
+        hits.append(request.full_path)
+        time.sleep(delay)
+        return Response(b"slow body", content_type="text/plain")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    return hits
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_finishes_records_in_flight_and_releases_the_lock(home, httpserver, tmp_path,
+                                                                 sig, status):
+    set_config(home, concurrency=2)
+    slow_site(httpserver)
+    ids = [f"RePEc:aaa:wpaper:{i}" for i in range(40)]
+    src = write_amf(tmp_path / "a.xml",
+                    *[text(i, httpserver.url_for("/slow") + f"?{n}") for n, i in enumerate(ids)])
+    p = subprocess.Popen([sys.executable, "-m", "kiel", "renew", "--home", home.root,
+                          "--no-progress", str(src)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    t = time.monotonic()
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == status, err
+    assert time.monotonic() - t < 10  # bounded: the in-flight records, not the whole run
+    assert f"interrupted: {signal.Signals(sig).name}" in out
+    summary = sorted(Path(home.var, "runs").glob("*.json"))[-1]
+    data = json.loads(summary.read_text())
+    assert data["interrupted"] == signal.Signals(sig).name and data["exit_status"] == status
+    done = [i for i in ids if (record_dir(home, i) / "00last").exists()]
+    assert 0 < len(done) < len(ids)
+    # every record that started has finished: its objects have their attempt files
+    for i in ids:
+        rdir = record_dir(home, i)
+        if rdir.exists() and any(n.endswith(".amf.xml") for n in os.listdir(rdir)):
+            assert (rdir / "00last").exists(), i
+    with Lock(home):  # released
+        pass
+
+
+def test_loopback_is_denied_by_default(tmp_path, httpserver, clock):
+    from kiel import home as home_mod
+
+    h = home_mod.Home(str(tmp_path / "h"))
+    home_mod.init(h)
+    hits = slow_site(httpserver, 0)
+    url = httpserver.url_for("/slow")
+    named = url.replace("127.0.0.1", "localhost")
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", url, named))
+    run(h, src, clock=clock)
+    assert hits == []
+    for u in (url, named):
+        d = object_dir(h, "RePEc:aaa:wpaper:1", u)
+        (name,) = attempts(d)
+        assert name.endswith("_000_none")
+        line = list(notes.entries(str(d / "00notes")))[0]
+        assert line["error"] == "denied" and "denied network 127.0.0.0/8" in line["detail"]
+
+
+def test_redirect_into_a_denied_network_is_not_followed(home, httpserver, tmp_path, clock):
+    # allow only 127.0.0.1; a second server on 127.0.0.2 stands for a private host
+    with open(home.conf, "a") as f:
+        f.write("allow_networks = 127.0.0.1/32\n")
+    from pytest_httpserver import HTTPServer
+
+    private = HTTPServer(host="127.0.0.2", port=0)
+    private.start()
+    try:
+        inner = slow_site(private, 0)
+        target = private.url_for("/slow")
+        httpserver.expect_request("/go").respond_with_data(b"", status=302,
+                                                           headers={"Location": target})
+        src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", httpserver.url_for("/go")))
+        run(home, src, clock=clock)
+        assert inner == []
+        d = object_dir(home, "RePEc:aaa:wpaper:1", target)
+        line = list(notes.entries(str(d / "00notes")))[0]
+        assert line["status"] == "000" and line["error"] == "denied"
+    finally:
+        private.stop()
+
+
+def test_metadata_address_is_denied(home, tmp_path, clock):
+    # 169.254.169.254 (cloud metadata) stays denied even with loopback allowed
+    src = write_amf(tmp_path / "a.xml",
+                    text("RePEc:aaa:wpaper:1", "http://169.254.169.254/latest/meta-data/"))
+    t = time.monotonic()
+    run(home, src, clock=clock)
+    assert time.monotonic() - t < 5
+    d = object_dir(home, "RePEc:aaa:wpaper:1", "http://169.254.169.254/latest/meta-data/")
+    line = list(notes.entries(str(d / "00notes")))[0]
+    assert line["error"] == "denied" and "169.254.0.0/16" in line["detail"]
