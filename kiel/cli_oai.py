@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from kiel.cli_common import get_home, home_option, library_errors
@@ -70,8 +72,6 @@ def serve_cmd(home: str | None, bind: str) -> None:
       kiel oai serve --home /srv/kiel --bind 0.0.0.0:8080
       curl 'http://127.0.0.1:8080/oai?verb=Identify'
     """
-    import os
-
     import waitress
 
     from kiel.oai import build, create_app

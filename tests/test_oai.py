@@ -622,3 +622,12 @@ def test_concurrent_requests_all_answered(home):
         t.join()
     assert len(results) == 80 and set(results) <= {"200 OK", "503 Service Unavailable"}
     assert "200 OK" in results
+
+
+def test_build_that_cannot_write_is_a_store_error(tmp_path):
+    from kiel.errors import StoreError
+
+    h = make_home(tmp_path / "h")
+    Path(oai_dir(str(h))).write_text("a file where the index directory belongs\n")
+    with pytest.raises(StoreError, match="cannot write the OAI index"):
+        build(str(h))

@@ -49,6 +49,7 @@ from typing import Iterable, Iterator
 from lxml import etree
 
 from kiel import store as _store
+from kiel.errors import StoreError
 from kiel.home import Home
 from kiel.redist import record_path, record_sets
 
@@ -169,8 +170,16 @@ def _line(e: Entry) -> bytes:
 
 
 def build(home_root: str, chunk: int = 200_000) -> IndexStats:
-    """Rebuild the index of the home's store and make it current."""
-    return write_index(home_root, store_entries(home_root), chunk=chunk)
+    """Rebuild the index of the home's store and make it current.
+
+    Raises :class:`kiel.errors.StoreError` when ``var/oai`` cannot be
+    written (full disk, read-only home); the index in use stays as it was.
+    """
+    try:
+        return write_index(home_root, store_entries(home_root), chunk=chunk)
+    except OSError as e:
+        where = e.filename or oai_dir(os.path.abspath(home_root))
+        raise StoreError(f"{where}: cannot write the OAI index: {e.strerror or e}") from None
 
 
 def write_index(home_root: str, entries: Iterable[Entry | None], chunk: int = 200_000) -> IndexStats:
