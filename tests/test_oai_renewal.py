@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import run, text, write_amf
-from test_oai import OAI, Client, validate  # noqa: F401  (validate runs in Client)
+from test_oai import OAI, Client  # Client validates every response
 
 from kiel.oai import build, create_app
 from kiel.tist import iso

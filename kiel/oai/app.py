@@ -172,7 +172,6 @@ class App:
         """The OAI-PMH document answering one request."""
         now = int(time.time())
         pairs = self._arguments(environ)
-        base = self.config.base_url
         if pairs is None:
             return self._document(now, None, [OAIError("badArgument",
                                                        "the arguments cannot be decoded")])
@@ -338,6 +337,9 @@ class App:
                 raise OAIError("badResumptionToken", str(e)) from None
         if not specs:
             raise OAIError("noSetHierarchy", "the repository is empty, so it has no sets")
+        if start >= len(specs):
+            # Only when sets vanished in a rebuild since the token was made.
+            raise OAIError("badResumptionToken", "the list of sets has changed; start again")
         stop = min(start + self.config.page_size, len(specs))
         out = ["<ListSets>"]
         for spec in specs[start:stop]:
