@@ -509,6 +509,8 @@ class _ObjectCheck:
                              "the file is a regular file")
         if is_link:
             return  # no bytes of its own; the target is checked where it lives
+        if not e.is_file(follow_symlinks=False):
+            return  # reported as not-regular; reading a fifo would block forever
         size = entry.get("size")
         try:
             actual = e.stat(follow_symlinks=False).st_size

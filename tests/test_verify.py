@@ -435,3 +435,44 @@ def test_memory_stays_flat_in_the_size_of_the_store(tmp_path):
     # Ten times the records; keeping even one short path per record would
     # add some 40 KB.
     assert p_large - p_small < 16_000, (p_small, p_large)
+
+
+def test_notes_line_disagreeing_with_its_file(home):
+    path = store_path(home, f"{NEW_DIR}/00notes")
+    lines = open(path, "rb").read().splitlines(keepends=True)
+    lines[0] = lines[0].replace(b'"status": "200"', b'"status": "203"')
+    open(path, "wb").write(b"".join(lines))
+    # and a link line whose target is not the one on disk
+    pdf_notes = store_path(home, f"{PDF_DIR}/00notes")
+    data = open(pdf_notes, "rb").read().replace(
+        f'"link": "{T0 + 1}_200_application-pdf"'.encode(), b'"link": "elsewhere"')
+    open(pdf_notes, "wb").write(data)
+    findings = {(f.kind, f.path): f for f in verify(home)}
+    assert set(findings) == {("notes-mismatch", f"{NEW_DIR}/{T0 + 4}_200_text-html"),
+                             ("notes-mismatch", f"{PDF_DIR}/{T0 + DAY + 1}_200_application-pdf")}
+    link = findings[("notes-mismatch", f"{PDF_DIR}/{T0 + DAY + 1}_200_application-pdf")]
+    assert (link.expected, link.found) == ("elsewhere", f"{T0 + 1}_200_application-pdf")
+
+
+def test_link_to_something_not_an_attempt(home):
+    name = f"{T0 + 3 * DAY}_200_text-plain"
+    os.symlink("00url", store_path(home, f"{PDF_DIR}/{name}"))
+    line(store_path(home, f"{PDF_DIR}/00notes"), {"tist": T0 + 3 * DAY, "file": name})
+    assert found(home) == {("link-not-attempt", f"{PDF_DIR}/{name}")}
+
+
+def test_attempt_that_is_not_a_file(home):
+    name = f"{PDF_DIR}/{T0 + 3 * DAY}_200_text-plain"
+    os.mkfifo(store_path(home, name))
+    # With a sha256 in its line: fixity must not try to read it (it would block).
+    line(store_path(home, f"{PDF_DIR}/00notes"), {"tist": T0 + 3 * DAY, "sha256": "0" * 64,
+                                                   "file": os.path.basename(name)})
+    assert found(home, fixity=True) == {("not-regular", name)}
+
+
+def test_version_that_is_not_xml(home):
+    path = store_path(home, f"{record_path(DOI_ID)}/{T0 + DAY}.amf.xml")
+    open(path, "wb").write(b"<amf><text id=")  # no sha256 in its notes: parsing tells
+    assert found(home) == set()
+    assert found(home, fixity=True) == {
+        ("version-unparseable", f"{record_path(DOI_ID)}/{T0 + DAY}.amf.xml")}
