@@ -133,7 +133,7 @@ def record_view(store_root: str, path: str) -> RecordView:
     record_id = None
     renewals = 0
     skipped: tuple[tuple[str, str, str], ...] = ()
-    for entry in notes.entries(os.path.join(path, notes.NOTES)):
+    for entry in _entries(os.path.join(path, notes.NOTES)):
         if entry.get("event") == "renewal":
             renewals += 1
             skipped = tuple((str(s.get("branch")), str(s.get("value")), str(s.get("reason")))
@@ -171,7 +171,7 @@ def timeline(obj_dir: str) -> tuple[AttemptView, ...]:
     files = {n: p for n, p in files.items() if p is not None}
     noted: set[str] = set()
     out: list[AttemptView] = []
-    for entry in notes.entries(os.path.join(obj_dir, notes.NOTES)):
+    for entry in _entries(os.path.join(obj_dir, notes.NOTES)):
         tist = _int(entry.get("tist"))
         if tist is None:
             continue
@@ -280,7 +280,13 @@ def _id_from_path(rel: str | None) -> str | None:
     return None
 
 
+def _entries(path: str):
+    return notes.entries(path) if os.path.isfile(path) else iter(())
+
+
 def _read_small(path: str, limit: int = 256) -> str | None:
+    if not os.path.isfile(path):  # a planted fifo must not block
+        return None
     try:
         with open(path, "rb") as f:
             return f.read(limit).decode("utf-8", "replace")

@@ -143,6 +143,7 @@ class Verification:
         self._counts: Counter[str] = Counter()
         self._kinds: Counter[str] = Counter()
         self._done = False
+        self._started = False
 
     @property
     def summary(self) -> Summary:
@@ -151,6 +152,9 @@ class Verification:
         return Summary(by_kind=dict(sorted(self._kinds.items())), **self._counts)
 
     def __iter__(self) -> Iterator[Finding]:
+        if self._started:
+            raise RuntimeError("a verification runs once; call verify() again")
+        self._started = True
         # A renewal's temporary file is a leftover only once no renewal runs:
         # repair takes the renewal lock (LockHeld, exit 75, if one runs).
         lock = Lock(Home(self.home_root)).acquire() if self.repair else None
@@ -185,19 +189,26 @@ class Verification:
         except OSError as e:
             yield rc.finding("unreadable", path, f"cannot list: {e.strerror}")
             return
+        # Only the findings are kept, sorted so that the output is the same
+        # from run to run; the names of a level may be millions.
+        out: list[Finding] = []
         with it:
             for e in it:
                 if store.is_tmp(e.name):
-                    yield from rc.tmp(e.path)
+                    out.extend(rc.tmp(e.path))
                 elif e.is_symlink():
-                    yield rc.finding("bad-name", e.path, "a symbolic link where only real "
-                                     "directories belong", found=os.readlink(e.path))
+                    out.append(rc.finding("bad-name", e.path, "a symbolic link where only real "
+                                          "directories belong", found=os.readlink(e.path)))
                 elif not e.is_dir(follow_symlinks=False):
-                    yield rc.finding("bad-name", e.path, "a file where only directories belong")
+                    out.append(rc.finding("bad-name", e.path,
+                                          "a file where only directories belong"))
                 elif names is None and e.name not in ("RePEc", "other"):
-                    yield rc.finding("bad-name", e.path, "store/ holds only RePEc/ and other/")
+                    out.append(rc.finding("bad-name", e.path,
+                                          "store/ holds only RePEc/ and other/"))
                 elif names is not None and not names.match(e.name):
-                    yield rc.finding("bad-name", e.path, "not a name the redist makes here")
+                    out.append(rc.finding("bad-name", e.path,
+                                          "not a name the redist makes here"))
+        yield from sorted(out, key=lambda f: f.path)
 
     def count(self, what: str, n: int = 1) -> None:
         self._counts[what] += n
@@ -551,6 +562,8 @@ class _ObjectCheck:
 def _notes_lines(path: str):
     """``(line, entry, torn)``; a torn last line that happens to be whole
     JSON still counts for the files it names (only its newline is lost)."""
+    if not os.path.isfile(path):
+        return  # missing, or not a file (reported as not-regular): nothing to read
     for line in notes.read(path):
         entry = line.entry
         if line.torn:
@@ -583,6 +596,10 @@ def _inside_real(root: str, path: str) -> bool:
 
 
 def _read(path: str, limit: int) -> bytes | None:
+    """The start of a small file; None when missing or not a regular file
+    (a fifo planted as ``00last`` must not block the walk)."""
+    if not os.path.isfile(path):
+        return None
     try:
         with open(path, "rb") as f:
             return f.read(limit)

@@ -476,3 +476,17 @@ def test_version_that_is_not_xml(home):
     assert found(home) == set()
     assert found(home, fixity=True) == {
         ("version-unparseable", f"{record_path(DOI_ID)}/{T0 + DAY}.amf.xml")}
+
+
+def test_fifos_planted_as_markers_and_notes_do_not_block(home):
+    for rel in (f"{REC}/00gone", f"{NEW_DIR}/00notes", f"{PDF_DIR}/00url"):
+        p = store_path(home, rel)
+        if os.path.exists(p):
+            os.unlink(p)
+        os.mkfifo(p)
+    got = found(home, fixity=True)
+    assert {("not-regular", f"{REC}/00gone"), ("not-regular", f"{NEW_DIR}/00notes"),
+            ("not-regular", f"{PDF_DIR}/00url"), ("url-missing", f"{PDF_DIR}/00url")} <= got
+    from kiel.show import show
+
+    assert show(home, REPEC_ID).id == REPEC_ID
