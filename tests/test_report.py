@@ -159,3 +159,16 @@ def test_memory_stays_flat_in_the_size_of_the_store(tmp_path):
     p_small = peak_bytes(lambda: report(small))
     p_large = peak_bytes(lambda: report(large))
     assert p_large - p_small < 16_000, (p_small, p_large)
+
+
+def test_hostile_url_is_text_in_the_page(home):
+    from test_show import StoreBuilder
+
+    b = StoreBuilder(home)
+    url = 'http://"><script>alert(1)</script>.example/'
+    b.attempt(DOI_ID, url, T0 + 5, "000", "none", error="dns")
+    page = render_html(report(home), generated=T0)
+    doc = lxml.html.document_fromstring(page)
+    assert doc.xpath("//script") == []
+    hosts = [tr[0].text for tr in doc.get_element_by_id("failing-hosts")[1:]]
+    assert '"><script>alert(1)<' in hosts  # the host part, shown as text
