@@ -187,8 +187,9 @@ def test_record_by_path_and_gone(home):
     assert view.gone == T0 + 2 * DAY
     (obj,) = view.objects
     assert obj.timeline[0].link.startswith("../../../RePEc/aaa/wpaper/1/")
-    # A store-relative path works too.
+    # A store-relative path works too, and a handle in its info:lib form.
     assert show(home, record_path(DOI_ID)).path == path
+    assert show(home, "info:lib/RePEc:AAA:wpaper:1").id == REPEC_ID
 
 
 def test_attempt_file_without_notes_line_shows_up(home):
