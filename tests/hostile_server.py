@@ -1,0 +1,410 @@
+"""Hostile servers on 127.0.0.1 for the hardening tests (issue 5), and checks of a home.
+
+:class:`HostileServer` is a raw TCP server: each route writes the bytes of
+its answer itself, so every misbehaviour (a lying ``Content-Length``, a
+reset in mid-body, a status line no HTTP library would produce) really
+happens on the wire. It counts requests and body bytes per route, so a
+test can prove that something was *not* downloaded or *not* asked for.
+
+The checks at the end (:func:`snapshot`, :func:`assert_preserved`,
+:func:`assert_clean`) state the invariants every hostile case must keep:
+nothing partial under a final name, no temporary file left, every path
+inside the home, and every earlier file byte-identical.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import select
+import socket
+import socketserver
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from kiel import store
+
+GOOD_BODY = b"%PDF-1.4\n" + b"good body\n" * 200 + b"%%EOF\n"
+MAX_REQUEST_HEAD = 64 * 1024
+
+
+def response_head(status: str, headers: list[tuple[str, str]] | None = None,
+                  reason: str = "Whatever") -> bytes:
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    lines += [f"{k}: {v}" for k, v in (headers or [])]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class Conn:
+    """One accepted connection, as a route sees it."""
+
+    def __init__(self, server: "HostileServer", sock: socket.socket, path: str,
+                 headers: dict[str, str]):
+        self.server = server
+        self.sock = sock
+        self.path = path
+        self.headers = headers
+
+    def send(self, data: bytes, body: bool = True) -> bool:
+        """Send ``data``; False once the client has gone."""
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            return False
+        if body:
+            self.server.count_body(self.path, len(data))
+        return True
+
+    def client_closed(self, wait: float) -> bool:
+        """True when the client closes the connection within ``wait`` seconds."""
+        end = time.monotonic() + wait
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            r, _, _ = select.select([self.sock], [], [], min(left, 0.05))
+            if r:
+                try:
+                    if self.sock.recv(65536) == b"":
+                        return True
+                except OSError:
+                    return True
+            if self.server.stopping.is_set():
+                return False
+
+    def reset(self) -> None:
+        """Close with SO_LINGER 0: the peer gets a TCP RST, not a FIN."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep unless the server stops; False when it does."""
+        return not self.server.stopping.wait(seconds)
+
+
+Route = Callable[[Conn], None]
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        srv: HostileServer = self.server.hostile  # type: ignore[attr-defined]
+        sock: socket.socket = self.request
+        sock.settimeout(10)
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head and len(head) < MAX_REQUEST_HEAD:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+        except OSError:
+            return
+        first, _, rest = head.partition(b"\r\n")
+        parts = first.decode("latin-1").split(" ")
+        path = parts[1] if len(parts) > 1 else "/"
+        headers = {}
+        for line in rest.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+            k, _, v = line.decode("latin-1").partition(":")
+            if k:
+                headers[k.strip().lower()] = v.strip()
+        srv.note_request(path, headers)
+        route = srv.routes.get(path)
+        conn = Conn(srv, sock, path, headers)
+        try:
+            if route is None:
+                conn.send(response_head("404", [("Content-Length", "0"),
+                                                ("Connection", "close")], "Not Found"), False)
+            else:
+                route(conn)
+        except OSError:
+            pass
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+
+class HostileServer:
+    """A raw HTTP/1.1 server on 127.0.0.1 (or ``::1``), port 0, one route per path."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self.routes: dict[str, Route] = {}
+        self.requests: dict[str, int] = {}
+        self.request_headers: dict[str, list[dict[str, str]]] = {}
+        self.body_bytes: dict[str, int] = {}
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        cls = _TCPServer
+        if ":" in host:
+            cls = type("_TCPServer6", (_TCPServer,), {"address_family": socket.AF_INET6})
+        self._srv = cls((host, 0), _Handler)
+        self._srv.hostile = self  # type: ignore[attr-defined]
+        self.host = host
+        self.port = self._srv.server_address[1]
+        self._thread = threading.Thread(target=self._srv.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{path}"
+
+    def route(self, path: str, fn: Route) -> str:
+        self.routes[path] = fn
+        return self.url(path)
+
+    def note_request(self, path: str, headers: dict[str, str]) -> None:
+        with self._lock:
+            self.requests[path] = self.requests.get(path, 0) + 1
+            self.request_headers.setdefault(path, []).append(headers)
+
+    def count_body(self, path: str, n: int) -> None:
+        with self._lock:
+            self.body_bytes[path] = self.body_bytes.get(path, 0) + n
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.request_headers.clear()
+            self.body_bytes.clear()
+
+    def total_requests(self) -> int:
+        with self._lock:
+            return sum(self.requests.values())
+
+    def close(self) -> None:
+        self.stopping.set()
+        self._srv.shutdown()
+        self._srv.server_close()
+
+
+# --- routes: each writes its answer byte by byte as it wants -----------------------
+
+
+def good(body: bytes = GOOD_BODY, content_type: str = "application/pdf") -> Route:
+    def route(c: Conn) -> None:
+        c.send(response_head("200", [("Content-Type", content_type),
+                                     ("Content-Length", str(len(body)))], "OK"), False)
+        c.send(body)
+    return route
+
+
+def raw(data: bytes, close_with_reset: bool = False) -> Route:
+    """Send exactly ``data`` (head and body), then close."""
+    def route(c: Conn) -> None:
+        c.send(data, False)
+        if close_with_reset:
+            c.reset()
+    return route
+
+
+def drip_body(length: int = 100, every: float = 1.0) -> Route:
+    """A complete head, then the body one byte every ``every`` seconds."""
+    def route(c: Conn) -> None:
+        c.send(response_head("200", [("Content-Type", "text/plain"),
+                                     ("Content-Length", str(length))], "OK"), False)
+        for _ in range(length):
+            if not c.send(b"x") or not c.sleep(every):
+                return
+    return route
+
+
+def drip_head(every: float = 0.2, for_seconds: float = 5.0) -> Route:
+    """The status line and headers, one byte at a time, never ending.
+
+    Each byte comes well within the read timeout, so only a deadline on the
+    whole attempt ends it; the server gives up after ``for_seconds``.
+    """
+    def route(c: Conn) -> None:
+        data = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"y" * 10_000
+        end = time.monotonic() + for_seconds
+        for i in range(len(data)):
+            if time.monotonic() > end or not c.send(data[i:i + 1], False) \
+                    or not c.sleep(every):
+                return
+    return route
+
+
+def reset_mid_body(sent: int = 20_000, declared: int = 100_000) -> Route:
+    def route(c: Conn) -> None:
+        c.send(response_head("200", [("Content-Type", "application/pdf"),
+                                     ("Content-Length", str(declared))], "OK"), False)
+        c.send(GOOD_BODY[:10] + b"r" * (sent - 10))
+        time.sleep(0.1)  # let the client read the start, then break the connection
+        c.reset()
+    return route
+
+
+def length_lies(declared: int, body: bytes) -> Route:
+    """``Content-Length: declared`` but ``body`` is sent, then the connection closes."""
+    def route(c: Conn) -> None:
+        c.send(response_head("200", [("Content-Type", "text/plain"),
+                                     ("Content-Length", str(declared))], "OK"), False)
+        c.send(body)
+    return route
+
+
+def gzip_bomb(decoded: int = 10 * 1024 * 1024) -> Route:
+    payload = gzip.compress(b"\0" * decoded, compresslevel=9)
+
+    def route(c: Conn) -> None:
+        c.send(response_head("200", [("Content-Type", "application/octet-stream"),
+                                     ("Content-Encoding", "gzip"),
+                                     ("Content-Length", str(len(payload)))], "OK"), False)
+        c.send(payload)
+    route.payload_size = len(payload)  # type: ignore[attr-defined]
+    return route
+
+
+def huge_length(declared: int = 10 * 1000**3, wait: float = 3.0) -> Route:
+    """``Content-Length: 10 GB``. A client that refuses before download
+    closes at once; otherwise, after ``wait``, the body starts flowing and
+    is counted."""
+    def route(c: Conn) -> None:
+        c.send(response_head("200", [("Content-Type", "application/octet-stream"),
+                                     ("Content-Length", str(declared))], "OK"), False)
+        if c.client_closed(wait):
+            return
+        chunk = b"\0" * 65536
+        for _ in range(declared // len(chunk)):
+            if not c.send(chunk):
+                return
+    return route
+
+
+def huge_headers(total: int = 1024 * 1024) -> Route:
+    def route(c: Conn) -> None:
+        line = b"X-Junk: " + b"j" * 990 + b"\r\n"
+        c.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", False)
+        for _ in range(total // len(line)):
+            if not c.send(line, False):
+                return
+        c.send(b"Content-Length: 2\r\n\r\nok", False)
+    return route
+
+
+def status_line(code: str, body: bytes = b"odd status\n") -> Route:
+    return raw(f"HTTP/1.1 {code} Odd\r\nContent-Type: text/plain\r\n"
+               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+
+
+def redirect(location: str) -> Route:
+    return raw(response_head("302", [("Location", location), ("Content-Length", "0"),
+                                     ("Connection", "close")], "Found"))
+
+
+class SilentTLS:
+    """Accepts TCP connections and never says a word: a TLS handshake that never completes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.hello_bytes = 0
+        self._conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        self.sock.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+                self.accepted += 1
+                conn.setblocking(False)
+                self._conns.append(conn)
+            except OSError:
+                pass
+            for conn in list(self._conns):
+                try:
+                    data = conn.recv(65536)  # read the ClientHello, answer nothing
+                    self.hello_bytes += len(data)
+                    if not data:
+                        self._conns.remove(conn)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self._conns.remove(conn)
+
+    def url(self, path: str = "/") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for conn in self._conns:
+            conn.close()
+        self.sock.close()
+
+
+# --- checks of a home ----------------------------------------------------------------
+
+MARKERS = (store.LAST, store.GONE)  # the only files a renewal replaces
+
+
+def snapshot(root: str | os.PathLike) -> dict[str, tuple[str, bytes]]:
+    """Every file under ``root``: ("link", target) or ("file", bytes)."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            if os.path.islink(p):
+                out[rel] = ("link", os.readlink(p).encode())
+            else:
+                with open(p, "rb") as f:
+                    out[rel] = ("file", f.read())
+    return out
+
+
+def assert_preserved(before: dict[str, tuple[str, bytes]], root: str | os.PathLike) -> None:
+    """Every earlier file is still there, byte-identical; notes only grew at their end."""
+    after = snapshot(root)
+    for rel, (kind, data) in before.items():
+        name = os.path.basename(rel)
+        if name in MARKERS:
+            continue
+        assert rel in after, f"{rel} disappeared"
+        if name == "00notes":
+            assert after[rel][1].startswith(data), f"{rel} was rewritten, not appended to"
+        else:
+            assert after[rel] == (kind, data), f"{rel} changed"
+
+
+def assert_clean(home_root: str | os.PathLike) -> None:
+    """No temporary file left; every path, link targets included, inside the home."""
+    root = os.path.realpath(home_root)
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            assert not store.is_tmp(name), f"temporary file left: {p}"
+            assert os.path.realpath(p).startswith(root + os.sep), f"{p} leaves the home"
+            if os.path.islink(p):
+                assert os.path.exists(p), f"dangling link {p}"
+
+
+def grep_home(home_root: str | os.PathLike, needle: bytes) -> list[str]:
+    """Every file (and name) under the home that holds ``needle``."""
+    hits = []
+    for dirpath, dirs, files in os.walk(home_root):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            if needle in os.fsencode(p):
+                hits.append(p)
+            elif name in files and not os.path.islink(p):
+                if needle in Path(p).read_bytes():
+                    hits.append(p)
+    return hits
