@@ -55,7 +55,8 @@ class Sample:
     files: int = 0  # regular files and symlinks in the output
     server_cpu: float = 0.0  # CPU seconds the server used during the run
     n: int = 0  # records (records-only runs)
-    note: str = ""
+    cpu: float = 0.0  # user + system CPU seconds of the child
+    load: float = 0.0  # 1-minute load average just before the run
 
 
 @dataclass
@@ -76,29 +77,41 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def measure(cmd: list[str], cwd: str | None, log: str, ctx: Ctx | None = None) -> tuple[float, int, int, float]:
-    """Run ``cmd``; wall seconds, peak RSS KiB, exit status, server CPU s.
+@dataclass(frozen=True)
+class Measured:
+    wall: float  # seconds
+    rss_kb: int  # peak resident set, KiB
+    rc: int
+    server_cpu: float  # CPU seconds of the server processes meanwhile
+    cpu: float  # user + system CPU seconds of the child
+    load: float  # 1-minute load average before the start
+
+
+def measure(cmd: list[str], cwd: str | None, log: str, ctx: Ctx | None = None) -> Measured:
+    """Run ``cmd`` under GNU time and measure it.
 
     The peak RSS comes from GNU time, not from our own ``wait4``: a child
     forked from this Python process starts with our resident set, and the
     kernel keeps that high-water mark across ``exec``, so every child would
     seem to need at least what the harness holds.
     """
+    with open("/proc/loadavg") as f:
+        load = float(f.read().split()[0])
     cpu0 = server_cpu(ctx) if ctx else 0.0
     rss_file = os.path.join(os.path.dirname(log), ".maxrss")
     with open(log, "ab") as lf:
         lf.write(("\n$ " + " ".join(cmd) + "\n").encode())
         lf.flush()
         t0 = time.perf_counter()
-        p = subprocess.Popen([TIME, "-f", "%M", "-o", rss_file] + cmd, cwd=cwd, stdout=lf,
+        p = subprocess.Popen([TIME, "-f", "%M %U %S", "-o", rss_file] + cmd, cwd=cwd, stdout=lf,
                              stderr=subprocess.STDOUT)
         p.wait()
         wall = time.perf_counter() - t0
     cpu = (server_cpu(ctx) - cpu0) if ctx else 0.0
     with open(rss_file) as f:
         # GNU time prefixes "Command exited with non-zero status N" when N != 0.
-        rss = int(f.read().split()[-1])
-    return wall, rss, p.returncode, cpu
+        rss, user, system = f.read().split()[-3:]
+    return Measured(wall, int(rss), p.returncode, cpu, float(user) + float(system), load)
 
 
 def du(path: str) -> tuple[int, int, int]:
@@ -322,12 +335,13 @@ def run_unit(ctx: Ctx, case: str, tool: str, rep: int, warm: bool = True) -> Non
     for phase, cmd, dest in cmds:
         if phase == "warm" and not warm:
             continue
-        wall, rss, rc, cpu = measure(cmd, dest if tool != "kiel" else None, ctx.log, ctx)
+        r = measure(cmd, dest if tool != "kiel" else None, ctx.log, ctx)
         app, alloc, files = du(dest)
-        s = Sample(case, tool, phase, rep, wall, rss, rc, app, alloc, files, cpu)
-        ctx.samples.append(s)
-        say(f"  {case:5} {tool:4} {phase:4} rep {rep}: {wall:8.2f} s  {rss / 1024:7.1f} MB  "
-            f"rc {rc}  {app / 1e6:9.1f} MB apparent  {files} files  server {cpu:.1f} cpu-s")
+        ctx.samples.append(Sample(case, tool, phase, rep, r.wall, r.rss_kb, r.rc, app, alloc, files,
+                                  r.server_cpu, cpu=r.cpu, load=r.load))
+        say(f"  {case:5} {tool:4} {phase:4} rep {rep}: {r.wall:8.2f} s  {r.cpu:6.2f} cpu-s  "
+            f"{r.rss_kb / 1024:7.1f} MB  rc {r.rc}  {app / 1e6:9.1f} MB apparent  {files} files  "
+            f"server {r.server_cpu:.1f} cpu-s  load {r.load:.1f}")
     rmtree(work)
 
 
@@ -335,11 +349,12 @@ def server_check(ctx: Ctx, case: str, parallel: int = 64) -> None:
     """curl at 4x the benchmark's parallelism, bodies to /dev/null."""
     cfg = os.path.join(ctx.out, "check-curl.conf")
     curl_config(ctx, cfg, devnull=True)
-    wall, rss, rc, cpu = measure(["curl", "--parallel", "--parallel-max", str(parallel), "-L",
-                                  "-s", "-K", cfg], None, ctx.log, ctx)
-    ctx.samples.append(Sample("check", f"curl{parallel}", case, 0, wall, rss, rc, server_cpu=cpu))
-    say(f"  server check {case}: curl --parallel-max {parallel} to /dev/null: {wall:.2f} s, "
-        f"server {cpu:.1f} cpu-s")
+    r = measure(["curl", "--parallel", "--parallel-max", str(parallel), "-L",
+                 "-s", "-K", cfg], None, ctx.log, ctx)
+    ctx.samples.append(Sample("check", f"curl{parallel}", case, 0, r.wall, r.rss_kb, r.rc,
+                              server_cpu=r.server_cpu, cpu=r.cpu, load=r.load))
+    say(f"  server check {case}: curl --parallel-max {parallel} to /dev/null: {r.wall:.2f} s, "
+        f"server {r.server_cpu:.1f} cpu-s")
 
 
 def records_only(ctx: Ctx, reps: int, points: tuple[int, ...]) -> None:
@@ -354,13 +369,13 @@ def records_only(ctx: Ctx, reps: int, points: tuple[int, ...]) -> None:
             home = os.path.join(ctx.out, "work", f"records-{n}")
             kiel_home(ctx, home, branches=branches)
             for phase in ("cold", "warm"):
-                wall, rss, rc, _ = measure([ctx.kiel, "renew", "--home", home,
-                                            os.path.join(coll, "amf")], None, ctx.log)
+                r = measure([ctx.kiel, "renew", "--home", home, os.path.join(coll, "amf")],
+                            None, ctx.log)
                 app, alloc, files = du(home)
-                ctx.samples.append(Sample("records", "kiel", phase, rep, wall, rss, rc, app, alloc,
-                                          files, n=n))
-                say(f"  records {n:6} {phase:4} rep {rep}: {wall:7.2f} s  {n / wall:8.0f} rec/s  "
-                    f"{rss / 1024:6.1f} MB  rc {rc}")
+                ctx.samples.append(Sample("records", "kiel", phase, rep, r.wall, r.rss_kb, r.rc, app,
+                                          alloc, files, n=n, cpu=r.cpu, load=r.load))
+                say(f"  records {n:6} {phase:4} rep {rep}: {r.wall:7.2f} s  {n / r.wall:8.0f} rec/s  "
+                    f"{r.cpu:6.2f} cpu-s  {r.rss_kb / 1024:6.1f} MB  rc {r.rc}  load {r.load:.1f}")
             rmtree(home)
 
 
@@ -382,17 +397,20 @@ def big_object(ctx: Ctx) -> None:
     try:
         home = os.path.join(work, "home")
         kiel_home(ctx, home, extra="max_body = 3GiB\ntotal_timeout = 3600\n")
-        wall, rss, rc, cpu = measure([ctx.kiel, "renew", "--home", home, amf], None, ctx.log, ctx)
+        r = measure([ctx.kiel, "renew", "--home", home, amf], None, ctx.log, ctx)
         app, alloc, files = du(home)
-        ctx.samples.append(Sample("big", "kiel", "cold", 0, wall, rss, rc, app, alloc, files, cpu))
-        say(f"  2 GiB body: kiel {wall:.2f} s  {rss / 1024:.1f} MB  rc {rc}  {app / 2**30:.2f} GiB stored")
+        ctx.samples.append(Sample("big", "kiel", "cold", 0, r.wall, r.rss_kb, r.rc, app, alloc, files,
+                                  r.server_cpu, cpu=r.cpu, load=r.load))
+        say(f"  2 GiB body: kiel {r.wall:.2f} s  {r.rss_kb / 1024:.1f} MB  rc {r.rc}  "
+            f"{app / 2**30:.2f} GiB stored")
         dest = os.path.join(work, "curl")
         os.makedirs(dest)
-        wall, rss, rc, cpu = measure(["curl", "-s", "-o", "2g.bin",
-                                      f"http://127.0.0.1:{ctx.port}/big/2g.bin"], dest, ctx.log, ctx)
+        r = measure(["curl", "-s", "-o", "2g.bin", f"http://127.0.0.1:{ctx.port}/big/2g.bin"],
+                    dest, ctx.log, ctx)
         app, alloc, files = du(dest)
-        ctx.samples.append(Sample("big", "curl", "cold", 0, wall, rss, rc, app, alloc, files, cpu))
-        say(f"  2 GiB body: curl {wall:.2f} s  {rss / 1024:.1f} MB  rc {rc}")
+        ctx.samples.append(Sample("big", "curl", "cold", 0, r.wall, r.rss_kb, r.rc, app, alloc, files,
+                                  r.server_cpu, cpu=r.cpu, load=r.load))
+        say(f"  2 GiB body: curl {r.wall:.2f} s  {r.rss_kb / 1024:.1f} MB  rc {r.rc}")
     finally:
         rmtree(work)
         os.unlink(big)
@@ -407,10 +425,10 @@ def _med(xs: list[float]) -> float:
 def summarize(ctx: Ctx) -> dict:
     m = ctx.manifest
     rows = []
-    groups: dict[tuple[str, str, str], list[Sample]] = {}
+    groups: dict[tuple[str, str, str, int], list[Sample]] = {}
     for s in ctx.samples:
-        groups.setdefault((s.case, s.tool, s.phase), []).append(s)
-    for (case, tool, phase), ss in groups.items():
+        groups.setdefault((s.case, s.tool, s.phase, s.n), []).append(s)
+    for (case, tool, phase, _), ss in groups.items():
         walls = [s.wall for s in ss]
         row = {"case": case, "tool": tool, "phase": phase, "reps": len(ss),
                "wall": _med(walls), "wall_min": min(walls), "wall_max": max(walls),
@@ -420,6 +438,8 @@ def summarize(ctx: Ctx) -> dict:
                "allocated": _med([s.allocated for s in ss]),
                "files": _med([s.files for s in ss]),
                "server_cpu": _med([s.server_cpu for s in ss]),
+               "cpu": _med([s.cpu for s in ss]),
+               "load": _med([s.load for s in ss]),
                "rc": sorted({s.rc for s in ss})}
         if case in ("zero", "delay"):
             row["objects_per_s"] = m.requests / row["wall"]
@@ -495,7 +515,9 @@ def ratios_and_targets(summary: dict, m: generate.Manifest) -> tuple[list, list]
 
 
 def _fmt_t(v):
-    return "n/a" if v is None else f"{v:.3g}"
+    if v is None:
+        return "n/a"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 def render(ctx: Ctx, summary: dict, info: dict, args) -> str:
@@ -509,36 +531,36 @@ def render(ctx: Ctx, summary: dict, info: dict, args) -> str:
                f"{m.bodies_200} bodies of 200, {m.body_bytes / 1e6:.1f} MB of body bytes; "
                f"32 hosts 127.0.0.1-32, port {m.port}, seed {m.seed}.\n")
     out.append("| case | tool | run | reps | wall s (median) | min-max | objects/s | peak RSS MB | "
-               "on disk MB (apparent) | on disk MB (du) | files | server CPU s | exit |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+               "CPU s | on disk MB (apparent) | on disk MB (du) | files | server CPU s | load | exit |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     order = {"zero": 0, "delay": 1}
     tools = {"kiel": 0, "wget": 1, "curl": 2}
     for r in sorted((r for r in rows if r["case"] in order),
                     key=lambda r: (order[r["case"]], tools.get(r["tool"], 9), r["phase"])):
         out.append(f"| {'0 ms (nginx)' if r['case'] == 'zero' else '50 ms'} | {r['tool']} | "
                    f"{r['phase']} | {r['reps']} | {r['wall']:.2f} | {r['wall_min']:.2f}-{r['wall_max']:.2f} | "
-                   f"{r['objects_per_s']:.0f} | {r['rss_mb']:.1f} | {r['apparent'] / 1e6:.1f} | "
+                   f"{r['objects_per_s']:.0f} | {r['rss_mb']:.1f} | {r['cpu']:.2f} | {r['apparent'] / 1e6:.1f} | "
                    f"{r['allocated'] / 1e6:.1f} | {r['files']:.0f} | {r['server_cpu']:.1f} | "
-                   f"{','.join(map(str, r['rc']))} |")
+                   f"{r['load']:.1f} | {','.join(map(str, r['rc']))} |")
     ratios, targets = ratios_and_targets(summary, m)
     out.append("\n| ratio (median wall times) | value |\n|---|---|")
     for label, v in ratios:
         out.append(f"| {label} | {_fmt_t(v)} |")
     rec = [r for r in rows if r["case"] == "records"]
     if rec:
-        out.append("\n| records only | run | reps | wall s (median) | min-max | records/s | peak RSS MB | "
-                   "home MB (du) | exit |\n|---|---|---|---|---|---|---|---|---|")
+        out.append("\n| records only | run | reps | wall s (median) | min-max | records/s | CPU s | peak RSS MB | "
+                   "home MB (du) | load | exit |\n|---|---|---|---|---|---|---|---|---|---|---|")
         for r in sorted(rec, key=lambda r: (r["n"], r["phase"])):
             out.append(f"| {r['n']} | {'cold' if r['phase'] == 'cold' else 'unchanged'} | {r['reps']} | "
                        f"{r['wall']:.2f} | {r['wall_min']:.2f}-{r['wall_max']:.2f} | "
-                       f"{r['n'] / r['wall']:.0f} | {r['rss_mb']:.1f} | {r['allocated'] / 1e6:.1f} | "
-                       f"{','.join(map(str, r['rc']))} |")
+                       f"{r['n'] / r['wall']:.0f} | {r['cpu']:.2f} | {r['rss_mb']:.1f} | {r['allocated'] / 1e6:.1f} | "
+                       f"{r['load']:.1f} | {','.join(map(str, r['rc']))} |")
     big = [r for r in rows if r["case"] == "big"]
     if big:
-        out.append("\n| 2 GiB body | wall s | MB/s | peak RSS MB | stored GiB | exit |\n|---|---|---|---|---|---|")
+        out.append("\n| 2 GiB body | wall s | MB/s | CPU s | peak RSS MB | stored GiB | exit |\n|---|---|---|---|---|---|---|")
         for r in big:
             out.append(f"| {r['tool']} | {r['wall']:.2f} | {BIG / 1e6 / r['wall']:.0f} | "
-                       f"{r['rss_mb']:.1f} | {r['apparent'] / 2**30:.2f} | {','.join(map(str, r['rc']))} |")
+                       f"{r['cpu']:.2f} | {r['rss_mb']:.1f} | {r['apparent'] / 2**30:.2f} | {','.join(map(str, r['rc']))} |")
     chk = [r for r in rows if r["case"] == "check"]
     if chk:
         out.append("\n| server check | curl parallel | wall s | floor s (requests x delay / parallel) | "
