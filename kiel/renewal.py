@@ -29,6 +29,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -46,6 +47,7 @@ from kiel.spool import ExternalSort
 TRANSIENT_ERRORS = {"timeout", "connect", "refused", "reset", "incomplete"}
 TRANSIENT_STATUS = {"429", "502", "503", "504"}
 MAX_LISTED_PROBLEMS = 1000
+RECORD_THREADS = 2
 
 
 class Stop(threading.Event):
@@ -248,6 +250,7 @@ class Run:
         self.stats = _Stats()
         self.store_root = home.store
         self._real_store = os.path.realpath(home.store)
+        self._safe_parents: set[str] = set()
         self.full_run = options.only is None and options.shard is None
         self.failed_files: set[int] = set()
         self.inputs_incomplete = False
@@ -431,6 +434,8 @@ class Run:
                    for i in range(cfg.concurrency)]
         for w in workers:
             w.start()
+        self._record_pool = ThreadPoolExecutor(RECORD_THREADS, thread_name_prefix="kiel-record")
+        self._record_slots = threading.BoundedSemaphore(RECORD_THREADS * 4)
         prev_rel = None
         prev_src = None
         last_progress = 0.0
@@ -441,7 +446,7 @@ class Run:
                         self.interrupted = "signal"
                     self.stats.skipped["interrupted"] += 1
                     continue
-                if self.opt.max_time is not None and time.monotonic() - self.t0 > self.opt.max_time:
+                if self._over_budget():
                     self.interrupted = self.interrupted or "max-time"
                     self.stats.skipped["max_time"] += 1
                     continue
@@ -457,12 +462,18 @@ class Run:
                                  f"duplicate id, first seen at {prev_src}; skipped")
                     continue
                 prev_rel, prev_src = entry["rel"], entry["src"]
-                self._start_record(entry)
-                self.sched.wait_below(cfg.concurrency * 4)
+                # Record I/O (compare, write, 00last) overlaps on a few threads:
+                # renaming over 00last costs the kernel more than parsing costs us.
+                self._record_slots.acquire()
+                self._record_pool.submit(self._start_record_slot, entry)
+                # Look ahead just enough to keep the workers busy: with a time
+                # budget, a record that starts should be fetched soon.
+                self.sched.wait_below(cfg.concurrency * (1 if self.opt.max_time else 4))
                 if self.opt.progress and time.monotonic() - last_progress > 0.5:
                     last_progress = time.monotonic()
                     self._progress("renew")
         finally:
+            self._record_pool.shutdown(wait=True)
             self.sched.close()
             for w in workers:
                 w.join()
@@ -471,11 +482,41 @@ class Run:
         if self.interrupted == "signal":
             self.interrupted = getattr(self.opt.stop, "reason", None) or "SIGTERM"
 
+    def _over_budget(self) -> bool:
+        return self.opt.max_time is not None and time.monotonic() - self.t0 > self.opt.max_time
+
+    def _start_record_slot(self, entry: dict[str, Any]) -> None:
+        try:
+            # A record starts here: none after the time budget or a stop request.
+            if self._stopping() or self._over_budget():
+                with self.stats.lock:
+                    self.stats.skipped["interrupted" if self._stopping() else "max_time"] += 1
+                    if not self._stopping():
+                        self.interrupted = self.interrupted or "max-time"
+                return
+            self._start_record(entry)
+        except OSError as e:
+            self._fail(e, entry["rel"])
+        except Exception as e:  # noqa: BLE001 - one record never kills the run
+            self.problem(f"record {entry['id']}: internal error {type(e).__name__}: {e}",
+                         input_error=False)
+        finally:
+            self._record_slots.release()
+
+    def _safe_dir(self, rel: str) -> bool:
+        """No component of a record directory is a symbolic link (planted links)."""
+        parent, _, leaf = rel.rpartition("/")
+        if parent not in self._safe_parents:
+            if not inside(self._real_store, os.path.join(self.store_root, parent)):
+                return False
+            self._safe_parents.add(parent)
+        return not os.path.islink(os.path.join(self.store_root, rel))
+
     def _start_record(self, entry: dict[str, Any]) -> None:
         rel = entry["rel"]
         rdir = os.path.join(self.store_root, rel)
         start = self.now()
-        if not inside(self._real_store, rdir):
+        if not self._safe_dir(rel):
             # A symbolic link planted in the store: Kiel never writes through it.
             self.problem(f"{rdir}: leads outside the store (a symbolic link); record "
                          f"{entry['id']} not renewed", input_error=False)
