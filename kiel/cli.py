@@ -21,6 +21,8 @@ from kiel import home as home_mod
 from kiel import records as records_mod
 from kiel import renewal
 from kiel.cli_common import get_home, home_option, library_errors
+from kiel.cli_oai import oai
+from kiel.cli_tools import report, show, verify
 from kiel.tist import iso, parse_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -222,22 +224,8 @@ def format_summary(s: renewal.Summary) -> str:
     return "\n".join(lines)
 
 
-def _register_optional() -> None:
-    """Commands that live in their own modules (operator tools, OAI-PMH)."""
-    try:
-        from kiel.cli_tools import report, show, verify
-    except ImportError:
-        pass
-    else:
-        main.add_command(show)
-        main.add_command(verify)
-        main.add_command(report)
-    try:
-        from kiel.cli_oai import oai
-    except ImportError:
-        pass
-    else:
-        main.add_command(oai)
-
-
-_register_optional()
+# Commands that live in their own modules: the operator tools and OAI-PMH.
+main.add_command(show)
+main.add_command(verify)
+main.add_command(report)
+main.add_command(oai)

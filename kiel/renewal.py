@@ -317,6 +317,7 @@ class Run:
             if self._fatal is not None:
                 raise self._fatal
             self._remember_branches()
+            self._refresh_oai_index()
         finally:
             _rmtree(workdir)
             end = self.now()
@@ -917,6 +918,18 @@ class Run:
             self.log.write(f"gone: {rel} was not in the input")
         for _ in seen_iter:
             pass
+
+    def _refresh_oai_index(self) -> None:
+        """Rebuild the OAI-PMH index when this run changed what it serves."""
+        s = self.stats
+        index_exists = os.path.lexists(os.path.join(self.home.var, "oai", "current"))
+        if index_exists and not (s.new_versions or s.gone or s.back):
+            return
+        from kiel.oai import build
+
+        stats = build(self.home.root)
+        self.log.write(f"OAI-PMH index rebuilt: {stats.records} records, {stats.deleted} "
+                       f"deleted, in {stats.seconds:.1f}s")
 
     # -- branches versions ---------------------------------------------------------------
 
