@@ -396,14 +396,21 @@ def assert_clean(home_root: str | os.PathLike) -> None:
                 assert os.path.exists(p), f"dangling link {p}"
 
 
-def grep_home(home_root: str | os.PathLike, needle: bytes) -> list[str]:
-    """Every file (and name) under the home that holds ``needle``."""
+def grep_home(home_root: str | os.PathLike, needle: bytes,
+              except_versions: bool = False) -> list[str]:
+    """Every file (and name) under the home that holds ``needle``.
+
+    ``except_versions``: do not look inside record versions, which keep
+    what the record says, verbatim (a URL with a password included).
+    """
     hits = []
     for dirpath, dirs, files in os.walk(home_root):
         for name in dirs + files:
             p = os.path.join(dirpath, name)
             if needle in os.fsencode(p):
                 hits.append(p)
+            elif except_versions and store.VERSION_RE.match(name):
+                continue
             elif name in files and not os.path.islink(p):
                 if needle in Path(p).read_bytes():
                     hits.append(p)
