@@ -153,9 +153,9 @@ def test_memory_stays_flat_in_the_size_of_the_store(tmp_path):
     from test_verify import grown_store, peak_bytes
 
     # Over 128 objects in both: urllib's urlsplit keeps a cache of 128.
-    small = grown_store(tmp_path / "small", 160)
-    large = grown_store(tmp_path / "large", 800)
-    assert report(large).records == 800
+    small = grown_store(tmp_path / "small", 150)
+    large = grown_store(tmp_path / "large", 500)
+    assert report(large).records == 500
     p_small = peak_bytes(lambda: report(small))
     p_large = peak_bytes(lambda: report(large))
     assert p_large - p_small < 16_000, (p_small, p_large)
