@@ -220,6 +220,7 @@ class _RecordJob:
     pending: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     events: list[dict[str, Any]] = field(default_factory=list)
+    version_sha256: str | None = None
 
 
 @dataclass
@@ -546,7 +547,8 @@ class Run:
                                           self.cfg.sync)
                 current = version
             job = _RecordJob(entry["id"], rel, rdir, start, version, current, changed,
-                             entry["src"], entry["u"], entry["s"])
+                             entry["src"], entry["u"], entry["s"],
+                             version_sha256=hashlib.sha256(xml).hexdigest() if version else None)
             gone = os.path.join(rdir, store.GONE)
             if os.path.lexists(gone):
                 os.unlink(gone)
@@ -583,7 +585,8 @@ class Run:
                 notes.append(os.path.join(job.dir, notes.NOTES), dict(ev, id=job.id))
             notes.append(os.path.join(job.dir, notes.NOTES), {
                 "event": "renewal", "tist": job.start, "end": end, "id": job.id,
-                "source": job.source, "version": job.version, "current": job.current,
+                "source": job.source, "version": job.version,
+                "version_sha256": job.version_sha256, "current": job.current,
                 "urls": job.urls, "skipped": job.skipped, "objects": job.objects,
                 "errors": job.errors,
             })

@@ -579,9 +579,24 @@ def _bad_line(rc: _RecordCheck, path: str, line: notes.NotesLine, entry, torn: b
     if torn:
         yield rc.finding("notes-torn", path, f"line {line.number} is torn (no newline): a "
                          "write was interrupted; the next append ends it")
+    elif entry is None and _torn_then_ended(line.raw):
+        # Kiel writes each line whole, starting '{"'; one that starts so and does
+        # not parse was cut by a crash and ended by the next append (DESIGN.md, Notes).
+        yield rc.finding("notes-torn", path, f"line {line.number} was torn by a crash and "
+                         "ended by a later append; readers skip it")
     elif entry is None:
         yield rc.finding("notes-unparseable", path, f"line {line.number} is not a JSON object",
                          found=line.raw[:80].decode("utf-8", "replace"))
+
+
+def _torn_then_ended(raw: bytes) -> bool:
+    if not raw.startswith(b'{"') or not raw.endswith(b"\n"):
+        return False
+    try:
+        json.loads(raw)
+    except ValueError:
+        return True
+    return False
 
 
 def _shown(raw: bytes) -> str:

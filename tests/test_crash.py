@@ -33,8 +33,8 @@ POINTS = [("write.tmp", n) for n in (1, 2)] + \
     [("symlink.before", n) for n in (1, 2, 3)] + \
     [("symlink.made", n) for n in (1, 2, 3)] + \
     [("replace.tmp", n) for n in (1, 2, 4)] + \
-    [("notes.torn", n) for n in (1, 2, 3, 5, 8)] + \
-    [("notes.before", n) for n in (1, 3, 6)] + \
+    [("notes.torn", n, "torn") for n in (1, 2, 3, 5, 8, 11)] + \
+    [("notes.before", n) for n in (1, 3, 6, 9)] + \
     [("body.chunk", n) for n in (1, 2, 3, 4)]
 
 
@@ -147,10 +147,10 @@ def test_sigkill_at_many_moments_loses_nothing(world, tmp_path):
     preserved, src, reference_shape = world
     before = snapshot(preserved / "store")
     killed = []
-    for point, n in POINTS:
+    for point, n, *action in POINTS:
         home = tmp_path / f"{point}-{n}"
         shutil.copytree(preserved, home, symlinks=True)
-        rc = kiel(home, src, f"{point}@{n}")
+        rc = kiel(home, src, f"{point}@{n}" + (f":{action[0]}" if action else ""))
         if rc == -signal.SIGKILL:
             killed.append((point, n))
         else:
@@ -178,7 +178,7 @@ def test_torn_notes_line_is_skipped_and_ended(world, tmp_path):
     preserved, src, _ = world
     home = tmp_path / "torn"
     shutil.copytree(preserved, home, symlinks=True)
-    assert kiel(home, src, "notes.torn@1") == -signal.SIGKILL
+    assert kiel(home, src, "notes.torn@1:torn") == -signal.SIGKILL
     torn = [p for p in (home / "store").rglob("00notes")
             if not p.read_bytes().endswith(b"\n")]
     assert len(torn) == 1
