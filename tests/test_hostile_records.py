@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from kiel import notes, store
-from kiel.escape import escape
-from conftest import AMF_HEAD, attempts, object_dir, record_dir, run, text, write_amf
+from conftest import attempts, object_dir, record_dir, run, text, write_amf
 import hostile_server as hs
 
 EARLIER = "RePEc:aaa:wpaper:1"  # stored by the first run, must stay byte-identical
@@ -192,7 +191,8 @@ def test_10000_levels_of_nesting(inputs, home):
      "not AMF: root element is <html>"),
     ("foreign-amf.xml", b'<amf xmlns="http://example.org/other"><text id="x"/></amf>', 1,
      "not AMF: root <amf> in namespace http://example.org/other"),
-    ("image.xml", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0\0\0\x01\0\x08\x06", 1, "not well-formed XML"),
+    ("image.xml", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0\0\0\x01\0\x08\x06", 1,
+     "not well-formed XML"),
     ("nul-in-id.xml", amf('<text id="RePEc:ccc:wpaper:&#0;x"/>'), 3, "invalid xmlChar value 0"),
     ("broken.xml.gz", gzip.compress(amf(text("RePEc:ccc:wpaper:gz")))[:-30], None,
      "cannot read"),
