@@ -18,6 +18,7 @@ import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from kiel import __version__, faults, mediatype
@@ -149,6 +150,46 @@ class _Decoder:
             buf = self.z.unconsumed_tail
 
 
+_deadline = threading.local()
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read respects the attempt's total deadline.
+
+    httpx has no total deadline: a server dripping its status line, headers
+    or body one byte at a time would hold a worker for as long as it likes.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        end = getattr(_deadline, "at", None)
+        if end is not None:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise httpcore.ReadTimeout("total_timeout reached")
+            timeout = left if timeout is None else min(timeout, left)
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, *args, **kwargs) -> "_DeadlineStream":
+        return _DeadlineStream(self._inner.start_tls(*args, **kwargs))
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, *args, **kwargs) -> _DeadlineStream:
+        return _DeadlineStream(super().connect_tcp(*args, **kwargs))
+
+
 class Fetcher:
     """HTTP fetching with one httpx client per thread (see docs/performance.md)."""
 
@@ -170,6 +211,11 @@ class Fetcher:
                              verify=self.verify_tls, http2=False,
                              limits=httpx.Limits(max_connections=64,
                                                  max_keepalive_connections=32))
+            # HTTPTransport takes no network backend: set it on its pool. Checked,
+            # so an httpx that renames it fails loudly rather than lose deadlines.
+            pool = c._transport._pool  # type: ignore[attr-defined]
+            assert hasattr(pool, "_network_backend"), "httpx/httpcore internals changed"
+            pool._network_backend = _DeadlineBackend()
             self._local.client = c
             with self._lock:
                 self._clients.append(c)
@@ -199,6 +245,7 @@ class Fetcher:
         declared = None
         location = None
         resp_headers: dict[str, str] = {}
+        _deadline.at = deadline
         try:
             with self._client().stream("GET", url, headers=req_headers) as resp:
                 code = resp.status_code
@@ -220,6 +267,7 @@ class Fetcher:
                 tmp = os.path.join(directory, tmp_name())
                 size, sha256, sha1, head = self._stream(resp, tmp, deadline)
         except BaseException as e:  # noqa: BLE001 - every failure is data
+            _deadline.at = None
             if tmp:
                 _unlink(tmp)
             if isinstance(e, (KeyboardInterrupt, SystemExit, StoreError)):
@@ -228,6 +276,7 @@ class Fetcher:
             return Result(url, started, "000", "none", declared, 0, None, None, None,
                           location, error, detail, time.monotonic() - t0,
                           headers=resp_headers)
+        _deadline.at = None
         return Result(url, started, status, mediatype.attempt_type(head, declared), declared,
                       size, sha256, sha1, tmp, location, None, None, time.monotonic() - t0,
                       etag=resp_headers.get("etag"),
@@ -246,7 +295,8 @@ class Fetcher:
         except OSError as e:
             raise StoreError(f"{tmp}: cannot write: {e.strerror}") from e
         with os.fdopen(fd, "wb", buffering=0) as f:
-            for raw in resp.iter_raw(CHUNK):
+            # No chunk size: httpx would hold bytes back until it had 64 KiB.
+            for raw in resp.iter_raw():
                 if time.monotonic() > deadline:
                     raise Deadline(f"total_timeout {self.limits.total_timeout}s reached")
                 for piece in decoder.feed(raw, room):

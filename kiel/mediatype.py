@@ -10,6 +10,7 @@ import magic
 _local = threading.local()
 _BAD = re.compile(r"[^a-z0-9.+-]")
 HEAD = 65536  # bytes of a body given to libmagic
+MAX_TOKEN = 100
 
 
 def _magic() -> "magic.Magic":
@@ -35,7 +36,8 @@ def token(media_type: str | None) -> str:
     if not media_type:
         return "none"
     t = media_type.split(";", 1)[0].strip().lower().replace("/", "-")
-    t = _BAD.sub("-", t)
+    # Capped, so an attempt name stays far below the 255 bytes of a file name.
+    t = _BAD.sub("-", t)[:MAX_TOKEN].rstrip("-")
     return t or "none"
 
 

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiel import notes, store
+from kiel import notes, store, urls
 from kiel.escape import escape
 from kiel.fetch import Result
 
@@ -191,7 +191,7 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
     if res.detail:
         extra["detail"] = res.detail[:500]
     entry = _entry(tist, od.url, status, type_, res.declared_type, res.size, res.sha256,
-                   res.sha1, name, link, res.location, res.error, res.elapsed, **extra)
+                   res.sha1, name, link, _redacted(res.location), res.error, res.elapsed, **extra)
     notes.append(os.path.join(od.path, notes.NOTES), entry)
     if status == "200" and (res.etag or res.last_modified):
         od.last_200 = entry
@@ -203,8 +203,8 @@ def note_retry(od: ObjectDir, res: Result, attempt: int) -> None:
     if res.tmp_path:
         _unlink(res.tmp_path)
     entry = _entry(int(res.started), od.url, res.status, res.type, res.declared_type, res.size,
-                   res.sha256, res.sha1, None, None, res.location, res.error, res.elapsed,
-                   attempt=attempt, retried=True)
+                   res.sha256, res.sha1, None, None, _redacted(res.location), res.error,
+                   res.elapsed, attempt=attempt, retried=True)
     if res.detail:
         entry["detail"] = res.detail[:500]
     notes.append(os.path.join(od.path, notes.NOTES), entry)
@@ -224,6 +224,11 @@ def real_file(od: ObjectDir, entry: dict[str, Any]) -> str | None:
     path = os.path.join(od.path, name)
     real = os.path.realpath(path)
     return real if _is_regular(real) else None
+
+
+def _redacted(url: str | None) -> str | None:
+    """A redirect target as the notes carry it: any password replaced by ``***``."""
+    return urls.redact(url) if url else None
 
 
 def _is_regular(path: str) -> bool:

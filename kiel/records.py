@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import gzip
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Union
@@ -45,8 +46,16 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}, line {self.line}"
-        rec = f" (record {self.id})" if self.id else ""
+        rec = f" (record {printable(self.id)})" if self.id else ""
         return f"{where}{rec}: {self.reason}"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Control characters shown as ``\\xNN``: a message or log line stays one line."""
+    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), text)
 
 
 @dataclass(frozen=True)
@@ -175,7 +184,7 @@ def _record(el, path: str) -> Item:
 
 
 def _bad_id(rid: str) -> str | None:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in rid):
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in rid):
         return "id holds control characters"
     if len(rid.encode("utf-8", "surrogateescape")) > 4096:
         return "id longer than 4096 bytes"

@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from lxml import etree
+
 from kiel import branches as branches_mod
 from kiel import notes, objects, records, redist, store
 from kiel import urls as urls_mod
@@ -189,7 +191,7 @@ class _Log:
 
     def write(self, text: str) -> None:
         line = "%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            text.replace("\n", "\\n"))
+                            records.printable(text))
         with self._lock:
             try:
                 self._f.write(line)
@@ -376,7 +378,12 @@ class Run:
                 if interval and last and now - last.end < interval:
                     self.stats.skipped["record_interval"] += 1
                     continue
-                targets, found, skipped = self._evaluate(rec)
+                try:
+                    targets, found, skipped = self._evaluate(rec)
+                except etree.XMLSyntaxError as e:
+                    self.problem(f"{rec.file}, line {rec.line} (record {rec.id}): cannot be "
+                                 f"read back after serialization ({e.msg}); skipped")
+                    continue
                 payload = json.dumps({
                     "id": rec.id, "rel": rel, "f": fidx, "src": f"{rec.file}:{rec.line}",
                     "xml": rec.xml.decode("utf-8"), "t": [[t.fetch, t.name] for t in targets],
@@ -437,7 +444,12 @@ class Run:
         for w in workers:
             w.start()
         self._record_pool = ThreadPoolExecutor(RECORD_THREADS, thread_name_prefix="kiel-record")
-        self._record_slots = threading.BoundedSemaphore(RECORD_THREADS * 4)
+        # Records started and not finished: bounded, so that a record starts
+        # only when the workers can soon take its objects (and --max-time means
+        # what it says).
+        limit = cfg.concurrency + RECORD_THREADS if self.opt.max_time else \
+            max(cfg.concurrency, RECORD_THREADS) * 4
+        self._inflight = threading.BoundedSemaphore(limit)
         prev_rel = None
         prev_src = None
         last_progress = 0.0
@@ -466,7 +478,7 @@ class Run:
                 prev_rel, prev_src = entry["rel"], entry["src"]
                 # Record I/O (compare, write, 00last) overlaps on a few threads:
                 # renaming over 00last costs the kernel more than parsing costs us.
-                self._record_slots.acquire()
+                self._inflight.acquire()
                 self._record_pool.submit(self._start_record_slot, entry)
                 # Look ahead just enough to keep the workers busy: with a time
                 # budget, a record that starts should be fetched soon.
@@ -488,6 +500,7 @@ class Run:
         return self.opt.max_time is not None and time.monotonic() - self.t0 > self.opt.max_time
 
     def _start_record_slot(self, entry: dict[str, Any]) -> None:
+        handed_over = False  # then _finish_record releases the in-flight slot
         try:
             # A record starts here: none after the time budget or a stop request.
             if self._stopping() or self._over_budget():
@@ -496,14 +509,15 @@ class Run:
                     if not self._stopping():
                         self.interrupted = self.interrupted or "max-time"
                 return
-            self._start_record(entry)
+            handed_over = self._start_record(entry)
         except OSError as e:
             self._fail(e, entry["rel"])
         except Exception as e:  # noqa: BLE001 - one record never kills the run
             self.problem(f"record {entry['id']}: internal error {type(e).__name__}: {e}",
                          input_error=False)
         finally:
-            self._record_slots.release()
+            if not handed_over:
+                self._inflight.release()
 
     def _safe_dir(self, rel: str) -> bool:
         """No component of a record directory is a symbolic link (planted links)."""
@@ -514,7 +528,10 @@ class Run:
             self._safe_parents.add(parent)
         return not os.path.islink(os.path.join(self.store_root, rel))
 
-    def _start_record(self, entry: dict[str, Any]) -> None:
+    def _start_record(self, entry: dict[str, Any]) -> bool:
+        """Store the record's version and hand its objects to the workers.
+
+        True when the record is under way: :meth:`_finish_record` ends it."""
         rel = entry["rel"]
         rdir = os.path.join(self.store_root, rel)
         start = self.now()
@@ -522,7 +539,7 @@ class Run:
             # A symbolic link planted in the store: Kiel never writes through it.
             self.problem(f"{rdir}: leads outside the store (a symbolic link); record "
                          f"{entry['id']} not renewed", input_error=False)
-            return
+            return False
         xml = entry["xml"].encode("utf-8")
         try:
             store.makedirs(rdir)
@@ -557,7 +574,7 @@ class Run:
                     self.stats.back += 1
         except OSError as e:
             self._fail(e, rdir)
-            return
+            return False
         with self.stats.lock:
             if changed:
                 self.stats.new_versions += 1
@@ -568,15 +585,22 @@ class Run:
         targets = [urls_mod.Target(f, n) for f, n in entry["t"]]
         if not targets:
             self._finish_record(job)
-            return
+            return True
         with job.lock:
             job.pending = len(targets)
             for t in targets:
                 job.objects[t.name] = None  # type: ignore[assignment]
         for t in targets:
             self.sched.put(urls_mod.host_of(t.fetch), _ObjectJob(job, t))
+        return True
 
     def _finish_record(self, job: _RecordJob) -> None:
+        try:
+            self._write_record_end(job)
+        finally:
+            self._inflight.release()
+
+    def _write_record_end(self, job: _RecordJob) -> None:
         if self._fatal is not None:
             return  # objects not all renewed: no 00last claims they were
         end = self.now()

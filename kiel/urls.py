@@ -59,10 +59,14 @@ def classify(value: str) -> Target | str:
     return Target(value, name)
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@")
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for notes and logs)."""
+    """The URL with any password replaced by ``***`` (for notes and logs),
+    also when the value is not a URL Kiel fetches."""
     r = classify(url)
-    return r.name if isinstance(r, Target) else url
+    return r.name if isinstance(r, Target) else _USERINFO.sub(r"\1***@", url)
 
 
 def host_of(url: str) -> str:

@@ -153,10 +153,6 @@ def test_dtd_that_asks_for_the_network_asks_nothing(inputs, home):
         srv.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the streaming parse accepts a 50 MB attribute, but "
-                   "renewal._evaluate parses the serialized record again with records."
-                   "parse_stored, whose XMLSyntaxError (buffer size limit) is not caught: the "
-                   "whole run dies in its scan phase")
 def test_50_mb_attribute(inputs, home):
     head = (XML_DECL + '<amf xmlns="http://amf.openlib.org">\n'
             '<text id="RePEc:ccc:wpaper:big" title="').encode()
@@ -274,9 +270,6 @@ def test_hostile_ids_stay_inside_the_store(inputs, home, tmp_path):
     assert all(line.startswith(b"20") for line in log.split(b"\n")[:-1])
 
 
-@pytest.mark.xfail(strict=True, reason="records._bad_id rejects C0 controls and DEL only: an id "
-                   "with a C1 control character (U+0080-U+009F, literal in XML 1.0) is stored, "
-                   "against docs/contract.md ('an id with control characters is skipped')")
 def test_ids_with_c1_control_characters_are_reported(inputs, home):
     data = amf(text("RePEc:ccc:wpaper:csi\u009b31mred"), text("RePEc:ccc:wpaper:nel\u0085x"))
     s, path = inputs.run("c1.xml", data)
@@ -364,9 +357,6 @@ def test_hostile_branch_values(inputs, home, srv):
         v6.close()
 
 
-@pytest.mark.xfail(strict=True, reason="urls.redact only redacts a URL classify() accepts: a "
-                   "skipped value (bad port, line break, too long) keeps its password in clear "
-                   "in the record's notes")
 def test_password_in_a_skipped_value_is_never_written(inputs, home):
     values = ["http://kieluser:Sk1ppedPw@127.0.0.1:99999/x",
               "http://kieluser:Sk1ppedPw@127.0.0.1/a\nb",

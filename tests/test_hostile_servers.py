@@ -99,9 +99,6 @@ def assert_000(case: Case, error: str) -> None:
     assert case.note["size"] == 0 and case.note["sha256"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="the total deadline is checked only when a chunk of "
-                   "resp.iter_raw(CHUNK) arrives, and httpx re-chunks to 64 KiB: a body that "
-                   "drips runs to its end, however long (fetch.py, Fetcher._stream)")
 def test_body_dripping_one_byte_a_second_meets_the_total_deadline(home, srv, tmp_path, clock):
     # Six bytes, one a second: the defect shows as six seconds instead of two or three.
     set_config(home, total_timeout=2, read_timeout=3)
@@ -110,9 +107,6 @@ def test_body_dripping_one_byte_a_second_meets_the_total_deadline(home, srv, tmp
     assert 2 <= case.note["elapsed"] < 4.5
 
 
-@pytest.mark.xfail(strict=True, reason="the total deadline is checked only between body "
-                   "chunks: a status line and headers dripped one byte at a time hold the "
-                   "worker as long as the server wants (fetch.py, Fetcher.fetch)")
 def test_head_dripping_one_byte_at_a_time_meets_the_total_deadline(home, srv, tmp_path, clock):
     set_config(home, total_timeout=1.5, read_timeout=3)
     case = hostile_run(home, srv, tmp_path, clock, "/drip-head", hs.drip_head(0.2, 5.0))
@@ -217,9 +211,6 @@ def test_garbage_content_type_on_a_body_is_sniffed(home, srv, tmp_path, clock):
     assert (case.pdir / case.name).read_bytes() == body
 
 
-@pytest.mark.xfail(strict=True, reason="a long Content-Type on an empty body makes an attempt "
-                   "name over 255 bytes: ENAMETOOLONG is taken for a failing disk and stops "
-                   "the whole run (mediatype.token has no length cap)")
 def test_long_content_type_does_not_stop_the_run(home, srv, tmp_path, clock):
     case = hostile_run(home, srv, tmp_path, clock, "/ctype-long",
                        _garbage_type("application/" + "x" * 400))
@@ -267,8 +258,6 @@ def test_redirect_to_a_local_file_is_not_followed(home, srv, tmp_path, clock):
     assert not hs.grep_home(home.root, b"root:x:0:0")
 
 
-@pytest.mark.xfail(strict=True, reason="the resolved Location of a redirect is written to the "
-                   "object's notes (location) without its password redacted (objects.record)")
 def test_redirect_to_a_url_with_a_password_keeps_it_out_of_the_notes(home, srv, tmp_path, clock):
     target = f"http://agent:Red1rectPw@127.0.0.1:{srv.port}/good-pw"
     srv.route("/good-pw", hs.good())
