@@ -597,10 +597,15 @@ def machine() -> dict:
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(), "cpu": cpu, "memory": f"{int(mem) // 1024} MiB",
         "kernel": platform.release(), "python": platform.python_version(),
-        "nginx": first(["nginx", "-v"]), "wget": first(["wget", "--version"]),
-        "curl": first(["curl", "--version"]),
+        "nginx": first(["nginx", "-v"]).split()[-1],
+        "wget": " ".join(first(["wget", "--version"]).split()[:3]),
+        "curl": " ".join(first(["curl", "--version"]).split()[:2]),
         "kiel": first([sys.executable, "-c", "import kiel; print(kiel.__version__)"]),
         "commit": first(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]),
+        # The numbers belong to the code that ran, which may be ahead of HEAD.
+        "kiel/ changes not committed": str(len(subprocess.run(
+            ["git", "-C", REPO, "status", "--porcelain", "kiel"], capture_output=True,
+            text=True).stdout.splitlines())) + " files",
     }
 
 
