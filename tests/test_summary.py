@@ -1,0 +1,123 @@
+"""What a run tells: every summary field, the JSON and log files, progress on a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from werkzeug import Response
+
+from conftest import TEST_SETTINGS, run, set_config, text, write_amf
+
+PDF = b"%PDF-1.4\n" + b"p" * 5000
+
+
+def test_every_summary_field(home, httpserver, tmp_path, clock):
+    set_config(home, retries=1, retry_delay=0.01, max_body=100_000)
+    httpserver.expect_request("/a.pdf").respond_with_data(PDF, content_type="application/pdf")
+    httpserver.expect_request("/shared").respond_with_data(b"<html>j</html>",
+                                                           content_type="text/html")
+    httpserver.expect_request("/404").respond_with_data(b"no", status=404)
+    httpserver.expect_request("/big").respond_with_data(b"b" * 200_000)
+    calls = []
+
+    def flaky(_r):
+        calls.append(1)
+        return Response(b"later", status=503) if len(calls) == 1 else Response(b"ok")
+
+    httpserver.expect_request("/flaky").respond_with_handler(flaky)
+    u = httpserver.url_for
+    src = write_amf(tmp_path / "in" / "a.xml",
+                    text("RePEc:aaa:wpaper:1", u("/a.pdf"), u("/404"), display=u("/shared")),
+                    text("RePEc:aaa:wpaper:2", u("/big"), "http://127.0.0.1:1/refused",
+                         display=u("/shared")),
+                    text("RePEc:aaa:wpaper:3", u("/flaky"), "mailto:x@y"),
+                    text(None), '<text ref="RePEc:zzz:wpaper:9"/>')
+    s = run(home, src, clock=clock)
+    assert s.records_found == 3 and s.records_renewed == 3
+    assert (s.new_versions, s.virgin, s.unchanged) == (3, 3, 0)
+    assert s.input_errors == 1 and s.refs == 1 and s.duplicates == 0
+    assert s.objects == 7
+    # 7 final attempts, and 2 retried: the 503 and the refused connection
+    assert s.attempts == 9
+    assert s.attempts_by_class == {"000": 3, "2xx": 4, "4xx": 1, "5xx": 1}
+    assert s.errors_by_kind == {"refused": 2, "too-large": 1}
+    assert s.retries == 2 and s.shared == 1 and s.not_modified == 0 and s.given_up == 0
+    fetched = len(PDF) + len(b"<html>j</html>") + len(b"no") + len(b"ok")
+    assert s.bytes_fetched == fetched
+    assert s.bytes_stored == fetched
+    assert s.bytes_linked == len(b"<html>j</html>")  # the shared page, linked once
+    assert s.interrupted is None and s.exit_status == 1 and s.duration > 0
+    clock.advance()
+    s2 = run(home, src, clock=clock)
+    assert (s2.new_versions, s2.unchanged) == (0, 3)
+    assert s2.bytes_stored == 0  # nothing changed: every body is a link
+    assert s2.bytes_linked >= len(PDF)
+    data = json.loads(Path(s2.summary_file).read_text())
+    for field in ("records_found", "records_renewed", "new_versions", "unchanged", "skipped",
+                  "input_errors", "attempts_by_class", "errors_by_kind", "bytes_fetched",
+                  "bytes_stored", "bytes_linked", "duration", "records_per_second",
+                  "exit_status"):
+        assert field in data, field
+    assert data["unchanged"] == 3
+    assert Path(s2.log).exists() and "renewal ends" in Path(s2.log).read_text()
+
+
+def test_skipped_records_are_counted_with_their_reason(home, tmp_path, clock):
+    set_config(home, record_interval="1h")
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1"), text("RePEc:aaa:wpaper:2"))
+    run(home, src, clock=clock)
+    clock.advance(60)
+    s = run(home, src, clock=clock)
+    assert s.skipped == {"record_interval": 2} and s.records_renewed == 0
+    clock.advance(3600)
+    s = run(home, src, clock=clock)
+    assert s.skipped == {} and s.records_renewed == 2
+
+
+def _home(tmp_path: Path) -> Path:
+    h = tmp_path / "h"
+    subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(h)], check=True,
+                   capture_output=True)
+    with open(h / "etc" / "kiel.conf", "a") as f:
+        f.write(TEST_SETTINGS)
+    return h
+
+
+def test_progress_on_a_terminal_and_none_without(tmp_path, httpserver):
+    def slow(_r):
+        time.sleep(0.1)
+        return Response(b"x")
+
+    httpserver.expect_request("/s").respond_with_handler(slow)
+    h = _home(tmp_path)
+    src = write_amf(tmp_path / "a.xml", *[text(f"RePEc:aaa:wpaper:{i}", httpserver.url_for("/s")
+                                              + f"?{i}") for i in range(30)])
+    # stderr on a real terminal (a pty): progress is shown
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "kiel", "renew", "--home", str(h), str(src)],
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    p.wait(60)
+    os.close(master)
+    assert p.returncode == 0
+    assert b"records" in seen and b"objects in flight" in seen and b"records/s" in seen
+    # without a terminal (cron): no progress at all
+    r = subprocess.run([sys.executable, "-m", "kiel", "renew", "--home", str(h), str(src)],
+                       capture_output=True)
+    assert r.returncode == 0 and r.stderr == b""
+    assert b"records:" in r.stdout
