@@ -81,8 +81,13 @@ def open_dir(record_dir: str, url_name: str, now: int) -> ObjectDir:
         if st[:1] in ("1", "2", "3"):
             od.ever_succeeded = True
         sha = e.get("sha256")
-        if sha and e.get("size") and not e.get("link") and name in attempts:
-            od.by_sha.setdefault(sha, name)
+        if sha and e.get("size") and name in attempts:
+            # An earlier copy of a body: a regular file here, or the regular file an
+            # earlier link here points at (a URL shared with another record); a new
+            # equal body links to that file, never to a link.
+            target = e.get("link") or name
+            if st != "304" and _is_regular(os.path.join(path, target)):
+                od.by_sha.setdefault(sha, target)
         if st == "200" and (e.get("etag") or e.get("last_modified")) and name in attempts:
             od.last_200 = e
     for name in sorted(set(attempts) - noted):
@@ -158,7 +163,8 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
         return f"{t}_{status}_{type_}"
 
     link = None
-    if res.size and res.sha256 in od.by_sha and _is_regular(os.path.join(od.path, od.by_sha[res.sha256])):
+    if res.size and res.sha256 in od.by_sha and \
+            _is_regular(os.path.join(od.path, od.by_sha[res.sha256])):
         link = od.by_sha[res.sha256]
     elif link_to is not None:
         link = os.path.relpath(link_to, od.path)

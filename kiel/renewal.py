@@ -476,10 +476,8 @@ class Run:
                                  f"duplicate id, first seen at {prev_src}; skipped")
                     continue
                 prev_rel, prev_src = entry["rel"], entry["src"]
-                # Record I/O (compare, write, 00last) overlaps on a few threads:
-                # renaming over 00last costs the kernel more than parsing costs us.
                 self._inflight.acquire()
-                self._record_pool.submit(self._start_record_slot, entry)
+                self._start_record_slot(entry)
                 # Look ahead just enough to keep the workers busy: with a time
                 # budget, a record that starts should be fetched soon.
                 self.sched.wait_below(cfg.concurrency * (1 if self.opt.max_time else 4))
@@ -584,7 +582,9 @@ class Run:
                 self.stats.unchanged += 1
         targets = [urls_mod.Target(f, n) for f, n in entry["t"]]
         if not targets:
-            self._finish_record(job)
+            # Ending a record renames over its 00last, which costs the kernel
+            # more than the parsing costs us: it overlaps on a few threads.
+            self._record_pool.submit(self._finish_record, job)
             return True
         with job.lock:
             job.pending = len(targets)
