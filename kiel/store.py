@@ -230,7 +230,7 @@ def iter_record_dirs(store_root: str, prefix: str | None = None):
     Record directories sit at fixed depths (DESIGN.md, The redist):
     ``RePEc/<archive>/<series>/<rest>`` and ``other/<id>``. ``prefix``
     restricts the walk to a relative path prefix of the store such as
-    ``RePEc/eee`` (see :func:`prefix_path` for a record id prefix).
+    ``RePEc/eee`` (see :func:`kiel.verify.prefix_path` for a record id prefix).
     """
     def subdirs(path: str):
         try:
