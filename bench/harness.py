@@ -57,6 +57,7 @@ class Sample:
     n: int = 0  # records (records-only runs)
     cpu: float = 0.0  # user + system CPU seconds of the child
     load: float = 0.0  # 1-minute load average just before the run
+    ok200: int = 0  # Kiel: attempt files named <tist>_200_<type> in the store
 
 
 @dataclass
@@ -126,6 +127,17 @@ def du(path: str) -> tuple[int, int, int]:
     for _, _, names in os.walk(path):
         files += len(names)
     return app, alloc, files
+
+
+ATTEMPT_200 = re.compile(r"^\d+_200_")
+
+
+def kiel_200s(home: str) -> int:
+    """Attempt files (regular or links) of 200 answers: did Kiel do the work?"""
+    n = 0
+    for _, _, names in os.walk(os.path.join(home, "store")):
+        n += sum(1 for x in names if ATTEMPT_200.match(x))
+    return n
 
 
 def server_cpu(ctx: Ctx) -> float:
@@ -337,11 +349,13 @@ def run_unit(ctx: Ctx, case: str, tool: str, rep: int, warm: bool = True) -> Non
             continue
         r = measure(cmd, dest if tool != "kiel" else None, ctx.log, ctx)
         app, alloc, files = du(dest)
+        ok200 = kiel_200s(dest) if tool == "kiel" else 0
         ctx.samples.append(Sample(case, tool, phase, rep, r.wall, r.rss_kb, r.rc, app, alloc, files,
-                                  r.server_cpu, cpu=r.cpu, load=r.load))
+                                  r.server_cpu, cpu=r.cpu, load=r.load, ok200=ok200))
         say(f"  {case:5} {tool:4} {phase:4} rep {rep}: {r.wall:8.2f} s  {r.cpu:6.2f} cpu-s  "
             f"{r.rss_kb / 1024:7.1f} MB  rc {r.rc}  {app / 1e6:9.1f} MB apparent  {files} files  "
-            f"server {r.server_cpu:.1f} cpu-s  load {r.load:.1f}")
+            f"server {r.server_cpu:.1f} cpu-s  load {r.load:.1f}"
+            + (f"  {ok200} attempts of 200" if tool == "kiel" else ""))
     rmtree(work)
 
 
@@ -440,7 +454,8 @@ def summarize(ctx: Ctx) -> dict:
                "server_cpu": _med([s.server_cpu for s in ss]),
                "cpu": _med([s.cpu for s in ss]),
                "load": _med([s.load for s in ss]),
-               "rc": sorted({s.rc for s in ss})}
+               "rc": sorted({s.rc for s in ss}),
+               "ok200": min(s.ok200 for s in ss)}
         if case in ("zero", "delay"):
             row["objects_per_s"] = m.requests / row["wall"]
         if case == "records":
@@ -542,6 +557,13 @@ def render(ctx: Ctx, summary: dict, info: dict, args) -> str:
                    f"{r['objects_per_s']:.0f} | {r['rss_mb']:.1f} | {r['cpu']:.2f} | {r['apparent'] / 1e6:.1f} | "
                    f"{r['allocated'] / 1e6:.1f} | {r['files']:.0f} | {r['server_cpu']:.1f} | "
                    f"{r['load']:.1f} | {','.join(map(str, r['rc']))} |")
+    done = [f"{r['ok200']} ({'0 ms' if r['case'] == 'zero' else '50 ms'})" for r in rows
+            if r["tool"] == "kiel" and r["case"] in order and r["phase"] == "cold"]
+    if done:
+        # Every record's object directory holds its own attempt (a shared URL's is a
+        # link), so this is at least the distinct bodies when Kiel did all the work.
+        out.append(f"\nAttempts answered 200 in Kiel's store after each cold run, fewest over "
+                   f"the repetitions: {', '.join(done)}; distinct bodies of 200: {m.bodies_200}.")
     ratios, targets = ratios_and_targets(summary, m)
     out.append("\n| ratio (median wall times) | value |\n|---|---|")
     for label, v in ratios:
