@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
@@ -26,6 +27,7 @@ from kiel.errors import StoreError
 from kiel.store import tmp_name
 
 CHUNK = 65536
+CLIENTS_PER_THREAD = 64  # origins a worker thread keeps a connection to
 
 
 @dataclass(frozen=True)
@@ -197,28 +199,51 @@ class Fetcher:
         self.limits = limits
         self.verify_tls = verify_tls
         self._local = threading.local()
-        self._clients: list[httpx.Client] = []
+        self._clients: set[httpx.Client] = set()
+        self._ssl = None
         self._lock = threading.Lock()
 
-    def _client(self) -> httpx.Client:
-        c = getattr(self._local, "client", None)
-        if c is None:
-            timeout = httpx.Timeout(connect=self.limits.connect_timeout,
-                                    read=self.limits.read_timeout,
-                                    write=self.limits.read_timeout,
-                                    pool=self.limits.connect_timeout)
-            c = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
-                             verify=self.verify_tls, http2=False,
-                             limits=httpx.Limits(max_connections=64,
-                                                 max_keepalive_connections=32))
-            # HTTPTransport takes no network backend: set it on its pool. Checked,
-            # so an httpx that renames it fails loudly rather than lose deadlines.
-            pool = c._transport._pool  # type: ignore[attr-defined]
-            assert hasattr(pool, "_network_backend"), "httpx/httpcore internals changed"
-            pool._network_backend = _DeadlineBackend()
-            self._local.client = c
+    def _client(self, url: str) -> httpx.Client:
+        """This thread's client for the origin of ``url``.
+
+        One small client per (thread, origin), kept in a little LRU: httpcore
+        checks every idle connection of a pool before each request, so one
+        pool per thread across many hosts spends its time polling sockets.
+        """
+        clients = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = OrderedDict()
+        origin = url.split("/", 3)[:3]
+        key = "/".join(origin)
+        c = clients.get(key)
+        if c is not None:
+            clients.move_to_end(key)
+            return c
+        if len(clients) >= CLIENTS_PER_THREAD:
+            _, old = clients.popitem(last=False)
             with self._lock:
-                self._clients.append(c)
+                self._clients.discard(old)
+            old.close()
+        if self._ssl is None:
+            with self._lock:
+                if self._ssl is None:
+                    # One SSL context for all clients: each costs about a megabyte.
+                    self._ssl = httpx.create_ssl_context(verify=self.verify_tls)
+        timeout = httpx.Timeout(connect=self.limits.connect_timeout,
+                                read=self.limits.read_timeout,
+                                write=self.limits.read_timeout,
+                                pool=self.limits.connect_timeout)
+        c = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
+                         verify=self._ssl, http2=False,
+                         limits=httpx.Limits(max_connections=2, max_keepalive_connections=1))
+        # HTTPTransport takes no network backend: set it on its pool. Checked,
+        # so an httpx that renames it fails loudly rather than lose deadlines.
+        pool = c._transport._pool  # type: ignore[attr-defined]
+        assert hasattr(pool, "_network_backend"), "httpx/httpcore internals changed"
+        pool._network_backend = _DeadlineBackend()
+        clients[key] = c
+        with self._lock:
+            self._clients.add(c)
         return c
 
     def close(self) -> None:
@@ -247,7 +272,7 @@ class Fetcher:
         resp_headers: dict[str, str] = {}
         _deadline.at = deadline
         try:
-            with self._client().stream("GET", url, headers=req_headers) as resp:
+            with self._client(url).stream("GET", url, headers=req_headers) as resp:
                 code = resp.status_code
                 status = "%03d" % code if 0 <= code <= 999 else "000"
                 declared = resp.headers.get("content-type")

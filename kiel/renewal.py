@@ -186,7 +186,8 @@ class _Log:
 
     def __init__(self, path: str):
         self.path = path
-        self._f = open(path, "a", encoding="utf-8", buffering=1)
+        # Buffered: the log is not precious, and a write per line costs a syscall.
+        self._f = open(path, "a", encoding="utf-8", buffering=1 << 16)
         self._lock = threading.Lock()
 
     def write(self, text: str) -> None:

@@ -19,7 +19,9 @@ class Scheduler:
     def __init__(self, per_host: int, host_delay: float = 0.0):
         self.per_host = per_host
         self.host_delay = host_delay
-        self._cv = threading.Condition()
+        lock = threading.Lock()
+        self._cv = threading.Condition(lock)  # workers wait here for a job
+        self._room = threading.Condition(lock)  # the producer waits here for room
         self._queues: dict[str, deque] = {}
         self._active: dict[str, int] = {}
         self._ready: deque[str] = deque()
@@ -93,13 +95,19 @@ class Scheduler:
                 del self._active[host]
             self._pending -= 1
             self._make_ready(host)
-            self._cv.notify_all()
+            # One freed slot makes at most one job runnable: wake one worker, not
+            # all of them (a herd of threads fighting for the GIL on 2 cores).
+            if self._closed and self._pending == 0:
+                self._cv.notify_all()
+            elif self._ready:
+                self._cv.notify()
+            self._room.notify()
 
     def wait_below(self, limit: int) -> None:
         """Block the producer while more than ``limit`` jobs are pending."""
-        with self._cv:
+        with self._room:
             while self._pending > limit:
-                self._cv.wait()
+                self._room.wait()
 
     def close(self) -> None:
         with self._cv:
