@@ -24,7 +24,7 @@ import httpx
 
 from kiel import __version__, faults, mediatype
 from kiel.errors import StoreError
-from kiel.store import tmp_name
+from kiel.store import tmp_name, unlink_quiet
 
 CHUNK = 65536
 CLIENTS_PER_THREAD = 64  # origins a worker thread keeps a connection to
@@ -192,6 +192,46 @@ class _DeadlineBackend(httpcore.SyncBackend):
         return _DeadlineStream(super().connect_tcp(*args, **kwargs))
 
 
+class BodySink:
+    """A body on its way to disk: written to a new hidden file, hashed as it
+    comes (sha256, sha1), its head kept for libmagic, its size capped.
+    Our own disk failing is a :class:`StoreError`, never a 000 attempt."""
+
+    def __init__(self, tmp: str, max_body: int):
+        self.tmp = tmp
+        self.room = max_body
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.sha1 = hashlib.sha1()
+        self.head = bytearray()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            raise StoreError(f"{tmp}: cannot write: {e.strerror}") from e
+        self._f = os.fdopen(fd, "wb", buffering=0)
+
+    def add(self, piece: bytes) -> None:
+        if len(piece) > self.room:
+            raise TooLarge("body larger than max_body")
+        self.room -= len(piece)
+        self.size += len(piece)
+        self.sha256.update(piece)
+        self.sha1.update(piece)
+        if len(self.head) < mediatype.HEAD:
+            self.head += piece[: mediatype.HEAD - len(self.head)]
+        try:
+            self._f.write(piece)
+            faults.hit("body.chunk")
+        except OSError as e:
+            raise StoreError(f"{self.tmp}: cannot write: {e.strerror}") from e
+
+    def __enter__(self) -> "BodySink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+
 class Fetcher:
     """HTTP fetching with one httpx client per thread (see docs/performance.md)."""
 
@@ -294,7 +334,7 @@ class Fetcher:
         except BaseException as e:  # noqa: BLE001 - every failure is data
             _deadline.at = None
             if tmp:
-                _unlink(tmp)
+                unlink_quiet(tmp)
             if isinstance(e, (KeyboardInterrupt, SystemExit, StoreError)):
                 raise  # our own disk failing stops the run; it is not a 000
             error, detail = classify(e)
@@ -309,40 +349,15 @@ class Fetcher:
                       retry_after=resp_headers.get("retry-after"), headers=resp_headers)
 
     def _stream(self, resp: httpx.Response, tmp: str, deadline: float):
-        h256 = hashlib.sha256()
-        h1 = hashlib.sha1()
-        head = bytearray()
-        size = 0
-        room = self.limits.max_body
         decoder = _Decoder(resp.headers.get("content-encoding"))
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        except OSError as e:
-            raise StoreError(f"{tmp}: cannot write: {e.strerror}") from e
-        with os.fdopen(fd, "wb", buffering=0) as f:
+        with BodySink(tmp, self.limits.max_body) as sink:
             # No chunk size: httpx would hold bytes back until it had 64 KiB.
             for raw in resp.iter_raw():
                 if time.monotonic() > deadline:
                     raise Deadline(f"total_timeout {self.limits.total_timeout}s reached")
-                for piece in decoder.feed(raw, room):
-                    room -= len(piece)
-                    size += len(piece)
-                    h256.update(piece)
-                    h1.update(piece)
-                    if len(head) < mediatype.HEAD:
-                        head += piece[: mediatype.HEAD - len(head)]
-                    try:
-                        f.write(piece)
-                        faults.hit("body.chunk")
-                    except OSError as e:
-                        raise StoreError(f"{tmp}: cannot write: {e.strerror}") from e
+                for piece in decoder.feed(raw, sink.room):
+                    sink.add(piece)
             if time.monotonic() > deadline:
                 raise Deadline(f"total_timeout {self.limits.total_timeout}s reached")
-        return size, h256.hexdigest(), h1.hexdigest(), bytes(head)
+        return sink.size, sink.sha256.hexdigest(), sink.sha1.hexdigest(), bytes(sink.head)
 
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

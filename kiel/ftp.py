@@ -9,16 +9,14 @@ The status of an FTP attempt is the FTP reply code of the transfer: ``226``
 from __future__ import annotations
 
 import ftplib
-import hashlib
 import os
 import socket
 import time
 from urllib.parse import unquote, urlsplit
 
 from kiel import mediatype
-from kiel.errors import StoreError
-from kiel.fetch import Deadline, Limits, Result, TooLarge, classify
-from kiel.store import tmp_name
+from kiel.fetch import BodySink, Deadline, Limits, Result, TooLarge, classify
+from kiel.store import tmp_name, unlink_quiet
 
 
 def _reply_code(exc: BaseException) -> str | None:
@@ -47,14 +45,7 @@ def fetch(url: str, directory: str, limits: Limits, started: float | None = None
             ftp.set_pasv(True)
             ftp.voidcmd("TYPE I")
             tmp = os.path.join(directory, tmp_name())
-            h256, h1 = hashlib.sha256(), hashlib.sha1()
-            head = bytearray()
-            size = 0
-            try:
-                f = open(tmp, "xb")
-            except OSError as e:
-                raise StoreError(f"{tmp}: cannot write: {e.strerror}") from e
-            with f:
+            with BodySink(tmp, limits.max_body) as sink:
                 conn = ftp.transfercmd("RETR " + path)
                 with conn:
                     conn.settimeout(limits.read_timeout)
@@ -64,37 +55,26 @@ def fetch(url: str, directory: str, limits: Limits, started: float | None = None
                         chunk = conn.recv(65536)
                         if not chunk:
                             break
-                        size += len(chunk)
-                        if size > limits.max_body:
-                            raise TooLarge("body larger than max_body")
-                        h256.update(chunk)
-                        h1.update(chunk)
-                        if len(head) < mediatype.HEAD:
-                            head += chunk[: mediatype.HEAD - len(head)]
-                        try:
-                            f.write(chunk)
-                        except OSError as e:
-                            raise StoreError(f"{tmp}: cannot write: {e.strerror}") from e
+                        sink.add(chunk)
             reply = ftp.voidresp()
             status = reply[:3]
         except ftplib.error_perm as e:
             code = _reply_code(e) or "000"
             if tmp:
-                _unlink(tmp)
+                unlink_quiet(tmp)
             return Result(url, started, code, "none", None, 0, None, None, None, None,
                           None if code != "000" else "protocol", str(e)[:300],
                           time.monotonic() - t0)
         except ftplib.error_temp as e:
             if tmp:
-                _unlink(tmp)
+                unlink_quiet(tmp)
             code = _reply_code(e) or "000"
             return Result(url, started, code, "none", None, 0, None, None, None, None,
                           None, str(e)[:300], time.monotonic() - t0)
         except (OSError, EOFError, ftplib.Error, TooLarge, Deadline) as e:
-            if isinstance(e, StoreError):
-                raise
+            # (a StoreError from the sink is not caught here: our disk stops the run)
             if tmp:
-                _unlink(tmp)
+                unlink_quiet(tmp)
             if isinstance(e, socket.timeout):
                 error, detail = "timeout", str(e)
             else:
@@ -108,13 +88,7 @@ def fetch(url: str, directory: str, limits: Limits, started: float | None = None
             ftp.close()
         except OSError:
             pass
-    return Result(url, started, status, mediatype.attempt_type(bytes(head), None), None, size,
-                  h256.hexdigest(), h1.hexdigest(), tmp, None, None, None,
-                  time.monotonic() - t0)
+    return Result(url, started, status, mediatype.attempt_type(bytes(sink.head), None), None,
+                  sink.size, sink.sha256.hexdigest(), sink.sha1.hexdigest(), tmp, None, None,
+                  None, time.monotonic() - t0)
 
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

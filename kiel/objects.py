@@ -170,7 +170,7 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
         link = os.path.relpath(link_to, od.path)
     if link is not None:
         if res.tmp_path:
-            _unlink(res.tmp_path)
+            store.unlink_quiet(res.tmp_path)
         name = store.symlink_new(od.path, name_for, link)
         real = os.path.normpath(os.path.join(od.path, link))
     elif res.tmp_path:
@@ -207,7 +207,7 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
 def note_retry(od: ObjectDir, res: Result, attempt: int) -> None:
     """A transient failure that will be tried again: a notes line, no file."""
     if res.tmp_path:
-        _unlink(res.tmp_path)
+        store.unlink_quiet(res.tmp_path)
     entry = _entry(int(res.started), od.url, res.status, res.type, res.declared_type, res.size,
                    res.sha256, res.sha1, None, None, _redacted(res.location), res.error,
                    res.elapsed, attempt=attempt, retried=True)
@@ -243,9 +243,3 @@ def _is_regular(path: str) -> bool:
     except OSError:
         return False
 
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -29,7 +29,6 @@ import socket
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -49,7 +48,6 @@ from kiel.spool import ExternalSort
 TRANSIENT_ERRORS = {"timeout", "connect", "refused", "reset", "incomplete"}
 TRANSIENT_STATUS = {"429", "502", "503", "504"}
 MAX_LISTED_PROBLEMS = 1000
-RECORD_THREADS = 2
 
 
 class Stop(threading.Event):
@@ -444,12 +442,10 @@ class Run:
                    for i in range(cfg.concurrency)]
         for w in workers:
             w.start()
-        self._record_pool = ThreadPoolExecutor(RECORD_THREADS, thread_name_prefix="kiel-record")
         # Records started and not finished: bounded, so that a record starts
         # only when the workers can soon take its objects (and --max-time means
         # what it says).
-        limit = cfg.concurrency + RECORD_THREADS if self.opt.max_time else \
-            max(cfg.concurrency, RECORD_THREADS) * 4
+        limit = cfg.concurrency + 1 if self.opt.max_time else cfg.concurrency * 4
         self._inflight = threading.BoundedSemaphore(limit)
         prev_rel = None
         prev_src = None
@@ -486,7 +482,6 @@ class Run:
                     last_progress = time.monotonic()
                     self._progress("renew")
         finally:
-            self._record_pool.shutdown(wait=True)
             self.sched.close()
             for w in workers:
                 w.join()
@@ -545,7 +540,7 @@ class Run:
             vers = []
             for name in os.listdir(rdir):
                 if store.is_tmp(name):
-                    _unlink(os.path.join(rdir, name))
+                    store.unlink_quiet(os.path.join(rdir, name))
                     continue
                 m = store.VERSION_RE.match(name)
                 if m:
@@ -583,9 +578,7 @@ class Run:
                 self.stats.unchanged += 1
         targets = [urls_mod.Target(f, n) for f, n in entry["t"]]
         if not targets:
-            # Ending a record renames over its 00last, which costs the kernel
-            # more than the parsing costs us: it overlaps on a few threads.
-            self._record_pool.submit(self._finish_record, job)
+            self._finish_record(job)
             return True
         with job.lock:
             job.pending = len(targets)
@@ -691,7 +684,7 @@ class Run:
                 and now - od.first_tist > gua and not job.changed:
             objects.note_event(od, "given-up", now, full_age=now - od.first_tist,
                                control_age=now - (od.newest_tist or now),
-                               reason=f"every attempt failed for longer than give_up_after")
+                               reason="every attempt failed for longer than give_up_after")
             with self.stats.lock:
                 self.stats.given_up += 1
             return 0
@@ -1038,12 +1031,6 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
 
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _rmtree(path: str) -> None:

@@ -86,7 +86,7 @@ def write_new(directory: str, name_for, data: bytes, sync: bool = False) -> str:
         faults.hit("write.tmp")
         return publish(tmp, directory, name_for, sync)
     except BaseException:
-        _unlink_quiet(tmp)
+        unlink_quiet(tmp)
         raise
 
 
@@ -118,7 +118,7 @@ def replace(path: str, data: bytes, sync: bool = False) -> None:
         faults.hit("replace.tmp")
         os.replace(tmp, path)
     except BaseException:
-        _unlink_quiet(tmp)
+        unlink_quiet(tmp)
         raise
 
 
@@ -136,10 +136,11 @@ def write_once(path: str, data: bytes) -> bool:
     except FileExistsError:
         return False
     finally:
-        _unlink_quiet(tmp)
+        unlink_quiet(tmp)
 
 
-def _unlink_quiet(path: str) -> None:
+def unlink_quiet(path: str) -> None:
+    """Remove a file of our own if it is there (a temporary file, most often)."""
     try:
         os.unlink(path)
     except OSError:
@@ -205,7 +206,7 @@ def clean_tmp(directory: str) -> int:
         return 0
     for name in names:
         if is_tmp(name):
-            _unlink_quiet(os.path.join(directory, name))
+            unlink_quiet(os.path.join(directory, name))
             n += 1
     return n
 

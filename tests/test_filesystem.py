@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from kiel import store
-from kiel.errors import StoreError
 from kiel.verify import verify
 from conftest import TEST_SETTINGS, record_dir, run, text, write_amf
 

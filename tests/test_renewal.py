@@ -12,7 +12,7 @@ from werkzeug import Response
 from kiel import notes, store
 from kiel.errors import BranchesError, ConfigError, LockHeld
 from kiel.home import Lock
-from conftest import (Clock, attempts, object_dir, record_dir, run, set_config, text,
+from conftest import (attempts, object_dir, record_dir, run, set_config, text,
                       write_amf)
 
 PDF = b"%PDF-1.4\n" + b"x" * 2000 + b"\n%%EOF\n"

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from werkzeug import Response
 
 from kiel import notes
 from kiel.home import Lock
-from conftest import (TEST_SETTINGS, attempts, object_dir, record_dir, run, set_config, text,
+from conftest import (attempts, object_dir, record_dir, run, set_config, text,
                       write_amf)
 
 
