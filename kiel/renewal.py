@@ -333,7 +333,7 @@ class Run:
     def _scan(self, inputs, workdir):
         spool = ExternalSort(workdir)
         url_spool = ExternalSort(workdir)
-        seen = ExternalSort(workdir, chunk_bytes=2 * 1024 * 1024)
+        seen = ExternalSort(workdir, chunk_bytes=512 * 1024)
         now = self.now()
         interval = self.cfg.record_interval
         seq = 0
@@ -949,7 +949,7 @@ class Run:
         from kiel.oai import build
 
         # Small chunks: the index build's memory stays flat in the store's size.
-        stats = build(self.home.root, chunk=20_000)
+        stats = build(self.home.root, chunk=10_000)
         self.log.write(f"OAI-PMH index rebuilt: {stats.records} records, {stats.deleted} "
                        f"deleted, in {stats.seconds:.1f}s")
 

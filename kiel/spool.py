@@ -17,7 +17,7 @@ from typing import Iterator
 
 
 class ExternalSort:
-    def __init__(self, workdir: str, chunk_bytes: int = 4 * 1024 * 1024):
+    def __init__(self, workdir: str, chunk_bytes: int = 1024 * 1024):
         self.workdir = workdir
         self.chunk_bytes = chunk_bytes
         self._lines: list[bytes] = []
