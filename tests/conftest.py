@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,15 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+def make_home(path: Path, extra: str = "") -> Path:
+    """A home made as an operator makes one (``kiel init``), set up for tests."""
+    subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(path)], check=True,
+                   capture_output=True)
+    with open(path / "etc" / "kiel.conf", "a", encoding="utf-8") as f:
+        f.write(TEST_SETTINGS + extra)
+    return path
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from kiel import __version__
 from kiel.cli import main
 from kiel.home import Lock
-from conftest import TEST_SETTINGS, text, write_amf
+from conftest import make_home, text, write_amf
 
 
 def kiel(*args: str, env=None, **kw) -> subprocess.CompletedProcess:
@@ -42,16 +42,8 @@ def test_every_command_has_help_with_an_example():
     assert __version__ in r.output
 
 
-def _home(tmp_path: Path) -> Path:
-    h = tmp_path / "h"
-    CliRunner().invoke(main, ["init", "--home", str(h)])
-    with open(h / "etc" / "kiel.conf", "a") as f:
-        f.write(TEST_SETTINGS)
-    return h
-
-
 def test_renew_exit_statuses(tmp_path: Path):
-    h = _home(tmp_path)
+    h = make_home(tmp_path / "h")
     good = write_amf(tmp_path / "good.xml", text("RePEc:aaa:wpaper:1"))
     r = kiel("renew", "--home", str(h), str(good))
     assert r.returncode == 0, r.stderr
@@ -69,7 +61,7 @@ def test_renew_exit_statuses(tmp_path: Path):
 
 
 def test_renew_lock_held_exits_75(tmp_path: Path):
-    h = _home(tmp_path)
+    h = make_home(tmp_path / "h")
     good = write_amf(tmp_path / "good.xml", text("RePEc:aaa:wpaper:1"))
     from kiel.home import Home
     with Lock(Home(str(h))):
@@ -78,7 +70,7 @@ def test_renew_lock_held_exits_75(tmp_path: Path):
 
 
 def test_kiel_home_environment(tmp_path: Path):
-    h = _home(tmp_path)
+    h = make_home(tmp_path / "h")
     good = write_amf(tmp_path / "good.xml", text("RePEc:aaa:wpaper:1"))
     r = kiel("renew", str(good), env={"KIEL_HOME": str(h)})
     assert r.returncode == 0, r.stderr
@@ -86,7 +78,7 @@ def test_kiel_home_environment(tmp_path: Path):
 
 
 def test_quiet_cron_run_prints_nothing_when_all_is_well(tmp_path: Path):
-    h = _home(tmp_path)
+    h = make_home(tmp_path / "h")
     good = write_amf(tmp_path / "good.xml", text("RePEc:aaa:wpaper:1"))
     r = kiel("renew", "--home", str(h), "--quiet", str(good))
     assert r.returncode == 0 and r.stdout == "" and r.stderr == ""

@@ -23,7 +23,7 @@ import pytest
 
 from kiel import notes, store
 from kiel.verify import verify
-from conftest import TEST_SETTINGS, text, write_amf
+from conftest import make_home, text, write_amf
 
 BIG = b"%PDF-1.4\n" + bytes(range(256)) * 1200 + b"\n%%EOF\n"  # several 64 KiB chunks
 
@@ -122,10 +122,7 @@ def world(tmp_path_factory):
                text("RePEc:bbb:series:x:1", u("/page.html"), display=u("/shared.html"))]
     write_amf(src, *records)
     home = base / "home"
-    subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(home)], check=True,
-                   capture_output=True)
-    with open(home / "etc" / "kiel.conf", "a") as f:
-        f.write(TEST_SETTINGS + "concurrency = 2\n")
+    make_home(home, "concurrency = 2\n")
     assert kiel(home, src) == 0
     # the world changes: one body, one record
     server.clear()

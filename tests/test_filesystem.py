@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kiel.verify import verify
-from conftest import TEST_SETTINGS, record_dir, run, text, write_amf
+from conftest import make_home, record_dir, run, text, write_amf
 
 
 def can_mount() -> bool:
@@ -64,10 +64,7 @@ def test_real_full_disk_stops_cleanly_and_the_next_run_completes(tmp_path, site)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], check=True)
     try:
         home = mnt / "home"
-        subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(home)], check=True,
-                       capture_output=True)
-        with open(home / "etc" / "kiel.conf", "a") as f:
-            f.write(TEST_SETTINGS)
+        make_home(home)
         src = write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:0", site.url_for("/b.html")))
         assert kiel(home, str(src)).returncode == 0
         before = files_of(home)
@@ -107,10 +104,7 @@ STEPS = ["write.tmp@1", "publish.before@1", "publish.linked@1", "symlink.before@
 @pytest.mark.parametrize("step", STEPS)
 def test_injected_enospc_at_each_write_step(tmp_path, site, step):
     home = tmp_path / "home"
-    subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(home)], check=True,
-                   capture_output=True)
-    with open(home / "etc" / "kiel.conf", "a") as f:
-        f.write(TEST_SETTINGS)
+    make_home(home)
     src = write_amf(tmp_path / "in" / "a.xml",
                     text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"), display=site.url_for("/b.html")))
     assert kiel(home, str(src)).returncode == 0
@@ -167,10 +161,7 @@ def test_planted_link_as_object_file_name_is_not_followed(home, tmp_path, site, 
 @pytest.mark.skipif(not MOUNT, reason="needs a read-only mount (root can write anything else)")
 def test_read_only_store_fails_cleanly(tmp_path, site):
     home = tmp_path / "home"
-    subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(home)], check=True,
-                   capture_output=True)
-    with open(home / "etc" / "kiel.conf", "a") as f:
-        f.write(TEST_SETTINGS)
+    make_home(home)
     src = write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:1", site.url_for("/b.html")))
     assert kiel(home, str(src)).returncode == 0
     before = files_of(home)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from werkzeug import Response
 
-from conftest import TEST_SETTINGS, run, set_config, text, write_amf
+from conftest import make_home, run, set_config, text, write_amf
 
 PDF = b"%PDF-1.4\n" + b"p" * 5000
 
@@ -80,22 +80,13 @@ def test_skipped_records_are_counted_with_their_reason(home, tmp_path, clock):
     assert s.skipped == {} and s.records_renewed == 2
 
 
-def _home(tmp_path: Path) -> Path:
-    h = tmp_path / "h"
-    subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(h)], check=True,
-                   capture_output=True)
-    with open(h / "etc" / "kiel.conf", "a") as f:
-        f.write(TEST_SETTINGS)
-    return h
-
-
 def test_progress_on_a_terminal_and_none_without(tmp_path, httpserver):
     def slow(_r):
         time.sleep(0.1)
         return Response(b"x")
 
     httpserver.expect_request("/s").respond_with_handler(slow)
-    h = _home(tmp_path)
+    h = make_home(tmp_path / "h")
     src = write_amf(tmp_path / "a.xml", *[text(f"RePEc:aaa:wpaper:{i}", httpserver.url_for("/s")
                                               + f"?{i}") for i in range(30)])
     # stderr on a real terminal (a pty): progress is shown
