@@ -85,3 +85,13 @@ def test_attribute_and_function_branches():
     text_el = records.parse_stored(rec)
     assert check.branches[0].evaluate(text_el) == [("http://id", None)]
     assert check.branches[1].evaluate(text_el) == [("http://d", None)]
+
+
+def test_the_shipped_default_branches_are_the_repository_ones():
+    """etc/branches.xml and the copy `kiel init` installs must not drift apart."""
+    top = Path(__file__).resolve().parent.parent
+    from kiel.home import default_branches
+
+    assert (top / "etc" / "branches.xml").read_text(encoding="utf-8") == default_branches()
+    check = branches.check("default", default_branches().encode())
+    assert check.ok and [b.xpath for b in check.branches] == ["displaypage", "file/url"]
