@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
-
 from lxml import etree
 
 from kiel import AMF_NS
@@ -207,7 +205,3 @@ def load(path: str) -> tuple[Branch, ...]:
     if not result.ok:
         raise BranchesError("invalid branches:\n" + "\n".join(f"  {p}" for p in result.problems))
     return result.branches
-
-
-def evaluate_all(branches: Iterable[Branch], text_el) -> dict[str, list[tuple[str | None, str | None]]]:
-    return {b.xpath: b.evaluate(text_el) for b in branches}

@@ -16,7 +16,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import httpcore
@@ -59,7 +59,6 @@ class Result:
     etag: str | None = None
     last_modified: str | None = None
     retry_after: str | None = None
-    headers: dict = field(default_factory=dict)
 
 
 def user_agent(contact: str) -> str:
@@ -339,14 +338,13 @@ class Fetcher:
                 raise  # our own disk failing stops the run; it is not a 000
             error, detail = classify(e)
             return Result(url, started, "000", "none", declared, 0, None, None, None,
-                          location, error, detail, time.monotonic() - t0,
-                          headers=resp_headers)
+                          location, error, detail, time.monotonic() - t0)
         _deadline.at = None
         return Result(url, started, status, mediatype.attempt_type(head, declared), declared,
                       size, sha256, sha1, tmp, location, None, None, time.monotonic() - t0,
                       etag=resp_headers.get("etag"),
                       last_modified=resp_headers.get("last-modified"),
-                      retry_after=resp_headers.get("retry-after"), headers=resp_headers)
+                      retry_after=resp_headers.get("retry-after"))
 
     def _stream(self, resp: httpx.Response, tmp: str, deadline: float):
         decoder = _Decoder(resp.headers.get("content-encoding"))

@@ -35,7 +35,7 @@ class ObjectDir:
     recovered: int = 0
 
 
-def open_dir(record_dir: str, url_name: str, now: int) -> ObjectDir:
+def open_dir(record_dir: str, url_name: str) -> ObjectDir:
     """Create or read the object directory of ``url_name`` in ``record_dir``.
 
     Also repairs what a crash can leave: temporary files are removed, and

@@ -452,15 +452,6 @@ class Run:
         last_progress = 0.0
         try:
             for line in spool:
-                if self._stopping():
-                    if self.interrupted is None and self._fatal is None:
-                        self.interrupted = "signal"
-                    self.stats.skipped["interrupted"] += 1
-                    continue
-                if self._over_budget():
-                    self.interrupted = self.interrupted or "max-time"
-                    self.stats.skipped["max_time"] += 1
-                    continue
                 _, _, payload = line.partition(b"\t")
                 entry = json.loads(payload)
                 if entry["f"] in self.failed_files:
@@ -473,8 +464,13 @@ class Run:
                                  f"duplicate id, first seen at {prev_src}; skipped")
                     continue
                 prev_rel, prev_src = entry["rel"], entry["src"]
+                # A record starts only when a slot is free (acquire may wait),
+                # and none after a stop request or the time budget.
                 self._inflight.acquire()
-                self._start_record_slot(entry)
+                if self._stop_starting():
+                    self._inflight.release()
+                    continue
+                self._begin_record(entry)
                 # Look ahead just enough to keep the workers busy: with a time
                 # budget, a record that starts should be fetched soon.
                 self.sched.wait_below(cfg.concurrency * (1 if self.opt.max_time else 4))
@@ -493,16 +489,24 @@ class Run:
     def _over_budget(self) -> bool:
         return self.opt.max_time is not None and time.monotonic() - self.t0 > self.opt.max_time
 
-    def _start_record_slot(self, entry: dict[str, Any]) -> None:
+    def _stop_starting(self) -> bool:
+        """True (and counted) when no record may start any more."""
+        if self._stopping():
+            if self.interrupted is None and self._fatal is None:
+                self.interrupted = "signal"
+            reason = "interrupted"
+        elif self._over_budget():
+            self.interrupted = self.interrupted or "max-time"
+            reason = "max_time"
+        else:
+            return False
+        with self.stats.lock:
+            self.stats.skipped[reason] += 1
+        return True
+
+    def _begin_record(self, entry: dict[str, Any]) -> None:
         handed_over = False  # then _finish_record releases the in-flight slot
         try:
-            # A record starts here: none after the time budget or a stop request.
-            if self._stopping() or self._over_budget():
-                with self.stats.lock:
-                    self.stats.skipped["interrupted" if self._stopping() else "max_time"] += 1
-                    if not self._stopping():
-                        self.interrupted = self.interrupted or "max-time"
-                return
             handed_over = self._start_record(entry)
         except OSError as e:
             self._fail(e, entry["rel"])
@@ -669,7 +673,7 @@ class Run:
         """Renew one object; returns the number of further jobs it added to its record."""
         job = oj.record
         now = self.now()
-        od = objects.open_dir(job.dir, oj.target.name, now)
+        od = objects.open_dir(job.dir, oj.target.name)
         with job.lock:
             job.objects[oj.target.name] = os.path.basename(od.path)
         with self.stats.lock:

@@ -10,7 +10,6 @@ with ``symlink(2)``, itself atomic and exclusive. Only ``00last`` and
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -197,20 +196,6 @@ def newest_version(record_dir: str) -> tuple[int, str] | None:
     return v[-1] if v else None
 
 
-def clean_tmp(directory: str) -> int:
-    """Remove Kiel's leftover temporary files in ``directory``; count them."""
-    n = 0
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return 0
-    for name in names:
-        if is_tmp(name):
-            unlink_quiet(os.path.join(directory, name))
-            n += 1
-    return n
-
-
 def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -218,9 +203,6 @@ def sha256_file(path: str) -> str:
             h.update(chunk)
     return h.hexdigest()
 
-
-def is_enospc(e: OSError) -> bool:
-    return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 # --- walking the store -------------------------------------------------------

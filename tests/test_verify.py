@@ -16,7 +16,7 @@ from kiel.escape import escape
 from kiel.home import Home, Lock
 from kiel.redist import record_path
 from kiel.verify import KINDS, prefix_path, verify
-from test_show import (DAY, DEAD_URL, DOI_ID, NEW_URL, PDF_URL, REPEC_ID, T0, line,
+from test_show import (DAY, DOI_ID, NEW_URL, PDF_URL, REPEC_ID, T0, line,
                        make_store)
 
 REC = record_path(REPEC_ID)  # RePEc/aaa/wpaper/1
