@@ -180,10 +180,11 @@ def _progress_printer():
         left = ""
         if p.max_time:
             left = f", {max(0, int(p.max_time - p.elapsed))}s of budget left"
-        elif rate and p.phase == "renew":
-            left = f", about {int((p.records_found - p.records_done) / rate)}s left"
+        elif p.phase == "renew" and p.eta is not None:
+            left = f", about {int(p.eta)}s left"
         click.echo(f"\r\033[K{p.phase}: {p.records_done}/{p.records_found} records, "
-                   f"{p.objects_in_flight} objects in flight, {rate:.1f} records/s{left}",
+                   f"{p.objects_done}/{p.objects_total} objects, {p.fetching} fetching, "
+                   f"{_bytes(p.bytes_fetched)}, {rate:.1f} records/s{left}",
                    err=True, nl=False)
 
     return show

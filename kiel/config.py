@@ -56,6 +56,15 @@ def _seconds(text: str) -> float:
     return v
 
 
+def _share(text: str) -> float:
+    """A share of a whole: ``5%`` or ``0.05``."""
+    t = text.strip()
+    v = float(t[:-1].strip()) / 100 if t.endswith("%") else float(t)
+    if not 0 <= v <= 1:
+        raise ValueError("must be between 0 % and 100 %")
+    return v
+
+
 def _duration_or_never(text: str) -> int | None:
     t = text.strip().lower()
     if t in ("", "never", "none"):
@@ -123,6 +132,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("page_size", "100", _positive_int, "OAI-PMH: records or headers per list page."),
     Setting("max_requests", "8", _positive_int,
             "OAI-PMH: requests served at once; more are answered 503 with Retry-After."),
+    Setting("host_down_after", "5", _nonneg_int,
+            "After this many failed connections to one host in a run, its other objects "
+            "in that run are noted 000 host-down without a connection (0: never)."),
+    Setting("gone_max_share", "5%", _share,
+            "A full run marks no record gone when more than this share of the collection "
+            "would become gone at once (kiel renew --allow-gone accepts it)."),
+    Setting("alert_share", "50%", _share,
+            "A run in which this share of attempts could not connect is an alert: one line "
+            "even under --quiet, and exit status 69."),
+    Setting("alert_min_attempts", "20", _nonneg_int,
+            "Fewer attempts than this in a run never make an alert."),
 )
 
 
@@ -153,6 +173,10 @@ class Config:
     base_url: str = "http://127.0.0.1:8080/oai"
     page_size: int = 100
     max_requests: int = 8
+    host_down_after: int = 5
+    gone_max_share: float = 0.05
+    alert_share: float = 0.5
+    alert_min_attempts: int = 20
 
     def replace(self, **changes: Any) -> "Config":
         from dataclasses import replace

@@ -234,8 +234,10 @@ class BodySink:
 class Fetcher:
     """HTTP fetching with one httpx client per thread (see docs/performance.md)."""
 
-    def __init__(self, limits: Limits, verify_tls: bool = True):
+    def __init__(self, limits: Limits, verify_tls: bool = True,
+                 clients_per_thread: int = CLIENTS_PER_THREAD):
         self.limits = limits
+        self.clients_per_thread = clients_per_thread
         self.verify_tls = verify_tls
         self._local = threading.local()
         self._clients: set[httpx.Client] = set()
@@ -258,7 +260,7 @@ class Fetcher:
         if c is not None:
             clients.move_to_end(key)
             return c
-        if len(clients) >= CLIENTS_PER_THREAD:
+        if len(clients) >= self.clients_per_thread:
             _, old = clients.popitem(last=False)
             with self._lock:
                 self._clients.discard(old)

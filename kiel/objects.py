@@ -4,6 +4,13 @@ An object directory holds ``00url``, ``00notes`` and one file per attempt,
 ``<tist>_<status>_<type>``: the complete body, empty when there is none, or
 a relative symbolic link to an earlier regular file with the same body
 (DESIGN.md, Objects).
+
+What a renewal needs of an object's past (the newest attempt, the
+validators for a conditional request, the body to link to, the object's
+age) is read from the end of its ``00notes`` (:func:`kiel.notes.tail`), so
+a renewal costs the same after ten years of nightly attempts as after one.
+The directory itself is listed only to repair what a crashed run left
+(``repair=True``).
 """
 
 from __future__ import annotations
@@ -12,87 +19,152 @@ import errno
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Any
 
 from kiel import notes, store, urls
-from kiel.escape import escape
+from kiel.escape import escape, is_cut
 from kiel.fetch import Result
+from kiel.notes import AttemptNote, EventNote
+
+
+class Collision(Exception):
+    """The directory a URL's escaped name leads to belongs to another URL."""
 
 
 @dataclass
 class ObjectDir:
-    """What one renewal needs to know of an object directory's past."""
+    """What one renewal knows of an object directory's past."""
 
     path: str
     url: str  # the name form (password redacted)
-    by_sha: dict[str, str] = field(default_factory=dict)  # sha256 -> regular file
-    tists: set[int] = field(default_factory=set)
-    last_200: dict[str, Any] | None = None  # newest 200 with a file (conditional GET)
-    first_tist: int | None = None
     newest_tist: int | None = None
-    ever_succeeded: bool = False
+    since: int | None = None  # the first attempt
+    ever_ok: bool = False
     given_up: bool = False
+    body: AttemptNote | None = None  # newest attempt whose body is kept here
+    by_sha: dict[str, str] = field(default_factory=dict)  # sha256 -> regular file name
     recovered: int = 0
+    new: bool = False
+
+    def body_file(self) -> str | None:
+        """The regular file that holds :attr:`body` (links resolved, one level)."""
+        if self.body is None:
+            return None
+        name = self.body.link or self.body.file
+        if not name:
+            return None
+        path = os.path.normpath(os.path.join(self.path, name))
+        return path if _is_regular(path) else None
+
+    def validators(self) -> dict[str, str]:
+        """Headers of a conditional request confirming :attr:`body`."""
+        h: dict[str, str] = {}
+        b = self.body
+        if b is None or b.status not in ("200", "304"):
+            return h
+        if b.etag:
+            h["If-None-Match"] = b.etag
+        if b.last_modified:
+            h["If-Modified-Since"] = b.last_modified
+        return h
 
 
-def open_dir(record_dir: str, url_name: str) -> ObjectDir:
+def open_dir(record_dir: str, url_name: str, *, repair: bool = False) -> ObjectDir:
     """Create or read the object directory of ``url_name`` in ``record_dir``.
 
-    Also repairs what a crash can leave: temporary files are removed, and
-    an attempt file that has no notes line (the run died between the two)
-    gets one, marked ``recovered``.
+    ``repair``: also list the directory and mend what a crash left:
+    temporary files are removed, and an attempt file that has no notes
+    line (the run died between the two) gets one, marked ``recovered``.
+    Raises :class:`Collision` when a cut name's directory belongs to
+    another URL, :class:`kiel.notes.NotRegular` when ``00notes`` or
+    ``00url`` is not a regular file, ``OSError(ELOOP)`` on a planted link.
     """
     path = os.path.join(record_dir, escape(url_name))
-    os.makedirs(path, exist_ok=True)
-    if os.path.islink(path):
-        raise OSError(errno.ELOOP, "a symbolic link where an object directory belongs", path)
-    store.write_once(os.path.join(path, store.URL), url_name.encode("utf-8") + b"\n")
     od = ObjectDir(path, url_name)
-    names = os.listdir(path)
-    attempts = {}
-    for name in names:
+    try:
+        os.mkdir(path)
+        od.new = True
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            if stat.S_ISLNK(st.st_mode):
+                raise OSError(errno.ELOOP, "a symbolic link where an object directory belongs",
+                              path) from None
+            raise notes.NotRegular(path, notes.kind_of(st.st_mode) +
+                                   " where an object directory belongs") from None
+    if od.new:
+        store.write_once(os.path.join(path, store.URL), url_name.encode("utf-8") + b"\n")
+        return od
+    if is_cut(os.path.basename(path)):
+        # Only a cut name can be shared by two URLs: its 00url says whose it is.
+        try:
+            owner = notes.read_regular(os.path.join(path, store.URL), 65536)
+        except FileNotFoundError:
+            owner = None
+        if owner is None:
+            store.write_once(os.path.join(path, store.URL), url_name.encode("utf-8") + b"\n")
+        elif owner.rstrip(b"\n").decode("utf-8", "replace") != url_name:
+            raise Collision(f"{path}: holds {owner.rstrip().decode('utf-8', 'replace')!r}, "
+                            f"not {url_name!r}")
+    elif repair:
+        store.write_once(os.path.join(path, store.URL), url_name.encode("utf-8") + b"\n")
+    _read_past(od)
+    if repair:
+        _repair(od)
+    return od
+
+
+def _read_past(od: ObjectDir) -> None:
+    t = notes.tail(os.path.join(od.path, notes.NOTES))
+    newest: AttemptNote | None = None
+    for e in t.entries:
+        a = notes.parse_attempt(e)
+        if a is None:
+            ev = notes.parse_event(e)
+            if ev is not None and ev.event in ("given-up", "revived"):
+                od.given_up = ev.event == "given-up"
+            continue
+        if a.retried:
+            od.newest_tist = max(od.newest_tist or a.tist, a.tist)
+            continue
+        od.given_up = False  # no attempt follows a given-up line unless revived
+        newest = a
+        od.newest_tist = max(od.newest_tist or a.tist, a.tist)
+        if a.succeeded or a.ever_ok:
+            od.ever_ok = True
+        if a.since is not None:
+            od.since = a.since if od.since is None else min(od.since, a.since)
+        od.since = a.tist if od.since is None else min(od.since, a.tist)
+        if a.size and a.sha256 and (a.file or a.link) and a.status != "000":
+            od.by_sha[a.sha256] = a.link or a.file or ""
+            od.body = a
+    if newest is not None and (newest.since is None or newest.ever_ok is None) and not t.whole:
+        # Notes written before lines carried the object's age: read them once.
+        _read_age(od)
+
+
+def _read_age(od: ObjectDir) -> None:
+    for e in notes.entries(os.path.join(od.path, notes.NOTES)):
+        a = notes.parse_attempt(e)
+        if a is None or a.retried:
+            continue
+        od.since = a.tist if od.since is None else min(od.since, a.tist)
+        if a.succeeded:
+            od.ever_ok = True
+
+
+def _repair(od: ObjectDir) -> None:
+    noted: set[str] = set()
+    for e in notes.entries(os.path.join(od.path, notes.NOTES)):
+        name = e.get("file")
+        if isinstance(name, str):
+            noted.add(name)
+    for name in sorted(os.listdir(od.path)):
         if store.is_tmp(name):
-            try:
-                os.unlink(os.path.join(path, name))
-            except OSError:
-                pass
+            store.unlink_quiet(os.path.join(od.path, name))
             continue
         parsed = store.parse_attempt(name)
-        if parsed:
-            attempts[name] = parsed
-            od.tists.add(parsed[0])
-    noted: set[str] = set()
-    for e in notes.entries(os.path.join(path, notes.NOTES)):
-        if e.get("event") == "given-up":
-            od.given_up = True
-            continue
-        if e.get("event") == "revived":
-            od.given_up = False
-            continue
-        name = e.get("file")
-        if not name:
-            continue
-        noted.add(name)
-        t = e.get("tist")
-        if isinstance(t, int):
-            od.first_tist = t if od.first_tist is None else min(od.first_tist, t)
-            od.newest_tist = t if od.newest_tist is None else max(od.newest_tist, t)
-        st = str(e.get("status", "000"))
-        if st[:1] in ("1", "2", "3"):
-            od.ever_succeeded = True
-        sha = e.get("sha256")
-        if sha and e.get("size") and name in attempts:
-            # An earlier copy of a body: a regular file here, or the regular file an
-            # earlier link here points at (a URL shared with another record); a new
-            # equal body links to that file, never to a link.
-            target = e.get("link") or name
-            if st != "304" and _is_regular(os.path.join(path, target)):
-                od.by_sha.setdefault(sha, target)
-        if st == "200" and (e.get("etag") or e.get("last_modified")) and name in attempts:
-            od.last_200 = e
-    for name in sorted(set(attempts) - noted):
-        _recover(od, name, attempts[name])
-    return od
+        if parsed and name not in noted:
+            _recover(od, name, parsed)
 
 
 def _recover(od: ObjectDir, name: str, parsed: tuple[int, str, str]) -> None:
@@ -102,36 +174,24 @@ def _recover(od: ObjectDir, name: str, parsed: tuple[int, str, str]) -> None:
     link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else None
     size = os.path.getsize(full) if os.path.exists(full) else 0
     sha256 = store.sha256_file(full) if size and link is None else None
-    entry = _entry(parsed[0], od.url, parsed[1], parsed[2], None, size, sha256, None, name, link,
-                   None, "recovered: notes line written after a crash", 0.0)
-    entry["recovered"] = True
-    notes.append(os.path.join(od.path, notes.NOTES), entry)
+    note = AttemptNote(parsed[0], od.url, parsed[1], parsed[2], None, size, sha256, None, name,
+                       link, None, "recovered: notes line written after a crash", 0.0,
+                       recovered=True, since=od.since if od.since is not None else parsed[0],
+                       ever_ok=od.ever_ok or parsed[1][:1] in ("1", "2", "3"))
+    notes.append(os.path.join(od.path, notes.NOTES), note.line())
     if sha256:
         od.by_sha.setdefault(sha256, name)
+    od.newest_tist = max(od.newest_tist or parsed[0], parsed[0])
     od.recovered += 1
 
 
-def _entry(tist, url, status, type_, declared, size, sha256, sha1, file, link, location,
-           error, elapsed, **extra) -> dict[str, Any]:
-    e = {"tist": tist, "url": url, "status": status, "type": type_, "declared_type": declared,
-         "size": size, "sha256": sha256, "sha1": sha1, "file": file, "link": link,
-         "location": location, "error": error, "elapsed": round(elapsed, 3)}
-    e.update(extra)
-    return e
-
-
 def next_tist(od: ObjectDir, started: int) -> int:
-    """The tist of a new attempt: when it started, moved on past any taken one.
-
-    Also never before the newest attempt, so that ``ls`` order stays the
-    order in which attempts were made even if the clock steps back.
-    """
-    t = started
-    if od.tists:
-        t = max(t, max(od.tists) + 1) if t <= max(od.tists) else t
-    while t in od.tists:
-        t += 1
-    return t
+    """The tist of a new attempt: when it started, but never at or before the
+    newest attempt, so that ``ls`` order stays the order of the attempts
+    even if the clock steps back. A name still taken moves on at publish."""
+    if od.newest_tist is not None and started <= od.newest_tist:
+        return od.newest_tist + 1
+    return started
 
 
 @dataclass(frozen=True)
@@ -139,12 +199,12 @@ class Written:
     name: str
     link: str | None
     real: str  # path of the regular file that holds the body (may be name itself)
-    entry: dict[str, Any]
+    note: AttemptNote
 
 
 def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
            link_to: str | None = None, same_as: str | None = None,
-           keep_type: str | None = None) -> Written:
+           keep_type: str | None = None, extra: dict[str, object] | None = None) -> Written:
     """Give attempt ``res`` its file in ``od`` and its notes line.
 
     ``link_to``: an absolute path of a regular file elsewhere holding this
@@ -157,15 +217,12 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
     started = next_tist(od, int(res.started))
 
     def name_for(step: int) -> str:
-        t = started + step
-        while t in od.tists:
-            t += 1
-        return f"{t}_{status}_{type_}"
+        return f"{started + step}_{status}_{type_}"
 
     link = None
-    if res.size and res.sha256 in od.by_sha and \
-            _is_regular(os.path.join(od.path, od.by_sha[res.sha256])):
-        link = od.by_sha[res.sha256]
+    known = od.by_sha.get(res.sha256 or "") if res.size else None
+    if known and _is_regular(os.path.join(od.path, known)):
+        link = known
     elif link_to is not None:
         link = os.path.relpath(link_to, od.path)
     if link is not None:
@@ -176,60 +233,45 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
     elif res.tmp_path:
         name = store.publish(res.tmp_path, od.path, name_for, sync)
         real = os.path.join(od.path, name)
-        if res.size and res.sha256:
-            od.by_sha.setdefault(res.sha256, name)
     else:
         name = store.write_new(od.path, name_for, b"", sync)
         real = os.path.join(od.path, name)
     tist = int(name.split("_", 1)[0])
-    od.tists.add(tist)
-    od.first_tist = tist if od.first_tist is None else min(od.first_tist, tist)
-    od.newest_tist = tist if od.newest_tist is None else max(od.newest_tist, tist)
-    if status[:1] in ("1", "2", "3"):
-        od.ever_succeeded = True
-    extra: dict[str, Any] = {"attempt": attempt}
-    if same_as:
-        extra["same_as"] = same_as
-    if res.etag:
-        extra["etag"] = res.etag
-    if res.last_modified:
-        extra["last_modified"] = res.last_modified
-    if res.detail:
-        extra["detail"] = res.detail[:500]
-    entry = _entry(tist, od.url, status, type_, res.declared_type, res.size, res.sha256,
-                   res.sha1, name, link, _redacted(res.location), res.error, res.elapsed, **extra)
-    notes.append(os.path.join(od.path, notes.NOTES), entry)
-    if status == "200" and (res.etag or res.last_modified):
-        od.last_200 = entry
-    return Written(name, link, real, entry)
+    ok = status[:1] in ("1", "2", "3")
+    since = od.since if od.since is not None else tist
+    note = AttemptNote(
+        tist, od.url, status, type_, res.declared_type, res.size, res.sha256, res.sha1, name,
+        link, _redacted(res.location), res.error, res.elapsed,
+        headers=getattr(res, "headers", None), attempt=attempt, same_as=same_as,
+        etag=res.etag, last_modified=res.last_modified,
+        detail=res.detail[:500] if res.detail else None, since=since,
+        ever_ok=od.ever_ok or ok, extra=dict(extra or {}),
+    )
+    notes.append(os.path.join(od.path, notes.NOTES), note.line())
+    od.newest_tist = tist
+    od.since = since
+    od.ever_ok = od.ever_ok or ok
+    if res.size and res.sha256:
+        od.by_sha.setdefault(res.sha256, link or name)
+        od.body = note
+    return Written(name, link, real, note)
 
 
 def note_retry(od: ObjectDir, res: Result, attempt: int) -> None:
     """A transient failure that will be tried again: a notes line, no file."""
     if res.tmp_path:
         store.unlink_quiet(res.tmp_path)
-    entry = _entry(int(res.started), od.url, res.status, res.type, res.declared_type, res.size,
-                   res.sha256, res.sha1, None, None, _redacted(res.location), res.error,
-                   res.elapsed, attempt=attempt, retried=True)
-    if res.detail:
-        entry["detail"] = res.detail[:500]
-    notes.append(os.path.join(od.path, notes.NOTES), entry)
+    tist = next_tist(od, int(res.started))
+    note = AttemptNote(tist, od.url, res.status, res.type, res.declared_type, res.size,
+                       res.sha256, res.sha1, None, None, _redacted(res.location), res.error,
+                       res.elapsed, headers=getattr(res, "headers", None), attempt=attempt,
+                       retried=True, detail=res.detail[:500] if res.detail else None)
+    notes.append(os.path.join(od.path, notes.NOTES), note.line())
 
 
-def note_event(od: ObjectDir, event: str, tist: int, **extra: Any) -> None:
-    entry = {"event": event, "tist": tist, "url": od.url}
-    entry.update(extra)
-    notes.append(os.path.join(od.path, notes.NOTES), entry)
-
-
-def real_file(od: ObjectDir, entry: dict[str, Any]) -> str | None:
-    """The regular file holding the body an entry names (links resolved)."""
-    name = entry.get("file")
-    if not name:
-        return None
-    path = os.path.join(od.path, name)
-    real = os.path.realpath(path)
-    return real if _is_regular(real) else None
+def note_event(od: ObjectDir, event: str, tist: int, **extra: object) -> None:
+    notes.append(os.path.join(od.path, notes.NOTES),
+                 EventNote(event, tist, dict(extra, url=od.url)).line())
 
 
 def _redacted(url: str | None) -> str | None:
@@ -242,4 +284,3 @@ def _is_regular(path: str) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
-

@@ -155,10 +155,14 @@ class Last:
 
 
 def read_last(record_dir: str) -> Last | None:
-    """``00last`` of a record directory; None for a virgin or malformed one."""
+    """``00last`` of a record directory; None for a virgin or malformed one.
+
+    Raises :class:`kiel.notes.NotRegular` when something other than a
+    regular file stands in its place (never blocks on a FIFO)."""
+    from kiel.notes import read_regular
+
     try:
-        with open(os.path.join(record_dir, LAST), "rb") as f:
-            text = f.read(64)
+        text = read_regular(os.path.join(record_dir, LAST), 64)
     except (FileNotFoundError, NotADirectoryError):
         return None
     parts = text.split()

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from kiel.branches import Branch
 
 FETCHED = ("http", "https", "ftp")
 MAX_URL = 8192
@@ -75,3 +79,38 @@ def host_of(url: str) -> str:
         return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
     except ValueError:
         return url
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the branches find in one record: the URLs fetched (each once, in
+    order), the URL names per branch, and the values skipped with why."""
+
+    targets: tuple[Target, ...]
+    by_branch: dict[str, list[str]]
+    skipped: tuple[dict[str, str], ...]
+
+
+def find(branches: "Iterable[Branch]", text_el: object) -> Found:
+    """Evaluate every branch on a record's ``text`` element: the one URL
+    finder of ``kiel renew`` and ``kiel check-branches --records``."""
+    by_branch: dict[str, list[str]] = {}
+    skipped: list[dict[str, str]] = []
+    targets: list[Target] = []
+    names: set[str] = set()
+    for b in branches:
+        found = by_branch.setdefault(b.xpath, [])
+        for value, reason in b.evaluate(text_el):
+            if reason is None:
+                t = classify(value or "")
+                if isinstance(t, str):
+                    reason = t
+                else:
+                    found.append(t.name)
+                    if t.name not in names:
+                        names.add(t.name)
+                        targets.append(t)
+                    continue
+            skipped.append({"branch": b.xpath, "value": redact(value or "")[:500],
+                            "reason": reason})
+    return Found(tuple(targets), by_branch, tuple(skipped))

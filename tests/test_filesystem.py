@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from kiel import notes
+
 from kiel.verify import verify
 from conftest import make_home, record_dir, run, text, write_amf
 
@@ -98,7 +100,28 @@ def record_dir_of(home: Path, rid: str) -> Path:
 
 
 STEPS = ["write.tmp@1", "publish.before@1", "publish.linked@1", "symlink.before@1",
-         "replace.tmp@1", "notes.before@1", "notes.before@3", "body.chunk@1", "body.chunk@2"]
+         "replace.tmp@1", "notes.before@1", "notes.before@3"]
+
+
+@pytest.mark.parametrize("step", ["body.chunk@1", "body.chunk@2"])
+def test_injected_enospc_in_a_body_fails_that_attempt_only(tmp_path, site, step):
+    """A body that does not fit is a 000 no-space attempt; the run goes on."""
+    home = tmp_path / "home"
+    make_home(home)
+    src = write_amf(tmp_path / "in" / "a.xml",
+                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"), display=site.url_for("/b.html")),
+                    text("RePEc:aaa:wpaper:2", site.url_for("/a.pdf") + "?2"))
+    r = kiel(home, str(src), "--quiet", env={"KIEL_FAULT": f"{step}:enospc"})
+    assert r.returncode == 0, (step, r.returncode, r.stderr)
+    found = [e for p in (home / "store").rglob("00notes") for e in notes.entries(str(p))
+             if e.get("error") == "no-space"]
+    assert len(found) == 1 and found[0]["status"] == "000", found
+    assert found[0]["file"].endswith("_000_none")
+    for i in (1, 2):
+        assert (record_dir_of(home, f"RePEc:aaa:wpaper:{i}") / "00last").exists()
+    assert not list((home / "store").rglob(".kiel-tmp-*"))
+    breaches = [str(f) for f in verify(str(home)) if f.kind != "notes-torn"]
+    assert not breaches, (step, breaches)
 
 
 @pytest.mark.parametrize("step", STEPS)

@@ -32,8 +32,8 @@ def slow_site(httpserver, delay=0.3):
 
 
 @pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_finishes_records_in_flight_and_releases_the_lock(home, httpserver, tmp_path,
-                                                                 sig, status):
+def test_signal_ends_the_run_quickly_and_releases_the_lock(home, httpserver, tmp_path, sig,
+                                                           status):
     set_config(home, concurrency=2)
     slow_site(httpserver)
     ids = [f"RePEc:aaa:wpaper:{i}" for i in range(40)]
@@ -54,11 +54,14 @@ def test_signal_finishes_records_in_flight_and_releases_the_lock(home, httpserve
     assert data["interrupted"] == signal.Signals(sig).name and data["exit_status"] == status
     done = [i for i in ids if (record_dir(home, i) / "00last").exists()]
     assert 0 < len(done) < len(ids)
-    # every record that started has finished: its objects have their attempt files
+    # every record that started is accounted for: finished (00last), or noted as
+    # interrupted (no 00last: it comes first in the next run)
     for i in ids:
         rdir = record_dir(home, i)
         if rdir.exists() and any(n.endswith(".amf.xml") for n in os.listdir(rdir)):
-            assert (rdir / "00last").exists(), i
+            last = list(notes.entries(str(rdir / "00notes")))[-1]
+            assert last["event"] == "renewal", i
+            assert (rdir / "00last").exists() != bool(last.get("interrupted")), i
     with Lock(home):  # released
         pass
 

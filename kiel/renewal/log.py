@@ -1,0 +1,56 @@
+"""The run log, ``var/log/<tist>.log``: every problem, every failing object,
+one line per record. Not precious: a full disk loses lines, not the run."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from kiel import records
+
+
+def unique_path(directory: str, stem: str, ext: str) -> str:
+    """``<stem><ext>``, or ``<stem>.<n><ext>`` when a run in the same second
+    took it: created here, exclusively, so no run overwrites another's."""
+    n = 0
+    while True:
+        name = f"{stem}{ext}" if n == 0 else f"{stem}.{n}{ext}"
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            n += 1
+            continue
+        os.close(fd)
+        return path
+
+
+class RunLog:
+    def __init__(self, path: str):
+        self.path = path
+        # Buffered: the log is not precious, and a write per line costs a syscall.
+        self._f = open(path, "a", encoding="utf-8", buffering=1 << 16)
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        line = "%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            records.printable(text))
+        with self._lock:
+            try:
+                self._f.write(line)
+            except (OSError, ValueError):
+                pass  # the log is not precious; a full disk is reported by the run
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._f.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "RunLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

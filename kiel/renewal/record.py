@@ -1,0 +1,179 @@
+"""A record's renewal: its version, its countdown of objects, its notes line.
+
+The countdown starts at one, a token the starter holds: every job for the
+record raises it *before* the job is queued (:meth:`RecordRenewal.expect`),
+and each job lowers it once when it ends. The starter gives its token back
+after queuing the first jobs, so the count reaches zero exactly once, after
+the last job, whatever the workers do meanwhile. Then the record's notes
+line and ``00last`` are written (:func:`finish`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kiel import notes, store
+from kiel.notes import EventNote, RenewalNote
+from kiel.renewal.plan import Planned
+
+
+class CountdownError(RuntimeError):
+    """A job ended twice, or a job was added to a finished record: a bug."""
+
+
+@dataclass
+class RecordRenewal:
+    id: str
+    rel: str
+    dir: str
+    start: int
+    source: str
+    version: str | None  # written by this renewal
+    version_sha256: str | None
+    current: str | None  # the newest version after it
+    changed: bool
+    virgin: bool  # no version was stored before
+    urls: dict[str, list[str]]
+    skipped: list[dict[str, Any]]
+    repair: bool = False  # a crashed run left this record in flight
+    events: list[EventNote] = field(default_factory=list)
+    objects: dict[str, str | None] = field(default_factory=dict)  # URL name -> directory
+    errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    on_finish: Callable[["RecordRenewal"], None] | None = None
+    _pending: int = 1
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def expect(self, n: int = 1) -> None:
+        """Raise the count for ``n`` jobs about to be queued."""
+        with self._lock:
+            if self._pending <= 0:
+                raise CountdownError(f"record {self.id}: a job added after its end")
+            self._pending += n
+
+    def done(self) -> None:
+        """One job (or the starter's token) ended."""
+        with self._lock:
+            if self._pending <= 0:
+                raise CountdownError(f"record {self.id}: ended twice")
+            self._pending -= 1
+            finished = self._pending == 0
+        if finished and self.on_finish is not None:
+            self.on_finish(self)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def claim(self, name: str) -> bool:
+        """Take the object ``name`` for this renewal; False when it already has it
+        (a redirect back to an object of the record ends the chain)."""
+        with self._lock:
+            if name in self.objects:
+                return False
+            self.objects[name] = None
+            return True
+
+    def object_dir(self, name: str, directory: str) -> None:
+        with self._lock:
+            self.objects[name] = directory
+
+    def error(self, text: str) -> None:
+        with self._lock:
+            self.errors.append(text)
+
+    def add_urls(self, branch: str, name: str) -> None:
+        with self._lock:
+            self.urls.setdefault(branch, []).append(name)
+
+
+class Damaged(Exception):
+    """The record directory holds something Kiel cannot renew safely."""
+
+
+def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool) -> RecordRenewal:
+    """Store the record's version when its bytes changed; adopt versions a
+    crash left unnoted; note a return from ``00gone``.
+
+    Raises :class:`Damaged` (report, skip the record) or ``OSError`` (the
+    store cannot be written)."""
+    rdir = os.path.join(store_root, p.rel)
+    store.makedirs(rdir)
+    vers = []
+    for name in os.listdir(rdir):
+        if store.is_tmp(name):
+            store.unlink_quiet(os.path.join(rdir, name))
+            continue
+        m = store.VERSION_RE.match(name)
+        if m:
+            vers.append((int(m.group(1)), name))
+    vers.sort()
+    try:
+        past = notes.tail(os.path.join(rdir, notes.NOTES))
+        gone = os.path.join(rdir, store.GONE)
+        is_gone = os.path.lexists(gone)
+        changed = True
+        newest = vers[-1] if vers else None
+        if newest is not None:
+            changed = notes.read_regular(os.path.join(rdir, newest[1])) != p.xml
+    except notes.NotRegular as e:
+        raise Damaged(f"{e.filename}: {e.what} where a regular file belongs") from None
+    events: list[EventNote] = []
+    for name in _unnoted(rdir, vers, past):
+        events.append(EventNote("adopted", now, {
+            "version": name, "version_sha256": store.sha256_file(os.path.join(rdir, name)),
+            "reason": "written by a renewal that ended before noting it"}))
+    version = None
+    current = newest[1] if newest else None
+    if changed:
+        base = now if newest is None else max(now, newest[0] + 1)
+        version = store.write_new(rdir, lambda s: f"{base + s}.amf.xml", p.xml, sync)
+        current = version
+    if is_gone:
+        os.unlink(gone)
+        events.append(EventNote("back", now, {}))
+    return RecordRenewal(
+        p.id, p.rel, rdir, now, p.source, version,
+        hashlib.sha256(p.xml).hexdigest() if version else None, current, changed,
+        newest is None, dict(p.urls), list(p.skipped), repair=repair, events=events)
+
+
+def _unnoted(rdir: str, vers: list[tuple[int, str]], past: notes.Tail) -> list[str]:
+    """Versions newer than the newest one a renewal line names."""
+    if not vers:
+        return []
+    lines = list(past.entries)
+    if not past.whole and not any(e.get("event") == "renewal" for e in lines):
+        lines = list(notes.entries(os.path.join(rdir, notes.NOTES)))
+    named: set[str] = set()
+    newest_named = -1
+    for e in lines:
+        for key in ("current", "version"):
+            v = e.get(key)
+            if isinstance(v, str):
+                named.add(v)
+                m = store.VERSION_RE.match(v)
+                if m:
+                    newest_named = max(newest_named, int(m.group(1)))
+    return [name for t, name in vers if t > newest_named and name not in named]
+
+
+def finish(r: RecordRenewal, end: int, *, sync: bool) -> None:
+    """The record's notes line, then ``00last`` (not after an interruption:
+    the record then stays first in line for the next run)."""
+    path = os.path.join(r.dir, notes.NOTES)
+    for ev in r.events:
+        notes.append(path, dict(ev.line(), id=r.id))
+    with r._lock:
+        note = RenewalNote(r.start, end, r.id, r.source, r.version, r.version_sha256, r.current,
+                           r.urls, r.skipped, dict(r.objects), list(r.errors),
+                           back=any(ev.event == "back" for ev in r.events),
+                           interrupted=r.interrupted)
+    notes.append(path, note.line())
+    if not r.interrupted:
+        store.write_last(r.dir, r.start, end, sync)

@@ -1,0 +1,460 @@
+"""The orchestrator: one renewal, read as the protocol reads.
+
+scan the inputs; plan the records, oldest first; renew each record (its
+version, then its objects on the workers); mark what is gone; refresh the
+OAI-PMH index. Each step lives in its own module; this one owns the run's
+lifetime: the lock, the work directory, the workers, and the guarantee
+that every record started is finished or reported, on every exit path.
+Nothing here prints or exits: the run returns a :class:`Summary`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+
+from kiel import branches as branches_mod
+from kiel import store
+from kiel.errors import ConfigError, StoreError
+from kiel.fetch import CLIENTS_PER_THREAD, Fetcher, Limits, user_agent
+from kiel.home import Home, Lock
+from kiel.renewal import fds, journal
+from kiel.renewal import record as record_mod
+from kiel.renewal.gone import mark_gone
+from kiel.renewal.log import RunLog, unique_path
+from kiel.renewal.options import Options, Progress
+from kiel.renewal.plan import Planned, plan
+from kiel.renewal.scan import Scanned, Selection, scan
+from kiel.renewal.scheduler import Scheduler
+from kiel.renewal.shared import SharedFetches
+from kiel.renewal.stats import Stats, Summary
+from kiel.renewal.worker import Context, HostHealth, ObjectJob, Worker, end
+from kiel.escape import inside
+from kiel import urls
+
+
+def renew(home: Home, options: Options | None = None) -> Summary:
+    """One renewal of every record in the inputs (see the module doc)."""
+    return Renewal(home, options or Options()).run()
+
+
+class Renewal:
+    def __init__(self, home: Home, options: Options):
+        self.home = home
+        self.opt = options
+        self.cfg = options.config or home.config()
+        self.clock = options.clock
+        self.stats = Stats()
+        self.store_root = home.store
+        self.full_run = options.only is None and options.shard is None
+        self.interrupted: str | None = None
+        self._fatal: BaseException | None = None
+        self._fatal_lock = threading.Lock()
+        self._safe_parents: set[str] = set()
+        self._real_store = os.path.realpath(home.store)
+
+    # -- small services the parts share ----------------------------------------------
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def report(self, text: str, input_error: bool) -> None:
+        self.stats.problem(text, input_error)
+        self.log.write("problem: " + text)
+
+    def stopping(self) -> bool:
+        return self._fatal is not None or (self.opt.stop is not None and self.opt.stop.is_set())
+
+    def failed(self) -> bool:
+        return self._fatal is not None
+
+    def fatal(self, e: BaseException, where: str) -> None:
+        """Our own disk failed: stop the run cleanly; nothing half-written stays."""
+        with self._fatal_lock:
+            if self._fatal is not None:
+                return
+            if isinstance(e, StoreError):
+                text = str(e)
+            elif isinstance(e, OSError):
+                text = f"{e.filename or where}: {e.strerror or e}"
+            else:
+                text = f"{where}: {e}"
+            self._fatal = StoreError(text + "; the run stopped, nothing already stored was "
+                                     "touched")
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> Summary:
+        self.t0 = time.monotonic()
+        self.tist = self.now()
+        if self.opt.shard:
+            k, n = self.opt.shard
+            if not (1 <= k <= n):
+                raise ConfigError(f"--shard {k}/{n}: K must be between 1 and N")
+        self.branches = branches_mod.load(self.home.branches)
+        inputs = self.opt.inputs or tuple(self.home.resolve_input(p) for p in self.cfg.input)
+        if not inputs:
+            raise ConfigError(f"no input: name AMF files or directories on the command line "
+                              f"or in the 'input' setting of {self.home.conf}")
+        try:
+            for d in (self.store_root, os.path.join(self.home.var, "log"),
+                      os.path.join(self.home.var, "runs")):
+                os.makedirs(d, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"{e.filename}: cannot create: {e.strerror}") from None
+        with Lock(self.home, self.opt.shard):
+            return self._run_locked(inputs)
+
+    def _run_locked(self, inputs: tuple[str, ...]) -> Summary:
+        suffix = "" if self.opt.shard is None else "-shard-%d-of-%d" % self.opt.shard
+        try:
+            log_path = unique_path(os.path.join(self.home.var, "log"), f"{self.tist}{suffix}",
+                                   ".log")
+        except OSError as e:
+            raise StoreError(f"{e.filename}: cannot create the run log: {e.strerror}") from None
+        self.log = RunLog(log_path)
+        self.log.write(f"renewal starts: inputs {list(inputs)}, only={self.opt.only}, "
+                       f"shard={self.opt.shard}, max_time={self.opt.max_time}")
+        workdir = os.path.join(self.home.var, f"run-{self.tist}{suffix}-{os.getpid()}")
+        dirty, dead = journal.unfinished(self.home.var)
+        if dirty:
+            self.log.write(f"repair: {len(dirty)} records were in flight when a run ended "
+                           "without finishing; their object directories are checked")
+        self._archive_branches()
+        try:
+            with journal.Journal(workdir) as jr:
+                self.journal = jr
+                self.dirty = dirty
+                scanned = self._scan(inputs, workdir)
+                self._renew(scanned)
+                if self.full_run and self._fatal is None:
+                    self._gone(scanned, workdir)
+                else:
+                    scanned.seen.cleanup()
+            if self._fatal is not None:
+                raise self._fatal
+            if self.full_run:
+                journal.remove(dead)  # repaired, or no longer in the input
+            self._remember_branches()
+            self._refresh_oai_index()
+        except OSError as e:
+            raise StoreError(f"{e.filename or self.home.var}: {e.strerror or e}") from None
+        finally:
+            self._clean_workdir(workdir)
+            end_t = self.now()
+            summary = self._summary(end_t, log_path, suffix)
+            self.log.write("renewal ends: " + json.dumps(summary.to_json(), sort_keys=True))
+            self.log.close()
+        return summary
+
+    def _clean_workdir(self, workdir: str) -> None:
+        """Remove the run's work files. After a store failure the journal stays:
+        the records it names as in flight are repaired by the next run."""
+        if self._fatal is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+            return
+        try:
+            names = os.listdir(workdir)
+        except OSError:
+            return
+        for name in names:
+            if name != journal.JOURNAL:
+                shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+
+    # -- scan and plan ---------------------------------------------------------------------
+
+    def _scan(self, inputs: tuple[str, ...], workdir: str) -> Scanned:
+        s = scan(inputs, self.branches, self.store_root, workdir,
+                 Selection(self.opt.only, self.opt.shard), now=self.now(),
+                 interval=self.cfg.record_interval, full_run=self.full_run, report=self.report,
+                 stopping=self.stopping, log=self.log.write,
+                 tick=(lambda _n: self._progress("scan")) if self.opt.progress else None)
+        self.stats.add(records_found=s.records_found, refs=s.refs, damaged=s.damaged,
+                       objects_total=s.objects_total)
+        with self.stats.lock:
+            self.stats.skipped.update(s.skipped)
+        return s
+
+    def _duplicate(self, rid: str, src: str, first: str) -> None:
+        self.stats.add(duplicates=1)
+        file, _, line = src.rpartition(":")
+        self.report(f"{file}, line {line} (record {rid}): duplicate id, first seen at {first}; "
+                    "skipped", True)
+
+    # -- renew -----------------------------------------------------------------------------
+
+    def _renew(self, scanned: Scanned) -> None:
+        cfg = self.cfg
+        b = fds.budget(fds.raise_soft_limit(), cfg.concurrency, CLIENTS_PER_THREAD)
+        self.log.write(f"open files: limit {b.soft}, {b.workers} workers, "
+                       f"{b.clients_per_worker} idle clients each")
+        fetcher = Fetcher(Limits(cfg.connect_timeout, cfg.read_timeout, cfg.total_timeout,
+                                 cfg.max_body, user_agent(cfg.contact)),
+                          verify_tls=self.opt.verify_tls, clients_per_thread=b.clients_per_worker)
+        self.sched: Scheduler[ObjectJob] = Scheduler(cfg.per_host, cfg.host_delay)
+        ctx = Context(cfg, fetcher, self.sched, SharedFetches(scanned.shared_urls), self.stats,
+                      HostHealth(cfg.host_down_after), self.store_root, self.clock,
+                      self.stopping, self.fatal, self.failed, self.report, self.log.write)
+        workers = [threading.Thread(target=Worker(ctx).loop, name=f"kiel-fetch-{i}",
+                                    daemon=True) for i in range(b.workers)]
+        for w in workers:
+            w.start()
+        # Records started and not finished: bounded, so that a record starts only
+        # when the workers can soon take its objects (and --max-time means it).
+        lookahead = b.workers * (1 if self.opt.max_time else 4)
+        self._inflight = threading.BoundedSemaphore(lookahead + 1)
+        last_progress = 0.0
+        try:
+            for p in plan(scanned.spool, scanned.failed_files, self._duplicate):
+                if not self._wait_slot():
+                    with self.stats.lock:
+                        self.stats.skipped["interrupted"] += 1
+                    continue
+                if self._stop_starting():
+                    continue
+                self._start(p)
+                while self.sched.pending > lookahead and not self.stopping():
+                    self.sched.wait_below(lookahead, timeout=0.5)
+                if self.opt.progress and time.monotonic() - last_progress > 0.5:
+                    last_progress = time.monotonic()
+                    self._progress("renew")
+        finally:
+            scanned.spool.cleanup()
+            self.sched.close()
+            while any(w.is_alive() for w in workers):
+                if self.stopping():
+                    self._cancel_queued()
+                for w in workers:
+                    w.join(0.2)
+            fetcher.close()
+        if self.interrupted == "signal":
+            self.interrupted = getattr(self.opt.stop, "reason", None) or "SIGTERM"
+
+    def _wait_slot(self) -> bool:
+        """A free in-flight slot; False when the run stops while waiting."""
+        while not self._inflight.acquire(timeout=0.5):
+            if self.stopping():
+                self._cancel_queued()
+                return self._inflight.acquire(blocking=False)
+        return True
+
+    def _cancel_queued(self) -> None:
+        """On a stop: the jobs not yet running end here, their records noted as
+        interrupted (no ``00last``: they come first next time)."""
+        for job in self.sched.drain():
+            job.record.interrupted = True
+            job.record.error(f"{job.target.name}: not renewed, the run was interrupted")
+            try:
+                end(job, "the run was interrupted")
+            except Exception as e:  # noqa: BLE001 - the finish reports its own failure
+                self.fatal(e, job.record.dir)
+
+    def _stop_starting(self) -> bool:
+        """True (and counted) when no record may start any more; the slot is given back."""
+        if self.stopping():
+            if self.interrupted is None and self._fatal is None:
+                self.interrupted = "signal"
+            reason = "interrupted"
+        elif self.opt.max_time is not None and time.monotonic() - self.t0 > self.opt.max_time:
+            self.interrupted = self.interrupted or "max-time"
+            reason = "max_time"
+        else:
+            return False
+        self._inflight.release()
+        with self.stats.lock:
+            self.stats.skipped[reason] += 1
+        return True
+
+    def _safe_dir(self, rel: str) -> bool:
+        """No component of a record directory is a symbolic link (planted links)."""
+        parent, _, _leaf = rel.rpartition("/")
+        if parent not in self._safe_parents:
+            if not inside(self._real_store, os.path.join(self.store_root, parent)):
+                return False
+            self._safe_parents.add(parent)
+        return not os.path.islink(os.path.join(self.store_root, rel))
+
+    def _start(self, p: Planned) -> None:
+        """Start one record; its in-flight slot is released when it finishes."""
+        rdir = os.path.join(self.store_root, p.rel)
+        handed = False
+        try:
+            if not self._safe_dir(p.rel):
+                self.report(f"{rdir}: leads outside the store (a symbolic link); record {p.id} "
+                            "not renewed", False)
+                return
+            self.journal.started(p.rel)
+            try:
+                r = record_mod.start(p, self.store_root, self.now(), sync=self.cfg.sync,
+                                     repair=p.rel in self.dirty)
+            except record_mod.Damaged as e:
+                self.stats.add(damaged=1)
+                self.report(f"record {p.id}: {e}; not renewed (the record directory needs a "
+                            "person)", False)
+                self.journal.ended(p.rel)
+                return
+            with self.stats.lock:
+                if r.changed:
+                    self.stats.new_versions += 1
+                    self.stats.virgin += r.virgin
+                else:
+                    self.stats.unchanged += 1
+                self.stats.adopted += sum(1 for e in r.events if e.event == "adopted")
+                self.stats.back += sum(1 for e in r.events if e.event == "back")
+            r.on_finish = self._finished
+            handed = True
+            for t in p.targets:
+                r.objects[t.name] = None
+            for t in p.targets:
+                r.expect()
+                self.sched.put(urls.host_of(t.fetch), ObjectJob(r, t))
+            r.done()  # the starter's token
+        except OSError as e:
+            self.fatal(e, rdir)
+        except Exception as e:  # noqa: BLE001 - one record never kills the run
+            self.report(f"record {p.id}: internal error {type(e).__name__}: {e}", False)
+        finally:
+            if not handed:
+                self._inflight.release()
+
+    def _finished(self, r: record_mod.RecordRenewal) -> None:
+        """A record's last job ended: its notes line and ``00last``."""
+        try:
+            if self._fatal is None:
+                record_mod.finish(r, self.now(), sync=self.cfg.sync)
+                self.journal.ended(r.rel)
+                if not r.interrupted:
+                    self.stats.add(records_done=1)
+                self.log.write(f"record {r.id}: "
+                               f"{'version ' + r.version if r.version else 'unchanged'}, "
+                               f"{len(r.objects)} objects"
+                               + (f", errors: {r.errors}" if r.errors else ""))
+        except OSError as e:
+            self.fatal(e, r.dir)
+        finally:
+            self._inflight.release()
+
+    # -- gone --------------------------------------------------------------------------------
+
+    def _gone(self, scanned: Scanned, workdir: str) -> None:
+        if not scanned.complete:
+            self.log.write("gone: not checked, some input could not be read")
+            scanned.seen.cleanup()
+            return
+        if self.interrupted in ("SIGTERM", "SIGINT", "signal"):
+            scanned.seen.cleanup()
+            return
+        self._progress("gone")
+        try:
+            g = mark_gone(self.store_root, scanned.seen, workdir, self.now(),
+                          max_share=self.cfg.gone_max_share,
+                          allow=self.opt.allow_gone, sync=self.cfg.sync,
+                          on_gone=lambda d: self.log.write(
+                              f"gone: {os.path.relpath(d, self.store_root)} was not in the input"))
+        except OSError as e:
+            self.fatal(e, self.store_root)
+            return
+        self.stats.add(gone=g.marked, gone_held=g.held)
+        if g.reason:
+            self.report(g.reason, False)
+
+    # -- after the records ------------------------------------------------------------------
+
+    def _refresh_oai_index(self) -> None:
+        """Rebuild the OAI-PMH index when this run changed what it serves."""
+        s = self.stats
+        index_exists = os.path.lexists(os.path.join(self.home.var, "oai", "current"))
+        if index_exists and not (s.new_versions or s.gone or s.back or s.adopted):
+            return
+        from kiel.oai import build
+
+        # Small chunks: the index build's memory stays flat in the store's size.
+        stats = build(self.home.root, chunk=10_000)
+        self.log.write(f"OAI-PMH index rebuilt: {stats.records} records, {stats.deleted} "
+                       f"deleted, in {stats.seconds:.1f}s")
+
+    def _archive_branches(self) -> None:
+        """Keep the branches of earlier runs as ``etc/branches_<tist>.xml``."""
+        snap = os.path.join(self.home.var, "branches-in-use.xml")
+        snap_t = os.path.join(self.home.var, "branches-in-use.tist")
+        with open(self.home.branches, "rb") as f:
+            self._branches_bytes = f.read()
+        try:
+            with open(snap, "rb") as f:
+                old = f.read()
+            with open(snap_t, "rb") as f:
+                last_used = int(f.read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return
+        if old == self._branches_bytes:
+            return
+        existing = os.path.join(self.home.etc, f"branches_{last_used}.xml")
+        if os.path.exists(existing):
+            with open(existing, "rb") as f:
+                if f.read() == old:
+                    return
+        name = store.write_new(self.home.etc, lambda s: f"branches_{last_used + s}.xml", old)
+        self.log.write(f"branches changed; the earlier ones are kept as etc/{name}")
+
+    def _remember_branches(self) -> None:
+        store.replace(os.path.join(self.home.var, "branches-in-use.xml"), self._branches_bytes)
+        store.replace(os.path.join(self.home.var, "branches-in-use.tist"), b"%d\n" % self.now())
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _progress(self, phase: str) -> None:
+        if not self.opt.progress:
+            return
+        s = self.stats
+        sched = getattr(self, "sched", None)
+        self.opt.progress(Progress(
+            phase, s.records_found, s.records_done, s.objects_total, s.objects,
+            sched.running if sched is not None and phase == "renew" else 0, s.bytes_fetched,
+            time.monotonic() - self.t0, self.opt.max_time))
+
+    def _alert(self) -> str | None:
+        """A person is needed: most attempts could not connect (cron mails it)."""
+        s = self.stats
+        failures = s.connect_failures()
+        if s.attempts < self.cfg.alert_min_attempts or \
+                failures < self.cfg.alert_share * s.attempts:
+            return None
+        top = ", ".join(f"{h} ({n})" for h, n in s.unreachable_hosts.most_common(3))
+        return (f"{failures} of {s.attempts} attempts ({100 * failures / s.attempts:.0f} %) "
+                f"could not connect; most affected: {top}")
+
+    def _summary(self, end_t: int, log_path: str, suffix: str) -> Summary:
+        s = self.stats
+        runs = os.path.join(self.home.var, "runs")
+        try:
+            path = unique_path(runs, f"{self.tist}{suffix}", ".json")
+        except OSError:
+            path = os.path.join(runs, f"{self.tist}{suffix}.json")
+        alert = self._alert()
+        if alert:
+            self.log.write("alert: " + alert)
+        summary = Summary(
+            tist=self.tist, end=end_t, duration=round(time.monotonic() - self.t0, 3),
+            full_run=self.full_run, records_found=s.records_found,
+            records_renewed=s.records_done, new_versions=s.new_versions, virgin=s.virgin,
+            unchanged=s.unchanged, adopted=s.adopted, damaged=s.damaged,
+            skipped=dict(s.skipped), input_errors=s.input_errors,
+            problems=tuple(s.problems), refs=s.refs, duplicates=s.duplicates, gone=s.gone,
+            gone_held=s.gone_held, back=s.back, objects=s.objects, attempts=s.attempts,
+            attempts_by_class=dict(sorted(s.by_class.items())),
+            errors_by_kind=dict(sorted(s.errors.items())), retries=s.retries, shared=s.shared,
+            not_modified=s.not_modified, given_up=s.given_up, host_down=s.host_down,
+            bytes_fetched=s.bytes_fetched, bytes_stored=s.bytes_stored,
+            bytes_linked=s.bytes_linked, interrupted=self.interrupted, alert=alert,
+            log=log_path, summary_file=path,
+        )
+        try:
+            store.replace(path, (json.dumps(summary.to_json(), indent=1, sort_keys=True)
+                                 + "\n").encode("utf-8"))
+        except OSError:
+            pass  # a full disk: the summary is still returned and printed
+        return summary
+

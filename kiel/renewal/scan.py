@@ -1,0 +1,173 @@
+"""Scan: the inputs to a spool, one line per record, in renewal order.
+
+Walks the input files, parses every record, serializes it, evaluates the
+branches and reads its ``00last``. Each record becomes one line of an
+external sort keyed by (end of last renewal, record directory, input
+order): virgin records first, then the most overdue (DESIGN.md, Records).
+Every fetched URL goes to a second sort, to find the URLs that several
+records share; every record directory seen, to a third, for the gone check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from lxml import etree
+
+from kiel import records, redist, store, urls
+from kiel.branches import Branch
+from kiel.errors import StoreError
+from kiel.notes import NotRegular
+from kiel.spool import ExternalSort
+
+
+def shard_of(record_id: str, n: int) -> int:
+    """The shard (1..n) of a record: a stable hash of its record directory."""
+    digest = hashlib.sha256(redist.record_path(record_id).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n + 1
+
+
+def matches_only(record_id: str, prefix: str) -> bool:
+    """``--only``: the id starts with the prefix (RePEc handles case-insensitively)."""
+    rid = record_id
+    if rid.lower().startswith("info:lib/"):
+        rid = rid[len("info:lib/"):]
+    pre = prefix[len("info:lib/"):] if prefix.lower().startswith("info:lib/") else prefix
+    if rid.lower().startswith("repec:") and pre.lower().startswith("repec"):
+        return rid.lower().startswith(pre.lower())
+    return rid.startswith(pre) or record_id.startswith(prefix)
+
+
+@dataclass(frozen=True)
+class Selection:
+    only: str | None = None
+    shard: tuple[int, int] | None = None
+
+    def wants(self, record_id: str) -> bool:
+        if self.only and not matches_only(record_id, self.only):
+            return False
+        return not (self.shard and shard_of(record_id, self.shard[1]) != self.shard[0])
+
+
+@dataclass
+class Scanned:
+    """What the scan leaves for the rest of the run."""
+
+    spool: ExternalSort
+    seen: ExternalSort
+    shared_urls: set[str] = field(default_factory=set)
+    failed_files: set[int] = field(default_factory=set)
+    complete: bool = True  # every input path was read without error
+    records_found: int = 0
+    objects_total: int = 0
+    refs: int = 0
+    damaged: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+Report = Callable[[str, bool], None]  # (text, is an input error)
+
+
+def scan(inputs: Iterable[str], branches: list[Branch], store_root: str, workdir: str,
+         selection: Selection, *, now: int, interval: int, full_run: bool, report: Report,
+         stopping: Callable[[], bool], log: Callable[[str], None],
+         tick: Callable[[int], None] | None = None) -> Scanned:
+    """Read every input once; raises :class:`StoreError` when ``var/`` is full."""
+    out = Scanned(ExternalSort(workdir), ExternalSort(workdir, chunk_bytes=512 * 1024))
+    url_spool = ExternalSort(workdir)
+    try:
+        _scan(inputs, branches, store_root, selection, now, interval, full_run, report,
+              stopping, log, tick, out, url_spool)
+        _find_shared(url_spool, out.shared_urls)
+    except OSError as e:
+        out.spool.cleanup()
+        out.seen.cleanup()
+        url_spool.cleanup()
+        raise StoreError(f"{getattr(e, 'filename', None) or workdir}: cannot write the run's "
+                         f"work files: {e.strerror or e}; nothing in the store was touched") \
+            from None
+    return out
+
+
+def _scan(inputs: Iterable[str], branches: list[Branch], store_root: str,
+          selection: Selection, now: int, interval: int, full_run: bool, report: Report,
+          stopping: Callable[[], bool], log: Callable[[str], None],
+          tick: Callable[[int], None] | None, out: Scanned, url_spool: ExternalSort) -> None:
+    seq = 0
+    fidx = 0
+    for path in records.walk(inputs):
+        if isinstance(path, records.Problem):
+            out.complete = False
+            report(str(path), True)
+            continue
+        fidx += 1
+        if stopping():
+            out.complete = False  # not all input read: no record is gone
+            break
+        for item in records.read_file(path):
+            if isinstance(item, records.Problem):
+                if item.fatal_for_file:
+                    out.failed_files.add(fidx)
+                    out.complete = False
+                    report(str(item) + " (file skipped)", True)
+                else:
+                    report(str(item), True)
+                continue
+            if isinstance(item, records.Ref):
+                out.refs += 1
+                log(f"ref: {item.file}, line {item.line}: text refers to {item.ref}, "
+                    "held elsewhere; not stored")
+                continue
+            rec = item
+            if not selection.wants(rec.id):
+                continue
+            seq += 1
+            rel = redist.record_path(rec.id)
+            key_rel = rel.replace("/", "\x01").encode("utf-8")
+            if full_run:
+                out.seen.add(rel.replace("/", "\x00").encode("utf-8") + b"\t%d" % fidx)
+            out.records_found += 1
+            try:
+                last = store.read_last(os.path.join(store_root, rel))
+            except NotRegular as e:
+                out.damaged += 1
+                report(f"{e.filename}: {e.what} where 00last belongs; record {rec.id} "
+                       "not renewed (the record directory needs a person)", False)
+                continue
+            if interval and last and now - last.end < interval:
+                out.skipped["record_interval"] += 1
+                continue
+            try:
+                found = urls.find(branches, records.parse_stored(rec.xml))
+            except etree.XMLSyntaxError as e:
+                report(f"{rec.file}, line {rec.line} (record {rec.id}): cannot be read back "
+                       f"after serialization ({e.msg}); skipped", True)
+                continue
+            payload = json.dumps({
+                "id": rec.id, "rel": rel, "f": fidx, "src": f"{rec.file}:{rec.line}",
+                "xml": rec.xml.decode("utf-8"), "t": [[t.fetch, t.name] for t in found.targets],
+                "u": found.by_branch, "s": list(found.skipped),
+            }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            out.spool.add(b"%012d\x00%s\x00%012d\t" % (last.end if last else 0, key_rel, seq)
+                          + payload)
+            out.objects_total += len(found.targets)
+            for t in found.targets:
+                url_spool.add(t.fetch.encode("utf-8", "surrogateescape") + b"\t" + key_rel)
+            if tick is not None and seq % 1000 == 0:
+                tick(seq)
+
+
+def _find_shared(url_spool: ExternalSort, shared: set[str]) -> None:
+    """URLs linked by more than one record: fetched once, linked by the rest."""
+    prev_url = None
+    prev_rel = None
+    for line in url_spool:
+        url, _, rel = line.partition(b"\t")
+        if url == prev_url and rel != prev_rel:
+            shared.add(url.decode("utf-8", "surrogateescape"))
+        prev_url, prev_rel = url, rel

@@ -1,0 +1,80 @@
+"""URLs linked by several records: fetched once per run, linked by the rest.
+
+The first record to reach a shared URL owns its fetch; the others follow.
+Each shared URL has one :class:`concurrent.futures.Future`: the owner
+resolves it with its outcome, or fails it, on every exit path (an
+:class:`Owner` that is dropped unsettled fails on its own, see
+:meth:`Owner.settle`), and each follower's callback runs exactly once,
+whichever thread settles it. No record waits on a shared fetch for ever.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from kiel.fetch import Result
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The owner's attempt, as a follower links to it."""
+
+    result: Result
+    name: str  # the owner's attempt file name
+    real: str | None  # the regular file that holds the body (None: empty or 000)
+    same_as: str  # the owner's object directory, relative to the store
+
+
+class Abandoned(Exception):
+    """The owner's fetch ended without an attempt to share (stop, failure)."""
+
+
+class Owner:
+    """The right, and the duty, to settle one shared URL's future."""
+
+    def __init__(self, url: str, future: Future[Outcome]):
+        self.url = url
+        self.future = future
+
+    @property
+    def settled(self) -> bool:
+        return self.future.done()
+
+    def resolve(self, outcome: Outcome) -> None:
+        if not self.future.done():
+            self.future.set_result(outcome)
+
+    def fail(self, reason: str) -> None:
+        if not self.future.done():
+            self.future.set_exception(Abandoned(reason))
+
+    def settle(self, reason: str) -> None:
+        """On an exit path: fail the future unless it was resolved."""
+        self.fail(reason)
+
+
+class SharedFetches:
+    def __init__(self, urls: frozenset[str] | set[str]):
+        self._urls = frozenset(urls)
+        self._futures: dict[str, Future[Outcome]] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, url: str) -> bool:
+        return url in self._urls
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    def role(self, url: str) -> Owner | Future[Outcome] | None:
+        """None: not shared. An :class:`Owner`: fetch it and settle. A future:
+        follow it (``add_done_callback``)."""
+        if url not in self._urls:
+            return None
+        with self._lock:
+            f = self._futures.get(url)
+            if f is None:
+                f = self._futures[url] = Future()
+                return Owner(url, f)
+            return f
