@@ -11,11 +11,11 @@ import configparser
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from kiel.errors import ConfigError
-
 
 # Each parser raises ValueError with the text that follows "key = 'value': " in
 # the message: what was wrong and what is accepted, never Python's own words.
@@ -94,7 +94,7 @@ def _seconds(text: str) -> float:
 
 
 def _whole_seconds(text: str) -> int:
-    return int(round(duration(text)))
+    return round(duration(text))
 
 
 def _duration_or_never(text: str) -> int | None:
@@ -205,7 +205,7 @@ class Config:
     page_size: int = 100
     max_requests: int = 8
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         from dataclasses import replace
 
         return replace(self, **changes)

@@ -54,18 +54,18 @@ DURATION_HELP = ("use seconds or a number with ms, s, m, h, d or w "
     ("host_delay = 5 10", f"host_delay = '5 10': not a duration; {DURATION_HELP}"),
     ("record_interval = soon", f"record_interval = 'soon': not a duration; {DURATION_HELP}"),
     ("give_up_after = later",
-     "give_up_after = 'later': not a duration; use never or seconds or a number with ms, s, "
-     "m, h, d or w (e.g. 30, 30s, 500ms, 90m, 1h30m, 2d)"),
-    ("concurrency = lots", "concurrency = 'lots': not a whole number; use a whole number of "
-                           "at least 1"),
-    ("concurrency = 2.5", "concurrency = '2.5': not a whole number; use a whole number of "
-                          "at least 1"),
+     ("give_up_after = 'later': not a duration; use never or seconds or a number with ms, s, "
+     "m, h, d or w (e.g. 30, 30s, 500ms, 90m, 1h30m, 2d)")),
+    ("concurrency = lots", ("concurrency = 'lots': not a whole number; use a whole number of "
+                           "at least 1")),
+    ("concurrency = 2.5", ("concurrency = '2.5': not a whole number; use a whole number of "
+                          "at least 1")),
     ("per_host = 0", "per_host = '0': must be at least 1"),
     ("retries = -1", "retries = '-1': must be at least 0"),
     ("sync = maybe", "sync = 'maybe': use yes or no (also true/false, on/off, 1/0)"),
     ("allow_networks = 127.0.0.1/32, 10.0.0.300",
-     "allow_networks = '127.0.0.1/32, 10.0.0.300': '10.0.0.300' is not a network; use CIDR "
-     "blocks such as 10.0.0.0/8 or 2001:db8::/32, separated by commas or lines"),
+     ("allow_networks = '127.0.0.1/32, 10.0.0.300': '10.0.0.300' is not a network; use CIDR "
+     "blocks such as 10.0.0.0/8 or 2001:db8::/32, separated by commas or lines")),
 ])
 def test_messages_name_file_line_key_value_and_what_is_accepted(tmp_path: Path, line: str,
                                                                 message: str):
@@ -85,12 +85,12 @@ def test_the_line_named_is_the_one_whose_value_counts(tmp_path: Path):
 
 
 @pytest.mark.parametrize("body, message", [
-    ("concurrency = 3\n", "line 1: 'concurrency = 3' comes before the [kiel] line; settings "
-                          "go in a [kiel] section"),
-    ("[kiel]\nthis is not a setting\n", "line 2: 'this is not a setting' is not a setting; "
-                                        "write key = value"),
-    ("[kiel]\nconcurency = 3\n", "line 2: unknown setting 'concurency' (kiel init writes "
-                                 "every setting, commented, into a new kiel.conf)"),
+    ("concurrency = 3\n", ("line 1: 'concurrency = 3' comes before the [kiel] line; settings "
+                          "go in a [kiel] section")),
+    ("[kiel]\nthis is not a setting\n", ("line 2: 'this is not a setting' is not a setting; "
+                                        "write key = value")),
+    ("[kiel]\nconcurency = 3\n", ("line 2: unknown setting 'concurency' (kiel init writes "
+                                 "every setting, commented, into a new kiel.conf)")),
     ("[main]\n", "unknown section [main] (settings go in [kiel])"),
 ])
 def test_file_level_mistakes(tmp_path: Path, body: str, message: str):
