@@ -50,12 +50,13 @@ def init(home: str | None) -> None:
     Example:
       kiel init --home /srv/kiel
     """
-    h = get_home(home)
+    h = home_mod.locate(home)
     result = home_mod.init(h)
     for path in result.created:
         click.echo(f"created {path}")
     for path in result.kept:
         click.echo(f"kept    {path} (exists)")
+    h.config()  # a kept kiel.conf with a mistake is reported now, not at 1:30 at night
 
 
 @main.command("check-branches")
@@ -76,6 +77,8 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
       kiel check-branches --home /srv/kiel --records /opt/amf/RePEc/aaa
     """
     path = file or get_home(home).branches
+    if not os.path.lexists(path):
+        raise branches_mod.missing(path)
     result = branches_mod.check(path)
     for p in result.problems:
         click.echo(f"error: {p}", err=True)

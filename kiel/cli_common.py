@@ -7,7 +7,7 @@ import functools
 import click
 
 from kiel.errors import KielError
-from kiel.home import Home, locate
+from kiel.home import Home, open_home
 
 home_option = click.option(
     "--home", "home", metavar="DIR", envvar="KIEL_HOME", default=None,
@@ -16,7 +16,8 @@ home_option = click.option(
 
 
 def get_home(home: str | None) -> Home:
-    return locate(home)
+    """The home of ``--home``: it must exist and its kiel.conf must parse."""
+    return open_home(home)
 
 
 class KielClickError(click.ClickException):
@@ -34,5 +35,10 @@ def library_errors(fn):
             return fn(*args, **kwargs)
         except KielError as e:
             raise KielClickError(str(e), e.exit_status) from None
+        except OSError as e:
+            # The last net under every command: a file the library did not
+            # expect to fail becomes one line naming it, never a traceback.
+            where = f"{e.filename}: " if e.filename else ""
+            raise KielClickError(f"{where}{e.strerror or e}", 74) from None
 
     return wrapper

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from kiel import config as _config
-from kiel.errors import LockHeld, StoreError
+from kiel.errors import ConfigError, LockHeld, StoreError
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,18 @@ def locate(home: str | None) -> Home:
     return Home(os.path.abspath(root))
 
 
+def open_home(home: str | None) -> Home:
+    """The home every command but ``init`` works in: it must exist, and its
+    ``kiel.conf`` must parse (ConfigError naming the line otherwise), so a
+    typo in either is reported before any work, whatever the command."""
+    h = locate(home)
+    if not os.path.isdir(h.root):
+        raise ConfigError(f"no Kiel home at {h.root}: the directory does not exist "
+                          f"(is --home or KIEL_HOME right? kiel init --home {h.root} makes one)")
+    h.config()
+    return h
+
+
 @dataclass(frozen=True)
 class InitResult:
     created: tuple[str, ...]
@@ -59,9 +71,13 @@ class InitResult:
 
 def init(home: Home) -> InitResult:
     """Create ``etc/kiel.conf`` and ``etc/branches.xml``; never overwrite."""
-    created, kept = [], []
+    created: list[str] = []
+    kept: list[str] = []
     for d in (home.etc, home.store, home.var):
-        os.makedirs(d, exist_ok=True)
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create {d}: {e.strerror}") from None
     files = {
         home.conf: _config.template(),
         home.branches: default_branches(),
@@ -72,6 +88,8 @@ def init(home: Home) -> InitResult:
         except FileExistsError:
             kept.append(path)
             continue
+        except OSError as e:
+            raise StoreError(f"cannot create {path}: {e.strerror}") from None
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         created.append(path)
@@ -117,7 +135,7 @@ class Lock:
             os.pwrite(fd, info.encode() + b"\n", 0)
         self._fds.append(fd)
 
-    def acquire(self) -> "Lock":
+    def acquire(self) -> Lock:
         os.makedirs(self.home.var, exist_ok=True)
         try:
             if self.shard is None:
@@ -135,7 +153,7 @@ class Lock:
         while self._fds:
             os.close(self._fds.pop())
 
-    def __enter__(self) -> "Lock":
+    def __enter__(self) -> Lock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

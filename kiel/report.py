@@ -226,6 +226,46 @@ def _in_store(store_root: str, link: str) -> bool:
     return real.startswith(os.path.realpath(store_root) + os.sep)
 
 
+def unwritable(path: str) -> str | None:
+    """Why a page cannot be written to ``path`` (its strerror), or None."""
+    import errno
+
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return os.strerror(errno.EISDIR)
+    if not os.path.isdir(parent):
+        return os.strerror(errno.ENOTDIR if os.path.lexists(parent) or _through_file(parent)
+                           else errno.ENOENT)
+    if not os.access(parent, os.W_OK):
+        return os.strerror(errno.EACCES)
+    return None
+
+
+def _through_file(path: str) -> bool:
+    while path != os.path.dirname(path):
+        if os.path.lexists(path) and not os.path.isdir(path):
+            return True
+        path = os.path.dirname(path)
+    return False
+
+
+def write_html(path: str, page: str) -> None:
+    """Write beside ``path`` under a name of this process, then rename: a web
+    server never serves half a page, and a failure leaves nothing behind."""
+    directory, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{name}{store.TMP_PREFIX}{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 # --- text ------------------------------------------------------------------
 
 def human(n: int) -> str:
