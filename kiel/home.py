@@ -5,12 +5,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
+import time
 from dataclasses import dataclass
 from importlib import resources
+from typing import TypeVar
 
 from kiel import config as _config
 from kiel.errors import ConfigError, LockHeld, StoreError
+from kiel.tist import iso, now
 
 
 @dataclass(frozen=True)
@@ -100,13 +104,75 @@ def default_branches() -> str:
     return resources.files("kiel").joinpath("data/branches.xml").read_text("utf-8")
 
 
-class Lock:
-    """An ``flock`` on a file in ``var/``, released by the kernel on any exit.
+# --- the renewal lock --------------------------------------------------------------
 
-    A full renewal takes ``var/renew.lock`` exclusively. A shard takes it
-    shared (so shards of one collection run together, and a full run
-    excludes them all) and its own ``var/renew-shard-K-of-N.lock``
-    exclusively.
+RENEW_LOCK = "renew.lock"
+SHARDS_MUTEX = "renew-shards.lock"
+_SHARD_LOCK = re.compile(r"^renew-shard-(\d+)-of-(\d+)\.lock$")
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this id exists on this machine (signal 0 probes)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lock, as the holder wrote it into the lock file."""
+
+    pid: int
+    host: str
+    shard: str | None  # "K/N", or None for a full run
+    started: int | None
+
+    def __str__(self) -> str:
+        what = f"shard {self.shard}" if self.shard else "full run"
+        when = f", started {iso(self.started)}" if self.started else ""
+        return f"{what} (pid {self.pid} on {self.host}{when})"
+
+
+def _read_holder(fd: int) -> Holder | None:
+    """The holder a lock file names, or None when the name cannot be trusted:
+    unreadable, or a process of this machine that no longer exists (the file
+    keeps the last holder's name after it ended)."""
+    try:
+        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
+        holder = Holder(int(data["pid"]), str(data["host"]), data.get("shard"),
+                        data.get("started"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if holder.host == _host() and not pid_alive(holder.pid):
+        return None
+    return holder
+
+
+_L = TypeVar("_L", bound="Lock")
+
+
+class Lock:
+    """Who may renew a home at the same time, with ``flock`` on files in ``var/``
+    (released by the kernel on any exit, even ``kill -9``).
+
+    A full renewal takes ``var/renew.lock`` exclusively: it runs alone. A shard
+    K/N takes it shared, and ``var/renew-shard-K-of-N.lock`` exclusively. Only
+    shards of one N may run together (shards of different N slice the records
+    differently, so they would renew the same records at once): a shard first
+    takes ``var/renew-shards.lock``, a short mutex, and under it refuses to start
+    while a shard of another N holds its lock. A refused run raises
+    :class:`LockHeld` (exit 75) naming the running holders, each as it wrote
+    itself into its lock file; a name whose process is gone is never shown.
     """
 
     def __init__(self, home: Home, shard: tuple[int, int] | None = None):
@@ -114,47 +180,183 @@ class Lock:
         self.shard = shard
         self._fds: list[int] = []
 
-    def _take(self, name: str, mode: int) -> None:
-        path = os.path.join(self.home.var, name)
+    def _path(self, name: str) -> str:
+        return os.path.join(self.home.var, name)
+
+    def _open(self, name: str) -> int:
+        path = self._path(name)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise StoreError(f"{path}: cannot open lock: {e.strerror}") from None
+
+    def _try(self, fd: int, mode: int) -> bool:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
+            return False
+        return True
+
+    def _write_holder(self, fd: int) -> None:
+        info = json.dumps({"pid": os.getpid(), "host": _host(),
+                           "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+                           "started": now()})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode() + b"\n", 0)
+
+    def running_shards(self, other_than: int | None = None) -> list[Holder | str]:
+        """The shards whose lock is held now (of any N but ``other_than``):
+        a Holder when it named itself, else its "K/N"."""
+        out: list[tuple[tuple[int, int], Holder | str]] = []
+        try:
+            names = sorted(os.listdir(self.home.var))
+        except OSError:
+            return []
+        for name in names:
+            m = _SHARD_LOCK.match(name)
+            if not m or (other_than is not None and int(m.group(2)) == other_than):
+                continue
             try:
-                who = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+                fd = os.open(self._path(name), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                if self._try(fd, fcntl.LOCK_SH):
+                    continue  # nobody holds it: a shard that ran and ended
+                key = (int(m.group(2)), int(m.group(1)))
+                out.append((key, _read_holder(fd) or f"shard {m.group(1)}/{m.group(2)}"))
             finally:
                 os.close(fd)
-            raise LockHeld(f"another renewal holds {path}: {who or 'unknown holder'}") from None
-        if mode == fcntl.LOCK_EX:
-            info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                               "shard": "%d/%d" % self.shard if self.shard else None})
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, info.encode() + b"\n", 0)
-        self._fds.append(fd)
+        return [h for _, h in sorted(out, key=lambda kh: kh[0])]
+
+    def _refuse(self, path: str, fd: int, why: str = "") -> LockHeld:
+        holder = _read_holder(fd)
+        shards = self.running_shards()
+        if holder is not None and holder.shard is None:
+            who = str(holder)
+        elif shards:
+            who = ", ".join(str(h) for h in shards)
+        else:
+            who = "a renewal that has not yet named itself (try again in a moment)"
+        return LockHeld(f"another renewal holds {path}: {who}{why}")
 
     def acquire(self) -> Lock:
-        os.makedirs(self.home.var, exist_ok=True)
+        try:
+            os.makedirs(self.home.var, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create {self.home.var}: {e.strerror}") from None
         try:
             if self.shard is None:
-                self._take("renew.lock", fcntl.LOCK_EX)
+                fd = self._open(RENEW_LOCK)
+                self._fds.append(fd)
+                if not self._try(fd, fcntl.LOCK_EX):
+                    raise self._refuse(self._path(RENEW_LOCK), fd)
+                self._write_holder(fd)
             else:
-                k, n = self.shard
-                self._take("renew.lock", fcntl.LOCK_SH)
-                self._take(f"renew-shard-{k}-of-{n}.lock", fcntl.LOCK_EX)
+                self._acquire_shard(*self.shard)
         except BaseException:
             self.release()
             raise
         return self
 
+    def _acquire_shard(self, k: int, n: int) -> None:
+        mutex = self._open(SHARDS_MUTEX)
+        try:
+            # Held only while checking and taking, never during the run.
+            fcntl.flock(mutex, fcntl.LOCK_EX)
+            fd = self._open(RENEW_LOCK)
+            self._fds.append(fd)
+            if not self._try(fd, fcntl.LOCK_SH):
+                raise self._refuse(self._path(RENEW_LOCK), fd)
+            others = self.running_shards(other_than=n)
+            if others:
+                raise LockHeld(
+                    f"another renewal holds {self._path(RENEW_LOCK)}: "
+                    + ", ".join(str(h) for h in others)
+                    + f"; only shards of one N run together, so shard {k}/{n} waits until "
+                    "they end (exit 75: run it again later)")
+            name = f"renew-shard-{k}-of-{n}.lock"
+            own = self._open(name)
+            self._fds.append(own)
+            if not self._try(own, fcntl.LOCK_EX):
+                holder = _read_holder(own)
+                raise LockHeld(f"another renewal holds {self._path(name)}: "
+                               f"{holder or f'shard {k}/{n}'}")
+            self._write_holder(own)
+        finally:
+            os.close(mutex)
+
     def release(self) -> None:
         while self._fds:
             os.close(self._fds.pop())
 
-    def __enter__(self) -> Lock:
-        return self.acquire()
+    def __enter__(self: _L) -> _L:  # noqa: PYI019 - typing.Self needs Python 3.11
+        self.acquire()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# --- temporary files ---------------------------------------------------------------
+# A temporary file belongs to the process that made it: its name carries the
+# host and the process id, and only a file whose process is gone may be
+# removed. A process of another host cannot be probed from here: its files
+# are removed only once they are a day old (no single write takes that long).
+
+TMP_PREFIX = ".kiel-tmp-"
+_TMP_NAME = re.compile(r"^\.kiel-tmp-(?P<host>[A-Za-z0-9.-]*)-(?P<pid>\d+)-[0-9a-f]+$")
+FOREIGN_TMP_AGE = 86400
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "-", _host())[:64]
+
+
+def tmp_name() -> str:
+    """A temporary name owned by this process: ``.kiel-tmp-<host>-<pid>-<random>``."""
+    return f"{TMP_PREFIX}{_host_tag()}-{os.getpid()}-{os.urandom(6).hex()}"
+
+
+def tmp_owner(name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of a temporary name made by :func:`tmp_name`, else None."""
+    m = _TMP_NAME.match(name)
+    return (m.group("host"), int(m.group("pid"))) if m else None
+
+
+def tmp_abandoned(path: str, now_: float | None = None) -> bool:
+    """Whether the temporary file at ``path`` may be removed: its process is
+    gone (same host), or it is a day old (another host, or a name without an
+    owner, as older versions made them)."""
+    name = os.path.basename(path)
+    if not name.startswith(TMP_PREFIX):
+        return False
+    owner = tmp_owner(name)
+    if owner is not None and owner[0] == _host_tag():
+        return not pid_alive(owner[1])
+    try:
+        age = (time.time() if now_ is None else now_) - os.lstat(path).st_mtime
+    except OSError:
+        return False
+    return age > FOREIGN_TMP_AGE
+
+
+def clean_abandoned(directory: str) -> list[str]:
+    """Remove the abandoned temporary files (never directories) of ``directory``;
+    the names removed. Files of running processes are left alone."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(directory, name)
+        if not name.startswith(TMP_PREFIX) or not tmp_abandoned(path):
+            continue
+        try:
+            if not os.path.isdir(path) or os.path.islink(path):
+                os.unlink(path)
+                removed.append(name)
+        except FileNotFoundError:
+            pass  # its process renamed or removed it meanwhile
+    return removed
