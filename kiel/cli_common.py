@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -20,17 +22,22 @@ def get_home(home: str | None) -> Home:
     return open_home(home)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
 class KielClickError(click.ClickException):
+    """A message and its exit status (docs/operations.md)."""
+
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it per class
 
 
-def library_errors(fn):
+def library_errors(fn: _F) -> _F:
     """Turn a :class:`KielError` into a clear message and its exit status."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except KielError as e:
@@ -41,4 +48,4 @@ def library_errors(fn):
             where = f"{e.filename}: " if e.filename else ""
             raise KielClickError(f"{where}{e.strerror or e}", 74) from None
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]
