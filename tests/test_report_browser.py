@@ -23,11 +23,16 @@ from kiel.report import DayAttempts, DayGrowth, DayRot, Report, render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-if CHROMIUM is None:
-    if os.environ.get("CI") == "true":
-        # CI must check the page: scripts/setup-env --test installs chromium.
-        raise RuntimeError("chromium is missing in CI: run scripts/setup-env --test as root")
-    pytestmark = pytest.mark.skip(reason="chromium is not installed (scripts/setup-env --test)")
+
+
+@pytest.fixture(autouse=True)
+def chromium() -> None:
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            # CI must check the page: scripts/setup-env --test installs chromium.
+            pytest.fail("chromium is missing in CI: scripts/setup-env --test installs it "
+                        "(as root, with apt)")
+        pytest.skip("chromium is not installed (scripts/setup-env --test installs it)")
 
 MEASURE = """<script>
 const out = {};
@@ -76,6 +81,7 @@ def measure(tmp_path: Path, report: Report) -> dict:
     f = tmp_path / "report.html"
     f.write_text(page, encoding="utf-8")
     profile = tmp_path / "profile"
+    assert CHROMIUM is not None
     r = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
