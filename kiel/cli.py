@@ -70,7 +70,10 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
 
     Reports, with line numbers, a file that is not well-formed, a wrong root,
     a branch without xpath, an expression that does not compile, an absolute
-    path or a duplicate. Exit 0 only when all is valid.
+    path, a duplicate, or a branch that fails on every record (each branch is
+    evaluated on an empty AMF text: an undefined prefix, function or
+    variable, or a number or boolean where URLs belong). Exit 0 only when all
+    is valid, 1 when a problem was found, 2 when the file or home is missing.
 
     \b
     Example:
