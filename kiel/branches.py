@@ -1,6 +1,6 @@
 """Branches: XPath expressions, relative to ``/amf/text``, that select URLs.
 
-DESIGN.md: the software prefixes ``/amf/text/``; unprefixed element names
+docs/contract.md: the software prefixes ``/amf/text/``; unprefixed element names
 match AMF elements. XPath 1.0 has no default namespace, so each unprefixed
 element name test is rewritten to ``amf:name`` before it is compiled; the
 stored records carry the AMF namespace on every AMF element (see

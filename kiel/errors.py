@@ -24,7 +24,7 @@ class BranchesError(KielError):
 class LockHeld(KielError):
     """Another renewal holds the lock of this home."""
 
-    exit_status = 75  # EX_TEMPFAIL, as DESIGN.md fixes
+    exit_status = 75  # EX_TEMPFAIL, as docs/contract.md fixes
 
 
 class StoreError(KielError):
