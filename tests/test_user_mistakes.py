@@ -176,3 +176,20 @@ def test_oai_index_into_a_home_that_cannot_be_written(tmp_path: Path):
     status, out = run("oai", "index", "--home", str(home))
     assert status == 74
     assert out.strip().startswith(f"Error: {home}/var") and "Not a directory" in out
+
+
+@OAI_XFAIL
+def test_oai_serve_on_a_port_that_does_not_exist(tmp_path: Path):
+    """`--bind 127.0.0.1:99999` must be refused, not served on another port."""
+    home = make_home(tmp_path / "h")
+    p = subprocess.Popen([sys.executable, "-m", "kiel", "oai", "serve", "--home", str(home),
+                          "--bind", "127.0.0.1:99999"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        out, err = p.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise AssertionError(f"still serving after 5 s: {out}") from None
+    assert "Traceback" not in err
+    assert p.returncode == 2 and "99999" in err, (out, err)
