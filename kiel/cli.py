@@ -108,7 +108,8 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
         sys.exit(1)
 
 
-def _shard(_ctx, _param, value: str | None):
+def _shard(_ctx: click.Context, _param: click.Parameter,
+           value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     try:
@@ -120,7 +121,7 @@ def _shard(_ctx, _param, value: str | None):
     return k, n
 
 
-def _duration(_ctx, _param, value: str | None):
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
     try:
@@ -195,7 +196,8 @@ def _progress_printer():
     return show
 
 
-def _bytes(n: int) -> str:
+def _bytes(count: int) -> str:
+    n = float(count)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
