@@ -107,6 +107,21 @@ def _duration_or_never(text: str) -> int | None:
         raise ValueError(f"not a duration; use never or {_DURATION_HELP[4:]}") from None
 
 
+_SHARE_HELP = "use a percentage from 0% to 100% (e.g. 5%) or a fraction (e.g. 0.05)"
+
+
+def share(text: str) -> float:
+    """``5%`` -> 0.05, ``0.05`` -> 0.05: a share of a whole, from 0 to 1."""
+    t = text.strip()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%?)", t)
+    if not m:
+        raise ValueError(f"not a share; {_SHARE_HELP}")
+    value = float(m.group(1)) / (100 if m.group(2) else 1)
+    if value > 1:
+        raise ValueError(f"more than the whole; {_SHARE_HELP}")
+    return value
+
+
 def _lines(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.replace(",", "\n").splitlines() if x.strip())
 

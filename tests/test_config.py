@@ -124,3 +124,21 @@ def test_the_template_states_the_units_and_parses_at_its_defaults(tmp_path: Path
     path = tmp_path / "kiel.conf"
     path.write_text(body, encoding="utf-8")
     assert config.load(str(path)) == config.defaults()
+
+
+@pytest.mark.parametrize("text, want", [("5%", 0.05), ("5 %", 0.05), ("0.05", 0.05),
+                                        ("100%", 1.0), ("0", 0.0), ("12.5%", 0.125)])
+def test_share(text: str, want: float):
+    assert config.share(text) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lots", "not a share; use a percentage from 0% to 100% (e.g. 5%) or a fraction (e.g. 0.05)"),
+    ("150%", ("more than the whole; use a percentage from 0% to 100% (e.g. 5%) or a fraction "
+             "(e.g. 0.05)")),
+    ("-5%", "not a share; use a percentage from 0% to 100% (e.g. 5%) or a fraction (e.g. 0.05)"),
+])
+def test_share_messages(text: str, message: str):
+    with pytest.raises(ValueError) as e:
+        config.share(text)
+    assert str(e.value) == message
