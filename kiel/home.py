@@ -197,6 +197,14 @@ class Lock:
             return False
         return True
 
+    def _try_patiently(self, fd: int, mode: int, tries: int = 5) -> bool:
+        for i in range(tries):
+            if self._try(fd, mode):
+                return True
+            if i + 1 < tries:
+                time.sleep(0.05)
+        return False
+
     def _write_holder(self, fd: int) -> None:
         info = json.dumps({"pid": os.getpid(), "host": _host(),
                            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
@@ -278,7 +286,9 @@ class Lock:
             name = f"renew-shard-{k}-of-{n}.lock"
             own = self._open(name)
             self._fds.append(own)
-            if not self._try(own, fcntl.LOCK_EX):
+            # A run naming the holders probes shard locks for an instant: a
+            # refusal only after a few tries, so that probe never causes one.
+            if not self._try_patiently(own, fcntl.LOCK_EX):
                 holder = _read_holder(own)
                 raise LockHeld(f"another renewal holds {self._path(name)}: "
                                f"{holder or f'shard {k}/{n}'}")
