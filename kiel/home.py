@@ -237,16 +237,18 @@ class Lock:
                 os.close(fd)
         return [h for _, h in sorted(out, key=lambda kh: kh[0])]
 
-    def _refuse(self, path: str, fd: int, why: str = "") -> LockHeld:
-        holder = _read_holder(fd)
+    def _refuse(self, path: str, fd: int) -> LockHeld:
+        # Running shards first: while they hold it, what renew.lock says is
+        # the name of an earlier full run.
         shards = self.running_shards()
-        if holder is not None and holder.shard is None:
-            who = str(holder)
-        elif shards:
+        holder = _read_holder(fd)
+        if shards:
             who = ", ".join(str(h) for h in shards)
+        elif holder is not None and holder.shard is None:
+            who = str(holder)
         else:
             who = "a renewal that has not yet named itself (try again in a moment)"
-        return LockHeld(f"another renewal holds {path}: {who}{why}")
+        return LockHeld(f"another renewal holds {path}: {who}")
 
     def acquire(self) -> Lock:
         try:
