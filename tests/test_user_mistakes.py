@@ -169,13 +169,21 @@ def test_report_html_into_a_place_that_cannot_be_written(tmp_path: Path, where: 
     assert status == 2 and "is a directory" in out
 
 
-def test_oai_index_into_a_home_that_cannot_be_written(tmp_path: Path):
+@pytest.mark.parametrize("args", [
+    pytest.param(["renew", "{amf}"], id="renew"),
+    pytest.param(["verify", "--repair"], id="verify-repair"),
+    pytest.param(["oai", "index"], id="oai-index"),
+    pytest.param(["oai", "serve", "--bind", "127.0.0.1:0"], id="oai-serve"),
+])
+def test_a_home_whose_var_cannot_be_written(tmp_path: Path, amf: str, args: list[str]):
+    """var/ (lock, logs, the OAI index) replaced by a file: exit 74, naming it."""
     home = make_home(tmp_path / "h")
     os.rmdir(home / "var")
     (home / "var").write_text("not a directory")
-    status, out = run("oai", "index", "--home", str(home))
-    assert status == 74
-    assert out.strip().startswith(f"Error: {home}/var") and "Not a directory" in out
+    status, out = run_process(*[a.format(amf=amf) for a in args], "--home", str(home))
+    assert status == 74, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and f"{home}/var" in last, last
 
 
 @OAI_XFAIL
