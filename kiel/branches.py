@@ -1,6 +1,6 @@
 """Branches: XPath expressions, relative to ``/amf/text``, that select URLs.
 
-DESIGN.md: the software prefixes ``/amf/text/``; unprefixed element names
+docs/contract.md: the software prefixes ``/amf/text/``; unprefixed element names
 match AMF elements. XPath 1.0 has no default namespace, so each unprefixed
 element name test is rewritten to ``amf:name`` before it is compiled; the
 stored records carry the AMF namespace on every AMF element (see
@@ -10,8 +10,10 @@ their source was namespaced or not.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+
 from lxml import etree
 
 from kiel import AMF_NS
@@ -29,7 +31,7 @@ _TOKEN = re.compile(
       (?: :(?:[A-Za-z_\u00C0-\uFFFF][\w.\-\u00B7\u00C0-\uFFFF]*|\*) )?
     | [./()\[\]@,|+\-=<>*$]
     )""",
-    re.X,
+    re.VERBOSE,
 )
 _OPERATORS = {"and", "or", "mod", "div", "/", "//", "|", "+", "-", "=", "!=", "<", "<=", ">", ">=", "*"}
 _NODE_TYPES = {"comment", "text", "processing-instruction", "node"}
@@ -105,7 +107,7 @@ class Branch:
             result = self.compiled(text_el)
         except etree.XPathError as e:
             return [(None, f"xpath error: {e}")]
-        if isinstance(result, bool) or isinstance(result, float):
+        if isinstance(result, (bool, float)):
             return [(str(result), "branch yields a number or boolean, not nodes")]
         if isinstance(result, str):
             result = [result]
@@ -193,14 +195,76 @@ def check(path: str, data: bytes | None = None) -> Check:
             problems.append(Problem(path, el.sourceline,
                                     f"xpath {xpath!r} does not compile: {e}"))
             continue
-        found.append(Branch(xpath, el.sourceline, compiled))
+        branch = Branch(xpath, el.sourceline, compiled)
+        failure = _fails_on_every_record(branch)
+        if failure is not None:
+            problems.append(Problem(path, el.sourceline, failure))
+            continue
+        found.append(branch)
     if not found and not problems:
         problems.append(Problem(path, root.sourceline, "no branch at all"))
     return Check(tuple(found), tuple(problems))
 
 
+# The core functions of XPath 1.0 (section 4), the only ones a branch may call.
+_XPATH_FUNCTIONS = {
+    "last", "position", "count", "id", "local-name", "namespace-uri", "name", "string",
+    "concat", "starts-with", "contains", "substring-before", "substring-after", "substring",
+    "string-length", "normalize-space", "translate", "boolean", "not", "true", "false", "lang",
+    "number", "sum", "floor", "ceiling", "round",
+}
+
+
+def _empty_text() -> etree._Element:
+    root = etree.fromstring(f'<amf xmlns="{AMF_NS}"><text id="kiel:empty"/></amf>'.encode())
+    return root[0]
+
+
+def _fails_on_every_record(branch: Branch) -> str | None:
+    """Evaluate the branch on an empty AMF text: an error there (an undefined
+    prefix, function or variable) or a number or boolean in place of nodes
+    happens on every record, so it is a mistake in the branch, not in data."""
+    x = branch.xpath
+    for value, reason in branch.evaluate(_empty_text()):
+        if reason is None or reason == "empty value":
+            continue
+        if reason.startswith("xpath error: "):
+            error = reason[len("xpath error: "):]
+            if "namespace prefix" in error:
+                prefixes = sorted({t.split(":", 1)[0] for t in _tokens(x)
+                                   if ":" in t and not t.startswith(("'", '"'))
+                                   and t.split(":", 1)[0] not in NAMESPACES} or {"?"})
+                return (f"xpath {x!r} fails on every record: namespace prefix "
+                        f"{', '.join(repr(p) for p in prefixes)} is not defined (Kiel defines "
+                        f"{', '.join(sorted(NAMESPACES))})")
+            if "function" in error:
+                toks = _tokens(x)
+                names = sorted({t for i, t in enumerate(toks[:-1]) if toks[i + 1] == "("
+                                and _is_name(t) and t not in _XPATH_FUNCTIONS
+                                and t not in _NODE_TYPES} or {"?"})
+                return (f"xpath {x!r} fails on every record: function "
+                        f"{', '.join(repr(n) for n in names)} does not exist in XPath 1.0")
+            return f"xpath {x!r} fails on every record: {error.lower()}"
+        if reason.startswith("branch yields a number or boolean"):
+            return (f"xpath {x!r} yields a number or boolean ({value} on an empty record), "
+                    "never a URL: a branch must select elements, attributes or text")
+        return f"xpath {x!r} selects nodes that are not text, elements or attributes"
+    return None
+
+
+def missing(path: str) -> BranchesError:
+    """The error for a branches file that is not there: most often a wrong home."""
+    path = os.path.abspath(path)
+    etc = os.path.dirname(path)
+    hint = (f"kiel init --home {os.path.dirname(etc)} makes a home"
+            if os.path.basename(etc) == "etc" else "kiel init makes a home")
+    return BranchesError(f"{path} does not exist: is --home right? ({hint})")
+
+
 def load(path: str) -> tuple[Branch, ...]:
     """The branches of a valid file; BranchesError listing every problem."""
+    if not os.path.lexists(path):
+        raise missing(path)
     result = check(path)
     if not result.ok:
         raise BranchesError("invalid branches:\n" + "\n".join(f"  {p}" for p in result.problems))

@@ -50,12 +50,13 @@ def init(home: str | None) -> None:
     Example:
       kiel init --home /srv/kiel
     """
-    h = get_home(home)
+    h = home_mod.locate(home)
     result = home_mod.init(h)
     for path in result.created:
         click.echo(f"created {path}")
     for path in result.kept:
         click.echo(f"kept    {path} (exists)")
+    h.config()  # a kept kiel.conf with a mistake is reported now, not at 1:30 at night
 
 
 @main.command("check-branches")
@@ -69,13 +70,18 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
 
     Reports, with line numbers, a file that is not well-formed, a wrong root,
     a branch without xpath, an expression that does not compile, an absolute
-    path or a duplicate. Exit 0 only when all is valid.
+    path, a duplicate, or a branch that fails on every record (each branch is
+    evaluated on an empty AMF text: an undefined prefix, function or
+    variable, or a number or boolean where URLs belong). Exit 0 only when all
+    is valid, 1 when a problem was found, 2 when the file or home is missing.
 
     \b
     Example:
       kiel check-branches --home /srv/kiel --records /opt/amf/RePEc/aaa
     """
     path = file or get_home(home).branches
+    if not os.path.lexists(path):
+        raise branches_mod.missing(path)
     result = branches_mod.check(path)
     for p in result.problems:
         click.echo(f"error: {p}", err=True)
@@ -102,7 +108,8 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
         sys.exit(1)
 
 
-def _shard(_ctx, _param, value: str | None):
+def _shard(_ctx: click.Context, _param: click.Parameter,
+           value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     try:
@@ -114,7 +121,7 @@ def _shard(_ctx, _param, value: str | None):
     return k, n
 
 
-def _duration(_ctx, _param, value: str | None):
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
     try:
@@ -190,7 +197,8 @@ def _progress_printer():
     return show
 
 
-def _bytes(n: int) -> str:
+def _bytes(count: int) -> str:
+    n = float(count)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from kiel.errors import KielError
-from kiel.home import Home, locate
+from kiel.home import Home, open_home
 
 home_option = click.option(
     "--home", "home", metavar="DIR", envvar="KIEL_HOME", default=None,
@@ -16,23 +18,34 @@ home_option = click.option(
 
 
 def get_home(home: str | None) -> Home:
-    return locate(home)
+    """The home of ``--home``: it must exist and its kiel.conf must parse."""
+    return open_home(home)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class KielClickError(click.ClickException):
+    """A message and its exit status (docs/operations.md)."""
+
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it per class
 
 
-def library_errors(fn):
+def library_errors(fn: _F) -> _F:
     """Turn a :class:`KielError` into a clear message and its exit status."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except KielError as e:
             raise KielClickError(str(e), e.exit_status) from None
+        except OSError as e:
+            # The last net under every command: a file the library did not
+            # expect to fail becomes one line naming it, never a traceback.
+            where = f"{e.filename}: " if e.filename else ""
+            raise KielClickError(f"{where}{e.strerror or e}", 74) from None
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]

@@ -7,7 +7,6 @@ Thin on purpose: parse the options, call :mod:`kiel.show`,
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 
 import click
@@ -15,7 +14,7 @@ import click
 from kiel import report as _report
 from kiel import show as _show
 from kiel import verify as _verify
-from kiel.cli_common import get_home, home_option, library_errors
+from kiel.cli_common import KielClickError, get_home, home_option, library_errors
 from kiel.tist import now
 
 
@@ -109,16 +108,22 @@ def report(prefix: str | None, html_file: str | None, as_json: bool,
     Example:
       kiel report --html /var/www/kiel/report.html
     """
-    r = _report.report(get_home(home).root, prefix)
+    h = get_home(home)
+    if html_file:
+        # Found before the walk, which may take minutes on a large store.
+        problem = _report.unwritable(html_file)
+        if problem:
+            raise KielClickError(f"cannot write the report to {html_file}: {problem}", 2)
+    r = _report.report(h.root, prefix)
     if as_json:
         click.echo(json.dumps(asdict(r), indent=2))
     else:
         click.echo(_report.format_text(r), nl=False)
     if html_file:
-        page = _report.render_html(r, now())
-        tmp = html_file + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, html_file)  # a web server never serves half a page
+        try:
+            _report.write_html(html_file, _report.render_html(r, now()))
+        except OSError as e:
+            raise KielClickError(f"cannot write the report to {html_file}: "
+                                 f"{e.strerror or e}", 2) from None
         if not as_json:
             click.echo(f"wrote {html_file}")

@@ -10,12 +10,15 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from kiel.errors import ConfigError
-from kiel.tist import parse_duration
 
+# Each parser raises ValueError with the text that follows "key = 'value': " in
+# the message: what was wrong and what is accepted, never Python's own words.
 
 def _bool(text: str) -> bool:
     t = text.strip().lower()
@@ -23,53 +26,100 @@ def _bool(text: str) -> bool:
         return True
     if t in ("0", "no", "false", "off"):
         return False
-    raise ValueError(f"not yes/no: {text!r}")
+    raise ValueError("use yes or no (also true/false, on/off, 1/0)")
+
+
+# Sizes: decimal units (KB = 1000 bytes) and binary ones (KiB = 1024 bytes), as
+# the header of kiel.conf says; a bare number is bytes. Case does not matter.
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([a-z]*)$")
+_SIZE_HELP = ("use a number of bytes with B, KB, MB, GB, KiB, MiB or GiB "
+              "(e.g. 2GiB, 500 MB, 1048576)")
 
 
 def _size(text: str) -> int:
-    t = text.strip().upper().replace(" ", "")
-    for suffix, mult in (("KIB", 1024), ("MIB", 1024**2), ("GIB", 1024**3), ("TIB", 1024**4),
-                         ("K", 1024), ("M", 1024**2), ("G", 1024**3), ("B", 1)):
-        if t.endswith(suffix):
-            return int(float(t[: -len(suffix)]) * mult)
-    return int(t)
+    m = _SIZE.match(text.strip().lower())
+    if not m or m.group(2) not in _SIZE_UNITS:
+        raise ValueError(f"not a size; {_SIZE_HELP}")
+    value = int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+    if value < 1:
+        raise ValueError(f"must be at least 1 byte; {_SIZE_HELP}")
+    return value
+
+
+def _whole(text: str, least: int) -> int:
+    t = text.strip()
+    if not re.fullmatch(r"[+-]?\d+", t):
+        raise ValueError(f"not a whole number; use a whole number of at least {least}")
+    v = int(t)
+    if v < least:
+        raise ValueError(f"must be at least {least}")
+    return v
 
 
 def _positive_int(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise ValueError("must be at least 1")
-    return v
+    return _whole(text, 1)
 
 
 def _nonneg_int(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise ValueError("must not be negative")
-    return v
+    return _whole(text, 0)
+
+
+# Durations: one or more parts such as 1h30m, each a number and a unit; a bare
+# number is seconds (what the *_timeout and *_delay keys always took).
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|[smhdw])?\s*")
+_DURATION_HELP = ("use seconds or a number with ms, s, m, h, d or w "
+                  "(e.g. 30, 30s, 500ms, 90m, 1h30m, 2d)")
+
+
+def duration(text: str) -> float:
+    """``500ms`` -> 0.5, ``1h30m`` -> 5400.0, ``30`` -> 30.0 (seconds)."""
+    t = text.strip().lower()
+    pos, total, parts = 0, 0.0, 0
+    while pos < len(t):
+        m = _DURATION_PART.match(t, pos)
+        if not m or m.end() == pos or (m.group(2) is None and m.end() < len(t)):
+            raise ValueError(f"not a duration; {_DURATION_HELP}")
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"]
+        pos, parts = m.end(), parts + 1
+    if not parts:
+        raise ValueError(f"not a duration; {_DURATION_HELP}")
+    return total
 
 
 def _seconds(text: str) -> float:
-    v = float(text)
-    if v < 0:
-        raise ValueError("must not be negative")
-    return v
+    return duration(text)
 
 
-def _share(text: str) -> float:
-    """A share of a whole: ``5%`` or ``0.05``."""
-    t = text.strip()
-    v = float(t[:-1].strip()) / 100 if t.endswith("%") else float(t)
-    if not 0 <= v <= 1:
-        raise ValueError("must be between 0 % and 100 %")
-    return v
+def _whole_seconds(text: str) -> int:
+    return round(duration(text))
 
 
 def _duration_or_never(text: str) -> int | None:
     t = text.strip().lower()
     if t in ("", "never", "none"):
         return None
-    return parse_duration(t)
+    try:
+        return _whole_seconds(t)
+    except ValueError:
+        raise ValueError(f"not a duration; use never or {_DURATION_HELP[4:]}") from None
+
+
+_SHARE_HELP = "use a percentage from 0% to 100% (e.g. 5%) or a fraction (e.g. 0.05)"
+
+
+def share(text: str) -> float:
+    """``5%`` -> 0.05, ``0.05`` -> 0.05: a share of a whole, from 0 to 1."""
+    t = text.strip()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%?)", t)
+    if not m:
+        raise ValueError(f"not a share; {_SHARE_HELP}")
+    value = float(m.group(1)) / (100 if m.group(2) else 1)
+    if value > 1:
+        raise ValueError(f"more than the whole; {_SHARE_HELP}")
+    return value
 
 
 def _lines(text: str) -> tuple[str, ...]:
@@ -77,7 +127,14 @@ def _lines(text: str) -> tuple[str, ...]:
 
 
 def _networks(text: str) -> tuple[Any, ...]:
-    return tuple(ipaddress.ip_network(x, strict=False) for x in _lines(text))
+    out = []
+    for x in _lines(text):
+        try:
+            out.append(ipaddress.ip_network(x, strict=False))
+        except ValueError:
+            raise ValueError(f"{x!r} is not a network; use CIDR blocks such as 10.0.0.0/8 "
+                             "or 2001:db8::/32, separated by commas or lines") from None
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -109,7 +166,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retry_after_cap", "120", _seconds, "Longest Retry-After honoured, seconds."),
     Setting("conditional", "yes", _bool,
             "Send If-None-Match / If-Modified-Since when the last 200 allows it."),
-    Setting("record_interval", "0", parse_duration,
+    Setting("record_interval", "0", _whole_seconds,
             "Skip records whose last renewal ended less than this ago (e.g. 20h)."),
     Setting("give_up_after", "never", _duration_or_never,
             "Stop fetching an object that has failed for longer than this (e.g. 180d)."),
@@ -135,10 +192,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host_down_after", "5", _nonneg_int,
             "After this many failed connections to one host in a run, its other objects "
             "in that run are noted 000 host-down without a connection (0: never)."),
-    Setting("gone_max_share", "5%", _share,
+    Setting("gone_max_share", "5%", share,
             "A full run marks no record gone when more than this share of the collection "
             "would become gone at once (kiel renew --allow-gone accepts it)."),
-    Setting("alert_share", "50%", _share,
+    Setting("alert_share", "50%", share,
             "A run in which this share of attempts could not connect is an alert: one line "
             "even under --quiet, and exit status 69."),
     Setting("alert_min_attempts", "20", _nonneg_int,
@@ -178,7 +235,7 @@ class Config:
     alert_share: float = 0.5
     alert_min_attempts: int = 20
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         from dataclasses import replace
 
         return replace(self, **changes)
@@ -192,10 +249,13 @@ def defaults() -> Config:
     return Config(**{s.name: s.parse(s.default) for s in SETTINGS})
 
 
-def load(path: str | os.PathLike | None) -> Config:
-    """Read ``kiel.conf``; a missing file gives the defaults."""
+def load(path: str | os.PathLike[str] | None) -> Config:
+    """Read ``kiel.conf``; a missing file gives the defaults.
+
+    Every error names the file, the line, the key, the value and what the
+    key accepts (ConfigError, exit status 2)."""
     values = {s.name: s.parse(s.default) for s in SETTINGS}
-    if path is None or not os.path.exists(path):
+    if path is None or not os.path.lexists(path):
         return Config(**values)
     # strict=False: a key given twice takes its last value, as appending to the file expects.
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None,
@@ -203,8 +263,19 @@ def load(path: str | os.PathLike | None) -> Config:
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)
-    except (configparser.Error, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except configparser.MissingSectionHeaderError as e:
+        raise ConfigError(f"{path}, line {e.lineno}: {e.line.strip()!r} comes before the "
+                          "[kiel] line; settings go in a [kiel] section") from None
+    except configparser.ParsingError as e:
+        lineno = e.errors[0][0]  # the line itself comes repr()'d: read it back
+        raise ConfigError(f"{path}, line {lineno}: {_line(path, lineno)!r} is not a setting; "
+                          "write key = value") from None
+    except configparser.Error as e:  # pragma: no cover - strict=False leaves few others
+        raise ConfigError(f"{path}: not an INI file ({type(e).__name__})") from None
     for section in parser.sections():
         if section != "kiel":
             raise ConfigError(f"{path}: unknown section [{section}] (settings go in [kiel])")
@@ -214,20 +285,30 @@ def load(path: str | os.PathLike | None) -> Config:
             setting = _BY_NAME.get(key)
             where = f"{path}, line {lines.get(key, '?')}"
             if setting is None:
-                raise ConfigError(f"{where}: unknown setting {key!r}")
+                raise ConfigError(f"{where}: unknown setting {key!r} (kiel init writes every "
+                                  "setting, commented, into a new kiel.conf)")
             try:
                 values[key] = setting.parse(text)
             except ValueError as e:
-                raise ConfigError(f"{where}: {key} = {text!r}: {e}") from None
+                raise ConfigError(f"{where}: {key} = {text.strip()!r}: {e}") from None
     return Config(**values)
 
 
-def _key_lines(path: str | os.PathLike) -> dict[str, int]:
+def _line(path: str | os.PathLike[str], lineno: int) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if n == lineno:
+                return line.strip()
+    return ""
+
+
+def _key_lines(path: str | os.PathLike[str]) -> dict[str, int]:
+    # The last line that sets a key: its value is the one that counts (strict=False).
     out: dict[str, int] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             if "=" in line and not line.lstrip().startswith(("#", ";")) and not line[:1].isspace():
-                out.setdefault(line.split("=", 1)[0].strip().lower(), n)
+                out[line.split("=", 1)[0].strip().lower()] = n
     return out
 
 
@@ -235,7 +316,9 @@ def template() -> str:
     """The text of a new ``kiel.conf``: every setting, commented, at its default."""
     out = [
         "# Kiel settings. Every key is shown at its default; uncomment to change.",
-        "# Durations take s, m, h, d, w (90m, 20h); sizes take KiB, MiB, GiB.",
+        "# Durations are seconds, or take ms, s, m, h, d, w (500ms, 30s, 90m, 1h30m, 20h).",
+        "# Sizes are bytes, or take B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB",
+        "# (powers of 1024), with or without a space (2GiB, 500 MB).",
         "[kiel]",
     ]
     for s in SETTINGS:

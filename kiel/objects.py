@@ -160,7 +160,8 @@ def _repair(od: ObjectDir) -> None:
             noted.add(name)
     for name in sorted(os.listdir(od.path)):
         if store.is_tmp(name):
-            store.unlink_quiet(os.path.join(od.path, name))
+            if store.tmp_abandoned(os.path.join(od.path, name)):
+                store.unlink_quiet(os.path.join(od.path, name))
             continue
         parsed = store.parse_attempt(name)
         if parsed and name not in noted:

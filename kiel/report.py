@@ -13,6 +13,7 @@ SVG elements in the HTML than as the output of any particular tool
 from __future__ import annotations
 
 import html
+import itertools
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -166,8 +167,10 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
     )
 
 
-def _object(obj_dir, store_root, c, newest, hosts, rot, per_day, grow_stored, grow_plain,
-            grow_objects):
+def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str],
+            hosts: Counter[str], rot: dict[str, list[int]], per_day: dict[str, Counter[str]],
+            grow_stored: Counter[str], grow_plain: Counter[str],
+            grow_objects: Counter[str]) -> None:
     c["objects"] += 1
     view = object_view(obj_dir)
     day_outcome: dict[str, str] = {}
@@ -226,6 +229,47 @@ def _in_store(store_root: str, link: str) -> bool:
     return real.startswith(os.path.realpath(store_root) + os.sep)
 
 
+def unwritable(path: str) -> str | None:
+    """Why a page cannot be written to ``path`` (its strerror), or None."""
+    import errno
+
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return os.strerror(errno.EISDIR)
+    if not os.path.isdir(parent):
+        return os.strerror(errno.ENOTDIR if os.path.lexists(parent) or _through_file(parent)
+                           else errno.ENOENT)
+    if not os.access(parent, os.W_OK):
+        return os.strerror(errno.EACCES)
+    return None
+
+
+def _through_file(path: str) -> bool:
+    while path != os.path.dirname(path):
+        if os.path.lexists(path) and not os.path.isdir(path):
+            return True
+        path = os.path.dirname(path)
+    return False
+
+
+def write_html(path: str, page: str) -> None:
+    """Write beside ``path`` under a name of this process, then rename: a web
+    server never serves half a page, and a failure leaves nothing behind."""
+    from kiel.home import tmp_name
+
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), tmp_name())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 # --- text ------------------------------------------------------------------
 
 def human(n: int) -> str:
@@ -253,10 +297,10 @@ def format_text(r: Report) -> str:
     ]
     lines += [f"  {status:15} {n}" for status, n in r.newest_status] or ["  (none)"]
     lines += [
-        f"bytes stored      {human(r.bytes_stored)}  ({r.bytes_stored} bytes: versions "
-        "and bodies)",
-        f"as plain copies   {human(r.bytes_plain)}  ({r.bytes_plain} bytes: links at "
-        "their target's size)",
+        (f"bytes stored      {human(r.bytes_stored)}  ({r.bytes_stored} bytes: versions "
+        "and bodies)"),
+        (f"as plain copies   {human(r.bytes_plain)}  ({r.bytes_plain} bytes: links at "
+        "their target's size)"),
         f"saved by links    {human(saved)}{share}",
         f"notes and markers {human(r.bytes_notes)}",
         "top failing hosts (objects whose newest attempt failed):",
@@ -268,7 +312,7 @@ def format_text(r: Report) -> str:
 # --- HTML and SVG ----------------------------------------------------------
 
 _W, _H = 760, 280
-_LEFT, _RIGHT, _TOP, _BOTTOM = 80, 24, 36, 56
+_LEFT, _RIGHT, _TOP, _BOTTOM = 80, 44, 36, 56  # room for a date label at each end
 
 
 def _nice_max(v: float, whole: bool = True) -> float:
@@ -277,7 +321,7 @@ def _nice_max(v: float, whole: bool = True) -> float:
     are counts or bytes."""
     if v <= 0:
         return 4
-    mag = 10 ** max(len(str(int(v / 4))) - 1, 0)
+    mag: int = 10 ** max(len(str(int(v / 4))) - 1, 0)
     for step in (1, 2, 2.5, 3, 5, 10):
         if whole and mag == 1 and step == 2.5:
             continue
@@ -324,9 +368,9 @@ def _legend(out: list[str], items: list[tuple[str, str]]) -> None:
 
 
 def _svg_open(chart_id: str, title: str) -> list[str]:
-    return [f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" class="chart" '
+    return [(f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" class="chart" '
             f'viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" role="img" '
-            f'aria-labelledby="{chart_id}-title" font-family="sans-serif">',
+            f'aria-labelledby="{chart_id}-title" font-family="sans-serif">'),
             f'<title id="{chart_id}-title">{html.escape(title)}</title>']
 
 
@@ -336,23 +380,123 @@ def _empty(out: list[str]) -> str:
     return "\n".join(out)
 
 
+# --- the time axis ---------------------------------------------------------------
+# All three charts share one axis of calendar days, from the first day the
+# store saw to the last: a day without attempts is empty space, so a gap of
+# two weeks between runs looks like two weeks in every chart, and the charts
+# line up one above the other.
+
+_CHAR_W = 7.0  # a generous width of one character at font-size 11, in pixels
+_LABEL_GAP = 12.0  # the least space between two date labels
+GAP_DAYS = 2  # this many days or more without data are shaded as a gap
+
+
+@dataclass(frozen=True)
+class TimeAxis:
+    first: int  # date ordinals, inclusive
+    last: int
+
+    @classmethod
+    def of(cls, days: list[str]) -> TimeAxis | None:
+        if not days:
+            return None
+        ords = [date.fromisoformat(d).toordinal() for d in days]
+        return cls(min(ords), max(ords))
+
+    @property
+    def slot(self) -> float:
+        """The width of one day."""
+        return (_W - _LEFT - _RIGHT) / (self.last - self.first + 1)
+
+    def x(self, day: str | int) -> float:
+        """The middle of the day's slot."""
+        o = date.fromisoformat(day).toordinal() if isinstance(day, str) else day
+        return _LEFT + (o - self.first + 0.5) * self.slot
+
+    def gaps(self, days: list[str]) -> list[tuple[int, int]]:
+        """Runs of GAP_DAYS or more days, inside the axis, without any of ``days``."""
+        ords = sorted({date.fromisoformat(d).toordinal() for d in days})
+        return [(a + 1, b - 1) for a, b in itertools.pairwise(ords) if b - a - 1 >= GAP_DAYS]
+
+    def labels(self) -> list[tuple[int, str]]:
+        """Date labels that never collide: the first and the last day, and
+        between them calendar-aligned ticks (days, weeks, months, years) as
+        dense as the width allows."""
+        width = len("YYYY-MM-DD") * _CHAR_W + _LABEL_GAP
+        first, last = self.first, self.last
+        chosen = [first] if first == last else [first, last]
+        # Fewest days between two ticks whose labels fit side by side.
+        need = width / self.slot
+        candidates: list[int] = []
+        for step in (1, 2, 7, 14):
+            if step >= need:
+                start = first + (-first) % step
+                candidates = list(range(start, last + 1, step))
+                break
+        else:
+            months = next((m for m in (1, 2, 3, 6, 12, 24, 60) if 28 * m >= need), 120)
+            d0 = date.fromordinal(first)
+            y, m = d0.year, d0.month
+            while True:
+                o = date(y, m, 1).toordinal()
+                if o > last:
+                    break
+                if o >= first and ((y * 12 + m - 1) % months == 0):
+                    candidates.append(o)
+                m += 1
+                if m > 12:
+                    y, m = y + 1, 1
+        min_dx = width  # pixels between the middles of two labels
+        for o in candidates:
+            if all(abs(o - c) * self.slot >= min_dx for c in chosen):
+                chosen.append(o)
+        return [(o, date.fromordinal(o).isoformat()) for o in sorted(chosen)]
+
+
+def _xaxis(out: list[str], axis: TimeAxis, days: list[str]) -> None:
+    """Gaps shaded, then the date labels with a tick each."""
+    ph = _H - _TOP - _BOTTOM
+    for a, b in axis.gaps(days):
+        x0 = axis.x(a) - axis.slot / 2
+        n = b - a + 1
+        out.append(f'<rect class="gap" x="{x0:.2f}" y="{_TOP}" width="{n * axis.slot:.2f}" '
+                   f'height="{ph}" fill="#f1f1f1"><title>no data for {n} days, '
+                   f'{date.fromordinal(a).isoformat()} to {date.fromordinal(b).isoformat()}'
+                   '</title></rect>')
+        note = f"{n} days without data"
+        if len(note) * _CHAR_W + 8 < n * axis.slot:
+            out.append(f'<text class="gaplabel" x="{x0 + n * axis.slot / 2:.1f}" '
+                       f'y="{_TOP + 14}" text-anchor="middle" font-size="11" fill="#777">'
+                       f'{note}</text>')
+    y = _H - _BOTTOM + 16
+    for o, label in axis.labels():
+        x = axis.x(o)
+        out.append(f'<line x1="{x:.1f}" y1="{_TOP + ph}" x2="{x:.1f}" y2="{_TOP + ph + 4}" '
+                   'stroke="#333" stroke-width="1"/>')
+        out.append(f'<text class="xlabel" x="{x:.1f}" y="{y}" text-anchor="middle" '
+                   f'font-size="11">{html.escape(label)}</text>')
+
+
 def svg_stacked_bars(chart_id: str, title: str, labels: list[str],
-                     series: list[tuple[str, str, list[int]]], ylabel: str) -> str:
-    """One bar per label, the series stacked bottom up; each part has a
-    ``<title>`` so a browser shows the number on hover, without script."""
+                     series: list[tuple[str, str, list[int]]], ylabel: str,
+                     axis: TimeAxis | None = None) -> str:
+    """One bar per day (``labels`` are YYYY-MM-DD) on a time axis, the series
+    stacked bottom up; each part has a ``<title>`` so a browser shows the
+    number on hover, without script."""
     out = _svg_open(chart_id, title)
-    if not labels:
+    axis = axis or TimeAxis.of(labels)
+    if not labels or axis is None:
         return _empty(out)
     totals = [sum(s[2][i] for s in series) for i in range(len(labels))]
     ymax = _nice_max(max(totals))
+    _xaxis(out, axis, labels)
     _axes(out, ymax, False, ylabel)
     _legend(out, [(name, color) for name, color, _ in series])
-    pw, ph = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
-    step = pw / len(labels)
-    bar = min(max(step * 0.8, 0.5), 48)  # one day alone is a bar, not a wall
+    ph = _H - _TOP - _BOTTOM
+    bar = min(max(axis.slot * 0.8, 0.5), 48)  # one day alone is a bar, not a wall
     for i, label in enumerate(labels):
-        x = _LEFT + i * step + (step - bar) / 2
-        y = _TOP + ph
+        x = axis.x(label) - bar / 2
+        y: float = _TOP + ph
         for name, color, values in series:
             v = values[i]
             if not v:
@@ -362,59 +506,46 @@ def svg_stacked_bars(chart_id: str, title: str, labels: list[str],
             out.append(f'<rect class="bar" x="{x:.2f}" y="{y:.2f}" width="{bar:.2f}" '
                        f'height="{h:.2f}" fill="{color}"><title>{html.escape(label)}: '
                        f'{v} {html.escape(name)}</title></rect>')
-    _xlabels(out, [(i, label) for i, label in enumerate(labels)], len(labels),
-              lambda i: _LEFT + i * step + step / 2)
     out.append("</svg>")
     return "\n".join(out)
 
 
-def _xlabels(out: list[str], points: list[tuple[int, str]], n: int, xpos) -> None:
-    # At most eight labels, evenly spread, the first and the last always:
-    # they never overlap, and the ends of the series are always named.
-    k = min(n, 8)
-    shown = {round(j * (n - 1) / (k - 1)) for j in range(k)} if k > 1 else {0}
-    y = _H - _BOTTOM + 16
-    for i, label in points:
-        if i not in shown:
-            continue
-        x = xpos(i)
-        # A label at the right edge ends there instead of running off the chart.
-        anchor = "end" if x > _W - _RIGHT - 32 else "middle"
-        out.append(f'<text x="{x:.1f}" y="{y}" text-anchor="{anchor}" '
-                   f'font-size="11">{html.escape(label)}</text>')
-
-
 def svg_lines(chart_id: str, title: str, days: list[str],
-              series: list[tuple[str, str, list[int]]], ylabel: str, as_bytes: bool) -> str:
-    """Lines over a true time axis: a gap of a month between runs shows as one."""
+              series: list[tuple[str, str, list[int]]], ylabel: str, as_bytes: bool,
+              axis: TimeAxis | None = None) -> str:
+    """Cumulative values over the time axis, as steps: a value holds until the
+    next day that changed it, so a month without runs is a flat month."""
     out = _svg_open(chart_id, title)
-    if not days:
+    axis = axis or TimeAxis.of(days)
+    if not days or axis is None:
         return _empty(out)
-    ords = [date.fromisoformat(d).toordinal() for d in days]
-    span = max(ords[-1] - ords[0], 1)
     top = max(max(v) for _, _, v in series)
     ymax = _byte_max(top) if as_bytes else _nice_max(top)
+    _xaxis(out, axis, days)
     _axes(out, ymax, as_bytes, ylabel)
     _legend(out, [(name, color) for name, color, _ in series])
-    pw, ph = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+    ph = _H - _TOP - _BOTTOM
 
-    def xpos(i: int) -> float:
-        return _LEFT + (pw * (ords[i] - ords[0]) / span if len(days) > 1 else pw / 2)
+    def ypos(v: float) -> float:
+        return _TOP + ph - ph * v / ymax
 
     # The first series is drawn last, on top; the others dashed, so a line
     # hidden under another (no links yet: stored equals plain) still shows.
     for k, (name, color, values) in reversed(list(enumerate(series))):
-        pts = " ".join(f"{xpos(i):.2f},{_TOP + ph - ph * v / ymax:.2f}"
-                       for i, v in enumerate(values))
+        pts = []
+        for i, v in enumerate(values):
+            if i:
+                pts.append(f"{axis.x(days[i]):.2f},{ypos(values[i - 1]):.2f}")
+            pts.append(f"{axis.x(days[i]):.2f},{ypos(v):.2f}")
         dash = ' stroke-dasharray="6 4"' if k else ""
         out.append(f'<polyline class="line" fill="none" stroke="{color}" stroke-width="2"'
-                   f'{dash} points="{pts}"><title>{html.escape(name)}</title></polyline>')
+                   f'{dash} points="{" ".join(pts)}"><title>{html.escape(name)}</title>'
+                   '</polyline>')
         for i, v in enumerate(values):
-            out.append(f'<circle cx="{xpos(i):.2f}" cy="{_TOP + ph - ph * v / ymax:.2f}" '
+            out.append(f'<circle cx="{axis.x(days[i]):.2f}" cy="{ypos(v):.2f}" '
                        f'r="2.5" fill="{color}"><title>{days[i]}: '
                        f'{html.escape(_fmt_tick(v, as_bytes))} {html.escape(name)}</title>'
                        '</circle>')
-    _xlabels(out, list(enumerate(days)), len(days), xpos)
     out.append("</svg>")
     return "\n".join(out)
 
@@ -433,11 +564,14 @@ svg.chart { max-width: 100%; height: auto; background: #fff; }
 def render_html(r: Report, generated: int) -> str:
     """One self-contained page: no script, no external file, no network."""
     e = html.escape
+    # One axis for the three charts: every day any of them has.
+    axis = TimeAxis.of(sorted({g.day for g in r.growth} | {d.day for d in r.link_rot}
+                              | {d.day for d in r.attempts_per_day}))
     rot_days = [d.day for d in r.link_rot]
     rot = svg_stacked_bars(
         "link-rot", "Objects alive and dead per renewal date", rot_days,
         [("alive", ALIVE_COLOR, [d.alive for d in r.link_rot]),
-         ("dead", DEAD_COLOR, [d.dead for d in r.link_rot])], "objects")
+         ("dead", DEAD_COLOR, [d.dead for d in r.link_rot])], "objects", axis)
     classes = [k for k in CLASSES if any(dict(d.by_class).get(k) for d in r.attempts_per_day)]
     classes += sorted({k for d in r.attempts_per_day for k, _ in d.by_class} - set(classes))
     att = svg_stacked_bars(
@@ -445,12 +579,12 @@ def render_html(r: Report, generated: int) -> str:
         [d.day for d in r.attempts_per_day],
         [(k, CLASS_COLORS.get(k, "#000"), [dict(d.by_class).get(k, 0)
                                              for d in r.attempts_per_day]) for k in classes],
-        "attempts")
+        "attempts", axis)
     grow = svg_lines(
         "store-growth", "Store growth over time", [g.day for g in r.growth],
         [("stored", "#1565c0", [g.bytes_stored for g in r.growth]),
          ("as plain copies", "#9e9e9e", [g.bytes_plain for g in r.growth])],
-        "bytes", as_bytes=True)
+        "bytes", as_bytes=True, axis=axis)
 
     def row(name: str, value: object) -> str:
         return f"<tr><th>{e(name)}</th><td class=\"n\">{e(str(value))}</td></tr>"

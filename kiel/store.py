@@ -10,9 +10,12 @@ with ``symlink(2)``, itself atomic and exclusive. Only ``00last`` and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import socket
+import time
 from dataclasses import dataclass
 
 from kiel import faults
@@ -20,14 +23,86 @@ from kiel import faults
 LAST = "00last"
 GONE = "00gone"
 URL = "00url"
-TMP_PREFIX = ".kiel-tmp-"
 
 VERSION_RE = re.compile(r"^(\d+)\.amf\.xml$")
 ATTEMPT_RE = re.compile(r"^(\d+)_(\d{3})_([a-z0-9.+-]+)$")
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this id exists on this machine (signal 0 probes)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+# --- temporary files ---------------------------------------------------------------
+# A temporary file belongs to the process that made it: its name carries the
+# host and the process id, and only a file whose process is gone may be
+# removed. A process of another host cannot be probed from here: its files
+# are removed only once they are a day old (no single write takes that long).
+
+TMP_PREFIX = ".kiel-tmp-"
+_TMP_NAME = re.compile(r"^\.kiel-tmp-(?P<host>[A-Za-z0-9.-]*)-(?P<pid>\d+)-[0-9a-f]+$")
+FOREIGN_TMP_AGE = 86400
+
+
+@functools.lru_cache(maxsize=1)
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:64]
+
+
 def tmp_name() -> str:
-    return TMP_PREFIX + os.urandom(6).hex()
+    """A temporary name owned by this process: ``.kiel-tmp-<host>-<pid>-<random>``."""
+    return f"{TMP_PREFIX}{_host_tag()}-{os.getpid()}-{os.urandom(6).hex()}"
+
+
+def tmp_owner(name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of a temporary name made by :func:`tmp_name`, else None."""
+    m = _TMP_NAME.match(name)
+    return (m.group("host"), int(m.group("pid"))) if m else None
+
+
+def tmp_abandoned(path: str, now_: float | None = None) -> bool:
+    """Whether the temporary file at ``path`` may be removed: its process is
+    gone (same host), or it is a day old (another host, or a name without an
+    owner, as older versions made them)."""
+    name = os.path.basename(path)
+    if not name.startswith(TMP_PREFIX):
+        return False
+    owner = tmp_owner(name)
+    if owner is not None and owner[0] == _host_tag():
+        return not pid_alive(owner[1])
+    try:
+        age = (time.time() if now_ is None else now_) - os.lstat(path).st_mtime
+    except OSError:
+        return False
+    return age > FOREIGN_TMP_AGE
+
+
+def clean_abandoned(directory: str) -> list[str]:
+    """Remove the abandoned temporary files (never directories) of ``directory``;
+    the names removed. Files of running processes are left alone."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(directory, name)
+        if not name.startswith(TMP_PREFIX) or not tmp_abandoned(path):
+            continue
+        try:
+            if not os.path.isdir(path) or os.path.islink(path):
+                os.unlink(path)
+                removed.append(name)
+        except FileNotFoundError:
+            pass  # its process renamed or removed it meanwhile
+    return removed
 
 
 def is_tmp(name: str) -> bool:

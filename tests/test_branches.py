@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import text, write_amf
 
 from kiel import branches, records
 from kiel.cli import main
-from conftest import text, write_amf
 
 BAD = """<?xml version="1.0"?>
 <branches>
@@ -95,3 +95,40 @@ def test_the_shipped_default_branches_are_the_repository_ones():
     assert (top / "etc" / "branches.xml").read_text(encoding="utf-8") == default_branches()
     check = branches.check("default", default_branches().encode())
     assert check.ok and [b.xpath for b in check.branches] == ["displaypage", "file/url"]
+
+
+FAIL_ON_EVERY_RECORD = """<?xml version="1.0"?>
+<branches>
+  <branch xpath="file/url"/>
+  <branch xpath="foo:bar"/>
+  <branch xpath="count(file)"/>
+  <branch xpath="lower-case(file/url)"/>
+  <branch xpath="$base"/>
+  <branch xpath="file/url = 'x'"/>
+  <branch xpath="repec:handle/url"/>
+  <branch xpath="concat(displaypage, '')"/>
+</branches>
+"""
+
+
+def test_branches_that_fail_on_every_record_are_invalid(tmp_path: Path):
+    """Each branch is evaluated on an empty AMF text: what fails there fails on
+    every record, so it is reported as the file's mistake, with its line."""
+    f = tmp_path / "b.xml"
+    f.write_text(FAIL_ON_EVERY_RECORD)
+    r = CliRunner().invoke(main, ["check-branches", str(f)])
+    assert r.exit_code == 1
+    assert r.output.splitlines() == [
+        (f"error: {f}, line 4: xpath 'foo:bar' fails on every record: namespace prefix 'foo' "
+        "is not defined (Kiel defines amf, repec)"),
+        (f"error: {f}, line 5: xpath 'count(file)' yields a number or boolean (0.0 on an empty "
+        "record), never a URL: a branch must select elements, attributes or text"),
+        (f"error: {f}, line 6: xpath 'lower-case(file/url)' fails on every record: function "
+        "'lower-case' does not exist in XPath 1.0"),
+        f"error: {f}, line 7: xpath '$base' fails on every record: undefined variable",
+        (f"error: {f}, line 8: xpath \"file/url = 'x'\" yields a number or boolean (False on an "
+        "empty record), never a URL: a branch must select elements, attributes or text"),
+    ]
+    result = branches.check(str(f))
+    assert [b.xpath for b in result.branches] == [
+        "file/url", "repec:handle/url", "concat(displaypage, '')"]

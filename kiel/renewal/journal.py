@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 
+from kiel.store import pid_alive
+
 JOURNAL = "journal"
 WORKDIR_PREFIX = "run-"
 
@@ -53,16 +55,6 @@ def pid_of(workdir_name: str) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def unfinished(var_dir: str) -> tuple[set[str], list[str]]:
     """Records that crashed runs started and did not end, and the work
     directories of those runs (for the caller to remove once repaired)."""
@@ -74,7 +66,7 @@ def unfinished(var_dir: str) -> tuple[set[str], list[str]]:
         return dirty, dead
     for name in names:
         pid = pid_of(name)
-        if pid is None or pid == os.getpid() or alive(pid):
+        if pid is None or pid == os.getpid() or pid_alive(pid):
             continue
         path = os.path.join(var_dir, name)
         dead.append(path)

@@ -107,7 +107,8 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool) ->
     vers = []
     for name in os.listdir(rdir):
         if store.is_tmp(name):
-            store.unlink_quiet(os.path.join(rdir, name))
+            if store.tmp_abandoned(os.path.join(rdir, name)):
+                store.unlink_quiet(os.path.join(rdir, name))
             continue
         m = store.VERSION_RE.match(name)
         if m:
