@@ -141,8 +141,13 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors (for cron).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress display (default: on when stderr is a terminal).")
+@click.option("--allow-gone", is_flag=True,
+              help="Mark records gone even when more than gone_max_share of the collection "
+                   "would be (after a person checked the input).")
 @library_errors
-def renew(inputs, home, max_time, only, shard, quiet, progress) -> None:
+def renew(inputs: tuple[str, ...], home: str | None, max_time: int | None, only: str | None,
+          shard: tuple[int, int] | None, quiet: bool, progress: bool | None,
+          allow_gone: bool) -> None:
     """Renew every record of the inputs: store new versions, fetch objects.
 
     INPUTS are AMF files or directories (default: the 'input' setting).
@@ -162,7 +167,8 @@ def renew(inputs, home, max_time, only, shard, quiet, progress) -> None:
     try:
         summary = renewal.renew(h, renewal.Options(
             inputs=tuple(os.path.abspath(p) for p in inputs), only=only, shard=shard,
-            max_time=max_time, stop=stop, progress=_progress_printer() if show else None))
+            max_time=max_time, stop=stop, progress=_progress_printer() if show else None,
+            allow_gone=allow_gone))
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
@@ -170,6 +176,8 @@ def renew(inputs, home, max_time, only, shard, quiet, progress) -> None:
             click.echo("\r\033[K", err=True, nl=False)
     for p in summary.problems:
         click.echo(f"error: {p}", err=True)
+    if summary.alert:
+        click.echo(f"alert: {summary.alert}", err=True)
     if not quiet:
         click.echo(format_summary(summary))
     sys.exit(summary.exit_status)
@@ -219,10 +227,13 @@ def format_summary(s: renewal.Summary) -> str:
         f"({s.new_versions} new versions of which {s.virgin} virgin, {s.unchanged} unchanged), "
         f"skipped: {skipped}",
         f"input:    {s.input_errors} errors, {s.duplicates} duplicate ids, {s.refs} refs"
-        + (f", {s.gone} gone, {s.back} back" if s.full_run else ""),
+        + (f", {s.gone} gone, {s.back} back" if s.full_run else "")
+        + (f", {s.gone_held} held back from gone" if s.gone_held else "")
+        + (f", {s.damaged} damaged in the store" if s.damaged else "")
+        + (f", {s.adopted} versions adopted" if s.adopted else ""),
         f"objects:  {s.objects} renewed, {s.attempts} attempts ({classes}); "
         f"{s.retries} retried, {s.shared} shared, {s.not_modified} not modified, "
-        f"{s.given_up} given up",
+        f"{s.given_up} given up, {s.host_down} host-down",
         f"errors:   {errors}",
         f"bytes:    {_bytes(s.bytes_fetched)} fetched, {_bytes(s.bytes_stored)} stored, "
         f"{_bytes(s.bytes_linked)} saved by links",

@@ -1,0 +1,155 @@
+"""What an operator meets around a renewal: records never marked gone by
+accident, cron mail when a person is needed, dead hosts not tried all night,
+a run log that names every failing object, run summaries that never
+overwrite each other. Exact messages and exit statuses are asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from kiel import notes
+from conftest import make_home, text, write_amf
+
+
+# Root reads every directory: without its two capabilities for reading, a
+# directory of mode 0 is unreadable to it as to anyone (setpriv, util-linux).
+NO_READ_ALL = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+               "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+
+
+def kiel(home: Path, *args: str, env: dict[str, str] | None = None,
+         prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*(prefix or []), sys.executable, "-m", "kiel", "renew", "--home",
+                           str(home), "--no-progress", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def collection(tmp_path: Path, n: int) -> tuple[Path, list[str]]:
+    ids = [f"RePEc:aaa:wpaper:{i}" for i in range(n)]
+    d = tmp_path / "in"
+    for i in ids:
+        write_amf(d / f"{i.rsplit(':', 1)[1]}.xml", text(i))
+    return d, ids
+
+
+def gone_count(home: Path) -> int:
+    return len(list((home / "store").rglob("00gone")))
+
+
+def test_an_empty_input_directory_marks_nothing_gone(tmp_path):
+    home = make_home(tmp_path / "h", "gone_max_share = 5%\n")
+    d, ids = collection(tmp_path, 30)
+    assert kiel(home, str(d)).returncode == 0
+    for f in d.iterdir():
+        f.unlink()
+    r = kiel(home, "--quiet", str(d))
+    assert r.returncode == 1, r.stderr
+    assert r.stderr == ("error: 30 of 30 records (100.0 %) were not in the input, more than "
+                        "gone_max_share (5 %): none was marked gone. If the input is right, "
+                        "run again with --allow-gone\n")
+    assert gone_count(home) == 0
+
+
+def test_gone_within_the_share_and_past_it_with_allow_gone(tmp_path):
+    home = make_home(tmp_path / "h", "gone_max_share = 5%\n")
+    d, ids = collection(tmp_path, 40)
+    assert kiel(home, str(d)).returncode == 0
+    (d / "0.xml").unlink()  # 1 of 40: 2.5 %
+    r = kiel(home, str(d))
+    assert r.returncode == 0 and gone_count(home) == 1, r.stderr
+    for n in range(1, 6):  # 5 more of 39: 12.8 %
+        (d / f"{n}.xml").unlink()
+    r = kiel(home, str(d))
+    assert r.returncode == 1 and gone_count(home) == 1
+    assert "5 of 39 records (12.8 %) were not in the input" in r.stderr
+    assert "5 held back from gone" in r.stdout
+    r = kiel(home, "--allow-gone", str(d))
+    assert r.returncode == 0 and gone_count(home) == 6, r.stderr
+
+
+def test_an_unreadable_input_directory_is_an_error_and_marks_nothing_gone(tmp_path):
+    home = make_home(tmp_path / "h")
+    d, ids = collection(tmp_path, 4)
+    sub = d / "sub"
+    write_amf(sub / "x.xml", text("RePEc:aaa:wpaper:x"))
+    assert kiel(home, str(d)).returncode == 0
+    sub.chmod(0)
+    r = kiel(home, "--quiet", str(d), prefix=NO_READ_ALL)
+    sub.chmod(0o755)
+    assert r.returncode == 1, r.stderr
+    assert f"{sub}: cannot be read" in r.stderr, r.stderr
+    assert gone_count(home) == 0
+
+
+def dead_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there any more: connections are refused
+    return port
+
+
+def test_every_server_down_is_an_alert_and_dead_hosts_are_not_tried_all_night(tmp_path):
+    home = make_home(tmp_path / "h", "host_down_after = 3\nalert_min_attempts = 10\n"
+                     "per_host = 1\nconcurrency = 1\n")
+    port = dead_port()
+    src = write_amf(tmp_path / "a.xml",
+                    *[text(f"RePEc:aaa:wpaper:{i}", f"http://127.0.0.1:{port}/o{i}")
+                      for i in range(20)])
+    r = kiel(home, "--quiet", str(src))
+    assert r.returncode == 69, (r.returncode, r.stderr)
+    host = f"http://127.0.0.1:{port}"
+    assert r.stderr == (f"alert: 20 of 20 attempts (100 %) could not connect; most affected: "
+                        f"{host} (20)\n")
+    errors = []
+    for p in sorted((home / "store").rglob("00notes")):
+        errors += [e["error"] for e in notes.entries(str(p)) if "status" in e]
+    assert errors.count("refused") == 3 and errors.count("host-down") == 17, errors
+    summary = json.loads(next((home / "var" / "runs").glob("*.json")).read_text())
+    assert summary["host_down"] == 17 and summary["exit_status"] == 69
+    # the next run tries again
+    r = kiel(home, "--quiet", str(src))
+    errors = []
+    for p in sorted((home / "store").rglob("00notes")):
+        errors += [e["error"] for e in notes.entries(str(p)) if "status" in e]
+    assert errors.count("refused") == 6
+
+
+def test_the_run_log_names_every_failing_object(tmp_path, httpserver):
+    httpserver.expect_request("/gone").respond_with_data(b"no", status=404)
+    httpserver.expect_request("/ok").respond_with_data(b"ok")
+    home = make_home(tmp_path / "h")
+    port = dead_port()
+    src = write_amf(tmp_path / "a.xml",
+                    text("RePEc:aaa:wpaper:1", httpserver.url_for("/gone"),
+                         httpserver.url_for("/ok")),
+                    text("RePEc:aaa:wpaper:2", f"http://127.0.0.1:{port}/x"))
+    r = kiel(home, str(src))
+    assert r.returncode == 0, r.stderr
+    (log,) = (home / "var" / "log").glob("*.log")
+    text_ = log.read_text()
+    assert f"failed: {httpserver.url_for('/gone')} 404  (record RePEc:aaa:wpaper:1)" in text_
+    assert f"failed: http://127.0.0.1:{port}/x 000 refused (record RePEc:aaa:wpaper:2)" in text_
+    assert "failed: " + httpserver.url_for("/ok") not in text_
+
+
+def test_two_runs_in_one_second_keep_both_summaries_and_logs(tmp_path):
+    home = make_home(tmp_path / "h")
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1"))
+    from kiel.home import Home
+    from kiel.renewal import Options, renew
+
+    h = Home(str(home))
+    a = renew(h, Options(inputs=(str(src),), clock=lambda: 1_800_000_000.0))
+    b = renew(h, Options(inputs=(str(src),), clock=lambda: 1_800_000_000.0))
+    assert a.summary_file != b.summary_file and a.log != b.log
+    assert sorted(p.name for p in (home / "var" / "runs").iterdir()) == [
+        "1800000000.1.json", "1800000000.json"]
+    assert json.loads(Path(a.summary_file).read_text())["tist"] == 1_800_000_000
+    shutil.rmtree(home / "var" / "log")
