@@ -123,6 +123,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("page_size", "100", _positive_int, "OAI-PMH: records or headers per list page."),
     Setting("max_requests", "8", _positive_int,
             "OAI-PMH: requests served at once; more are answered 503 with Retry-After."),
+    Setting("discovery_depth", "1", _nonneg_int,
+            "Discovery: how many steps from a landing page its full text is followed; "
+            "1 searches only the pages records name, 0 turns discovery off."),
 )
 
 
@@ -153,6 +156,7 @@ class Config:
     base_url: str = "http://127.0.0.1:8080/oai"
     page_size: int = 100
     max_requests: int = 8
+    discovery_depth: int = 1
 
     def replace(self, **changes: Any) -> "Config":
         from dataclasses import replace
