@@ -15,14 +15,14 @@ expressions are used only on URL strings.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from lxml import etree
-
+from kiel import notes, store
 from kiel.urls import Target, classify
 
 # Parsing a landing page costs memory in proportion to its size; the
@@ -140,6 +140,10 @@ def _media_type(declared: str | None) -> tuple[str | None, str | None]:
 
 
 def _parse(data: bytes, charset: str | None) -> Any:
+    # lxml on first use only: kiel show and kiel report read the notes
+    # half of this module and start faster without it.
+    from lxml import etree
+
     if not data.strip():
         return None
     # The HTTP charset wins over <meta charset> (HTML, "determining the
@@ -380,3 +384,179 @@ def _media_url(media: Any) -> str | None:
     if isinstance(fmt, str) and fmt.strip():
         return url if fmt.split(";")[0].strip().lower() in _DOC_MEDIA else None
     return url if not _IMAGE_EXT.search(urlsplit(url).path) else None
+
+
+# --- what the store says was preserved --------------------------------------
+#
+# The renewal notes discovery in the object notes (docs/discovery.md): an
+# attempt on which discovery ran carries ``"discovered": [{"url", "rule"}...]``
+# (empty when the page offered nothing); every attempt on a discovered object
+# carries ``"via": {"url": <page>, "rule": <rule>}``.
+
+@dataclass(frozen=True)
+class Via:
+    url: str  # the page that named the object
+    rule: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What one attempt on a page discovered."""
+
+    tist: int
+    found: tuple[Found, ...]  # empty: the page offered nothing
+
+
+@dataclass(frozen=True)
+class ObjectNotes:
+    """What the notes of one object directory say about discovery."""
+
+    url: str | None
+    via: Via | None  # None: not a discovered object
+    discoveries: tuple[Discovery, ...]  # oldest first; empty: discovery never ran
+    preserved: int | None  # tist of the first 200 with a document type
+    preserved_type: str | None
+    redirects: tuple[str, ...]  # targets of its 3xx answers
+
+    @property
+    def discovered(self) -> Discovery | None:
+        """The newest discovery on this page."""
+        return self.discoveries[-1] if self.discoveries else None
+
+
+@dataclass(frozen=True)
+class Preserved:
+    url: str  # the object that holds a full text
+    tist: int  # its first attempt that did
+    type: str  # that attempt's type token
+    via: Via | None  # the page and rule that led to it; None when linked directly
+
+
+@dataclass(frozen=True)
+class FulltextStatus:
+    kind: Literal["direct", "discovered", "none"]
+    direct: tuple[Preserved, ...]
+    discovered: tuple[Preserved, ...]
+    pages: tuple[tuple[str, Discovery], ...]  # (page URL, its newest discovery)
+
+    @property
+    def direct_since(self) -> int | None:
+        return min((p.tist for p in self.direct), default=None)
+
+    @property
+    def discovered_since(self) -> int | None:
+        return min((p.tist for p in self.discovered), default=None)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return tuple(p.url for p in self.direct + self.discovered)
+
+
+def object_notes(obj_dir: str) -> ObjectNotes:
+    """Discovery, origin and preservation of one object, from its 00notes."""
+    url = _read_url(obj_dir)
+    via: Via | None = None
+    discoveries: list[Discovery] = []
+    preserved: int | None = None
+    preserved_type: str | None = None
+    redirects: list[str] = []
+    path = os.path.join(obj_dir, notes.NOTES)
+    entries = notes.entries(path) if os.path.isfile(path) else iter(())
+    for e in entries:
+        if url is None and isinstance(e.get("url"), str):
+            url = e["url"]
+        if e.get("event") is not None:
+            continue
+        tist = e.get("tist")
+        if not isinstance(tist, int) or isinstance(tist, bool):
+            continue
+        v = e.get("via")
+        if isinstance(v, dict) and isinstance(v.get("url"), str) and isinstance(v.get("rule"), str):
+            via = Via(v["url"], v["rule"])
+        d = e.get("discovered")
+        if isinstance(d, list):
+            discoveries.append(Discovery(tist, tuple(
+                Found(x["url"], x["rule"]) for x in d if isinstance(x, dict)
+                and isinstance(x.get("url"), str) and isinstance(x.get("rule"), str))))
+        status = e.get("status")
+        type_ = e.get("type")
+        if status == "200" and type_ in DOCUMENT_TYPES and (preserved is None or tist < preserved):
+            preserved, preserved_type = tist, type_
+        location = e.get("location")
+        if isinstance(status, str) and status.startswith("3") and isinstance(location, str) \
+                and location not in redirects:
+            redirects.append(location)
+    discoveries.sort(key=lambda x: x.tist)
+    return ObjectNotes(url, via, tuple(discoveries), preserved, preserved_type, tuple(redirects))
+
+
+def fulltext_status(record_dir: str) -> FulltextStatus:
+    """Whether the record's full text is held, linked directly or discovered."""
+    try:
+        names = sorted(os.listdir(record_dir))
+    except OSError:
+        names = []
+    objs = []
+    for name in names:
+        full = os.path.join(record_dir, name)
+        if os.path.isdir(full) and not os.path.islink(full) and not store.is_tmp(name):
+            objs.append(object_notes(full))
+    return status_of(objs)
+
+
+def status_of(objs: list[ObjectNotes]) -> FulltextStatus:
+    """The full-text status of a record from the notes of its objects.
+
+    A redirect target is its own object without a ``via``: it takes the
+    origin of the objects that lead to it, a direct one winning, so a
+    discovered PDF link that redirects still counts as discovered.
+    """
+    by_url = {o.url: o for o in objs if o.url is not None}
+    targets = {t for o in objs for t in o.redirects}
+    direct_reach = _reach([u for u, o in by_url.items() if o.via is None and u not in targets],
+                          by_url)
+    led: dict[str, Via] = {}
+    for u, o in by_url.items():
+        if o.via is not None:
+            for r in _reach([u], by_url):
+                led.setdefault(r, o.via)
+    direct: list[Preserved] = []
+    discovered: list[Preserved] = []
+    pages: list[tuple[str, Discovery]] = []
+    for o in objs:
+        if o.url is not None and o.discovered is not None:
+            pages.append((o.url, o.discovered))
+        if o.preserved is None or o.preserved_type is None:
+            continue
+        url = o.url or ""
+        origin = None if url in direct_reach else (o.via or led.get(url))
+        p = Preserved(url, o.preserved, o.preserved_type, origin)
+        (direct if origin is None else discovered).append(p)
+    kind: Literal["direct", "discovered", "none"] = (
+        "direct" if direct else "discovered" if discovered else "none")
+    return FulltextStatus(kind, tuple(direct), tuple(discovered), tuple(pages))
+
+
+def _reach(start: list[str], by_url: dict[str, ObjectNotes]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        u = todo.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        o = by_url.get(u)
+        if o is not None:
+            todo.extend(t for t in o.redirects if t not in seen)
+    return seen
+
+
+def _read_url(obj_dir: str) -> str | None:
+    path = os.path.join(obj_dir, store.URL)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read(64 * 1024).decode("utf-8", "replace").rstrip("\n") or None
+    except OSError:
+        return None

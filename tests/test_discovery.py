@@ -9,6 +9,7 @@ the files it names, every discovered URL must answer as the site would
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import zlib
@@ -20,7 +21,18 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from kiel.discovery import RULES, Found, discover
+from kiel.discovery import (
+    RULES,
+    Discovery,
+    Found,
+    Preserved,
+    Via,
+    discover,
+    fulltext_status,
+)
+from kiel.report import ArchiveFulltext, DayFulltext, render_html, report
+from kiel.report import format_text as report_text
+from kiel.show import format_text, show
 
 LANDING = os.path.join(os.path.dirname(__file__), "fixtures", "landing")
 
@@ -407,3 +419,188 @@ def test_hostile_pages_do_not_crash() -> None:
     assert discover(b"\x00" * 100 + b'<meta name="citation_pdf_url" content="/z.pdf">',
                     PAGE, None) in ((), (Found("https://journal.example.org/z.pdf",
                                                "citation_pdf_url"),))
+
+
+# --- what the store says: fulltext_status, kiel show, kiel report ----------
+#
+# A store written by hand with the notes fields the renewal writes
+# (docs/discovery.md): "discovered" on the page's attempt, "via" on each
+# attempt of a discovered object.
+
+T0 = 1700000000  # 2023-11-14T22:13:20Z
+DAY = 86400
+
+
+class DiscoveryStore:
+    def __init__(self, home: str) -> None:
+        from test_show import StoreBuilder
+
+        self.b = StoreBuilder(home)
+        self.home = home
+
+    def version(self, rid: str, tist: int) -> str:
+        self.b.version(rid, tist, "A paper")
+        return self.b.record(rid)
+
+    def attempt(self, rid: str, url: str, tist: int, status: str, mtype: str,
+                body: bytes = b"", location: str | None = None,
+                discovered: list[tuple[str, str]] | None = None,
+                via: tuple[str, str] | None = None) -> None:
+        from test_show import line
+
+        d = self.b.object_dir(rid, url)
+        name = f"{tist}_{status}_{mtype}"
+        with open(os.path.join(d, name), "xb") as f:
+            f.write(body)
+        entry: dict[str, object] = {
+            "tist": tist, "url": url, "status": status, "type": mtype, "declared_type": None,
+            "size": len(body), "sha256": None, "sha1": None, "file": name, "link": None,
+            "location": location, "error": None, "elapsed": 0.1, "attempt": 1}
+        if discovered is not None:
+            entry["discovered"] = [{"url": u, "rule": r} for u, r in discovered]
+        if via is not None:
+            entry["via"] = {"url": via[0], "rule": via[1]}
+        line(os.path.join(d, "00notes"), entry)
+
+
+R1, R2, R3, R4, R5, R6 = ("RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:2", "RePEc:bbb:wpaper:3",
+                          "RePEc:bbb:wpaper:4", "doi:10.5555/5", "RePEc:aaa:wpaper:6")
+L1, P1 = "https://j.example.org/article/1", "https://j.example.org/article/1/file.pdf"
+L2, P2, P2B = ("https://j.example.org/article/2", "https://repo.example.org/2.pdf",
+               "https://j.example.org/article/2/file.pdf")
+L3, P3, P3B = ("https://j.example.org/article/3", "https://j.example.org/article/3/pdf",
+               "https://cdn.example.org/3.pdf")
+L4, P4 = "https://j.example.org/article/4", "https://j.example.org/files/4.pdf"
+L5 = "https://j.example.org/article/5"
+L6, P6, P6D = ("https://j.example.org/article/6", "https://j.example.org/article/6/file.pdf",
+               "https://repo.example.org/6.pdf")
+PDF_TYPE = "application-pdf"
+
+
+@pytest.fixture
+def dstore(tmp_path) -> DiscoveryStore:
+    s = DiscoveryStore(str(tmp_path))
+    html = b"<html>landing</html>"
+    # R1: the landing page named a PDF, later stopped naming it.
+    s.version(R1, T0)
+    s.attempt(R1, L1, T0 + 1, "200", "text-html", html, discovered=[(P1, "citation_pdf_url")])
+    s.attempt(R1, P1, T0 + 2, "200", PDF_TYPE, PDF, via=(L1, "citation_pdf_url"))
+    s.attempt(R1, L1, T0 + DAY + 1, "200", "text-html", html + b" ", discovered=[])
+    # R2: a PDF the record links itself, and one its landing page names.
+    s.version(R2, T0)
+    s.attempt(R2, P2, T0 + 3, "200", PDF_TYPE, PDF)
+    s.attempt(R2, L2, T0 + 4, "200", "text-html", html, discovered=[(P2B, "ojs_galley")])
+    s.attempt(R2, P2B, T0 + 5, "200", PDF_TYPE, PDF, via=(L2, "ojs_galley"))
+    # R3: the discovered link redirects; the target is its own object, without via.
+    s.version(R3, T0)
+    s.attempt(R3, L3, T0 + 6, "200", "text-html", html, discovered=[(P3, "citation_pdf_url")])
+    s.attempt(R3, P3, T0 + 7, "302", "none", location=P3B, via=(L3, "citation_pdf_url"))
+    s.attempt(R3, P3B, T0 + 8, "200", PDF_TYPE, PDF)
+    # R4: the discovered PDF answers 404.
+    s.version(R4, T0)
+    s.attempt(R4, L4, T0 + 9, "200", "text-html", html, discovered=[(P4, "citation_pdf_url")])
+    s.attempt(R4, P4, T0 + 10, "404", "text-html", b"<h1>Not Found</h1>",
+              via=(L4, "citation_pdf_url"))
+    # R5: a landing page that offers nothing; an HTML full text does not count.
+    s.version(R5, T0 + DAY)
+    s.attempt(R5, L5, T0 + DAY + 2, "200", "text-html", html, discovered=[])
+    # R6: found by discovery first, linked directly two days later.
+    s.version(R6, T0)
+    s.attempt(R6, L6, T0 + 11, "200", "text-html", html, discovered=[(P6, "citation_pdf_url")])
+    s.attempt(R6, P6, T0 + 12, "200", PDF_TYPE, PDF, via=(L6, "citation_pdf_url"))
+    s.attempt(R6, P6D, T0 + 2 * DAY + 1, "200", PDF_TYPE, PDF)
+    return s
+
+
+def _status(s: DiscoveryStore, rid: str):
+    return fulltext_status(s.b.record(rid))
+
+
+def test_fulltext_status(dstore: DiscoveryStore) -> None:
+    r1 = _status(dstore, R1)
+    assert r1.kind == "discovered"
+    assert r1.discovered == (Preserved(P1, T0 + 2, PDF_TYPE, Via(L1, "citation_pdf_url")),)
+    assert r1.direct == ()
+    # The page stopped offering it: its newest discovery is empty, the PDF stays.
+    assert r1.pages == ((L1, Discovery(T0 + DAY + 1, ())),)
+    r2 = _status(dstore, R2)
+    assert (r2.kind, r2.urls) == ("direct", (P2, P2B))
+    assert r2.direct_since == T0 + 3 and r2.discovered_since == T0 + 5
+    r3 = _status(dstore, R3)
+    assert r3.kind == "discovered"
+    assert r3.discovered == (Preserved(P3B, T0 + 8, PDF_TYPE, Via(L3, "citation_pdf_url")),)
+    r4 = _status(dstore, R4)
+    assert (r4.kind, r4.urls) == ("none", ())
+    assert r4.pages == ((L4, Discovery(T0 + 9, (Found(P4, "citation_pdf_url"),))),)
+    assert _status(dstore, R5).kind == "none"
+    r6 = _status(dstore, R6)
+    assert (r6.kind, r6.direct_since, r6.discovered_since) == ("direct", T0 + 2 * DAY + 1,
+                                                               T0 + 12)
+
+
+def test_fulltext_status_of_an_empty_or_broken_record(tmp_path) -> None:
+    assert fulltext_status(str(tmp_path / "missing")).kind == "none"
+    obj = tmp_path / "rec" / "x"
+    obj.mkdir(parents=True)
+    (obj / "00notes").write_bytes(b'not json\n{"tist": "x", "status": "200"}\n'
+                                  b'{"tist": 5, "status": "200", "type": "application-pdf", '
+                                  b'"via": {"url": 3}}\n{"tist": 6, "status": "200"')
+    st = fulltext_status(str(tmp_path / "rec"))
+    # No 00url: the URL comes from the notes, or stays unknown; a torn line is skipped.
+    assert st.kind == "direct" and st.direct[0].tist == 5 and st.direct[0].via is None
+
+
+def test_show_puts_discovered_objects_under_their_page(dstore: DiscoveryStore) -> None:
+    view = show(dstore.home, R3)
+    by_url = {o.url: o for o in view.objects}
+    assert by_url[P3].via is not None and by_url[P3].via.rule == "citation_pdf_url"
+    assert by_url[L3].discovered is not None and by_url[L3].discovered.found == (
+        Found(P3, "citation_pdf_url"),)
+    text = format_text(view)
+    block = text.split("objects  3\n", 1)[1].splitlines()
+    assert block == [
+        f"  {P3B}",
+        f"    2023-11-14T22:13:28Z  200  application-pdf  {len(PDF)} B  "
+        + f"{T0 + 8}_200_application-pdf",
+        f"  {L3}",
+        f"    2023-11-14T22:13:26Z  200  text-html  20 B  {T0 + 6}_200_text-html",
+        "    discovery 2023-11-14T22:13:26Z  1 found: citation_pdf_url",
+        f"      -> {P3}  (discovered by citation_pdf_url)",
+        f"        2023-11-14T22:13:27Z  302  none  0 B  {T0 + 7}_302_none  redirect -> {P3B}",
+    ]
+    text1 = format_text(show(dstore.home, R1))
+    assert "    discovery 2023-11-15T22:13:21Z  nothing found (the page offered no full text)" \
+        in text1
+    assert json.loads(view.to_json())["objects"][1]["discovered"]["found"] == [
+        {"url": P3, "rule": "citation_pdf_url"}]
+
+
+def test_show_names_the_page_of_an_orphan(tmp_path) -> None:
+    s = DiscoveryStore(str(tmp_path))
+    s.version(R1, T0)
+    s.attempt(R1, P1, T0 + 2, "200", PDF_TYPE, PDF, via=(L1, "citation_pdf_url"))
+    assert f"  {P1}  (discovered by citation_pdf_url on {L1})" in format_text(show(s.home, R1))
+
+
+def test_report_counts_the_fulltext_share(dstore: DiscoveryStore) -> None:
+    r = report(dstore.home)
+    assert r.fulltext == (ArchiveFulltext("RePEc:aaa", 2, 1, 0),
+                          ArchiveFulltext("RePEc:bbb", 0, 1, 1),
+                          ArchiveFulltext("other", 0, 0, 1))
+    assert r.fulltext_over_time == (
+        DayFulltext("2023-11-14", 1, 3, 1),  # R2 direct; R1, R3, R6 discovered; R4 none
+        DayFulltext("2023-11-15", 1, 3, 2),  # R5 stored, without a full text
+        DayFulltext("2023-11-16", 2, 2, 2),  # R6 now linked directly
+    )
+    text = report_text(r)
+    assert "records by full text (docs/discovery.md):\n" \
+           "  directly        2  (33.3%)\n" \
+           "  by discovery    2  (33.3%)\n" \
+           "  not at all      2  (33.3%)\n" in text
+    assert "    RePEc:bbb                0 / 1 / 1\n" in text
+    page = render_html(r, T0 + 3 * DAY)
+    assert '<table id="fulltext">' in page and '<table id="fulltext-over-time">' in page
+    assert ('<tr><th>RePEc:aaa</th><td class="n">2</td><td class="n">1</td>'
+            '<td class="n">0</td></tr>') in page
+    only = report(dstore.home, prefix="RePEc:bbb")
+    assert only.fulltext == (ArchiveFulltext("RePEc:bbb", 0, 1, 1),)
