@@ -50,23 +50,25 @@ RULES: tuple[str, ...] = (
     "ssrn_delivery",
 )
 
-# Media types (as attempt-name tokens, DESIGN.md) that count as a full text.
-# HTML and XML do not: the landing page itself is HTML, and an XML answer is
-# as often an error or a feed as a JATS article, so counting them would
-# make the full-text share say nothing.
-DOCUMENT_TYPES: frozenset[str] = frozenset({
-    "application-pdf",
-    "application-x-pdf",
-    "application-postscript",
-    "application-msword",
-    "application-vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application-vnd.oasis.opendocument.text",
-    "application-rtf",
-    "text-rtf",
-    "application-epub-zip",
-    "image-vnd.djvu",
-    "application-x-dvi",
-})
+# Media types that count as a full text (docs/discovery.md). HTML and XML do
+# not: the landing page itself is HTML, and an XML answer is as often an
+# error or a feed as a JATS article, so counting them would make the
+# full-text share say nothing.
+DOCUMENT_MEDIA_TYPES: tuple[str, ...] = (
+    "application/pdf",
+    "application/x-pdf",
+    "application/postscript",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.oasis.opendocument.text",
+    "application/rtf",
+    "text/rtf",
+    "application/epub+zip",
+    "image/vnd.djvu",
+    "application/x-dvi",
+)
+# The same as the type tokens of attempt names and notes (DESIGN.md).
+DOCUMENT_TYPES: frozenset[str] = frozenset(m.replace("/", "-") for m in DOCUMENT_MEDIA_TYPES)
 
 _ABSOLUTE = re.compile(r"^\s*(https?|ftp)://", re.IGNORECASE)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -82,10 +84,7 @@ _VIEWCONTENT = re.compile(r"/viewcontent\.cgi$")
 _SSRN = re.compile(r"/Delivery\.cfm(/|$)", re.IGNORECASE)
 _JSONLD_TYPES = frozenset({"ScholarlyArticle", "MedicalScholarlyArticle", "Report", "Thesis",
                            "Chapter"})
-_DOC_MEDIA = frozenset({"application/pdf", "application/x-pdf", "application/postscript",
-                        "application/msword", "application/epub+zip",
-                        "application/vnd.oasis.opendocument.text",
-                        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"})
+_DOC_MEDIA = frozenset(DOCUMENT_MEDIA_TYPES)
 _XML_ALTERNATES = frozenset({"application/xml", "text/xml"})
 
 
@@ -112,7 +111,7 @@ def discover(body: bytes, page_url: str, declared_type: str | None,
     if root is None:
         return ()
     base = _base(root, page_url)
-    page = _fetch_form(page_url)
+    page = _resolve(page_url, page_url)  # the fragment cut, as for every result
     out: list[Found] = []
     seen: set[str] = {page} if page else set()
     for rule, value in _candidates(root, base, page_url):
@@ -122,6 +121,38 @@ def discover(body: bytes, page_url: str, declared_type: str | None,
         seen.add(url)
         out.append(Found(url, rule))
     return tuple(out)
+
+
+def discover_file(path: str, page_url: str, declared_type: str | None,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Found, ...]:
+    """:func:`discover` on a stored attempt file, reading at most ``max_bytes``."""
+    with open(path, "rb") as f:
+        return discover(f.read(max(max_bytes, 0)), page_url, declared_type, max_bytes)
+
+
+_PAGE_TOKENS = frozenset({"text-html", "application-xhtml+xml"})
+
+
+def is_page(status: str, type_token: str, declared_type: str | None) -> bool:
+    """Whether an attempt is one discovery reads: a 200 whose body libmagic
+    types as HTML, or as text while the server declares HTML (a fragment
+    without ``<html>`` can sniff as text/plain)."""
+    if status != "200":
+        return False
+    if type_token in _PAGE_TOKENS:
+        return True
+    media, _ = _media_type(declared_type)
+    return media in _HTML_TYPES and type_token in ("text-plain", "text-xml", "application-xml")
+
+
+def discovered_field(found: tuple[Found, ...]) -> list[dict[str, str]]:
+    """The ``discovered`` field of the page's attempt line (docs/discovery.md)."""
+    return [{"url": f.url, "rule": f.rule} for f in found]
+
+
+def via_field(page_url: str, rule: str) -> dict[str, str]:
+    """The ``via`` field of each attempt line of a discovered object."""
+    return {"url": page_url, "rule": rule}
 
 
 # --- parsing ---------------------------------------------------------------

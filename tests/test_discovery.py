@@ -604,3 +604,37 @@ def test_report_counts_the_fulltext_share(dstore: DiscoveryStore) -> None:
             '<td class="n">0</td></tr>') in page
     only = report(dstore.home, prefix="RePEc:bbb")
     assert only.fulltext == (ArchiveFulltext("RePEc:bbb", 0, 1, 1),)
+
+
+def test_helpers_for_the_renewal(tmp_path) -> None:
+    from kiel.discovery import discover_file, discovered_field, is_page, via_field
+
+    page = tmp_path / "1700000000_200_text-html"
+    page.write_bytes(read("relative.html"))
+    found = discover_file(str(page), "http://econ.example.edu/research/papers/wp-17.html",
+                          "text/html")
+    assert found == (Found("http://econ.example.edu/research/pdf/wp-17.pdf", "citation_pdf_url"),)
+    assert discover_file(str(page), "http://econ.example.edu/x", "text/html", max_bytes=100) == ()
+    assert discovered_field(found) == [{"url": found[0].url, "rule": "citation_pdf_url"}]
+    assert discovered_field(()) == []
+    assert via_field("http://p", "jsonld") == {"url": "http://p", "rule": "jsonld"}
+    assert is_page("200", "text-html", None)
+    assert is_page("200", "application-xhtml+xml", "application/xhtml+xml")
+    assert is_page("200", "text-plain", "text/html; charset=utf-8")
+    assert not is_page("200", "text-plain", "text/plain")
+    assert not is_page("200", "application-pdf", "text/html")
+    assert not is_page("404", "text-html", "text/html")
+    assert not is_page("304", "text-html", "text/html")
+
+
+def test_the_page_with_a_fragment_is_still_the_page() -> None:
+    html = '<meta name="citation_fulltext_html_url" content="https://journal.example.org/a/b/page.html">'
+    assert found(html, page=PAGE + "#abstract") == []
+
+
+def test_document_types_are_attempt_tokens() -> None:
+    from kiel.discovery import DOCUMENT_MEDIA_TYPES, DOCUMENT_TYPES
+    from kiel.mediatype import token
+
+    assert DOCUMENT_TYPES == {token(m) for m in DOCUMENT_MEDIA_TYPES}
+    assert "application-pdf" in DOCUMENT_TYPES and "text-html" not in DOCUMENT_TYPES
