@@ -98,8 +98,9 @@ def discover(body: bytes, page_url: str, declared_type: str | None,
              max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Found, ...]:
     """The full texts an HTML page offers, most trusted first.
 
-    ``declared_type`` is the answer's ``Content-Type``: anything but HTML
-    (or none) gives nothing, and its charset is used to decode. Only the
+    ``declared_type`` is the answer's ``Content-Type``: a type other than
+    HTML gives nothing (none declared is read as HTML), and its charset is
+    used to decode. Only the
     first ``max_bytes`` of the body are parsed. Relative URLs are resolved
     against ``<base href>`` and ``page_url``; only http, https and ftp URLs
     are kept, each once (its first rule wins), never the page itself.
@@ -134,15 +135,17 @@ _PAGE_TOKENS = frozenset({"text-html", "application-xhtml+xml"})
 
 
 def is_page(status: str, type_token: str, declared_type: str | None) -> bool:
-    """Whether an attempt is one discovery reads: a 200 whose body libmagic
-    types as HTML, or as text while the server declares HTML (a fragment
-    without ``<html>`` can sniff as text/plain)."""
+    """Whether an attempt is one discovery reads: a 200 declared as HTML
+    (or not declared) whose body libmagic types as HTML, or as text while
+    the server declares HTML (a fragment without ``<html>`` can sniff as
+    text/plain). Exactly the attempts on which :func:`discover` looks."""
     if status != "200":
         return False
-    if type_token in _PAGE_TOKENS:
-        return True
     media, _ = _media_type(declared_type)
-    return media in _HTML_TYPES and type_token in ("text-plain", "text-xml", "application-xml")
+    if media is not None and media not in _HTML_TYPES:
+        return False
+    return type_token in _PAGE_TOKENS or (
+        media is not None and type_token in ("text-plain", "text-xml", "application-xml"))
 
 
 def discovered_field(found: tuple[Found, ...]) -> list[dict[str, str]]:

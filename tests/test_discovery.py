@@ -622,6 +622,8 @@ def test_helpers_for_the_renewal(tmp_path) -> None:
     assert is_page("200", "application-xhtml+xml", "application/xhtml+xml")
     assert is_page("200", "text-plain", "text/html; charset=utf-8")
     assert not is_page("200", "text-plain", "text/plain")
+    assert not is_page("200", "text-plain", None)
+    assert not is_page("200", "text-html", "text/plain")  # discover would not read it
     assert not is_page("200", "application-pdf", "text/html")
     assert not is_page("404", "text-html", "text/html")
     assert not is_page("304", "text-html", "text/html")
