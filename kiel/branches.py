@@ -100,6 +100,9 @@ class Branch:
     xpath: str  # as written in branches.xml
     line: int
     compiled: etree.XPath
+    # Whether an HTML answer of this branch's objects is searched for the
+    # full text it offers (docs/discovery.md); attribute ``discover``.
+    discover: bool = False
 
     def evaluate(self, text_el) -> list[tuple[str | None, str | None]]:
         """``(value, None)`` per URL found, ``(raw, reason)`` per value skipped."""
@@ -195,7 +198,11 @@ def check(path: str, data: bytes | None = None) -> Check:
             problems.append(Problem(path, el.sourceline,
                                     f"xpath {xpath!r} does not compile: {e}"))
             continue
-        branch = Branch(xpath, el.sourceline, compiled)
+        discover = discover_attribute(el.get("discover"), xpath)
+        if isinstance(discover, str):
+            problems.append(Problem(path, el.sourceline, discover))
+            continue
+        branch = Branch(xpath, el.sourceline, compiled, discover)
         failure = _fails_on_every_record(branch)
         if failure is not None:
             problems.append(Problem(path, el.sourceline, failure))
@@ -259,6 +266,18 @@ def missing(path: str) -> BranchesError:
     hint = (f"kiel init --home {os.path.dirname(etc)} makes a home"
             if os.path.basename(etc) == "etc" else "kiel init makes a home")
     return BranchesError(f"{path} does not exist: is --home right? ({hint})")
+# Discovery is on by default where landing pages are: the displaypage branch.
+DISCOVER_DEFAULT = frozenset({"displaypage"})
+
+
+def discover_attribute(value: str | None, xpath: str) -> bool | str:
+    """The ``discover`` attribute of a branch, or the problem with it."""
+    if value is None:
+        return xpath in DISCOVER_DEFAULT
+    v = value.strip().lower()
+    if v in ("yes", "no"):
+        return v == "yes"
+    return f"discover={value!r}: must be yes or no"
 
 
 def load(path: str) -> tuple[Branch, ...]:

@@ -200,6 +200,9 @@ SETTINGS: tuple[Setting, ...] = (
             "even under --quiet, and exit status 69."),
     Setting("alert_min_attempts", "20", _nonneg_int,
             "Fewer attempts than this in a run never make an alert."),
+    Setting("discovery_depth", "1", _nonneg_int,
+            "Discovery: how many steps from a landing page its full text is followed; "
+            "1 searches only the pages records name, 0 turns discovery off."),
 )
 
 
@@ -234,6 +237,7 @@ class Config:
     gone_max_share: float = 0.05
     alert_share: float = 0.5
     alert_min_attempts: int = 20
+    discovery_depth: int = 1
 
     def replace(self, **changes: Any) -> Config:
         from dataclasses import replace

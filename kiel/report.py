@@ -21,6 +21,7 @@ from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
 from kiel import store
+from kiel.discovery import fulltext_status
 from kiel.errors import NotFound
 from kiel.show import object_view
 from kiel.tist import iso
@@ -67,6 +68,28 @@ class DayGrowth:
 
 
 @dataclass(frozen=True)
+class ArchiveFulltext:
+    """Records of one archive by how their full text is held."""
+
+    archive: str  # RePEc:aaa, or other
+    direct: int  # a full text the record links to is stored
+    discovered: int  # only a full text found through its landing page is stored
+    none: int
+
+    @property
+    def records(self) -> int:
+        return self.direct + self.discovered + self.none
+
+
+@dataclass(frozen=True)
+class DayFulltext:
+    day: str
+    direct: int  # records whose full text was held directly by the end of the day
+    discovered: int  # records whose full text was held only by discovery
+    none: int  # records stored by then without a full text
+
+
+@dataclass(frozen=True)
 class Report:
     store: str
     records: int
@@ -85,6 +108,8 @@ class Report:
     link_rot: tuple[DayRot, ...]
     attempts_per_day: tuple[DayAttempts, ...]
     growth: tuple[DayGrowth, ...]
+    fulltext: tuple[ArchiveFulltext, ...] = ()  # docs/discovery.md, the full-text share
+    fulltext_over_time: tuple[DayFulltext, ...] = ()
 
     @property
     def bytes_saved(self) -> int:
@@ -113,8 +138,10 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
     grow_objects: Counter[str] = Counter()
 
     walk_prefix = prefix_path(prefix) if prefix else None
+    fulltext = FulltextTally()
     for record_dir in store.iter_record_dirs(store_root, walk_prefix):
         c["records"] += 1
+        fulltext.add(store_root, record_dir)
         try:
             names = sorted(os.listdir(record_dir))
         except OSError:
@@ -164,6 +191,7 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
                                        if k not in CLASSES)))
             for d in sorted(per_day)),
         growth=tuple(growth),
+        fulltext=fulltext.archives(), fulltext_over_time=fulltext.days(),
     )
 
 
@@ -219,6 +247,99 @@ def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str]
     if not is_alive(last.status or "0"):
         host = urlsplit(view.url).hostname if view.url else None
         hosts[host or "(unknown host)"] += 1
+
+
+class FulltextTally:
+    """Counts of records by full-text status, per archive and per day.
+
+    Memory grows with the number of archives and days, not of records.
+    """
+
+    def __init__(self) -> None:
+        self.by_archive: dict[str, Counter[str]] = defaultdict(Counter)
+        self.seen: Counter[str] = Counter()  # day -> records first stored
+        self.direct: Counter[str] = Counter()  # day -> records that became direct
+        self.disc: Counter[str] = Counter()  # day -> change of discovered-only records
+
+    def add(self, store_root: str, record_dir: str) -> None:
+        status = fulltext_status(record_dir)
+        self.by_archive[archive_of(store_root, record_dir)][status.kind] += 1
+        vs = store.versions(record_dir)
+        first = vs[0][0] if vs else None
+        direct, disc = status.direct_since, status.discovered_since
+        starts = [t for t in (first, direct, disc) if t is not None]
+        if not starts:
+            return
+        self.seen[_day(min(starts))] += 1
+        if direct is not None:
+            self.direct[_day(direct)] += 1
+        # Discovered first, direct later: counted as discovered until then.
+        if disc is not None and (direct is None or disc < direct):
+            self.disc[_day(disc)] += 1
+            if direct is not None:
+                self.disc[_day(direct)] -= 1
+
+    def archives(self) -> tuple[ArchiveFulltext, ...]:
+        return tuple(ArchiveFulltext(a, n["direct"], n["discovered"], n["none"])
+                     for a, n in sorted(self.by_archive.items()))
+
+    def days(self) -> tuple[DayFulltext, ...]:
+        out = []
+        seen = direct = disc = 0
+        for day in sorted(set(self.seen) | set(self.direct) | set(self.disc)):
+            seen += self.seen[day]
+            direct += self.direct[day]
+            disc += self.disc[day]
+            out.append(DayFulltext(day, direct, disc, seen - direct - disc))
+        return tuple(out)
+
+
+def archive_of(store_root: str, record_dir: str) -> str:
+    """``RePEc:aaa`` for a RePEc record (the redist's archive), else ``other``."""
+    parts = os.path.relpath(record_dir, store_root).split(os.sep)
+    if parts[0] == "RePEc" and len(parts) > 1:
+        return f"RePEc:{parts[1]}"
+    return parts[0] if parts[0] not in ("", ".", "..") else "other"
+
+
+def fulltext_lines(r: Report) -> list[str]:
+    """The full-text share as the text report shows it."""
+    direct = sum(a.direct for a in r.fulltext)
+    disc = sum(a.discovered for a in r.fulltext)
+    none = sum(a.none for a in r.fulltext)
+    total = direct + disc + none
+
+    def pct(n: int) -> str:
+        return f"  ({100 * n / total:.1f}%)" if total else ""
+
+    lines = ["records by full text (docs/discovery.md):",
+             f"  directly        {direct}{pct(direct)}",
+             f"  by discovery    {disc}{pct(disc)}",
+             f"  not at all      {none}{pct(none)}"]
+    if len(r.fulltext) > 1:
+        lines.append("  per archive (directly / by discovery / not at all):")
+        lines += [f"    {a.archive:24} {a.direct} / {a.discovered} / {a.none}"
+                  for a in r.fulltext]
+    return lines
+
+
+def fulltext_html(r: Report) -> str:
+    """Tables of the full-text share per archive and over time."""
+    e = html.escape
+
+    def cells(*values: object) -> str:
+        return "".join(f'<td class="n">{e(str(v))}</td>' for v in values)
+
+    archives = "".join(f"<tr><th>{e(a.archive)}</th>{cells(a.direct, a.discovered, a.none)}</tr>"
+                       for a in r.fulltext) or '<tr><th>(none)</th></tr>'
+    days = "".join(f"<tr><th>{e(d.day)}</th>{cells(d.direct, d.discovered, d.none)}</tr>"
+                   for d in r.fulltext_over_time) or '<tr><th>(none)</th></tr>'
+    head = "<tr><th></th><th>directly</th><th>by discovery</th><th>not at all</th></tr>"
+    return (f'<h2>Full text</h2>\n<p>Records whose full text is stored: through a link of '
+            f'the record (directly), only through the landing page it links to (by '
+            f'discovery), or not at all.</p>\n'
+            f'<table id="fulltext">{head}{archives}</table>\n'
+            f'<h3>Over time</h3>\n<table id="fulltext-over-time">{head}{days}</table>\n')
 
 
 def _in_store(store_root: str, link: str) -> bool:
@@ -306,6 +427,7 @@ def format_text(r: Report) -> str:
         "top failing hosts (objects whose newest attempt failed):",
     ]
     lines += [f"  {host:30} {n}" for host, n in r.failing_hosts] or ["  (none)"]
+    lines += fulltext_lines(r)
     return "\n".join(lines) + "\n"
 
 
@@ -629,6 +751,6 @@ refused, timeout, TLS, reset, too large).</figcaption></figure>
 <figcaption>Bytes of versions and bodies held as regular files, against what plain copies
 would take (links counted at their target's size), by the day they were written.
 </figcaption></figure>
-</body>
+{fulltext_html(r)}</body>
 </html>
 """

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kiel import notes, store
+from kiel import discovery, notes, store
 from kiel.errors import NotFound
 from kiel.escape import unescape
 from kiel.redist import record_path
@@ -53,6 +53,8 @@ class ObjectView:
     name: str  # the escaped directory name
     url: str | None  # from 00url; None when missing
     timeline: tuple[AttemptView, ...]
+    via: discovery.Via | None = None  # the page and rule that led to it
+    discovered: discovery.Discovery | None = None  # newest discovery on this page
 
     @property
     def newest(self) -> AttemptView | None:
@@ -158,7 +160,9 @@ def record_view(store_root: str, path: str) -> RecordView:
 def object_view(obj_dir: str) -> ObjectView:
     url_raw = _read_small(os.path.join(obj_dir, store.URL), 64 * 1024)
     url = url_raw.rstrip("\n") if url_raw is not None else None
-    return ObjectView(os.path.basename(obj_dir), url, timeline(obj_dir))
+    links = discovery.object_notes(obj_dir)
+    return ObjectView(os.path.basename(obj_dir), url, timeline(obj_dir), links.via,
+                      links.discovered)
 
 
 def timeline(obj_dir: str) -> tuple[AttemptView, ...]:
@@ -222,13 +226,50 @@ def format_text(view: RecordView) -> str:
         lines.append(f"  {mark} {v.name}  {v.date}  {v.size} bytes"
                      + ("  (current)" if v.current else ""))
     lines.append(f"objects  {len(view.objects)}")
-    for obj in view.objects:
-        lines.append(f"  {obj.url if obj.url is not None else '(no 00url) ' + obj.name}")
-        for a in obj.timeline:
-            lines.append("    " + _attempt_line(a))
+    lines += object_lines(view.objects)
     for branch, value, reason in view.skipped:
         lines.append(f"  skipped {value} ({branch}): {reason}")
     return "\n".join(lines) + "\n"
+
+
+def object_lines(objects: tuple[ObjectView, ...]) -> list[str]:
+    """Each object with its timeline; a discovered object under the page
+    that led to it (docs/discovery.md), with the page's newest discovery."""
+    urls = {o.url for o in objects if o.url is not None}
+    children: dict[str, list[ObjectView]] = {}
+    top = []
+    for o in objects:
+        if o.via is not None and o.via.url in urls and o.via.url != o.url:
+            children.setdefault(o.via.url, []).append(o)
+        else:
+            top.append(o)
+    out: list[str] = []
+    shown: set[str] = set()
+
+    def emit(o: ObjectView, indent: str) -> None:
+        if o.name in shown:
+            return  # a loop of vias: each object once
+        shown.add(o.name)
+        head = o.url if o.url is not None else "(no 00url) " + o.name
+        if o.via is not None:
+            head = (f"-> {head}  (discovered by {o.via.rule})" if indent != "  "
+                    else f"{head}  (discovered by {o.via.rule} on {o.via.url})")
+        out.append(indent + head)
+        for a in o.timeline:
+            out.append(indent + "  " + _attempt_line(a))
+        d = o.discovered
+        if d is not None:
+            what = (f"{len(d.found)} found: " + ", ".join(f.rule for f in d.found)
+                    if d.found else "nothing found (the page offered no full text)")
+            out.append(f"{indent}  discovery {iso(d.tist)}  {what}")
+        for child in children.get(o.url or "", ()):
+            emit(child, indent + "    ")
+
+    for o in top:
+        emit(o, "  ")
+    for o in objects:  # children of a loop that nothing at the top reaches
+        emit(o, "  ")
+    return out
 
 
 def _attempt_line(a: AttemptView) -> str:

@@ -132,3 +132,61 @@ def test_branches_that_fail_on_every_record_are_invalid(tmp_path: Path):
     result = branches.check(str(f))
     assert [b.xpath for b in result.branches] == [
         "file/url", "repec:handle/url", "concat(displaypage, '')"]
+# --- discovery per branch (docs/discovery.md) -------------------------------
+
+def test_discover_defaults_to_yes_for_displaypage_only():
+    check = branches.check("x", b'<branches><branch xpath="displaypage"/>'
+                                b'<branch xpath="file/url"/></branches>')
+    assert check.ok
+    assert [(b.xpath, b.discover) for b in check.branches] == [
+        ("displaypage", True), ("file/url", False)]
+
+
+def test_discover_attribute_yes_and_no():
+    check = branches.check("x", b'<branches><branch xpath="displaypage" discover="no"/>\n'
+                                b'<branch xpath="file/url" discover=" YES "/></branches>')
+    assert check.ok
+    assert [b.discover for b in check.branches] == [False, True]
+
+
+def test_discover_attribute_invalid_is_a_problem_with_its_line():
+    check = branches.check("b.xml", b'<branches>\n<branch xpath="displaypage"/>\n'
+                                    b'<branch xpath="file/url" discover="maybe"/>\n'
+                                    b'<branch xpath="hasversion" discover=""/>\n</branches>')
+    assert not check.ok
+    assert [str(p) for p in check.problems] == [
+        "b.xml, line 3: discover='maybe': must be yes or no",
+        "b.xml, line 4: discover='': must be yes or no"]
+    assert [b.xpath for b in check.branches] == ["displaypage"]
+
+
+def test_check_branches_command_reports_a_bad_discover(tmp_path: Path):
+    bad = tmp_path / "branches.xml"
+    bad.write_text('<branches>\n  <branch xpath="displaypage" discover="sometimes"/>\n</branches>\n')
+    r = CliRunner().invoke(main, ["check-branches", str(bad)])
+    assert r.exit_code == 1, r.output
+    assert f"{bad}, line 2: discover='sometimes': must be yes or no" in r.output
+
+
+def test_shipped_branches_discover_on_displaypage():
+    from kiel.home import default_branches
+
+    check = branches.check("default", default_branches().encode())
+    assert [(b.xpath, b.discover) for b in check.branches] == [
+        ("displaypage", True), ("file/url", False)]
+
+
+def test_discovery_depth_setting(tmp_path: Path):
+    import pytest
+
+    from kiel import config
+
+    assert config.defaults().discovery_depth == 1
+    assert config.SETTINGS[-1].name == "discovery_depth"
+    conf = tmp_path / "kiel.conf"
+    conf.write_text("[kiel]\ndiscovery_depth = 0\n")
+    assert config.load(str(conf)).discovery_depth == 0
+    conf.write_text("[kiel]\ndiscovery_depth = -1\n")
+    with pytest.raises(config.ConfigError, match="line 2: discovery_depth"):
+        config.load(str(conf))
+    assert "# discovery_depth = 1" in config.template()

@@ -1,0 +1,596 @@
+"""Discovery: from a landing page to the full text it offers (docs/discovery.md).
+
+Most ``displaypage`` values are publishers' landing pages; the protocol sets
+out to store "the documents pointed to", so Kiel reads an HTML answer for the
+full text it names. :func:`discover` is pure: bytes and a URL in, the URLs
+found and the rule that found each out, in the order of trust of
+docs/discovery.md. :func:`fulltext_status` reads what the renewal noted in a
+record directory and says whether the record's full text is held, and how.
+
+Markup is read with lxml's HTML parser, never with regular expressions: a
+landing page is tag soup written by a thousand templates. Regular
+expressions are used only on URL strings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from kiel import notes, store
+from kiel.urls import Target, classify
+
+# Parsing a landing page costs memory in proportion to its size; the
+# metadata Kiel reads sits in <head> and near the top of <body>.
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+
+# Rule names, in order of trust; stable, they are written to the notes.
+RULES: tuple[str, ...] = (
+    "citation_pdf_url",
+    "bepress_citation_pdf_url",
+    "eprints.document_url",
+    "dc.identifier",
+    "link_alternate_pdf",
+    "citation_fulltext_html_url",
+    "citation_xml_url",
+    "link_alternate_xml",
+    "jsonld",
+    "ojs_download",
+    "ojs_galley",
+    "highwire_full_pdf",
+    "biorxiv_full_pdf",
+    "dspace_bitstream",
+    "eprints_document",
+    "bepress_viewcontent",
+    "ssrn_delivery",
+)
+
+# Media types that count as a full text (docs/discovery.md). HTML and XML do
+# not: the landing page itself is HTML, and an XML answer is as often an
+# error or a feed as a JATS article, so counting them would make the
+# full-text share say nothing.
+DOCUMENT_MEDIA_TYPES: tuple[str, ...] = (
+    "application/pdf",
+    "application/x-pdf",
+    "application/postscript",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.oasis.opendocument.text",
+    "application/rtf",
+    "text/rtf",
+    "application/epub+zip",
+    "image/vnd.djvu",
+    "application/x-dvi",
+)
+# The same as the type tokens of attempt names and notes (DESIGN.md).
+DOCUMENT_TYPES: frozenset[str] = frozenset(m.replace("/", "-") for m in DOCUMENT_MEDIA_TYPES)
+
+_ABSOLUTE = re.compile(r"^\s*(https?|ftp)://", re.IGNORECASE)
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_DOC_EXT = re.compile(r"\.(pdf|ps|ps\.gz|djvu?|docx?|odt|rtf|epub)$", re.IGNORECASE)
+_IMAGE_EXT = re.compile(r"\.(jpe?g|png|gif|webp|svg|tiff?)$", re.IGNORECASE)
+_OJS_DOWNLOAD = re.compile(r"/article/download/\d+/\d+(/\d+)?/?$")
+_OJS_VIEW_PAIR = re.compile(r"^(.*)/article/view/(\d+)/(\d+)/?$")
+_FULL_PDF = re.compile(r"\.full\.pdf(\+html)?$", re.IGNORECASE)
+_BIORXIV_HOST = re.compile(r"(^|\.)(biorxiv|medrxiv)\.org$", re.IGNORECASE)
+_BIORXIV_PAGE = re.compile(r"^/content/10\.1101/[^/]+v\d+$")
+_DSPACE = re.compile(r"/bitstreams?/|/server/api/core/bitstreams/[^/]+/content$")
+_VIEWCONTENT = re.compile(r"/viewcontent\.cgi$")
+_SSRN = re.compile(r"/Delivery\.cfm(/|$)", re.IGNORECASE)
+_JSONLD_TYPES = frozenset({"ScholarlyArticle", "MedicalScholarlyArticle", "Report", "Thesis",
+                           "Chapter"})
+_DOC_MEDIA = frozenset(DOCUMENT_MEDIA_TYPES)
+_XML_ALTERNATES = frozenset({"application/xml", "text/xml"})
+
+
+@dataclass(frozen=True)
+class Found:
+    url: str  # absolute, as Kiel fetches it (kiel.urls.classify)
+    rule: str  # one of RULES
+
+
+def discover(body: bytes, page_url: str, declared_type: str | None,
+             max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Found, ...]:
+    """The full texts an HTML page offers, most trusted first.
+
+    ``declared_type`` is the answer's ``Content-Type``: a type other than
+    HTML gives nothing (none declared is read as HTML), and its charset is
+    used to decode. Only the
+    first ``max_bytes`` of the body are parsed. Relative URLs are resolved
+    against ``<base href>`` and ``page_url``; only http, https and ftp URLs
+    are kept, each once (its first rule wins), never the page itself.
+    """
+    media, charset = _media_type(declared_type)
+    if media is not None and media not in _HTML_TYPES:
+        return ()
+    root = _parse(body[:max(max_bytes, 0)], charset)
+    if root is None:
+        return ()
+    base = _base(root, page_url)
+    page = _resolve(page_url, page_url)  # the fragment cut, as for every result
+    out: list[Found] = []
+    seen: set[str] = {page} if page else set()
+    for rule, value in _candidates(root, base, page_url):
+        url = _resolve(base, value)
+        if url is None or url in seen:
+            continue
+        seen.add(url)
+        out.append(Found(url, rule))
+    return tuple(out)
+
+
+def discover_file(path: str, page_url: str, declared_type: str | None,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Found, ...]:
+    """:func:`discover` on a stored attempt file, reading at most ``max_bytes``."""
+    with open(path, "rb") as f:
+        return discover(f.read(max(max_bytes, 0)), page_url, declared_type, max_bytes)
+
+
+_PAGE_TOKENS = frozenset({"text-html", "application-xhtml+xml"})
+
+
+def is_page(status: str, type_token: str, declared_type: str | None) -> bool:
+    """Whether an attempt is one discovery reads: a 200 declared as HTML
+    (or not declared) whose body libmagic types as HTML, or as text while
+    the server declares HTML (a fragment without ``<html>`` can sniff as
+    text/plain). Exactly the attempts on which :func:`discover` looks."""
+    if status != "200":
+        return False
+    media, _ = _media_type(declared_type)
+    if media is not None and media not in _HTML_TYPES:
+        return False
+    return type_token in _PAGE_TOKENS or (
+        media is not None and type_token in ("text-plain", "text-xml", "application-xml"))
+
+
+def discovered_field(found: tuple[Found, ...]) -> list[dict[str, str]]:
+    """The ``discovered`` field of the page's attempt line (docs/discovery.md)."""
+    return [{"url": f.url, "rule": f.rule} for f in found]
+
+
+def via_field(page_url: str, rule: str) -> dict[str, str]:
+    """The ``via`` field of each attempt line of a discovered object."""
+    return {"url": page_url, "rule": rule}
+
+
+# --- parsing ---------------------------------------------------------------
+
+def _media_type(declared: str | None) -> tuple[str | None, str | None]:
+    if not declared:
+        return None, None
+    parts = declared.split(";")
+    media = parts[0].strip().lower() or None
+    charset = None
+    for p in parts[1:]:
+        key, _, value = p.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip("\"'") or None
+    return media, charset
+
+
+def _parse(data: bytes, charset: str | None) -> Any:
+    # lxml on first use only: kiel show and kiel report read the notes
+    # half of this module and start faster without it.
+    from lxml import etree
+
+    if not data.strip():
+        return None
+    # The HTTP charset wins over <meta charset> (HTML, "determining the
+    # character encoding"); an unknown one falls back to the page's own.
+    for encoding in ((charset, None) if charset else (None,)):
+        try:
+            parser = etree.HTMLParser(encoding=encoding, recover=True, no_network=True,
+                                      remove_comments=True, remove_pis=True, huge_tree=False)
+            root = etree.fromstring(data, parser)
+        except (LookupError, etree.LxmlError, ValueError):
+            continue
+        if root is not None:
+            return root
+    return None
+
+
+def _elements(root: Any, tag: str) -> Iterator[Any]:
+    for el in root.iter(tag):
+        if isinstance(el.tag, str):
+            yield el
+
+
+def _attr(el: Any, name: str) -> str:
+    value = el.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _base(root: Any, page_url: str) -> str:
+    # The first <base href> counts (HTML: "the first base element with an href").
+    for el in _elements(root, "base"):
+        href = _attr(el, "href")
+        if href:
+            resolved = urljoin(page_url, _clean(href))
+            if urlsplit(resolved).scheme.lower() in ("http", "https", "ftp"):
+                return resolved
+            break
+    return page_url
+
+
+def _clean(value: str) -> str:
+    # The URL parser of browsers drops tabs and newlines inside a URL.
+    return value.strip().replace("\t", "").replace("\n", "").replace("\r", "")
+
+
+def _resolve(base: str, value: str) -> str | None:
+    value = _clean(value)
+    if not value:
+        return None
+    try:
+        url = urljoin(base, value)
+        parts = urlsplit(url)
+        # The fragment never reaches the server: one object with or without it.
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+    except ValueError:
+        return None
+    return _fetch_form(url)
+
+
+def _fetch_form(url: str) -> str | None:
+    t = classify(url)
+    return t.fetch if isinstance(t, Target) else None
+
+
+# --- the rules -------------------------------------------------------------
+
+def _metas(root: Any) -> list[tuple[str, str]]:
+    """(lower-case name, content) of every <meta>; ``property`` stands in
+    for ``name``, as some templates write it."""
+    out = []
+    for el in _elements(root, "meta"):
+        name = _attr(el, "name") or _attr(el, "property")
+        content = _attr(el, "content")
+        if name and content:
+            out.append((name.lower(), content))
+    return out
+
+
+def _links(root: Any) -> list[tuple[set[str], str, str, str]]:
+    out = []
+    for el in _elements(root, "link"):
+        rel = set(_attr(el, "rel").lower().split())
+        mtype = _attr(el, "type").split(";")[0].strip().lower()
+        href = _attr(el, "href")
+        if href:
+            out.append((rel, mtype, href, _attr(el, "title")))
+    return out
+
+
+def _candidates(root: Any, base: str, page_url: str) -> Iterator[tuple[str, str]]:
+    metas = _metas(root)
+    links = _links(root)
+
+    def meta(name: str) -> Iterator[tuple[str, str]]:
+        return ((name, content) for n, content in metas if n == name)
+
+    yield from meta("citation_pdf_url")
+    yield from meta("bepress_citation_pdf_url")
+    yield from meta("eprints.document_url")
+    for n, content in metas:
+        if n in ("dc.identifier", "dcterms.identifier") and _ABSOLUTE.match(content):
+            url = _resolve(base, content)
+            # A DOI or handle URL names the landing page, not a document.
+            if url is not None and _is_document_url(url):
+                yield "dc.identifier", content
+    for rel, mtype, href, _ in links:
+        if "alternate" in rel and mtype == "application/pdf":
+            yield "link_alternate_pdf", href
+    yield from meta("citation_fulltext_html_url")
+    yield from meta("citation_xml_url")
+    for rel, mtype, href, title in links:
+        # Repositories offer many exports as text/xml alternates (METS, MODS,
+        # DIDL): only JATS counts as a full text.
+        if "alternate" in rel and (mtype == "application/jats+xml" or (
+                mtype in _XML_ALTERNATES and "jats" in title.lower())):
+            yield "link_alternate_xml", href
+    for url in _jsonld(root):
+        yield "jsonld", url
+    yield from _platform(root, base, page_url)
+
+
+def _is_document_url(url: str) -> bool:
+    parts = urlsplit(url)
+    path = parts.path
+    if _IMAGE_EXT.search(path):
+        return False
+    return bool(_DOC_EXT.search(path) or _OJS_DOWNLOAD.search(path) or _DSPACE.search(path)
+                or (_VIEWCONTENT.search(path) and "article=" in parts.query)
+                or _SSRN.search(path))
+
+
+def _platform(root: Any, base: str, page_url: str) -> Iterator[tuple[str, str]]:
+    """Links that well-known platforms give their full texts, in page order."""
+    for el in _elements(root, "a"):
+        href = _attr(el, "href")
+        if not href:
+            continue
+        url = _resolve(base, href)
+        if url is None:
+            continue
+        parts = urlsplit(url)
+        path, query = parts.path, parts.query
+        classes = set(_attr(el, "class").lower().split())
+        if _IMAGE_EXT.search(path):
+            continue  # thumbnails and cover images share the platforms' paths
+        if _OJS_DOWNLOAD.search(path):
+            yield "ojs_download", url
+            continue
+        m = _OJS_VIEW_PAIR.match(path)
+        if m and ("pdf" in classes or _text(el).upper().startswith("PDF")):
+            # An OJS galley link /article/view/N/M shows the PDF in a frame;
+            # /article/download/N/M is the file itself.
+            dl = f"{m.group(1)}/article/download/{m.group(2)}/{m.group(3)}"
+            yield "ojs_galley", urlunsplit((parts.scheme, parts.netloc, dl, "", ""))
+            continue
+        if _FULL_PDF.search(path):
+            yield "highwire_full_pdf", urlunsplit((parts.scheme, parts.netloc,
+                                                   _FULL_PDF.sub(".full.pdf", path), query, ""))
+            continue
+        if _DSPACE.search(path):
+            yield "dspace_bitstream", url
+            continue
+        if "ep_document_link" in classes:
+            yield "eprints_document", url
+            continue
+        if _VIEWCONTENT.search(path) and "article=" in query:
+            yield "bepress_viewcontent", url
+            continue
+        if _SSRN.search(path) and "abstractid=" in query.lower():
+            yield "ssrn_delivery", url
+    page = urlsplit(page_url)
+    if _BIORXIV_HOST.search(page.hostname or "") and _BIORXIV_PAGE.match(page.path):
+        # bioRxiv and medRxiv serve every preprint's PDF at the page's
+        # versioned path plus .full.pdf.
+        yield "biorxiv_full_pdf", urlunsplit((page.scheme, page.netloc,
+                                              page.path + ".full.pdf", "", ""))
+
+
+def _text(el: Any) -> str:
+    return " ".join("".join(el.itertext()).split())
+
+
+# --- JSON-LD ---------------------------------------------------------------
+
+def _jsonld(root: Any) -> Iterator[str]:
+    for el in _elements(root, "script"):
+        if _attr(el, "type").split(";")[0].strip().lower() != "application/ld+json":
+            continue
+        try:
+            data = json.loads(el.text or "")
+        except (ValueError, RecursionError):
+            continue  # broken JSON-LD is common; the rest of the page still counts
+        yield from _jsonld_urls(data, 0)
+
+
+def _types(node: dict[str, Any]) -> set[str]:
+    t = node.get("@type")
+    values = t if isinstance(t, list) else [t]
+    # "schema:ScholarlyArticle" and "http://schema.org/ScholarlyArticle" too.
+    return {re.split(r"[/:#]", v)[-1] for v in values if isinstance(v, str)}
+
+
+def _jsonld_urls(data: Any, depth: int) -> Iterator[str]:
+    if depth > 8:
+        return
+    if isinstance(data, list):
+        for item in data:
+            yield from _jsonld_urls(item, depth + 1)
+        return
+    if not isinstance(data, dict):
+        return
+    if _types(data) & _JSONLD_TYPES:
+        for key in ("encoding", "associatedMedia"):
+            for media in _as_list(data.get(key)):
+                url = _media_url(media)
+                if url:
+                    yield url
+        content = data.get("contentUrl")
+        if isinstance(content, str) and content.strip():
+            yield content
+    for key in ("@graph", "mainEntity", "hasPart"):
+        if key in data:
+            yield from _jsonld_urls(data[key], depth + 1)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if value is not None else []
+
+
+def _media_url(media: Any) -> str | None:
+    if isinstance(media, str):
+        return media if _DOC_EXT.search(urlsplit(media).path) else None
+    if not isinstance(media, dict):
+        return None
+    url = media.get("contentUrl") or media.get("url")
+    if not isinstance(url, str) or not url.strip():
+        return None
+    fmt = media.get("encodingFormat") or media.get("fileFormat")
+    if isinstance(fmt, str) and fmt.strip():
+        return url if fmt.split(";")[0].strip().lower() in _DOC_MEDIA else None
+    return url if not _IMAGE_EXT.search(urlsplit(url).path) else None
+
+
+# --- what the store says was preserved --------------------------------------
+#
+# The renewal notes discovery in the object notes (docs/discovery.md): an
+# attempt on which discovery ran carries ``"discovered": [{"url", "rule"}...]``
+# (empty when the page offered nothing); every attempt on a discovered object
+# carries ``"via": {"url": <page>, "rule": <rule>}``.
+
+@dataclass(frozen=True)
+class Via:
+    url: str  # the page that named the object
+    rule: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What one attempt on a page discovered."""
+
+    tist: int
+    found: tuple[Found, ...]  # empty: the page offered nothing
+
+
+@dataclass(frozen=True)
+class ObjectNotes:
+    """What the notes of one object directory say about discovery."""
+
+    url: str | None
+    via: Via | None  # None: not a discovered object
+    discoveries: tuple[Discovery, ...]  # oldest first; empty: discovery never ran
+    preserved: int | None  # tist of the first 200 with a document type
+    preserved_type: str | None
+    redirects: tuple[str, ...]  # targets of its 3xx answers
+
+    @property
+    def discovered(self) -> Discovery | None:
+        """The newest discovery on this page."""
+        return self.discoveries[-1] if self.discoveries else None
+
+
+@dataclass(frozen=True)
+class Preserved:
+    url: str  # the object that holds a full text
+    tist: int  # its first attempt that did
+    type: str  # that attempt's type token
+    via: Via | None  # the page and rule that led to it; None when linked directly
+
+
+@dataclass(frozen=True)
+class FulltextStatus:
+    kind: Literal["direct", "discovered", "none"]
+    direct: tuple[Preserved, ...]
+    discovered: tuple[Preserved, ...]
+    pages: tuple[tuple[str, Discovery], ...]  # (page URL, its newest discovery)
+
+    @property
+    def direct_since(self) -> int | None:
+        return min((p.tist for p in self.direct), default=None)
+
+    @property
+    def discovered_since(self) -> int | None:
+        return min((p.tist for p in self.discovered), default=None)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return tuple(p.url for p in self.direct + self.discovered)
+
+
+def object_notes(obj_dir: str) -> ObjectNotes:
+    """Discovery, origin and preservation of one object, from its 00notes."""
+    url = _read_url(obj_dir)
+    via: Via | None = None
+    discoveries: list[Discovery] = []
+    preserved: int | None = None
+    preserved_type: str | None = None
+    redirects: list[str] = []
+    path = os.path.join(obj_dir, notes.NOTES)
+    entries = notes.entries(path) if os.path.isfile(path) else iter(())
+    for e in entries:
+        if url is None and isinstance(e.get("url"), str):
+            url = e["url"]
+        if e.get("event") is not None:
+            continue
+        tist = e.get("tist")
+        if not isinstance(tist, int) or isinstance(tist, bool):
+            continue
+        v = e.get("via")
+        if isinstance(v, dict) and isinstance(v.get("url"), str) and isinstance(v.get("rule"), str):
+            via = Via(v["url"], v["rule"])
+        d = e.get("discovered")
+        if isinstance(d, list):
+            discoveries.append(Discovery(tist, tuple(
+                Found(x["url"], x["rule"]) for x in d if isinstance(x, dict)
+                and isinstance(x.get("url"), str) and isinstance(x.get("rule"), str))))
+        status = e.get("status")
+        type_ = e.get("type")
+        if status == "200" and type_ in DOCUMENT_TYPES and (preserved is None or tist < preserved):
+            preserved, preserved_type = tist, type_
+        location = e.get("location")
+        if isinstance(status, str) and status.startswith("3") and isinstance(location, str) \
+                and location not in redirects:
+            redirects.append(location)
+    discoveries.sort(key=lambda x: x.tist)
+    return ObjectNotes(url, via, tuple(discoveries), preserved, preserved_type, tuple(redirects))
+
+
+def fulltext_status(record_dir: str) -> FulltextStatus:
+    """Whether the record's full text is held, linked directly or discovered."""
+    try:
+        names = sorted(os.listdir(record_dir))
+    except OSError:
+        names = []
+    objs = []
+    for name in names:
+        full = os.path.join(record_dir, name)
+        if os.path.isdir(full) and not os.path.islink(full) and not store.is_tmp(name):
+            objs.append(object_notes(full))
+    return status_of(objs)
+
+
+def status_of(objs: list[ObjectNotes]) -> FulltextStatus:
+    """The full-text status of a record from the notes of its objects.
+
+    A redirect target is its own object without a ``via``: it takes the
+    origin of the objects that lead to it, a direct one winning, so a
+    discovered PDF link that redirects still counts as discovered.
+    """
+    by_url = {o.url: o for o in objs if o.url is not None}
+    targets = {t for o in objs for t in o.redirects}
+    direct_reach = _reach([u for u, o in by_url.items() if o.via is None and u not in targets],
+                          by_url)
+    led: dict[str, Via] = {}
+    for u, o in by_url.items():
+        if o.via is not None:
+            for r in _reach([u], by_url):
+                led.setdefault(r, o.via)
+    direct: list[Preserved] = []
+    discovered: list[Preserved] = []
+    pages: list[tuple[str, Discovery]] = []
+    for o in objs:
+        if o.url is not None and o.discovered is not None:
+            pages.append((o.url, o.discovered))
+        if o.preserved is None or o.preserved_type is None:
+            continue
+        url = o.url or ""
+        origin = None if url in direct_reach else (o.via or led.get(url))
+        p = Preserved(url, o.preserved, o.preserved_type, origin)
+        (direct if origin is None else discovered).append(p)
+    kind: Literal["direct", "discovered", "none"] = (
+        "direct" if direct else "discovered" if discovered else "none")
+    return FulltextStatus(kind, tuple(direct), tuple(discovered), tuple(pages))
+
+
+def _reach(start: list[str], by_url: dict[str, ObjectNotes]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        u = todo.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        o = by_url.get(u)
+        if o is not None:
+            todo.extend(t for t in o.redirects if t not in seen)
+    return seen
+
+
+def _read_url(obj_dir: str) -> str | None:
+    path = os.path.join(obj_dir, store.URL)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read(64 * 1024).decode("utf-8", "replace").rstrip("\n") or None
+    except OSError:
+        return None
