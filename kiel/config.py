@@ -123,6 +123,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("page_size", "100", _positive_int, "OAI-PMH: records or headers per list page."),
     Setting("max_requests", "8", _positive_int,
             "OAI-PMH: requests served at once; more are answered 503 with Retry-After."),
+    Setting("max_file_count", "200", _positive_int,
+            "Deposits: most files fetched one by one; a larger deposit is fetched as the "
+            "platform's bundle (zip), or fails too-many-files when it offers none."),
+    Setting("max_total_size", "64GiB", _size,
+            "Deposits: largest total size of a deposit's files; a larger one fails "
+            "too-large-size."),
 )
 
 
@@ -153,6 +159,8 @@ class Config:
     base_url: str = "http://127.0.0.1:8080/oai"
     page_size: int = 100
     max_requests: int = 8
+    max_file_count: int = 200
+    max_total_size: int = 64 * 1024**3
 
     def replace(self, **changes: Any) -> "Config":
         from dataclasses import replace

@@ -92,8 +92,8 @@ def check_bundle(path: str, manifest: Manifest,
     with zf:
         members = {i.filename: i for i in zf.infolist() if not i.is_dir()}
         by_base: dict[str, list[zipfile.ZipInfo]] = {}
-        for info in members.values():
-            by_base.setdefault(info.filename.rsplit("/", 1)[-1], []).append(info)
+        for member_info in members.values():
+            by_base.setdefault(member_info.filename.rsplit("/", 1)[-1], []).append(member_info)
         for f in manifest.files:
             info: zipfile.ZipInfo | None = members.get(f.path)
             if info is None:
