@@ -14,9 +14,10 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -62,7 +63,7 @@ class Server:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            def do_GET(self) -> None:
                 host = (self.headers.get("Host") or "").split(":")[0]
                 key = host + self.path
                 outer.seen.append(key)
@@ -211,8 +212,8 @@ def archive(m: Manifest, client: httpx.Client, rdir: Path, tist: int = 170000010
     ("https://zenodo.org/records/1001", "zenodo", "zenodo.org", "1001", None, "deposit"),
     ("https://zenodo.org/record/1001#.Y2pPt", "zenodo", "zenodo.org", "1001", None, "deposit"),
     ("https://doi.org/10.5281/zenodo.1000", "zenodo", "zenodo.org", "1000", None, "deposit"),
-    ("https://dataverse.harvard.edu/dataset.xhtml?persistentId=doi:10.7910/DVN/KIEL01"
-     "&version=1.0", "dataverse", "dataverse.harvard.edu", "doi:10.7910/DVN/KIEL01", "1.0",
+    (("https://dataverse.harvard.edu/dataset.xhtml?persistentId=doi:10.7910/DVN/KIEL01"
+      "&version=1.0"), "dataverse", "dataverse.harvard.edu", "doi:10.7910/DVN/KIEL01", "1.0",
      "deposit"),
     ("https://data.example.edu/api/datasets/:persistentId/?persistentId=doi:10.5072/FK2/X",
      "dataverse", "data.example.edu", "doi:10.5072/FK2/X", None, "deposit"),
@@ -287,7 +288,7 @@ def test_single_file_with_checksum_mismatch(client: httpx.Client, tmp_path: Path
 def test_new_version_through_the_concept_id(server: Server, client: httpx.Client) -> None:
     ref = match("https://doi.org/10.5281/zenodo.1000")
     assert ref is not None
-    first, answers = drive(ref, client)
+    first, _ = drive(ref, client)
     assert isinstance(first, Manifest) and first.version == "1001"  # the latest, recorded
     assert "https://zenodo.org/api/records/1000" in first.api_urls  # the redirect is kept
     again, _ = drive(ref, client)
