@@ -474,3 +474,55 @@ def test_fixture_checksums_match_their_files() -> None:
         assert f["checksum"] == "md5:" + hashlib.md5(body).hexdigest()
     assert re.fullmatch(r"[0-9a-f]{32}", record["files"][0]["checksum"][4:])
     assert os.path.exists(FIXTURES / "zenodo" / "NOTE.md")
+
+
+# --- verify, show and report read the manifest notes ------------------------
+
+def test_verify_show_report(client: httpx.Client, tmp_path: Path) -> None:
+    from kiel import report, show, verify
+
+    home = tmp_path / "home"
+    rdir = make_record(home / "store")
+    for url in ("https://zenodo.org/records/1001", "https://zenodo.org/records/1002"):
+        m = resolve(url, client)
+        assert isinstance(m, Manifest)
+        archive(m, client, rdir)
+    notes.append(str(rdir / "00notes"), failure_note(
+        Failure("platform-404", "no such record", "zenodo", "zenodo.org", "1004"), 1700000200))
+
+    v = verify.verify(str(home))
+    found = list(v)
+    assert [(f.kind, f.severity) for f in found] == [("deposit-mismatch", "warning")]
+    assert "paper.pdf" in found[0].detail and found[0].expected != found[0].found
+    assert v.summary.clean
+
+    v = verify.verify(str(home), fixity=True)
+    assert [f.kind for f in v] == ["deposit-mismatch"]
+    assert v.summary.fixity_failed == 0 and v.summary.fixity_passed >= 8
+
+    # a stored deposit file damaged after the fact: Kiel's own sha256 and the
+    # platform's md5 both catch it
+    data = next(f for f in read_manifests(str(rdir))[0].files if f.path == "data.csv")
+    assert data.file is not None
+    stored = rdir / data.file
+    stored.write_bytes(stored.read_bytes().replace(b"2019", b"2018"))
+    v = verify.verify(str(home), fixity=True)
+    kinds = sorted(f.kind for f in v)
+    assert kinds == ["deposit-fixity-failed", "deposit-mismatch", "fixity-failed"]
+    assert not v.summary.clean
+
+    view = show.show(str(home), RID)
+    assert [d.deposit_id for d in view.deposits] == ["1001", "1002", "1004"]
+    text = show.format_text(view)
+    assert "deposits 3" in text
+    assert re.search(r"mismatch +paper\.pdf +\d+ B +md5 expected [0-9a-f]{32} found", text)
+    assert "platform-404: no such record" in text
+    assert json.loads(view.to_json())["deposits"][0]["files"][0]["status"] == "ok"
+
+    r = report.report(str(home))
+    assert (r.deposits, r.deposit_files, r.deposit_mismatches, r.deposit_failures) == \
+        (3, 4, 1, 1)
+    assert r.deposit_bytes == sum(f.found_size or 0 for rec in read_manifests(str(rdir))
+                                  for f in rec.files)
+    assert "deposits          3  (4 files" in report.format_text(r)
+    assert "deposit files mismatched" in report.render_html(r, 1700000300)
