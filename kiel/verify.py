@@ -377,6 +377,8 @@ class _RecordCheck:
 
         notes_path = os.path.join(self.dir, notes.NOTES)
         for rec in newest(read_manifests(self.dir)):
+            if self.v.fixity and rec.bundle_file:
+                yield from self.bundle_fixity(rec, notes_path)
             for f in rec.files:
                 where = f"{rec.platform} {rec.deposit_id} {f.path}"
                 if f.status == "mismatch":
@@ -410,6 +412,36 @@ class _RecordCheck:
                                        found=found.get(bad[0]))
                 else:
                     self.v.count("fixity_passed")
+
+    def bundle_fixity(self, rec, notes_path: str) -> Iterator[Finding]:
+        """The files inside a stored bundle, checked again against what the
+        platform declared; a file that checked ``ok`` when fetched and does
+        not now is a breach."""
+        from kiel.escape import inside
+        from kiel.platforms.fixity import check_bundle
+        from kiel.platforms.types import ManifestFile
+
+        full = os.path.join(self.dir, rec.bundle_file)
+        where = f"{rec.platform} {rec.deposit_id} bundle"
+        if not inside(self.dir, os.path.dirname(full)) or not os.path.isfile(full):
+            yield self.finding("deposit-file-missing", notes_path,
+                               f"{where}: the note names {rec.bundle_file}, which is not there")
+            return
+        was_ok = [f for f in rec.files if f.status == "ok"]
+        files = [ManifestFile(f.path, f.size, f.url or "", md5=f.declared.get("md5"),
+                              sha1=f.declared.get("sha1"), sha256=f.declared.get("sha256"))
+                 for f in was_ok]
+        for path, out in sorted(check_bundle(full, files).items()):
+            if out.verdict is not None and out.verdict.status == "ok":
+                self.v.count("fixity_passed")
+                continue
+            self.v.count("fixity_failed")
+            v = out.verdict
+            yield self.finding("deposit-fixity-failed", full, f"{where}: {path}: "
+                               + (f"{v.algorithm} differs from the platform's"
+                                  if v is not None and v.status == "mismatch"
+                                  else out.error or "no longer checks"),
+                               expected=v.expected if v else None, found=v.found if v else None)
 
     def version_fixity(self, full: str, expected: str | None) -> Iterator[Finding]:
         try:

@@ -526,3 +526,51 @@ def test_verify_show_report(client: httpx.Client, tmp_path: Path) -> None:
                                   for f in rec.files)
     assert "deposits          3  (4 files" in report.format_text(r)
     assert "deposit files mismatched" in report.render_html(r, 1700000300)
+
+
+def test_verify_fixity_of_a_bundle(client: httpx.Client, tmp_path: Path) -> None:
+    from kiel import verify
+
+    home = tmp_path / "home"
+    rdir = make_record(home / "store")
+    m = resolve("https://zenodo.org/records/1001", client, limits=Limits(max_file_count=2))
+    assert isinstance(m, Manifest) and m.strategy == "bundle"
+    note = archive(m, client, rdir)
+    v = verify.verify(str(home), fixity=True)
+    assert list(v) == [] and v.summary.fixity_failed == 0
+    # the zip rewritten with one interior file changed: Kiel's own sha256 of
+    # the attempt file and the platform's md5 of the interior file both fail
+    import io
+    import zipfile
+    stored = rdir / note["bundle_file"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(stored) as old, zipfile.ZipFile(buf, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            new.writestr(info, data.replace(b"2019", b"2018") if info.filename == "data.csv"
+                         else data)
+    stored.write_bytes(buf.getvalue())
+    found = [(f.kind, f.detail) for f in verify.verify(str(home), fixity=True)]
+    assert ("fixity-failed", "sha256 differs from the notes") in found
+    assert any(k == "deposit-fixity-failed" and "data.csv: md5 differs" in d for k, d in found)
+    assert len(found) == 2
+
+
+def test_previous_and_unchanged(client: httpx.Client, tmp_path: Path) -> None:
+    from kiel.platforms import previous
+
+    rdir = make_record(tmp_path / "store")
+    m = resolve("https://zenodo.org/records/1001", client)
+    assert isinstance(m, Manifest)
+    assert not unchanged(previous(str(rdir), "zenodo", "zenodo.org", "1001"), m)
+    archive(m, client, rdir)
+    prev = previous(str(rdir), "zenodo", "zenodo.org", "1001")
+    assert prev is not None and unchanged(prev, m)
+    # the limits changed the strategy: the deposit is fetched again
+    b = resolve("https://zenodo.org/records/1001", client, limits=Limits(max_file_count=2))
+    assert isinstance(b, Manifest) and not unchanged(prev, b)
+    # an unchanged renewal's note carries the earlier outcomes
+    from kiel.platforms.manifests import carried
+    note = manifest_note(m, carried(prev), 1700000500, unchanged=True)
+    assert [f["status"] for f in note["files"]] == ["ok"] * 3 and note["unchanged"]
+    assert [f["file"] for f in note["files"]] == [f.file for f in prev.files]

@@ -35,6 +35,7 @@ from kiel.platforms.manifests import (
     failure_note,
     fingerprint,
     manifest_note,
+    previous,
     read_manifests,
     unchanged,
 )
@@ -59,7 +60,7 @@ __all__ = [
     "Limits", "Manifest", "ManifestFile", "ManifestRecord", "NotedFile", "Request", "Step",
     "Verdict", "advance", "check", "check_bundle", "digest_file", "failure_note",
     "fingerprint", "limits_from", "manifest_note", "match", "match_page", "needed",
-    "read_manifests", "start", "unchanged",
+    "previous", "read_manifests", "start", "unchanged",
 ]
 
 # Order matters only where two could claim a URL; none do today.

@@ -74,7 +74,7 @@ def digest_file(path: str, algorithms: Iterable[str] = ALGORITHMS) -> tuple[int,
     return size, {alg: h.hexdigest() for alg, h in hashers.items()}
 
 
-def check_bundle(path: str, manifest: Manifest,
+def check_bundle(path: str, manifest: Manifest | Iterable[ManifestFile],
                  max_member: int = 64 * 1024**3) -> dict[str, FileOutcome]:
     """Each file of ``manifest`` checked inside the stored bundle zip at
     ``path``, by path (or, failing that, by the only member with its base
@@ -82,11 +82,12 @@ def check_bundle(path: str, manifest: Manifest,
     does not hold is ``unchecked`` with an error; a zip that cannot be read
     leaves every file so. ``file`` of each outcome is None: the bytes are in
     the bundle."""
+    files = manifest.files if isinstance(manifest, Manifest) else tuple(manifest)
     out: dict[str, FileOutcome] = {}
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as e:
-        for f in manifest.files:
+        for f in files:
             out[f.path] = FileOutcome(None, error=f"bundle not readable: {e}")
         return out
     with zf:
@@ -94,7 +95,7 @@ def check_bundle(path: str, manifest: Manifest,
         by_base: dict[str, list[zipfile.ZipInfo]] = {}
         for member_info in members.values():
             by_base.setdefault(member_info.filename.rsplit("/", 1)[-1], []).append(member_info)
-        for f in manifest.files:
+        for f in files:
             info: zipfile.ZipInfo | None = members.get(f.path)
             if info is None:
                 same = by_base.get(f.path.rsplit("/", 1)[-1], [])

@@ -184,17 +184,42 @@ def _record(entry: dict[str, Any]) -> ManifestRecord | None:
 
 
 def read_manifests(record_dir: str) -> list[ManifestRecord]:
-    """Every manifest note of a record directory, oldest first."""
+    """Every manifest note of a record directory, oldest first.
+
+    ``verify``, ``show`` and ``report`` call this for every record: only
+    lines that mention the event are parsed (a torn last line is skipped,
+    as every reader of notes does)."""
     path = os.path.join(record_dir, notes.NOTES)
-    if not os.path.isfile(path):
+    if not os.path.isfile(path):  # missing, or a planted fifo that must not block
         return []
     out = []
-    for entry in notes.entries(path):
-        if entry.get("event") == EVENT:
-            rec = _record(entry)
-            if rec is not None:
-                out.append(rec)
+    try:
+        with open(path, "rb") as f:
+            for raw in f:
+                if not raw.endswith(b"\n") or b'"manifest"' not in raw:
+                    continue
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and entry.get("event") == EVENT:
+                    rec = _record(entry)
+                    if rec is not None:
+                        out.append(rec)
+    except OSError:
+        return out
     return out
+
+
+def previous(record_dir: str, platform: str, domain: str, deposit_id: str
+             ) -> ManifestRecord | None:
+    """The newest manifest note of one deposit in a record directory, for
+    :func:`unchanged`."""
+    found = None
+    for rec in read_manifests(record_dir):
+        if rec.key == (platform, domain, deposit_id):
+            found = rec
+    return found
 
 
 def newest(records: Iterable[ManifestRecord]) -> list[ManifestRecord]:
