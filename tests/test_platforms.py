@@ -574,3 +574,92 @@ def test_previous_and_unchanged(client: httpx.Client, tmp_path: Path) -> None:
     note = manifest_note(m, carried(prev), 1700000500, unchanged=True)
     assert [f["status"] for f in note["files"]] == ["ok"] * 3 and note["unchanged"]
     assert [f["file"] for f in note["files"]] == [f.file for f in prev.files]
+
+
+# --- hostile answers --------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**12) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from([
+        "id", "files", "key", "size", "checksum", "links", "self", "metadata", "access_right",
+        "data", "dataFile", "md5", "filename", "versionNumber", "version", "download_url",
+        "computed_md5", "is_embargoed", "_links", "_embedded", "stash:files",
+        "stash:version", "href", "next", "attributes", "kind", "extra", "hashes",
+        "relationships", "related", "name", "source", "is_dark", "path", "digest",
+        "digestType", "status", "embargo", "restricted", "entries", "access"]), inner,
+        max_size=6),
+    max_leaves=25)
+
+REFS = [match(u) for u in (
+    "https://zenodo.org/records/1001", "https://doi.org/10.7910/DVN/KIEL01",
+    "https://figshare.com/articles/3001/2", "https://doi.org/10.5061/dryad.kiel42",
+    "https://osf.io/abcde/", "https://archive.org/details/kiel-test-item")]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(REFS), st.lists(_json, min_size=1, max_size=6),
+       st.sampled_from(["200", "200", "302", "500"]))
+def test_any_answer_ends_in_a_step_a_manifest_or_a_named_failure(
+        ref: DepositRef, bodies: list[Any], status: str) -> None:
+    answers: dict[str, Answer] = {}
+    step = start(ref)
+    for body in bodies:
+        if not isinstance(step, Step):
+            break
+        [req] = step.requests
+        answers[req.url] = Answer(status, json.dumps(body).encode(),
+                                  "https://zenodo.org/api/records/5" if status == "302"
+                                  else None)
+        step = advance(ref, answers)
+    assert isinstance(step, Step | Manifest | Failure)
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*path, i))
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = json.loads(json.dumps(value))
+    node = copy
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = new
+    return copy
+
+
+@pytest.mark.parametrize("url", [
+    "https://zenodo.org/records/1001", "https://doi.org/10.7910/DVN/KIEL01",
+    "https://figshare.com/articles/3001/2", "https://doi.org/10.5061/dryad.kiel42",
+    "https://osf.io/abcde/", "https://archive.org/details/kiel-test-item"])
+def test_every_part_of_a_real_answer_damaged(url: str, client: httpx.Client) -> None:
+    """Each value of each real answer replaced in turn by values of other
+    shapes: the helper ends in a step, a manifest or a named failure."""
+    ref = match(url)
+    assert ref is not None
+    good, answers = drive(ref, client)
+    assert isinstance(good, Manifest)
+    runs = 0
+    for api_url, answer in answers.items():
+        if answer.status != "200":
+            continue
+        body = json.loads(answer.body)
+        for path in _paths(body):
+            for new in (None, 7, "x", [], {}, [None], {"x": None}, -1, True):
+                damaged = dict(answers)
+                damaged[api_url] = Answer("200", json.dumps(_replaced(body, path, new)).encode())
+                got = advance(ref, damaged)
+                assert isinstance(got, Step | Manifest | Failure), (api_url, path, new)
+                runs += 1
+    assert runs > 100

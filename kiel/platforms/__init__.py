@@ -123,6 +123,13 @@ def advance(ref: DepositRef, answers: Mapping[str, Answer], limits: Limits | Non
     except Stop as stop:
         return Failure(stop.name, stop.message, ref.platform, ref.domain, ref.deposit_id,
                        tuple(dict.fromkeys(ctx.used)))
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError,
+            RecursionError) as e:
+        # An answer of a shape no documentation shows: a failure as data,
+        # never a crash of the renewal (issue 14).
+        return Failure("platform-error", f"unexpected answer ({type(e).__name__}: {e})",
+                       ref.platform, ref.domain, ref.deposit_id,
+                       tuple(dict.fromkeys(ctx.used)))
 
 
 def limits_from(config: object) -> Limits:
