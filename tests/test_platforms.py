@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kiel import notes
 from kiel.escape import escape
@@ -577,9 +579,6 @@ def test_previous_and_unchanged(client: httpx.Client, tmp_path: Path) -> None:
 
 
 # --- hostile answers --------------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 10**12) | st.text(max_size=12),
