@@ -662,3 +662,21 @@ def test_every_part_of_a_real_answer_damaged(url: str, client: httpx.Client) -> 
                 assert isinstance(got, Step | Manifest | Failure), (api_url, path, new)
                 runs += 1
     assert runs > 100
+
+
+def test_cli_verify_and_show(client: httpx.Client, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kiel.cli import main
+
+    home = tmp_path / "home"
+    rdir = make_record(home / "store")
+    m = resolve("https://zenodo.org/records/1002", client)
+    assert isinstance(m, Manifest)
+    archive(m, client, rdir)
+    r = CliRunner().invoke(main, ["verify", "--home", str(home)])
+    assert r.exit_code == 0, r.output  # a mismatch is a warning: the store is intact
+    assert "warning deposit-mismatch: RePEc/tst/dep/1/00notes: zenodo 1002 paper.pdf: md5" \
+        in r.output
+    r = CliRunner().invoke(main, ["show", RID, "--home", str(home)])
+    assert r.exit_code == 0 and "deposits 1" in r.output and "mismatch    paper.pdf" in r.output

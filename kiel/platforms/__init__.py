@@ -32,6 +32,7 @@ from kiel.platforms.fixity import check, check_bundle, digest_file, needed
 from kiel.platforms.manifests import (
     ManifestRecord,
     NotedFile,
+    carried,
     failure_note,
     fingerprint,
     manifest_note,
@@ -58,7 +59,7 @@ from kiel.platforms.types import (
 __all__ = [
     "FAILURES", "PLATFORMS", "STRATEGIES", "Answer", "DepositRef", "Failure", "FileOutcome",
     "Limits", "Manifest", "ManifestFile", "ManifestRecord", "NotedFile", "Request", "Step",
-    "Verdict", "advance", "check", "check_bundle", "digest_file", "failure_note",
+    "Verdict", "advance", "carried", "check", "check_bundle", "digest_file", "failure_note",
     "fingerprint", "limits_from", "manifest_note", "match", "match_page", "needed",
     "previous", "read_manifests", "start", "unchanged",
 ]
