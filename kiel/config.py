@@ -203,6 +203,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("discovery_depth", "1", _nonneg_int,
             "Discovery: how many steps from a landing page its full text is followed; "
             "1 searches only the pages records name, 0 turns discovery off."),
+    Setting("max_file_count", "200", _positive_int,
+            "Deposits: most files fetched one by one; a larger deposit is fetched as the "
+            "platform's bundle (zip), or fails too-many-files when it offers none."),
+    Setting("max_total_size", "64GiB", _size,
+            "Deposits: largest total size of a deposit's files; a larger one fails "
+            "too-large-size."),
 )
 
 
@@ -238,6 +244,8 @@ class Config:
     alert_share: float = 0.5
     alert_min_attempts: int = 20
     discovery_depth: int = 1
+    max_file_count: int = 200
+    max_total_size: int = 64 * 1024**3
 
     def replace(self, **changes: Any) -> Config:
         from dataclasses import replace

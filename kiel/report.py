@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from kiel import store
 from kiel.discovery import fulltext_status
 from kiel.errors import NotFound
+from kiel.platforms.manifests import newest, read_manifests
 from kiel.show import object_view
 from kiel.tist import iso
 
@@ -110,6 +111,12 @@ class Report:
     growth: tuple[DayGrowth, ...]
     fulltext: tuple[ArchiveFulltext, ...] = ()  # docs/discovery.md, the full-text share
     fulltext_over_time: tuple[DayFulltext, ...] = ()
+    # Deposits (docs/datasets.md), by the newest manifest note of each
+    deposits: int = 0
+    deposit_failures: int = 0  # deposits whose newest note is a named failure
+    deposit_files: int = 0  # files stored (ok, mismatch or unchecked)
+    deposit_bytes: int = 0
+    deposit_mismatches: int = 0
 
     @property
     def bytes_saved(self) -> int:
@@ -146,6 +153,8 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
             names = sorted(os.listdir(record_dir))
         except OSError:
             continue
+        if "00notes" in names:
+            _deposits(record_dir, c)
         if store.GONE in names:
             c["gone"] += 1
         for name in names:
@@ -192,7 +201,24 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
             for d in sorted(per_day)),
         growth=tuple(growth),
         fulltext=fulltext.archives(), fulltext_over_time=fulltext.days(),
+        deposits=c["deposits"], deposit_failures=c["deposit_failures"],
+        deposit_files=c["deposit_files"], deposit_bytes=c["deposit_bytes"],
+        deposit_mismatches=c["deposit_mismatches"],
     )
+
+
+def _deposits(record_dir: str, c: Counter[str]) -> None:
+    """Count what the newest manifest note of each deposit says was preserved."""
+    for rec in newest(read_manifests(record_dir)):
+        c["deposits"] += 1
+        if rec.failure:
+            c["deposit_failures"] += 1
+        for f in rec.files:
+            if f.status in ("ok", "mismatch", "unchecked"):
+                c["deposit_files"] += 1
+                c["deposit_bytes"] += f.found_size or 0
+            if f.status == "mismatch":
+                c["deposit_mismatches"] += 1
 
 
 def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str],
@@ -428,6 +454,10 @@ def format_text(r: Report) -> str:
     ]
     lines += [f"  {host:30} {n}" for host, n in r.failing_hosts] or ["  (none)"]
     lines += fulltext_lines(r)
+    if r.deposits:
+        lines.append(f"deposits          {r.deposits}  ({r.deposit_files} files, "
+                     f"{human(r.deposit_bytes)} preserved, {r.deposit_mismatches} mismatched, "
+                     f"{r.deposit_failures} failed)")
     return "\n".join(lines) + "\n"
 
 
@@ -719,6 +749,10 @@ def render_html(r: Report, generated: int) -> str:
         row("bytes stored", f"{human(r.bytes_stored)} ({r.bytes_stored})"),
         row("as plain copies", f"{human(r.bytes_plain)} ({r.bytes_plain})"),
         row("saved by links", human(r.bytes_saved)),
+        row("deposits", r.deposits), row("deposit files preserved", r.deposit_files),
+        row("deposit bytes preserved", f"{human(r.deposit_bytes)} ({r.deposit_bytes})"),
+        row("deposit files mismatched", r.deposit_mismatches),
+        row("deposits failed", r.deposit_failures),
     ])
     status_rows = "".join(row(s, n) for s, n in r.newest_status) or row("(none)", "")
     host_rows = "".join(row(h, n) for h, n in r.failing_hosts) or row("(none)", "")

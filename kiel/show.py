@@ -17,6 +17,7 @@ from typing import Any
 from kiel import discovery, notes, store
 from kiel.errors import NotFound
 from kiel.escape import unescape
+from kiel.platforms.manifests import ManifestRecord, newest, read_manifests
 from kiel.redist import record_path
 from kiel.tist import iso
 
@@ -78,6 +79,8 @@ class RecordView:
     objects: tuple[ObjectView, ...]
     # (branch, value, reason) of the values the newest renewal did not fetch
     skipped: tuple[tuple[str, str, str], ...] = ()
+    # the newest manifest note of each deposit the record links (docs/datasets.md)
+    deposits: tuple[ManifestRecord, ...] = ()
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -154,7 +157,8 @@ def record_view(store_root: str, path: str) -> RecordView:
         id=record_id, path=path, store_path=rel, versions=versions,
         last=(last.start, last.end) if last else None,
         last_raw=last_raw.rstrip("\n") if last_raw is not None else None,
-        gone=gone, renewals=renewals, objects=objects, skipped=skipped)
+        gone=gone, renewals=renewals, objects=objects, skipped=skipped,
+        deposits=tuple(newest(read_manifests(path))))
 
 
 def object_view(obj_dir: str) -> ObjectView:
@@ -229,6 +233,8 @@ def format_text(view: RecordView) -> str:
     lines += object_lines(view.objects)
     for branch, value, reason in view.skipped:
         lines.append(f"  skipped {value} ({branch}): {reason}")
+    if view.deposits:
+        lines += deposit_lines(view.deposits)
     return "\n".join(lines) + "\n"
 
 
@@ -269,6 +275,36 @@ def object_lines(objects: tuple[ObjectView, ...]) -> list[str]:
         emit(o, "  ")
     for o in objects:  # children of a loop that nothing at the top reaches
         emit(o, "  ")
+    return out
+
+
+def deposit_lines(deposits: tuple[ManifestRecord, ...]) -> list[str]:
+    """Each deposit as its newest manifest note says: files and verification."""
+    out = [f"deposits {len(deposits)}"]
+    for d in deposits:
+        head = f"  {d.platform} {d.domain} {d.deposit_id}  {iso(d.tist)}"
+        if d.failure:
+            out.append(f"{head}  {d.failure}: {d.message}")
+            continue
+        counts: dict[str, int] = {}
+        for f in d.files:
+            counts[f.status] = counts.get(f.status, 0) + 1
+        tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        out.append(f"{head}  version {d.version or '-'}  {d.strategy}, {d.file_count} files, "
+                   f"{d.total_size} B ({tally})" + ("  unchanged" if d.unchanged else ""))
+        if d.bundle_url:
+            out.append(f"    bundle {d.bundle_url}  {d.bundle_file or '(not stored)'}")
+        for f in d.files:
+            line = f"    {f.status:11} {f.path}  {f.size if f.size is not None else '-'} B"
+            if f.algorithm:
+                line += f"  {f.algorithm}"
+            if f.status == "mismatch" and f.algorithm:
+                exp = str(f.size) if f.algorithm == "size" else f.declared.get(f.algorithm)
+                got = str(f.found_size) if f.algorithm == "size" else f.found.get(f.algorithm)
+                line += f" expected {exp} found {got}"
+            if f.error:
+                line += f"  error {f.error}"
+            out.append(line)
     return out
 
 

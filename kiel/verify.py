@@ -67,6 +67,12 @@ KINDS: dict[str, str] = {
     "tmp-removed": REPAIRED,
     "empty-record": WARNING,  # a record directory without any version
     "unreadable": BREACH,
+    # Deposits (docs/datasets.md): a file the platform declared otherwise is
+    # stored as fetched, so it is no breach of the store, but an operator
+    # must hear of it; a stored deposit file that no longer hashes as noted is.
+    "deposit-mismatch": WARNING,
+    "deposit-fixity-failed": BREACH,
+    "deposit-file-missing": BREACH,
 }
 
 _ESCAPED_NAME = re.compile(r"^(?:[A-Za-z0-9\-_~]|%[0-9A-F]{2})(?:[A-Za-z0-9\-._~]|%[0-9A-F]{2})*$")
@@ -290,6 +296,7 @@ class _RecordCheck:
         yield from self.last()
         yield from self.gone()
         yield from self.record_notes(version_names)
+        yield from self.deposits()
         for d in object_dirs:
             yield from _ObjectCheck(self, d).run()
 
@@ -357,6 +364,84 @@ class _RecordCheck:
                                    "this version")
             if self.v.fixity and os.path.isfile(full) and not os.path.islink(full):
                 yield from self.version_fixity(full, written.get(name))
+
+    def deposits(self) -> Iterator[Finding]:
+        """Deposit files the newest manifest note of each deposit marks
+        ``mismatch``; with fixity, each stored deposit file re-hashed with
+        the algorithms its platform declared (md5 included) and compared with
+        the declaration, or, for a file that never matched it, with what
+        Kiel found when it was fetched."""
+        from kiel.escape import inside
+        from kiel.platforms.fixity import digest_file
+        from kiel.platforms.manifests import newest, read_manifests
+
+        notes_path = os.path.join(self.dir, notes.NOTES)
+        for rec in newest(read_manifests(self.dir)):
+            if self.v.fixity and rec.bundle_file:
+                yield from self.bundle_fixity(rec, notes_path)
+            for f in rec.files:
+                where = f"{rec.platform} {rec.deposit_id} {f.path}"
+                if f.status == "mismatch":
+                    alg = f.algorithm or "size"
+                    exp = str(f.size) if alg == "size" else f.declared.get(alg)
+                    got = str(f.found_size) if alg == "size" else f.found.get(alg)
+                    yield self.finding("deposit-mismatch", notes_path, f"{where}: {alg} "
+                                       "differs from the platform's; stored as fetched",
+                                       expected=exp, found=got)
+                if not self.v.fixity or f.file is None:
+                    continue
+                full = os.path.join(self.dir, f.file)
+                if not inside(self.dir, os.path.dirname(full)) or not os.path.isfile(full):
+                    yield self.finding("deposit-file-missing", notes_path,
+                                       f"{where}: the note names {f.file}, which is not there")
+                    continue
+                expected = f.declared if f.status == "ok" else f.found
+                if not expected:
+                    self.v.count("fixity_not_checked")
+                    continue
+                try:
+                    _, found = digest_file(full, expected)
+                except OSError as e:
+                    yield self.finding("unreadable", full, f"cannot read: {e.strerror}")
+                    continue
+                bad = [a for a in expected if found.get(a) != expected[a].lower()]
+                if bad:
+                    self.v.count("fixity_failed")
+                    yield self.finding("deposit-fixity-failed", full, f"{where}: {bad[0]} "
+                                       "differs from the manifest note", expected=expected[bad[0]],
+                                       found=found.get(bad[0]))
+                else:
+                    self.v.count("fixity_passed")
+
+    def bundle_fixity(self, rec, notes_path: str) -> Iterator[Finding]:
+        """The files inside a stored bundle, checked again against what the
+        platform declared; a file that checked ``ok`` when fetched and does
+        not now is a breach."""
+        from kiel.escape import inside
+        from kiel.platforms.fixity import check_bundle
+        from kiel.platforms.types import ManifestFile
+
+        full = os.path.join(self.dir, rec.bundle_file)
+        where = f"{rec.platform} {rec.deposit_id} bundle"
+        if not inside(self.dir, os.path.dirname(full)) or not os.path.isfile(full):
+            yield self.finding("deposit-file-missing", notes_path,
+                               f"{where}: the note names {rec.bundle_file}, which is not there")
+            return
+        was_ok = [f for f in rec.files if f.status == "ok"]
+        files = [ManifestFile(f.path, f.size, f.url or "", md5=f.declared.get("md5"),
+                              sha1=f.declared.get("sha1"), sha256=f.declared.get("sha256"))
+                 for f in was_ok]
+        for path, out in sorted(check_bundle(full, files).items()):
+            if out.verdict is not None and out.verdict.status == "ok":
+                self.v.count("fixity_passed")
+                continue
+            self.v.count("fixity_failed")
+            v = out.verdict
+            yield self.finding("deposit-fixity-failed", full, f"{where}: {path}: "
+                               + (f"{v.algorithm} differs from the platform's"
+                                  if v is not None and v.status == "mismatch"
+                                  else out.error or "no longer checks"),
+                               expected=v.expected if v else None, found=v.found if v else None)
 
     def version_fixity(self, full: str, expected: str | None) -> Iterator[Finding]:
         try:

@@ -1,0 +1,49 @@
+"""Links a landing page names in its markup, for :func:`kiel.platforms.match_page`.
+
+Only the places where a page says what it *is* are read (canonical link,
+``og:url``, a meta refresh, ``citation_doi``, ``DC.identifier``), never
+its ordinary links: a paper's page links to many deposits it is not.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+from lxml import etree, html  # type: ignore[import-untyped]
+
+MAX_PAGE = 4 * 2**20  # the head of any real landing page is in its first MiB
+_REFRESH = re.compile(r"^\s*\d*\s*;?\s*url\s*=\s*['\"]?([^'\"]+)", re.IGNORECASE)
+_META_NAMES = {"citation_doi", "dc.identifier", "dcterms.identifier", "prism.doi",
+               "bepress_citation_doi"}
+_META_PROPS = {"og:url"}
+
+
+def links_in_page(url: str, body: bytes) -> list[str]:
+    if not body:
+        return []
+    try:
+        doc = html.document_fromstring(body[:MAX_PAGE])
+    except (etree.ParserError, ValueError):
+        return []
+    out: list[str] = []
+    for el in doc.iter("link"):
+        rel = (el.get("rel") or "").lower().split()
+        if "canonical" in rel and el.get("href"):
+            out.append(urljoin(url, el.get("href", "").strip()))
+    for el in doc.iter("meta"):
+        content = (el.get("content") or "").strip()
+        if not content:
+            continue
+        name = (el.get("name") or "").lower()
+        prop = (el.get("property") or "").lower()
+        equiv = (el.get("http-equiv") or "").lower()
+        if equiv == "refresh":
+            m = _REFRESH.match(content)
+            if m:
+                out.append(urljoin(url, m.group(1).strip()))
+        elif prop in _META_PROPS:
+            out.append(urljoin(url, content))
+        elif name in _META_NAMES:
+            out.append(content)  # a DOI, doi:..., or a URL: match() reads all three
+    return list(dict.fromkeys(out))
