@@ -258,7 +258,8 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
     return Written(name, link, real, note)
 
 
-def note_retry(od: ObjectDir, res: Result, attempt: int) -> None:
+def note_retry(od: ObjectDir, res: Result, attempt: int,
+               extra: dict[str, object] | None = None) -> None:
     """A transient failure that will be tried again: a notes line, no file."""
     if res.tmp_path:
         store.unlink_quiet(res.tmp_path)
@@ -266,7 +267,8 @@ def note_retry(od: ObjectDir, res: Result, attempt: int) -> None:
     note = AttemptNote(tist, od.url, res.status, res.type, res.declared_type, res.size,
                        res.sha256, res.sha1, None, None, _redacted(res.location), res.error,
                        res.elapsed, headers=getattr(res, "headers", None), attempt=attempt,
-                       retried=True, detail=res.detail[:500] if res.detail else None)
+                       retried=True, detail=res.detail[:500] if res.detail else None,
+                       extra=dict(extra or {}))
     notes.append(os.path.join(od.path, notes.NOTES), note.line())
 
 

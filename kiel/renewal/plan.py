@@ -25,6 +25,7 @@ class Planned:
     targets: tuple[urls.Target, ...]
     urls: dict[str, list[str]]
     skipped: list[dict[str, Any]]
+    discover: frozenset[str]  # URL names whose branch asks for discovery
 
 
 def plan(spool: ExternalSort, failed_files: set[int],
@@ -42,4 +43,5 @@ def plan(spool: ExternalSort, failed_files: set[int],
             continue
         prev_rel, prev_src = e["rel"], e["src"]
         yield Planned(e["id"], e["rel"], e["src"], e["xml"].encode("utf-8"),
-                      tuple(urls.Target(f, n) for f, n in e["t"]), e["u"], e["s"])
+                      tuple(urls.Target(f, n) for f, n in e["t"]), e["u"], e["s"],
+                      frozenset(e.get("d", ())))

@@ -17,7 +17,7 @@ import threading
 import time
 
 from kiel import branches as branches_mod
-from kiel import store
+from kiel import platforms, store
 from kiel.errors import ConfigError, StoreError
 from kiel.fetch import CLIENTS_PER_THREAD, Fetcher, Limits, user_agent
 from kiel.home import Home, Lock
@@ -198,6 +198,7 @@ class Renewal:
         ctx = Context(cfg, fetcher, self.sched, SharedFetches(scanned.shared_urls), self.stats,
                       HostHealth(cfg.host_down_after), self.store_root, self.clock,
                       self.stopping, self.fatal, self.failed, self.report, self.log.write)
+        self.starter = Worker(ctx)  # deposits the records name start from the main thread
         workers = [threading.Thread(target=Worker(ctx).loop, name=f"kiel-fetch-{i}",
                                     daemon=True) for i in range(b.workers)]
         for w in workers:
@@ -310,7 +311,12 @@ class Renewal:
                 r.objects[t.name] = None
             for t in p.targets:
                 r.expect()
-                self.sched.put(urls.host_of(t.fetch), ObjectJob(r, t))
+                self.sched.put(urls.host_of(t.fetch),
+                               ObjectJob(r, t, discover=t.name in p.discover))
+            for t in p.targets:
+                ref = platforms.match(t.fetch)
+                if ref is not None:
+                    self.starter.start_deposit(r, ref)
             r.done()  # the starter's token
         except OSError as e:
             self.fatal(e, rdir)

@@ -148,10 +148,12 @@ def _scan(inputs: Iterable[str], branches: list[Branch], store_root: str,
                 report(f"{rec.file}, line {rec.line} (record {rec.id}): cannot be read back "
                        f"after serialization ({e.msg}); skipped", True)
                 continue
+            discover = sorted({n for b in branches if b.discover
+                               for n in found.by_branch.get(b.xpath, [])})
             payload = json.dumps({
                 "id": rec.id, "rel": rel, "f": fidx, "src": f"{rec.file}:{rec.line}",
                 "xml": rec.xml.decode("utf-8"), "t": [[t.fetch, t.name] for t in found.targets],
-                "u": found.by_branch, "s": list(found.skipped),
+                "u": found.by_branch, "s": list(found.skipped), "d": discover,
             }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             out.spool.add(b"%012d\x00%s\x00%012d\t" % (last.end if last else 0, key_rel, seq)
                           + payload)

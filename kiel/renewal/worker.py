@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
-from kiel import ftp, objects, urls
+from kiel import discovery, ftp, objects, platforms, urls
 from kiel.config import Config
 from kiel.errors import StoreError
 from kiel.fetch import Fetcher, Result
 from kiel.notes import NotRegular
 from kiel.renewal import policy
+from kiel.renewal.deposits import Deposit, today
 from kiel.renewal.record import RecordRenewal
 from kiel.renewal.scheduler import Scheduler
 from kiel.renewal.shared import Outcome, Owner, SharedFetches
@@ -43,6 +44,27 @@ class ObjectJob:
     od: objects.ObjectDir | None = None  # kept across retries
     owner: Owner | None = None  # this job fetches a shared URL for all its records
     headers: dict[str, str] | None = None  # a conditional request's validators
+    depth: int = 0  # steps of discovery from an object the record names
+    discover: bool = False  # its branch asks for discovery (docs/discovery.md)
+    via: dict[str, str] | None = None  # the page and rule that led to it
+    deposit: Deposit | None = None  # the deposit this job serves (docs/datasets.md)
+    role: str | None = None  # "api" or "file", with a deposit
+    key: str | None = None  # the URL the deposit asked for (before redirects)
+    accept: str | None = None
+    told: bool = False  # the deposit has heard how this job ended
+
+    def tell(self, written: objects.Written | None, object_dir: str | None,
+             error: str | None = None, res: Result | None = None) -> None:
+        """Tell the job's deposit how it ended: once, whatever the path."""
+        if self.deposit is None or self.told:
+            return
+        self.told = True
+        key = self.key or self.target.fetch
+        if self.role == "api":
+            self.deposit.answered(key, written, res.status if res else "000",
+                                  res.location if res else None)
+        else:
+            self.deposit.file_done(key, written, object_dir, error)
 
 
 class HostHealth:
@@ -85,6 +107,7 @@ class Context:
     failed: Callable[[], bool]
     report: Callable[[str, bool], None]
     log: Callable[[str], None]
+    deposits: bool = True  # resolve links to data platforms (docs/datasets.md)
 
 
 class Worker:
@@ -170,14 +193,17 @@ class Worker:
             job.owner = role
             job.od = od
             body = od.body_file()
-            if ctx.cfg.conditional and body is not None:
-                job.headers = od.validators() or None
+            headers = od.validators() if ctx.cfg.conditional and body is not None else {}
+            if job.accept:
+                headers["Accept"] = job.accept
+            job.headers = headers or None
         od = job.od
         host = urls.host_of(url)
         res = self._attempt(job, host)
+        extra: dict[str, object] = {"via": job.via} if job.via else {}
         if policy.should_retry(res.status, res.error, job.attempt, ctx.cfg.retries,
                                ctx.stopping()):
-            objects.note_retry(od, res, job.attempt)
+            objects.note_retry(od, res, job.attempt, extra)
             ctx.stats.attempt(res.status, res.error, host, retried=True)
             delay = policy.retry_delay(job.attempt, ctx.cfg.retry_delay,
                                        policy.retry_after_seconds(res.retry_after, time.time()),
@@ -198,8 +224,11 @@ class Worker:
                                           etag=res.etag or b.etag,
                                           last_modified=res.last_modified or b.last_modified)
             ctx.stats.add(not_modified=1)
+        found = self._discover(job, od, res)
+        if found is not None:
+            extra["discovered"] = discovery.discovered_field(found)
         written = objects.record(od, res, sync=ctx.cfg.sync, attempt=job.attempt,
-                                 link_to=link_to, keep_type=keep_type)
+                                 link_to=link_to, keep_type=keep_type, extra=extra)
         fetched = res.size if res.status != "304" else 0
         ctx.stats.attempt(res.status, res.error, host, fetched=fetched,
                           stored=0 if written.link else res.size,
@@ -210,8 +239,72 @@ class Worker:
                 os.path.isfile(written.real) else None
             job.owner.resolve(Outcome(res, written.name, real,
                                       os.path.relpath(od.path, ctx.store_root)))
-        self._redirect(job, res)
+        if found:
+            self._discovered(job, found)
+        if job.role == "api":
+            job.tell(written, od.path, res=res)  # the platform helper follows redirects
+        elif not self._redirect(job, res):
+            job.tell(written, od.path, res=res)
         return False
+
+    # -- discovery ---------------------------------------------------------------------
+
+    def _discover(self, job: ObjectJob, od: objects.ObjectDir,
+                  res: Result) -> tuple[discovery.Found, ...] | None:
+        """What a landing page offers (docs/discovery.md): searched on a 200 HTML
+        body; on a 304, what the page it confirms offered."""
+        if not job.discover or job.depth >= self.ctx.cfg.discovery_depth:
+            return None
+        if res.status == "304" and od.body is not None:
+            offered = od.body.extra.get("discovered")
+            if isinstance(offered, list):
+                return tuple(discovery.Found(str(d["url"]), str(d["rule"])) for d in offered
+                             if isinstance(d, dict) and "url" in d and "rule" in d)
+            return None
+        if res.tmp_path is None or not discovery.is_page(res.status, res.type,
+                                                         res.declared_type):
+            return None
+        found = discovery.discover_file(res.tmp_path, job.target.fetch, res.declared_type)
+        if self.ctx.deposits:
+            with open(res.tmp_path, "rb") as f:
+                ref = platforms.match_page(job.target.fetch, f.read(discovery.DEFAULT_MAX_BYTES))
+            if ref is not None:
+                self.start_deposit(job.record, ref)
+        return found
+
+    def _discovered(self, job: ObjectJob, found: tuple[discovery.Found, ...]) -> None:
+        rec = job.record
+        for f in found:
+            target = urls.classify(f.url)
+            if isinstance(target, str) or not rec.claim(target.name):
+                continue  # not fetched, or an object of the record already: one object
+            rec.add_urls("(discovered)", target.name)
+            self.ctx.stats.add(objects_total=1)
+            rec.expect()
+            self.ctx.sched.put(urls.host_of(target.fetch), ObjectJob(
+                rec, target, depth=job.depth + 1, discover=job.discover,
+                via=discovery.via_field(job.target.name, f.rule)))
+
+    # -- deposits ------------------------------------------------------------------------
+
+    def start_deposit(self, rec: RecordRenewal, ref: platforms.DepositRef) -> None:
+        """Resolve a deposit the record links to (once per record and renewal)."""
+        if not rec.claim(f"deposit:{ref.platform}:{ref.domain}:{ref.deposit_id}"):
+            return
+        d = Deposit(rec, ref, platforms.limits_from(self.ctx.cfg), today(self.ctx.clock),
+                    self._enqueue, lambda: int(self.ctx.clock()))
+        d.begin()
+
+    def _enqueue(self, rec: RecordRenewal, target: urls.Target, deposit: Deposit, role: str,
+                 accept: str | None) -> bool:
+        if not rec.claim(target.name):
+            return False
+        rec.add_urls(f"(deposit {role})", target.name)
+        self.ctx.stats.add(objects_total=1)
+        rec.expect()
+        self.ctx.sched.put(urls.host_of(target.fetch), ObjectJob(
+            rec, target, deposit=deposit, role=role, key=target.fetch, accept=accept))
+        return True
 
     def _attempt(self, job: ObjectJob, host: str) -> Result:
         ctx = self.ctx
@@ -242,29 +335,38 @@ class Worker:
         if res.status == "000" or res.status[:1] in ("4", "5"):
             self.ctx.log(f"failed: {name} {res.status} {res.error or ''} (record {rec.id})")
 
-    def _redirect(self, job: ObjectJob, res: Result) -> None:
-        """Follow a redirect as its own object in the same record directory."""
+    def _redirect(self, job: ObjectJob, res: Result) -> bool:
+        """Follow a redirect as its own object in the same record directory;
+        True when a job for the target was queued."""
         if not (res.location and res.status.startswith("3")):
-            return
+            return False
         rec = job.record
         target = urls.classify(res.location)
         if isinstance(target, str):
             rec.error(f"{job.target.name}: redirect to {urls.redact(res.location)} not "
                       f"followed: {target}")
-            return
+            return False
         if job.hop + 1 > self.ctx.cfg.max_redirects:
             rec.error(f"{job.target.name}: more than {self.ctx.cfg.max_redirects} redirects; "
                       f"{target.name} not fetched")
-            return
+            return False
         if not rec.claim(target.name):
             rec.error(f"{job.target.name}: redirect to {target.name}, already fetched for "
                       "this record (loop ends the chain)")
-            return
+            return False
         rec.add_urls("(redirect)", target.name)
         self.ctx.stats.add(objects_total=1)
+        if job.deposit is None and self.ctx.deposits:
+            ref = platforms.match(target.fetch)  # a DOI that leads to a deposit
+            if ref is not None:
+                self.start_deposit(rec, ref)
         # The count rises before the job is queued: a worker may take it at once.
         rec.expect()
-        self.ctx.sched.put(urls.host_of(target.fetch), ObjectJob(rec, target, job.hop + 1))
+        nxt = ObjectJob(rec, target, job.hop + 1, depth=job.depth, discover=job.discover,
+                        deposit=job.deposit, role=job.role, key=job.key, accept=job.accept)
+        job.told = True  # the file's outcome is the target's: the new job tells it
+        self.ctx.sched.put(urls.host_of(target.fetch), nxt)
+        return True
 
     # -- following a shared fetch ------------------------------------------------------
 
@@ -289,7 +391,8 @@ class Worker:
             self.ctx.stats.add(shared=1)
             self.ctx.stats.attempt(parsed[1], res.error, urls.host_of(job.target.fetch),
                                    linked=res.size if written.link else 0)
-            self._redirect(job, res)
+            if not self._redirect(job, res):
+                job.tell(written, od.path, res=res)
         except BaseException as e:  # noqa: BLE001 - sorted by _trouble
             self._trouble(rec, job.target.name, e)
         finally:
@@ -297,10 +400,14 @@ class Worker:
 
 
 def end(job: ObjectJob, reason: str) -> None:
-    """End a job that will not run (again): settle its shared fetch, count down."""
-    if job.owner is not None:
-        job.owner.settle(reason)
-    job.record.done()
+    """End a job that will not run (again): settle its shared fetch, tell its
+    deposit, count down."""
+    try:
+        if job.owner is not None:
+            job.owner.settle(reason)
+        job.tell(None, None, reason)
+    finally:
+        job.record.done()
 
 
 def _failed(url: str, started: float, error: str, detail: str) -> Result:

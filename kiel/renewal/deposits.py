@@ -1,0 +1,180 @@
+"""Deposits: a record's link to a data platform, resolved into its files.
+
+A URL that names a deposit (Zenodo, Dataverse, Figshare, Dryad, OSF,
+archive.org; :mod:`kiel.platforms`) starts a :class:`Deposit`: the
+platform's API answers are fetched as objects of the record, one step at a
+time, until they resolve into a manifest or a named failure; then every
+file of the manifest is fetched as an object too, checked against the
+checksums the platform declares, and one manifest line goes to the record's
+``00notes`` (docs/datasets.md). A manifest unchanged since the last
+renewal costs its API requests and that one line.
+
+Each job a deposit queues is a job of its record (the record's count rises
+before it is queued), and tells the deposit when it ends, fetched or not,
+so the manifest line is written before the record's own line, once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from kiel import notes, platforms, urls
+from kiel.objects import Written
+from kiel.platforms import Answer, DepositRef, FileOutcome, Manifest, ManifestFile, Step
+from kiel.renewal.record import RecordRenewal
+
+Enqueue = Callable[[RecordRenewal, urls.Target, "Deposit", str, str | None], bool]
+
+
+@dataclass
+class Deposit:
+    """One deposit of one record in one renewal."""
+
+    record: RecordRenewal
+    ref: DepositRef
+    limits: platforms.Limits
+    today: str
+    enqueue: Enqueue  # (record, target, deposit, role, accept) -> queued
+    now: Callable[[], int]
+    answers: dict[str, Answer] = field(default_factory=dict)
+    waiting: set[str] = field(default_factory=set)  # API URLs asked, not answered
+    manifest: Manifest | None = None
+    files_left: int = 0
+    outcomes: dict[str, FileOutcome] = field(default_factory=dict)
+    bundle: FileOutcome | None = None
+    done: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def begin(self) -> None:
+        self._next(platforms.start(self.ref, self.limits, self.today))
+
+    # -- API answers -----------------------------------------------------------------
+
+    def answered(self, url: str, written: Written | None, status: str,
+                 location: str | None) -> None:
+        """An API job ended: its answer (the stored body), or None when not fetched."""
+        body = b""
+        if written is not None and os.path.isfile(written.real):
+            with open(written.real, "rb") as f:
+                body = f.read(64 * 1024 * 1024)
+        if status == "304":
+            status = "200"  # the body confirmed is the body of the 200
+        with self._lock:
+            self.answers[url] = Answer(status, body, location)
+            self.waiting.discard(url)
+            if self.waiting or self.done:
+                return
+        self._next(platforms.advance(self.ref, self.answers, self.limits, self.today))
+
+    def _next(self, step: Step | Manifest | platforms.Failure) -> None:
+        if isinstance(step, Step):
+            asks = []
+            with self._lock:
+                for req in step.requests:
+                    if req.url not in self.answers and req.url not in self.waiting:
+                        self.waiting.add(req.url)
+                        asks.append(req)
+            for req in asks:
+                target = urls.classify(req.url)
+                if isinstance(target, str) or not self.enqueue(self.record, target, self,
+                                                               "api", req.accept):
+                    # Not a URL Kiel fetches, or already an object of the record:
+                    # answered as nothing, so the platform helper decides.
+                    self.answered(req.url, None, "000", None)
+            return
+        if isinstance(step, platforms.Failure):
+            self._note(platforms.failure_note(step, self.now()))
+            return
+        self._manifest(step)
+
+    # -- the files -----------------------------------------------------------------------
+
+    def _manifest(self, m: Manifest) -> None:
+        prev = platforms.previous(self.record.dir, m.platform, m.domain, m.deposit_id)
+        if platforms.unchanged(prev, m):
+            assert prev is not None
+            self._note(platforms.manifest_note(m, platforms.carried(prev), self.now(),
+                                               unchanged=True))
+            return
+        with self._lock:
+            self.manifest = m
+            self.files_left = len(m.fetch)
+        if not m.fetch:
+            self._finish()
+            return
+        for url in m.fetch:
+            target = urls.classify(url)
+            queued = not isinstance(target, str) and self.enqueue(self.record, target, self,
+                                                                  "file", None)
+            if not queued:
+                self.file_done(url, None, None, "not fetched: not a URL Kiel fetches, or "
+                                                "an object the record names already")
+
+    def _file_of(self, url: str) -> ManifestFile | None:
+        assert self.manifest is not None
+        for f in self.manifest.files:
+            if f.url == url:
+                return f
+        return None
+
+    def file_done(self, url: str, written: Written | None, object_dir: str | None = None,
+                  error: str | None = None) -> None:
+        """A file job ended: check what it stored against the manifest."""
+        m = self.manifest
+        assert m is not None
+        outcome: FileOutcome
+        rel = None
+        if written is not None and object_dir is not None:
+            rel = os.path.relpath(os.path.join(object_dir, written.name), self.record.dir)
+        ok = written is not None and written.note.status == "200"
+        if m.strategy == "bundle" and url == m.bundle_url:
+            if ok and written is not None:
+                size, found = platforms.digest_file(written.real, ("sha256", "sha1"))
+                for path, out in platforms.check_bundle(written.real, m).items():
+                    self.outcomes[path] = out
+                self.bundle = FileOutcome(None, size, found, rel)
+            else:
+                self.bundle = FileOutcome(None, error=error or _failed(written))
+        else:
+            f = self._file_of(url)
+            if f is not None:
+                if ok and written is not None:
+                    size, found = platforms.digest_file(
+                        written.real, ("sha256", "sha1") + platforms.needed(f))
+                    outcome = FileOutcome(platforms.check(f, size, found), size, found, rel)
+                else:
+                    outcome = FileOutcome(None, error=error or _failed(written))
+                with self._lock:
+                    self.outcomes[f.path] = outcome
+        with self._lock:
+            self.files_left -= 1
+            last = self.files_left == 0
+        if last:
+            self._finish()
+
+    def _finish(self) -> None:
+        m = self.manifest
+        assert m is not None
+        self._note(platforms.manifest_note(m, dict(self.outcomes), self.now(), self.bundle))
+
+    def _note(self, line: dict[str, object]) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.done = True
+        notes.append(os.path.join(self.record.dir, notes.NOTES), line)
+
+
+def _failed(written: Written | None) -> str:
+    if written is None:
+        return "not fetched"
+    n = written.note
+    return f"{n.status} {n.error or ''}".strip()
+
+
+def today(clock: Callable[[], float]) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(clock()))
