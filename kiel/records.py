@@ -13,15 +13,17 @@ import copy
 import gzip
 import os
 import re
+import stat
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Union
+from typing import Any, BinaryIO, cast
 
 from lxml import etree
 
 from kiel import AMF_NS
 
-_AMF = "{%s}" % AMF_NS
+_AMF = f"{{{AMF_NS}}}"
 _TEXT_TAGS = (_AMF + "text", "text")
 XML_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -55,7 +57,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def printable(text: str) -> str:
     """Control characters shown as ``\\xNN``: a message or log line stays one line."""
-    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), text)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass(frozen=True)
@@ -67,40 +69,151 @@ class Ref:
     line: int
 
 
-Item = Union[Record, Problem, Ref]
+Item = Record | Problem | Ref
+
+
+DEFAULT_MAX_INPUT_FILE = 1024**3  # settings max_input_file and max_record (kiel/config.py)
+DEFAULT_MAX_RECORD = 16 * 1024**2
+_CHUNK = 64 * 1024  # bytes fed to the parser at a time
 
 
 def is_input_name(name: str) -> bool:
     n = name.lower()
-    return n.endswith(".xml") or n.endswith(".xml.gz")
+    return n.endswith((".xml", ".xml.gz"))
 
 
-def walk(paths: Iterable[str]) -> Iterator[str | Problem]:
-    """Input files under ``paths`` in a stable (sorted) order.
+def _size_text(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def walk(paths: Iterable[str], follow_outside_links: bool = False) -> Iterator[str | Problem]:
+    """Input files under ``paths`` in a deterministic (sorted by name) order.
 
     A file named directly is read whatever its name; in directories only
-    ``*.xml`` and ``*.xml.gz`` (any case). Unreadable paths are problems.
+    ``*.xml`` and ``*.xml.gz`` (any case), never hidden names. Only regular
+    files are yielded: a FIFO, socket or device with an input name is a
+    problem, never opened (a FIFO would block the run with its lock held).
+    A symbolic link is followed only to a file inside the input directory it
+    was found in, unless ``follow_outside_links``; a link to a directory is
+    walked only when it leaves the tree and that setting is on (inside the
+    tree, its files are read under their own names already).
     """
     for path in paths:
-        if os.path.isdir(path):
-            for dirpath, dirnames, filenames in os.walk(path, onerror=None):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    if is_input_name(name) and not name.startswith("."):
-                        yield os.path.join(dirpath, name)
-        elif os.path.isfile(path):
+        try:
+            st = os.stat(path)
+        except OSError:
+            yield Problem(path, None, "no such input file or directory", fatal_for_file=True)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            root = os.path.realpath(path)
+            yield from _walk_dir(path, root, follow_outside_links, {(st.st_dev, st.st_ino)})
+        elif stat.S_ISREG(st.st_mode):
             yield path
         else:
-            yield Problem(path, None, "no such input file or directory", fatal_for_file=True)
+            yield Problem(path, None, f"not a regular file ({_kind(st.st_mode)}); skipped",
+                          fatal_for_file=True)
 
 
-def _open(path: str):
-    f = open(path, "rb")
-    if f.read(2) == b"\x1f\x8b":
-        f.seek(0)
-        return gzip.GzipFile(fileobj=f, mode="rb")
-    f.seek(0)
-    return f
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a file"
+
+
+def _inside(root: str, real: str) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _walk_dir(directory: str, root: str, follow_outside: bool,
+              seen: set[tuple[int, int]]) -> Iterator[str | Problem]:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as e:
+        yield Problem(directory, None, f"cannot list directory: {e.strerror}",
+                      fatal_for_file=True)
+        return
+    for name in names:
+        if name.startswith("."):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            st = os.lstat(path)
+        except OSError as e:
+            if is_input_name(name):
+                yield Problem(path, None, f"cannot read: {e.strerror}", fatal_for_file=True)
+            continue
+        link = stat.S_ISLNK(st.st_mode)
+        if link:
+            real = os.path.realpath(path)
+            outside = not _inside(root, real)
+            try:
+                st = os.stat(path)
+            except OSError:
+                if is_input_name(name):
+                    yield Problem(path, None, "symbolic link to nothing; skipped",
+                                  fatal_for_file=True)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if not outside:
+                    continue  # its files are read under their own names
+                if not follow_outside:
+                    yield Problem(path, None, f"symbolic link leaves the input tree (to {real});"
+                                  " not followed (setting follow_outside_links)",
+                                  fatal_for_file=True)
+                    continue
+            elif outside and not follow_outside and is_input_name(name):
+                yield Problem(path, None, f"symbolic link leaves the input tree (to {real}); "
+                              "not followed (setting follow_outside_links)", fatal_for_file=True)
+                continue
+        if stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue  # a loop of links
+            yield from _walk_dir(path, root, follow_outside, seen | {key})
+        elif not is_input_name(name):
+            continue
+        elif stat.S_ISREG(st.st_mode):
+            yield path
+        else:
+            yield Problem(path, None, f"not a regular file ({_kind(st.st_mode)}); skipped",
+                          fatal_for_file=True)
+
+
+class _Unreadable(Exception):
+    """An input that is not a regular file after all (replaced after the walk)."""
+
+
+def _open(path: str) -> tuple[BinaryIO, int]:
+    """Open a regular file without ever blocking; returns the stream and its size.
+
+    O_NONBLOCK makes opening a FIFO return at once; fstat on the open
+    descriptor then decides, so a file swapped for a FIFO between the walk
+    and here is refused too.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Unreadable(f"not a regular file ({_kind(st.st_mode)}); skipped")
+        os.set_blocking(fd, True)
+        raw = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=raw, mode="rb"), st.st_size  # type: ignore[return-value]
+    raw.seek(0)
+    return raw, st.st_size
 
 
 def _local(tag: object) -> str | None:
@@ -109,53 +222,46 @@ def _local(tag: object) -> str | None:
     return tag.rsplit("}", 1)[-1]
 
 
-def read_file(path: str) -> Iterator[Item]:
+class _TooLarge(Exception):
+    def __init__(self, line: int | None, reason: str, rid: str | None = None):
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+        self.rid = rid
+
+
+def read_file(path: str, max_input_file: int = DEFAULT_MAX_INPUT_FILE,
+              max_record: int = DEFAULT_MAX_RECORD) -> Iterator[Item]:
     """Yield the records, refs and problems of one input file, in order.
 
     A file that is not well-formed ends with a problem marked
     ``fatal_for_file``; records already yielded from it must then be
     dropped by the caller (the whole file is skipped).
+
+    Memory is bounded whatever the bytes: the parser is fed 64 KiB at a
+    time; a file decompressing to more than ``max_input_file`` bytes, and
+    more than ``max_record`` bytes without the end of a top-level noun (a
+    record too large, or an unterminated attribute, comment, processing
+    instruction or CDATA section, which libxml2 buffers whole) end the file
+    with a problem. A record serializing to more than ``max_record`` bytes
+    is skipped.
     """
     try:
-        f = _open(path)
+        f, disk_size = _open(path)
+    except _Unreadable as e:
+        yield Problem(path, None, str(e), fatal_for_file=True)
+        return
     except OSError as e:
         yield Problem(path, None, f"cannot read: {e.strerror}", fatal_for_file=True)
         return
-    root = None
-    count = 0
     try:
         with f:
-            events = etree.iterparse(
-                f, events=("start", "end"), resolve_entities=False, no_network=True,
-                load_dtd=False, huge_tree=False, remove_blank_text=False,
-            )
-            for event, el in events:
-                if event == "start":
-                    if root is None:
-                        root = el
-                    continue
-                parent = el.getparent()
-                if parent is None:
-                    # The root itself: a bare text noun is one record.
-                    if el.tag in _TEXT_TAGS:
-                        count += 1
-                        yield _record(el, path)
-                    elif _local(el.tag) != "amf":
-                        yield Problem(path, el.sourceline,
-                                      f"not AMF: root element is <{_local(el.tag)}>",
-                                      fatal_for_file=True)
-                    elif el.tag != _AMF + "amf" and el.tag != "amf":
-                        yield Problem(path, el.sourceline, "not AMF: root <amf> in namespace "
-                                      f"{etree.QName(el).namespace}", fatal_for_file=True)
-                    break
-                if parent is root and root.tag not in _TEXT_TAGS:
-                    if el.tag in _TEXT_TAGS:
-                        count += 1
-                        yield _record(el, path)
-                    # Free what was read: memory stays flat in the file size.
-                    el.clear(keep_tail=False)
-                    while el.getprevious() is not None:
-                        del root[0]
+            if not isinstance(f, gzip.GzipFile) and disk_size > max_input_file:
+                raise _TooLarge(None, f"file larger than {_size_text(max_input_file)} "
+                                "(setting max_input_file)")
+            yield from _parse(f, path, max_input_file, max_record)
+    except _TooLarge as e:
+        yield Problem(path, e.line, e.reason, id=e.rid, fatal_for_file=True)
     except etree.XMLSyntaxError as e:
         line = e.lineno if e.lineno else None
         yield Problem(path, line, f"not well-formed XML: {e.msg}", fatal_for_file=True)
@@ -163,7 +269,84 @@ def read_file(path: str) -> Iterator[Item]:
         yield Problem(path, None, f"cannot read: {e}", fatal_for_file=True)
 
 
-def _record(el, path: str) -> Item:
+def _parse(f: BinaryIO, path: str, max_input_file: int, max_record: int) -> Iterator[Item]:
+    # Typed Any: lxml's event tuples are a union the code narrows by event.
+    parser: Any = etree.XMLPullParser(
+        events=("start", "end", "comment", "pi"), resolve_entities=False, no_network=True,
+        load_dtd=False, huge_tree=False, remove_blank_text=False,
+    )
+    root: Any = None
+    depth = 0
+    fed = 0
+    mark = 0  # bytes fed when the last top-level noun (or comment, PI) ended
+    mark_line: int | None = None  # where that was
+    open_line: int | None = None  # the top-level noun being read
+    open_id: str | None = None
+    while True:
+        chunk = f.read(_CHUNK)
+        if not chunk:
+            break
+        fed += len(chunk)
+        if fed > max_input_file:
+            raise _TooLarge(mark_line, f"file larger than {_size_text(max_input_file)} "
+                            "(setting max_input_file)")
+        parser.feed(chunk)
+        for event, el in parser.read_events():
+            if event == "start":
+                depth += 1
+                if root is None:
+                    root = el
+                    mark, mark_line = fed, el.sourceline
+                    if el.tag in _TEXT_TAGS:
+                        open_line, open_id = el.sourceline, el.get("id")
+                elif depth == 2:
+                    open_line, open_id = el.sourceline, el.get("id")
+                continue
+            if event != "end":
+                # A comment or PI: at the top level it ends a stretch of input
+                # and is dropped, so that millions of them cost nothing.
+                parent = el.getparent()
+                if parent is not None and parent is root and root.tag not in _TEXT_TAGS:
+                    mark, mark_line = fed, el.sourceline
+                    parent.remove(el)
+                elif parent is None and root is None:
+                    mark, mark_line = fed, el.sourceline
+                continue
+            depth -= 1
+            parent = el.getparent()
+            if parent is None:
+                # The root itself: a bare text noun is one record.
+                if el.tag in _TEXT_TAGS:
+                    yield _record(el, path, max_record)
+                elif _local(el.tag) != "amf":
+                    yield Problem(path, el.sourceline,
+                                  f"not AMF: root element is <{_local(el.tag)}>",
+                                  fatal_for_file=True)
+                elif el.tag != _AMF + "amf" and el.tag != "amf":
+                    yield Problem(path, el.sourceline, "not AMF: root <amf> in namespace "
+                                  f"{etree.QName(el).namespace}", fatal_for_file=True)
+                return
+            if parent is root and root.tag not in _TEXT_TAGS:
+                if el.tag in _TEXT_TAGS:
+                    yield _record(el, path, max_record)
+                mark, mark_line, open_line, open_id = fed, el.sourceline, None, None
+                # Free what was read: memory stays flat in the file size.
+                el.clear(keep_tail=False)
+                while el.getprevious() is not None:
+                    del root[0]
+        if fed - mark > max_record:
+            limit = _size_text(max_record)
+            if open_line is not None:
+                raise _TooLarge(open_line, f"record larger than {limit} (setting max_record)",
+                                open_id.strip()[:200] if open_id else None)
+            where = "the start" if mark_line is None else "the markup starting on this line"
+            raise _TooLarge(mark_line, f"nothing ends within {limit} after {where} (setting "
+                            "max_record): an unterminated or oversized attribute, comment, "
+                            "processing instruction, CDATA section or record")
+    parser.close()  # raises on a truncated or empty document
+
+
+def _record(el: Any, path: str, max_record: int = DEFAULT_MAX_RECORD) -> Item:
     line = el.sourceline or 0
     rid = el.get("id")
     if rid is None:
@@ -178,9 +361,13 @@ def _record(el, path: str) -> Item:
     if bad:
         return Problem(path, line, bad, id=rid[:200])
     try:
-        return Record(rid, path, line, serialize(el))
+        xml = serialize(el)
     except (ValueError, etree.Error) as e:
         return Problem(path, line, f"cannot serialize: {e}", id=rid)
+    if len(xml) > max_record:
+        return Problem(path, line, f"record larger than {_size_text(max_record)} when "
+                       "serialized (setting max_record)", id=rid)
+    return Record(rid, path, line, xml)
 
 
 def _bad_id(rid: str) -> str | None:
@@ -191,23 +378,52 @@ def _bad_id(rid: str) -> str | None:
     return None
 
 
-def serialize(text_el) -> bytes:
-    """The standalone, deterministic bytes of one ``text`` noun."""
+_XML_NS = "{http://www.w3.org/XML/1998/namespace}"
+
+
+def serialize(text_el: Any) -> bytes:
+    """The standalone, deterministic bytes of one ``text`` noun.
+
+    Canonical XML 2.0 as lxml writes it, except for a record that C14N 2.0
+    would damage: lxml's C14N 2.0 writer gives an attribute the default
+    namespace's empty prefix when the two share a URI, so ``amf:lang``
+    became an unqualified ``lang``. Such a record (found by reading the
+    bytes back) is written in exclusive Canonical XML 1.0, which keeps
+    every namespace; every other record keeps the bytes it always had, so
+    no stored record gets a new version from this.
+    """
     text = copy.deepcopy(text_el)
     text.tail = None
+    qualified = False
     for node in text.iter():
         if isinstance(node, etree._Entity):
-            raise ValueError(f"unexpanded entity reference {node.text}")
+            # a fault of the input, not of the caller: a ValueError
+            raise ValueError(f"unexpanded entity reference {node.text}")  # noqa: TRY004
         tag = node.tag
         # Non-namespaced AMF is AMF: give it the namespace.
         if isinstance(tag, str) and tag[0] != "{":
             node.tag = _AMF + tag
-    root = etree.Element(_AMF + "amf", nsmap={None: AMF_NS})
+        if isinstance(tag, str) and not qualified:
+            qualified = any(k[0] == "{" and not k.startswith(_XML_NS) for k in node.attrib)
+    root = etree.Element(_AMF + "amf", nsmap=cast(Any, {None: AMF_NS}))
     root.append(text)
-    return XML_DECL + etree.tostring(root, method="c14n2", with_comments=True) + b"\n"
+    body = etree.tostring(root, method="c14n2", with_comments=True)
+    if qualified and _attribute_names(_reread(body)) != _attribute_names(root):
+        body = etree.tostring(root, method="c14n", exclusive=True, with_comments=True)
+    return XML_DECL + body + b"\n"
 
 
-def parse_stored(data: bytes):
+def _reread(body: bytes) -> Any:
+    # A parser per call: lxml parsers are not to be shared between threads.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return etree.fromstring(body, parser)
+
+
+def _attribute_names(root: Any) -> list[list[str]]:
+    return [sorted(n.attrib.keys()) for n in root.iter() if isinstance(n.tag, str)]
+
+
+def parse_stored(data: bytes) -> Any:
     """Parse a stored version (our own bytes) safely; returns its ``text``."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     root = etree.fromstring(data, parser)
