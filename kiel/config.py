@@ -123,6 +123,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("page_size", "100", _positive_int, "OAI-PMH: records or headers per list page."),
     Setting("max_requests", "8", _positive_int,
             "OAI-PMH: requests served at once; more are answered 503 with Retry-After."),
+    Setting("max_input_file", "1GiB", _size,
+            "Largest input file, decompressed; a larger one is reported and skipped."),
+    Setting("max_record", "16MiB", _size,
+            "Largest record (and largest stretch of input without the end of one); a larger "
+            "one ends its file with a problem (file and line)."),
+    Setting("follow_outside_links", "no", _bool,
+            "Follow symbolic links in the input tree that lead outside it."),
+    Setting("archive_dirs", "yes", _bool,
+            "Skip and report a RePEc handle found under another archive's directory (input "
+            "laid out one directory per archive, as RePEc does)."),
 )
 
 
@@ -153,6 +163,10 @@ class Config:
     base_url: str = "http://127.0.0.1:8080/oai"
     page_size: int = 100
     max_requests: int = 8
+    max_input_file: int = 1024**3
+    max_record: int = 16 * 1024**2
+    follow_outside_links: bool = False
+    archive_dirs: bool = True
 
     def replace(self, **changes: Any) -> "Config":
         from dataclasses import replace
