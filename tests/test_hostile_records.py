@@ -253,7 +253,7 @@ def test_hostile_ids_stay_inside_the_store(inputs, home, tmp_path):
         assert rel[0] in ("RePEc", "other") and len(rel) == (4 if rel[0] == "RePEc" else 2)
         assert all(len(part.encode()) <= 240 and not part.startswith(".") for part in rel)
     assert record_dir(home, STORED_IDS[14]).name.endswith(
-        "~" + hashlib.sha256(STORED_IDS[14][17:].encode()).hexdigest()[:16])
+        "%~" + hashlib.sha256(STORED_IDS[14][17:].encode()).hexdigest()[:16])
     # Nothing appeared next to the home or in the directories the ids name.
     assert sorted(os.listdir(tmp_path)) == ["home", "in"]
     assert not Path("/tmp/kiel-escape").exists()
