@@ -428,3 +428,109 @@ def parse_stored(data: bytes) -> Any:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     root = etree.fromstring(data, parser)
     return root[0] if len(root) else None
+
+
+# --- duplicate ids ------------------------------------------------------------------
+#
+# Which of two records with one id is kept must not depend on the order of
+# a directory walk (issue 11). RePEc lays out its AMF one directory per
+# archive (/opt/amf/RePEc/<archive>/<series>/), so a handle found under
+# another archive's directory is most likely a claim on a record that is
+# not its file's to make.
+
+_ARCHIVE_NAME = re.compile(r"[A-Za-z]{3}\Z")
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """Where a record id was found: enough to choose between duplicates."""
+
+    id: str
+    file: str
+    line: int
+    in_archive: bool = False  # the file lies in the directory of the handle's archive
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}, line {self.line}"
+
+
+def archive_dir(path: str, input_root: str) -> str | None:
+    """The archive directory a file lies in, or None.
+
+    It is the nearest directory above the file, up to and including the
+    input root, whose name is three ASCII letters (a RePEc archive code) and
+    whose parent directory is named ``RePEc`` (any case), or, below the
+    input root, is the input root itself: ``<root>/RePEc/aaa/wpaper/x.xml``
+    and ``<root>/aaa/wpaper/x.xml`` (root given as the directory of the
+    archives) both lie in ``aaa``. A file named as the input lies in none.
+    """
+    root = os.path.abspath(input_root)
+    d = os.path.dirname(os.path.abspath(path))
+    if os.path.abspath(path) == root:
+        return None
+    while True:
+        parent = os.path.dirname(d)
+        name = os.path.basename(d)
+        if _ARCHIVE_NAME.match(name) and (
+                os.path.basename(parent).lower() == "repec" or (parent == root and d != root)):
+            return d
+        if d == root or parent == d or not (d + os.sep).startswith(root + os.sep):
+            return None
+        d = parent
+
+
+def claimed_outside_archive(path: str, input_root: str, record_id: str) -> str | None:
+    """Why a RePEc handle in ``path`` is claimed outside its archive's directory, or None.
+
+    None for ids that are not RePEc handles, and for files in no archive
+    directory (see :func:`archive_dir`); archive codes compare
+    case-insensitively. With the setting ``archive_dirs`` (on by default)
+    the engine skips such a record and reports this reason.
+    """
+    from kiel.redist import repec_parts
+
+    parts = repec_parts(record_id)
+    if parts is None:
+        return None
+    adir = archive_dir(path, input_root)
+    if adir is None:
+        return None
+    code = os.path.basename(adir).lower()
+    if code == parts[0]:
+        return None
+    return (f"handle of archive {parts[0]} in {adir}, the directory of archive {code}; "
+            "skipped (setting archive_dirs)")
+
+
+def occurrence(record_id: str, path: str, line: int, input_root: str) -> Occurrence:
+    """An :class:`Occurrence`, knowing whether the file is in the handle's archive."""
+    from kiel.redist import repec_parts
+
+    parts = repec_parts(record_id)
+    adir = archive_dir(path, input_root) if parts else None
+    inside = adir is not None and parts is not None and \
+        os.path.basename(adir).lower() == parts[0]
+    return Occurrence(record_id, path, line, inside)
+
+
+def preference_key(o: Occurrence) -> tuple[int, bytes, int]:
+    """Sort key of the duplicate rule: the smallest key is kept.
+
+    First an occurrence in its own archive's directory; then the smaller
+    path, compared as bytes (the same in every locale); then the earlier
+    line.
+    """
+    return (0 if o.in_archive else 1, os.fsencode(o.file), o.line)
+
+
+def preferred(a: Occurrence, b: Occurrence) -> Occurrence:
+    """Which of two occurrences of one record is kept (see :func:`preference_key`)."""
+    return a if preference_key(a) <= preference_key(b) else b
+
+
+def duplicate_problem(kept: Occurrence, skipped: Occurrence) -> Problem:
+    """The problem that reports a skipped duplicate, naming both occurrences."""
+    return Problem(skipped.file, skipped.line, f"duplicate id, also at {kept.where}, which is "
+                   "kept (in its archive's directory, else the smaller path, then the earlier "
+                   "line); skipped", id=skipped.id)
