@@ -32,7 +32,8 @@ def test_no_value_forges_a_cut_name(value, tail):
     long = "http://x/" + value + "a" * 240
     cut = escape(long)
     assert is_cut(cut)
-    kept, digest = cut[:-18], cut[-16:]
+    digest = cut[-16:]
+    kept = cut[:-16].removesuffix("~").removesuffix("%")  # whatever the form of the mark
     prefix = unescape(kept)
     for forged in (prefix + "~" + digest, prefix + "%~" + digest, prefix + tail,
                    kept + "%~" + digest, cut):
