@@ -16,28 +16,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kiel import notes, store
-from kiel.redist import repec_parts
+from kiel.redist import record_key, same_record
+
+__all__ = ["Owner", "owner_matches", "record_key", "same_record", "stored_owner"]
 
 Kind = Literal["object", "record"]
 _MAX_URL = 1 << 16
 _MAX_VERSION = 64 * 1024**2  # as verify: a record is kilobytes; a giant is not ours
-
-
-def record_key(record_id: str) -> tuple[str, ...]:
-    """What identifies a record: two ids with the same key are one record.
-
-    RePEc handles compare archive and series case-insensitively, with or
-    without ``info:lib/`` (DESIGN.md, The redist); any other id as written.
-    """
-    rid = record_id.strip()
-    parts = repec_parts(rid)
-    if parts:
-        return ("RePEc", *parts)
-    return ("other", rid)
-
-
-def same_record(a: str, b: str) -> bool:
-    return record_key(a) == record_key(b)
 
 
 def owner_matches(directory: str, expected: str, kind: Kind) -> bool | None:
