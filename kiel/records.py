@@ -272,13 +272,16 @@ def read_file(path: str, max_input_file: int = DEFAULT_MAX_INPUT_FILE,
 def _parse(f: BinaryIO, path: str, max_input_file: int, max_record: int) -> Iterator[Item]:
     # Typed Any: lxml's event tuples are a union the code narrows by event.
     parser: Any = etree.XMLPullParser(
-        events=("start", "end", "comment", "pi"), resolve_entities=False, no_network=True,
+        # No comment or PI events: lxml finds the node of each one before the
+        # root by a walk of its siblings, quadratic in their number. They
+        # count towards max_record like any other markup instead.
+        events=("start", "end"), resolve_entities=False, no_network=True,
         load_dtd=False, huge_tree=False, remove_blank_text=False,
     )
     root: Any = None
     depth = 0
     fed = 0
-    mark = 0  # bytes fed when the last top-level noun (or comment, PI) ended
+    mark = 0  # bytes fed when the root started or the last top-level noun ended
     mark_line: int | None = None  # where that was
     open_line: int | None = None  # the top-level noun being read
     open_id: str | None = None
@@ -301,16 +304,6 @@ def _parse(f: BinaryIO, path: str, max_input_file: int, max_record: int) -> Iter
                         open_line, open_id = el.sourceline, el.get("id")
                 elif depth == 2:
                     open_line, open_id = el.sourceline, el.get("id")
-                continue
-            if event != "end":
-                # A comment or PI: at the top level it ends a stretch of input
-                # and is dropped, so that millions of them cost nothing.
-                parent = el.getparent()
-                if parent is not None and parent is root and root.tag not in _TEXT_TAGS:
-                    mark, mark_line = fed, el.sourceline
-                    parent.remove(el)
-                elif parent is None and root is None:
-                    mark, mark_line = fed, el.sourceline
                 continue
             depth -= 1
             parent = el.getparent()
@@ -339,7 +332,7 @@ def _parse(f: BinaryIO, path: str, max_input_file: int, max_record: int) -> Iter
             if open_line is not None:
                 raise _TooLarge(open_line, f"record larger than {limit} (setting max_record)",
                                 open_id.strip()[:200] if open_id else None)
-            where = "the start" if mark_line is None else "the markup starting on this line"
+            where = "the start" if mark_line is None else "the element starting on this line"
             raise _TooLarge(mark_line, f"nothing ends within {limit} after {where} (setting "
                             "max_record): an unterminated or oversized attribute, comment, "
                             "processing instruction, CDATA section or record")

@@ -107,13 +107,16 @@ def test_record_over_max_record_names_file_line_and_id(tmp_path):
         "RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:big", "RePEc:aaa:wpaper:2"]
 
 
-def test_many_top_level_comments_cost_nothing(tmp_path):
-    # 2 MiB of small comments between two records: each ends a stretch of input
+def test_comments_between_records_are_freed_and_bounded(tmp_path):
+    # 2 MiB of small comments between two records: freed with the records,
+    # and counted like any markup between the ends of two records
     comments = b"<!-- c -->\n" * (2 * MiB // 11)
     path = tmp_path / "comments.xml"
     path.write_bytes(HEAD + GOOD + comments + GOOD.replace(b":1", b":2") + b"</amf>\n")
-    items = list(records.read_file(str(path), max_record=MiB))
+    items = list(records.read_file(str(path), max_record=4 * MiB))
     assert [i.id for i in items] == ["RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:2"]
+    *_, last = records.read_file(str(path), max_record=MiB)
+    assert str(last).startswith(f"{path}, line 3: nothing ends within 1 MiB")
 
 
 # --- only regular files --------------------------------------------------------------
@@ -215,3 +218,17 @@ def test_walk_order_is_sorted_names_whatever_the_creation_order(tmp_path):
         p.write_bytes(b"")
     got = [os.path.relpath(p, tree) for p in records.walk([str(tree)]) if isinstance(p, str)]
     assert got == ["A.XML", "a/y.xml.gz", "a.xml", "b/z.xml", "b.xml"]
+
+
+def test_comments_before_the_root_count_towards_max_record(tmp_path):
+    # they cannot be dropped as they come: a stream of them is bounded like a record
+    path = tmp_path / "prolog.xml"
+    path.write_bytes(b'<?xml version="1.0"?>\n' + b"<!-- c -->\n" * (MiB // 11 + 1)
+                     + HEAD.split(b"\n", 1)[1] + GOOD + b"</amf>\n")
+    (problem,) = records.read_file(str(path), max_record=MiB // 2)
+    assert isinstance(problem, records.Problem) and problem.fatal_for_file
+    assert str(problem) == (f"{path}: nothing ends within 512 KiB after the start "
+                            "(setting max_record): an unterminated or oversized attribute, "
+                            "comment, processing instruction, CDATA section or record")
+    assert [r.id for r in records.read_file(str(path), max_record=2 * MiB)] == [
+        "RePEc:aaa:wpaper:1"]
