@@ -93,7 +93,7 @@ def walk(paths: Iterable[str], follow_outside_links: bool = False) -> Iterator[s
     """Input files under ``paths`` in a deterministic (sorted by name) order.
 
     A file named directly is read whatever its name; in directories only
-    ``*.xml`` and ``*.xml.gz`` (any case), never hidden names. Only regular
+    ``*.xml`` and ``*.xml.gz`` (any case), never hidden files. Only regular
     files are yielded: a FIFO, socket or device with an input name is a
     problem, never opened (a FIFO would block the run with its lock held).
     A symbolic link is followed only to a file inside the input directory it
@@ -142,15 +142,15 @@ def _walk_dir(directory: str, root: str, follow_outside: bool,
                       fatal_for_file=True)
         return
     for name in names:
-        if name.startswith("."):
-            continue
         path = os.path.join(directory, name)
         try:
             st = os.lstat(path)
         except OSError as e:
-            if is_input_name(name):
+            if is_input_name(name) and not name.startswith("."):
                 yield Problem(path, None, f"cannot read: {e.strerror}", fatal_for_file=True)
             continue
+        if name.startswith(".") and not stat.S_ISDIR(st.st_mode):
+            continue  # hidden files (temporary copies) are not inputs; directories are walked
         link = stat.S_ISLNK(st.st_mode)
         if link:
             real = os.path.realpath(path)
