@@ -11,6 +11,8 @@ import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiel import records
 from kiel.names import same_record
@@ -104,3 +106,14 @@ def test_duplicate_problem_names_both_occurrences():
                       "at /in/zzz/z.xml, line 3, which is kept (in its archive's directory, "
                       "else the smaller path, then the earlier line); skipped")
     assert not p.fatal_for_file
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.text(alphabet="ab/.\u00e9", min_size=1, max_size=8),
+                          st.integers(min_value=1, max_value=10**6)), min_size=2, max_size=6))
+def test_preference_bytes_sort_as_the_rule(items):
+    occ = [records.Occurrence("doi:1", "/in/" + f, line, inside) for inside, f, line in items]
+    by_key = sorted(occ, key=records.preference_key)
+    by_bytes = sorted(occ, key=records.preference_bytes)
+    assert [records.preference_key(o) for o in by_key] == \
+        [records.preference_key(o) for o in by_bytes]
