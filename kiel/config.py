@@ -209,6 +209,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_total_size", "64GiB", _size,
             "Deposits: largest total size of a deposit's files; a larger one fails "
             "too-large-size."),
+    Setting("max_input_file", "1GiB", _size,
+            "Largest input file, decompressed; a larger one is reported and skipped."),
+    Setting("max_record", "16MiB", _size,
+            "Largest record (and largest stretch of input without the end of one); a larger "
+            "one ends its file with a problem (file and line)."),
+    Setting("follow_outside_links", "no", _bool,
+            "Follow symbolic links in the input tree that lead outside it."),
+    Setting("archive_dirs", "yes", _bool,
+            "Skip and report a RePEc handle found under another archive's directory (input "
+            "laid out one directory per archive, as RePEc does)."),
 )
 
 
@@ -246,6 +256,10 @@ class Config:
     discovery_depth: int = 1
     max_file_count: int = 200
     max_total_size: int = 64 * 1024**3
+    max_input_file: int = 1024**3
+    max_record: int = 16 * 1024**2
+    follow_outside_links: bool = False
+    archive_dirs: bool = True
 
     def replace(self, **changes: Any) -> Config:
         from dataclasses import replace

@@ -13,15 +13,17 @@ import copy
 import gzip
 import os
 import re
+import stat
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Union
+from typing import Any, BinaryIO, cast
 
 from lxml import etree
 
 from kiel import AMF_NS
 
-_AMF = "{%s}" % AMF_NS
+_AMF = f"{{{AMF_NS}}}"
 _TEXT_TAGS = (_AMF + "text", "text")
 XML_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -55,7 +57,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def printable(text: str) -> str:
     """Control characters shown as ``\\xNN``: a message or log line stays one line."""
-    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), text)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass(frozen=True)
@@ -67,40 +69,151 @@ class Ref:
     line: int
 
 
-Item = Union[Record, Problem, Ref]
+Item = Record | Problem | Ref
+
+
+DEFAULT_MAX_INPUT_FILE = 1024**3  # settings max_input_file and max_record (kiel/config.py)
+DEFAULT_MAX_RECORD = 16 * 1024**2
+_CHUNK = 64 * 1024  # bytes fed to the parser at a time
 
 
 def is_input_name(name: str) -> bool:
     n = name.lower()
-    return n.endswith(".xml") or n.endswith(".xml.gz")
+    return n.endswith((".xml", ".xml.gz"))
 
 
-def walk(paths: Iterable[str]) -> Iterator[str | Problem]:
-    """Input files under ``paths`` in a stable (sorted) order.
+def _size_text(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def walk(paths: Iterable[str], follow_outside_links: bool = False) -> Iterator[str | Problem]:
+    """Input files under ``paths`` in a deterministic (sorted by name) order.
 
     A file named directly is read whatever its name; in directories only
-    ``*.xml`` and ``*.xml.gz`` (any case). Unreadable paths are problems.
+    ``*.xml`` and ``*.xml.gz`` (any case), never hidden files. Only regular
+    files are yielded: a FIFO, socket or device with an input name is a
+    problem, never opened (a FIFO would block the run with its lock held).
+    A symbolic link is followed only to a file inside the input directory it
+    was found in, unless ``follow_outside_links``; a link to a directory is
+    walked only when it leaves the tree and that setting is on (inside the
+    tree, its files are read under their own names already).
     """
     for path in paths:
-        if os.path.isdir(path):
-            for dirpath, dirnames, filenames in os.walk(path, onerror=None):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    if is_input_name(name) and not name.startswith("."):
-                        yield os.path.join(dirpath, name)
-        elif os.path.isfile(path):
+        try:
+            st = os.stat(path)
+        except OSError:
+            yield Problem(path, None, "no such input file or directory", fatal_for_file=True)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            root = os.path.realpath(path)
+            yield from _walk_dir(path, root, follow_outside_links, {(st.st_dev, st.st_ino)})
+        elif stat.S_ISREG(st.st_mode):
             yield path
         else:
-            yield Problem(path, None, "no such input file or directory", fatal_for_file=True)
+            yield Problem(path, None, f"not a regular file ({_kind(st.st_mode)}); skipped",
+                          fatal_for_file=True)
 
 
-def _open(path: str):
-    f = open(path, "rb")
-    if f.read(2) == b"\x1f\x8b":
-        f.seek(0)
-        return gzip.GzipFile(fileobj=f, mode="rb")
-    f.seek(0)
-    return f
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a file"
+
+
+def _inside(root: str, real: str) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _walk_dir(directory: str, root: str, follow_outside: bool,
+              seen: set[tuple[int, int]]) -> Iterator[str | Problem]:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as e:
+        yield Problem(directory, None, f"cannot list directory: {e.strerror}",
+                      fatal_for_file=True)
+        return
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            st = os.lstat(path)
+        except OSError as e:
+            if is_input_name(name) and not name.startswith("."):
+                yield Problem(path, None, f"cannot read: {e.strerror}", fatal_for_file=True)
+            continue
+        if name.startswith(".") and not stat.S_ISDIR(st.st_mode):
+            continue  # hidden files (temporary copies) are not inputs; directories are walked
+        link = stat.S_ISLNK(st.st_mode)
+        if link:
+            real = os.path.realpath(path)
+            outside = not _inside(root, real)
+            try:
+                st = os.stat(path)
+            except OSError:
+                if is_input_name(name):
+                    yield Problem(path, None, "symbolic link to nothing; skipped",
+                                  fatal_for_file=True)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if not outside:
+                    continue  # its files are read under their own names
+                if not follow_outside:
+                    yield Problem(path, None, f"symbolic link leaves the input tree (to {real});"
+                                  " not followed (setting follow_outside_links)",
+                                  fatal_for_file=True)
+                    continue
+            elif outside and not follow_outside and is_input_name(name):
+                yield Problem(path, None, f"symbolic link leaves the input tree (to {real}); "
+                              "not followed (setting follow_outside_links)", fatal_for_file=True)
+                continue
+        if stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue  # a loop of links
+            yield from _walk_dir(path, root, follow_outside, seen | {key})
+        elif not is_input_name(name):
+            continue
+        elif stat.S_ISREG(st.st_mode):
+            yield path
+        else:
+            yield Problem(path, None, f"not a regular file ({_kind(st.st_mode)}); skipped",
+                          fatal_for_file=True)
+
+
+class _Unreadable(Exception):
+    """An input that is not a regular file after all (replaced after the walk)."""
+
+
+def _open(path: str) -> tuple[BinaryIO, int]:
+    """Open a regular file without ever blocking; returns the stream and its size.
+
+    O_NONBLOCK makes opening a FIFO return at once; fstat on the open
+    descriptor then decides, so a file swapped for a FIFO between the walk
+    and here is refused too.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Unreadable(f"not a regular file ({_kind(st.st_mode)}); skipped")
+        os.set_blocking(fd, True)
+        raw = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=raw, mode="rb"), st.st_size  # type: ignore[return-value]
+    raw.seek(0)
+    return raw, st.st_size
 
 
 def _local(tag: object) -> str | None:
@@ -109,53 +222,46 @@ def _local(tag: object) -> str | None:
     return tag.rsplit("}", 1)[-1]
 
 
-def read_file(path: str) -> Iterator[Item]:
+class _TooLarge(Exception):
+    def __init__(self, line: int | None, reason: str, rid: str | None = None):
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+        self.rid = rid
+
+
+def read_file(path: str, max_input_file: int = DEFAULT_MAX_INPUT_FILE,
+              max_record: int = DEFAULT_MAX_RECORD) -> Iterator[Item]:
     """Yield the records, refs and problems of one input file, in order.
 
     A file that is not well-formed ends with a problem marked
     ``fatal_for_file``; records already yielded from it must then be
     dropped by the caller (the whole file is skipped).
+
+    Memory is bounded whatever the bytes: the parser is fed 64 KiB at a
+    time; a file decompressing to more than ``max_input_file`` bytes, and
+    more than ``max_record`` bytes without the end of a top-level noun (a
+    record too large, or an unterminated attribute, comment, processing
+    instruction or CDATA section, which libxml2 buffers whole) end the file
+    with a problem. A record serializing to more than ``max_record`` bytes
+    is skipped.
     """
     try:
-        f = _open(path)
+        f, disk_size = _open(path)
+    except _Unreadable as e:
+        yield Problem(path, None, str(e), fatal_for_file=True)
+        return
     except OSError as e:
         yield Problem(path, None, f"cannot read: {e.strerror}", fatal_for_file=True)
         return
-    root = None
-    count = 0
     try:
         with f:
-            events = etree.iterparse(
-                f, events=("start", "end"), resolve_entities=False, no_network=True,
-                load_dtd=False, huge_tree=False, remove_blank_text=False,
-            )
-            for event, el in events:
-                if event == "start":
-                    if root is None:
-                        root = el
-                    continue
-                parent = el.getparent()
-                if parent is None:
-                    # The root itself: a bare text noun is one record.
-                    if el.tag in _TEXT_TAGS:
-                        count += 1
-                        yield _record(el, path)
-                    elif _local(el.tag) != "amf":
-                        yield Problem(path, el.sourceline,
-                                      f"not AMF: root element is <{_local(el.tag)}>",
-                                      fatal_for_file=True)
-                    elif el.tag != _AMF + "amf" and el.tag != "amf":
-                        yield Problem(path, el.sourceline, "not AMF: root <amf> in namespace "
-                                      f"{etree.QName(el).namespace}", fatal_for_file=True)
-                    break
-                if parent is root and root.tag not in _TEXT_TAGS:
-                    if el.tag in _TEXT_TAGS:
-                        count += 1
-                        yield _record(el, path)
-                    # Free what was read: memory stays flat in the file size.
-                    el.clear(keep_tail=False)
-                    while el.getprevious() is not None:
-                        del root[0]
+            if not isinstance(f, gzip.GzipFile) and disk_size > max_input_file:
+                raise _TooLarge(None, f"file larger than {_size_text(max_input_file)} "
+                                "(setting max_input_file)")
+            yield from _parse(f, path, max_input_file, max_record)
+    except _TooLarge as e:
+        yield Problem(path, e.line, e.reason, id=e.rid, fatal_for_file=True)
     except etree.XMLSyntaxError as e:
         line = e.lineno if e.lineno else None
         yield Problem(path, line, f"not well-formed XML: {e.msg}", fatal_for_file=True)
@@ -163,7 +269,77 @@ def read_file(path: str) -> Iterator[Item]:
         yield Problem(path, None, f"cannot read: {e}", fatal_for_file=True)
 
 
-def _record(el, path: str) -> Item:
+def _parse(f: BinaryIO, path: str, max_input_file: int, max_record: int) -> Iterator[Item]:
+    # Typed Any: lxml's event tuples are a union the code narrows by event.
+    parser: Any = etree.XMLPullParser(
+        # No comment or PI events: lxml finds the node of each one before the
+        # root by a walk of its siblings, quadratic in their number. They
+        # count towards max_record like any other markup instead.
+        events=("start", "end"), resolve_entities=False, no_network=True,
+        load_dtd=False, huge_tree=False, remove_blank_text=False,
+    )
+    root: Any = None
+    depth = 0
+    fed = 0
+    mark = 0  # bytes fed when the root started or the last top-level noun ended
+    mark_line: int | None = None  # where that was
+    open_line: int | None = None  # the top-level noun being read
+    open_id: str | None = None
+    while True:
+        chunk = f.read(_CHUNK)
+        if not chunk:
+            break
+        fed += len(chunk)
+        if fed > max_input_file:
+            raise _TooLarge(mark_line, f"file larger than {_size_text(max_input_file)} "
+                            "(setting max_input_file)")
+        parser.feed(chunk)
+        for event, el in parser.read_events():
+            if event == "start":
+                depth += 1
+                if root is None:
+                    root = el
+                    mark, mark_line = fed, el.sourceline
+                    if el.tag in _TEXT_TAGS:
+                        open_line, open_id = el.sourceline, el.get("id")
+                elif depth == 2:
+                    open_line, open_id = el.sourceline, el.get("id")
+                continue
+            depth -= 1
+            parent = el.getparent()
+            if parent is None:
+                # The root itself: a bare text noun is one record.
+                if el.tag in _TEXT_TAGS:
+                    yield _record(el, path, max_record)
+                elif _local(el.tag) != "amf":
+                    yield Problem(path, el.sourceline,
+                                  f"not AMF: root element is <{_local(el.tag)}>",
+                                  fatal_for_file=True)
+                elif el.tag != _AMF + "amf" and el.tag != "amf":
+                    yield Problem(path, el.sourceline, "not AMF: root <amf> in namespace "
+                                  f"{etree.QName(el).namespace}", fatal_for_file=True)
+                return
+            if parent is root and root.tag not in _TEXT_TAGS:
+                if el.tag in _TEXT_TAGS:
+                    yield _record(el, path, max_record)
+                mark, mark_line, open_line, open_id = fed, el.sourceline, None, None
+                # Free what was read: memory stays flat in the file size.
+                el.clear(keep_tail=False)
+                while el.getprevious() is not None:
+                    del root[0]
+        if fed - mark > max_record:
+            limit = _size_text(max_record)
+            if open_line is not None:
+                raise _TooLarge(open_line, f"record larger than {limit} (setting max_record)",
+                                open_id.strip()[:200] if open_id else None)
+            where = "the start" if mark_line is None else "the element starting on this line"
+            raise _TooLarge(mark_line, f"nothing ends within {limit} after {where} (setting "
+                            "max_record): an unterminated or oversized attribute, comment, "
+                            "processing instruction, CDATA section or record")
+    parser.close()  # raises on a truncated or empty document
+
+
+def _record(el: Any, path: str, max_record: int = DEFAULT_MAX_RECORD) -> Item:
     line = el.sourceline or 0
     rid = el.get("id")
     if rid is None:
@@ -178,9 +354,13 @@ def _record(el, path: str) -> Item:
     if bad:
         return Problem(path, line, bad, id=rid[:200])
     try:
-        return Record(rid, path, line, serialize(el))
+        xml = serialize(el)
     except (ValueError, etree.Error) as e:
         return Problem(path, line, f"cannot serialize: {e}", id=rid)
+    if len(xml) > max_record:
+        return Problem(path, line, f"record larger than {_size_text(max_record)} when "
+                       "serialized (setting max_record)", id=rid)
+    return Record(rid, path, line, xml)
 
 
 def _bad_id(rid: str) -> str | None:
@@ -191,24 +371,168 @@ def _bad_id(rid: str) -> str | None:
     return None
 
 
-def serialize(text_el) -> bytes:
-    """The standalone, deterministic bytes of one ``text`` noun."""
+_XML_NS = "{http://www.w3.org/XML/1998/namespace}"
+
+
+def serialize(text_el: Any) -> bytes:
+    """The standalone, deterministic bytes of one ``text`` noun.
+
+    Canonical XML 2.0 as lxml writes it, except for a record that C14N 2.0
+    would damage: lxml's C14N 2.0 writer gives an attribute the default
+    namespace's empty prefix when the two share a URI, so ``amf:lang``
+    became an unqualified ``lang``. Such a record (found by reading the
+    bytes back) is written in exclusive Canonical XML 1.0, which keeps
+    every namespace; every other record keeps the bytes it always had, so
+    no stored record gets a new version from this.
+    """
     text = copy.deepcopy(text_el)
     text.tail = None
+    qualified = False
     for node in text.iter():
         if isinstance(node, etree._Entity):
-            raise ValueError(f"unexpanded entity reference {node.text}")
+            # a fault of the input, not of the caller: a ValueError
+            raise ValueError(f"unexpanded entity reference {node.text}")  # noqa: TRY004
         tag = node.tag
         # Non-namespaced AMF is AMF: give it the namespace.
         if isinstance(tag, str) and tag[0] != "{":
             node.tag = _AMF + tag
-    root = etree.Element(_AMF + "amf", nsmap={None: AMF_NS})
+        if isinstance(tag, str) and not qualified:
+            qualified = any(k[0] == "{" and not k.startswith(_XML_NS) for k in node.attrib)
+    root = etree.Element(_AMF + "amf", nsmap=cast(Any, {None: AMF_NS}))
     root.append(text)
-    return XML_DECL + etree.tostring(root, method="c14n2", with_comments=True) + b"\n"
+    body = etree.tostring(root, method="c14n2", with_comments=True)
+    if qualified and _attribute_names(_reread(body)) != _attribute_names(root):
+        body = etree.tostring(root, method="c14n", exclusive=True, with_comments=True)
+    return XML_DECL + body + b"\n"
 
 
-def parse_stored(data: bytes):
+def _reread(body: bytes) -> Any:
+    # A parser per call: lxml parsers are not to be shared between threads.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return etree.fromstring(body, parser)
+
+
+def _attribute_names(root: Any) -> list[list[str]]:
+    return [sorted(n.attrib.keys()) for n in root.iter() if isinstance(n.tag, str)]
+
+
+def parse_stored(data: bytes) -> Any:
     """Parse a stored version (our own bytes) safely; returns its ``text``."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     root = etree.fromstring(data, parser)
     return root[0] if len(root) else None
+
+
+# --- duplicate ids ------------------------------------------------------------------
+#
+# Which of two records with one id is kept must not depend on the order of
+# a directory walk (issue 11). RePEc lays out its AMF one directory per
+# archive (/opt/amf/RePEc/<archive>/<series>/), so a handle found under
+# another archive's directory is most likely a claim on a record that is
+# not its file's to make.
+
+_ARCHIVE_NAME = re.compile(r"[A-Za-z]{3}\Z")
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """Where a record id was found: enough to choose between duplicates."""
+
+    id: str
+    file: str
+    line: int
+    in_archive: bool = False  # the file lies in the directory of the handle's archive
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}, line {self.line}"
+
+
+def archive_dir(path: str, input_root: str) -> str | None:
+    """The archive directory a file lies in, or None.
+
+    It is the nearest directory above the file, up to and including the
+    input root, whose name is three ASCII letters (a RePEc archive code) and
+    whose parent directory is named ``RePEc`` (any case), or, below the
+    input root, is the input root itself: ``<root>/RePEc/aaa/wpaper/x.xml``
+    and ``<root>/aaa/wpaper/x.xml`` (root given as the directory of the
+    archives) both lie in ``aaa``. A file named as the input lies in none.
+    """
+    root = os.path.abspath(input_root)
+    d = os.path.dirname(os.path.abspath(path))
+    if os.path.abspath(path) == root:
+        return None
+    while True:
+        parent = os.path.dirname(d)
+        name = os.path.basename(d)
+        if _ARCHIVE_NAME.match(name) and (
+                os.path.basename(parent).lower() == "repec" or (parent == root and d != root)):
+            return d
+        if d == root or parent == d or not (d + os.sep).startswith(root + os.sep):
+            return None
+        d = parent
+
+
+def claimed_outside_archive(path: str, input_root: str, record_id: str) -> str | None:
+    """Why a RePEc handle in ``path`` is claimed outside its archive's directory, or None.
+
+    None for ids that are not RePEc handles, and for files in no archive
+    directory (see :func:`archive_dir`); archive codes compare
+    case-insensitively. With the setting ``archive_dirs`` (on by default)
+    the engine skips such a record and reports this reason.
+    """
+    from kiel.redist import repec_parts
+
+    parts = repec_parts(record_id)
+    if parts is None:
+        return None
+    adir = archive_dir(path, input_root)
+    if adir is None:
+        return None
+    code = os.path.basename(adir).lower()
+    if code == parts[0]:
+        return None
+    return (f"handle of archive {parts[0]} in {adir}, the directory of archive {code}; "
+            "skipped (setting archive_dirs)")
+
+
+def occurrence(record_id: str, path: str, line: int, input_root: str) -> Occurrence:
+    """An :class:`Occurrence`, knowing whether the file is in the handle's archive."""
+    from kiel.redist import repec_parts
+
+    parts = repec_parts(record_id)
+    adir = archive_dir(path, input_root) if parts else None
+    inside = adir is not None and parts is not None and \
+        os.path.basename(adir).lower() == parts[0]
+    return Occurrence(record_id, path, line, inside)
+
+
+def preference_key(o: Occurrence) -> tuple[int, bytes, int]:
+    """Sort key of the duplicate rule: the smallest key is kept.
+
+    First an occurrence in its own archive's directory; then the smaller
+    path, compared as bytes (the same in every locale); then the earlier
+    line.
+    """
+    return (0 if o.in_archive else 1, os.fsencode(o.file), o.line)
+
+
+def preference_bytes(o: Occurrence) -> bytes:
+    """:func:`preference_key` as bytes that sort the same way (for an external sort).
+
+    A path holds no NUL byte, so ending it with one makes a path sort
+    before every longer path it begins, as in the tuple.
+    """
+    return b"%d\x00%s\x00%012d" % (0 if o.in_archive else 1, os.fsencode(o.file), o.line)
+
+
+def preferred(a: Occurrence, b: Occurrence) -> Occurrence:
+    """Which of two occurrences of one record is kept (see :func:`preference_key`)."""
+    return a if preference_key(a) <= preference_key(b) else b
+
+
+def duplicate_problem(kept: Occurrence, skipped: Occurrence) -> Problem:
+    """The problem that reports a skipped duplicate, naming both occurrences."""
+    return Problem(skipped.file, skipped.line, f"duplicate id, also at {kept.where}, which is "
+                   "kept (in its archive's directory, else the smaller path, then the earlier "
+                   "line); skipped", id=skipped.id)

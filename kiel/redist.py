@@ -12,7 +12,7 @@ import re
 
 from kiel.escape import escape
 
-_REPEC = re.compile(r"^(?:info:lib/)?repec:([A-Za-z0-9]+):([A-Za-z0-9_-]+):(.+)$", re.I | re.S)
+_REPEC = re.compile(r"^(?:info:lib/)?repec:([A-Za-z0-9]+):([A-Za-z0-9_-]+):(.+)$", re.IGNORECASE | re.DOTALL)
 
 
 def repec_parts(record_id: str) -> tuple[str, str, str] | None:
@@ -38,3 +38,20 @@ def record_sets(record_id: str) -> list[str]:
     if parts:
         return ["RePEc", f"RePEc:{parts[0]}", f"RePEc:{parts[0]}:{parts[1]}"]
     return ["other"]
+
+
+def record_key(record_id: str) -> tuple[str, ...]:
+    """What identifies a record: two ids with the same key are one record.
+
+    RePEc handles compare archive and series case-insensitively, with or
+    without ``info:lib/`` (DESIGN.md, The redist); any other id as written.
+    """
+    rid = record_id.strip()
+    parts = repec_parts(rid)
+    if parts:
+        return ("RePEc", *parts)
+    return ("other", rid)
+
+
+def same_record(a: str, b: str) -> bool:
+    return record_key(a) == record_key(b)

@@ -63,6 +63,7 @@ KINDS: dict[str, str] = {
     "fixity-failed": BREACH,
     "version-unparseable": BREACH,
     "version-misplaced": BREACH,  # its id belongs in another record directory
+    "owner-collision": BREACH,  # a directory holds two records, or two URLs (issue 11)
     "tmp-leftover": BREACH,
     "tmp-removed": REPAIRED,
     "empty-record": WARNING,  # a record directory without any version
@@ -75,7 +76,9 @@ KINDS: dict[str, str] = {
     "deposit-file-missing": BREACH,
 }
 
-_ESCAPED_NAME = re.compile(r"^(?:[A-Za-z0-9\-_~]|%[0-9A-F]{2})(?:[A-Za-z0-9\-._~]|%[0-9A-F]{2})*$")
+# An escaped name, and a cut one ending in %~ and 16 hex digits (kiel/escape.py).
+_ESCAPED_NAME = re.compile(r"^(?:[A-Za-z0-9\-_~]|%[0-9A-F]{2})(?:[A-Za-z0-9\-._~]|%[0-9A-F]{2})*"
+                           r"(?:%~[0-9a-f]{16})?$")
 # Names of the directories one level below each directory above the records
 # (DESIGN.md, The redist): archive and series in lower case, then records.
 _LEVEL_NAMES: dict[tuple[str, int], re.Pattern] = {
@@ -252,6 +255,7 @@ class _RecordCheck:
         self.v = v
         self.dir = record_dir
         self.rel = os.path.relpath(record_dir, v.store_root)
+        self.noted_ids: dict[str, int] = {}  # record ids the notes name -> first line
 
     def finding(self, kind: str, path: str, detail: str, **kw) -> Finding:
         return Finding(kind, os.path.relpath(path, self.v.store_root), detail, **kw)
@@ -297,6 +301,7 @@ class _RecordCheck:
         yield from self.gone()
         yield from self.record_notes(version_names)
         yield from self.deposits()
+        yield from self.owner(version_names)
         for d in object_dirs:
             yield from _ObjectCheck(self, d).run()
 
@@ -351,6 +356,8 @@ class _RecordCheck:
                 written[name] = sha if isinstance(sha, str) else None
             if isinstance(entry.get("current"), str):
                 current.add(entry["current"])
+            if isinstance(entry.get("id"), str):
+                self.noted_ids.setdefault(entry["id"], line.number)
         for name in sorted(set(written) | current):
             if not store.VERSION_RE.match(name) or name not in version_names:
                 yield self.finding("notes-missing-file", path,
@@ -443,6 +450,23 @@ class _RecordCheck:
                                   else out.error or "no longer checks"),
                                expected=v.expected if v else None, found=v.found if v else None)
 
+    def owner(self, version_names: list[str]) -> Iterator[Finding]:
+        """A record directory names one record: its newest version's id and
+        every id of its notes are the same record (DESIGN.md, Objects)."""
+        from kiel.names import record_key, version_id
+
+        ids: list[tuple[str, str]] = []  # (id, where)
+        if version_names:
+            newest = max(version_names, key=lambda n: int(n.split(".", 1)[0]))
+            rid = version_id(os.path.join(self.dir, newest))
+            if rid is not None:
+                ids.append((rid, newest))
+        ids += [(rid, f"{notes.NOTES} line {n}") for rid, n in self.noted_ids.items()]
+        if len({record_key(rid) for rid, _ in ids}) > 1:
+            shown = "; ".join(f"{rid!r} ({where})" for rid, where in ids[:5])
+            yield self.finding("owner-collision", self.dir, "the directory holds more than "
+                               f"one record: {shown}")
+
     def version_fixity(self, full: str, expected: str | None) -> Iterator[Finding]:
         try:
             # A record is kilobytes; a planted giant is hashed, not loaded.
@@ -514,6 +538,16 @@ class _ObjectCheck:
         self.rc = rc
         self.v = rc.v
         self.dir = obj_dir
+        self.noted_urls: dict[str, int] = {}  # URLs the notes name -> first line
+
+    def owner(self, url: str) -> Iterator[Finding]:
+        """An object directory names one URL: every notes line is about its 00url."""
+        others = [(u, n) for u, n in self.noted_urls.items() if u != url]
+        if others:
+            path = os.path.join(self.dir, notes.NOTES)
+            shown = "; ".join(f"{u!r} (line {n})" for u, n in others[:5])
+            yield self.rc.finding("owner-collision", path, f"00url is {url!r} but the notes "
+                                  f"name other URLs: {shown}", expected=url, found=others[0][0])
 
     def run(self) -> Iterator[Finding]:
         rc, v = self.rc, self.v
@@ -544,6 +578,8 @@ class _ObjectCheck:
         v.count("attempt_files", len(attempts))
         url = yield from self.url()
         yield from self.notes(attempts, url)
+        if url is not None and escape(url) == os.path.basename(self.dir):
+            yield from self.owner(url)  # else url-mismatch said it
 
     def url(self):
         rc = self.rc
@@ -575,6 +611,8 @@ class _ObjectCheck:
             yield from _bad_line(rc, path, line, entry, torn)
             if entry is None:
                 continue
+            if isinstance(entry.get("url"), str):
+                self.noted_urls.setdefault(entry["url"], line.number)
             if entry.get("event") is not None:
                 continue
             name = entry.get("file")

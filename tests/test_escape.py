@@ -21,6 +21,24 @@ def test_escape_is_one_safe_name(value):
     assert len(name.encode()) <= 240
     if not is_cut(name):
         assert unescape(name) == value
+        # only a cut makes "%~": an escaped % is always followed by two hex digits
+        assert "%~" not in name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=300), st.text(min_size=0, max_size=40))
+def test_no_value_forges_a_cut_name(value, tail):
+    """Whatever a stranger writes, its name is never another value's cut name."""
+    long = "http://x/" + value + "a" * 240
+    cut = escape(long)
+    assert is_cut(cut)
+    digest = cut[-16:]
+    kept = cut[:-16].removesuffix("~").removesuffix("%")  # whatever the form of the mark
+    prefix = unescape(kept)
+    for forged in (prefix + "~" + digest, prefix + "%~" + digest, prefix + tail,
+                   kept + "%~" + digest, cut):
+        name = escape(forged)
+        assert name != cut or forged == long
 
 
 @settings(max_examples=200, deadline=None)
@@ -37,12 +55,30 @@ def test_design_examples():
     assert escape("..") == "%2E." and escape(".") == "%2E"
     url = "http://x/" + "a" * 300
     cut = escape(url)
-    assert cut.endswith("~" + hashlib.sha256(url.encode()).hexdigest()[:16])
-    assert len(cut) <= 217
-    # a cut never splits a %XX triplet
+    assert cut == ("http%3A%2F%2Fx%2F" + "a" * 183 + "%~"
+                   + hashlib.sha256(url.encode()).hexdigest()[:16])
+    assert len(cut) == 218 and is_cut(cut)
+    # a cut never splits a %XX triplet, and keeps at most 200 bytes
     cut2 = escape("http://x/" + "é" * 200)
-    body = cut2.rsplit("~", 1)[0]
+    body = cut2[:-18]
+    assert len(body) <= 200 and cut2[-18:-16] == "%~"
     assert all(body[i + 1:i + 3].isalnum() for i, c in enumerate(body) if c == "%")
+    # 240 bytes is not cut; 241 is
+    assert not is_cut(escape("a" * 240)) and is_cut(escape("a" * 241))
+    # the old form (a bare "~" and the hash) is an ordinary, reversible name
+    old = "a" * 200 + "~" + "0" * 16
+    assert escape(old) == old and not is_cut(old)
+
+
+def test_the_forgery_of_the_issue_no_longer_takes_a_directory():
+    """An id equal to another's cut name, as written before, took its directory."""
+    victim = "RePEc:aaa:wpaper:" + "v" * 300
+    cut = record_path(victim).rsplit("/", 1)[1]
+    forger = "RePEc:aaa:wpaper:" + cut.replace("%~", "~")
+    assert record_path(forger) != record_path(victim)
+    url = "http://example.org/" + "p/" * 150
+    forged_url = unescape(escape(url)[:-18]) + "~" + escape(url)[-16:]
+    assert escape(forged_url) != escape(url)
 
 
 def test_redist():

@@ -165,7 +165,10 @@ def test_50_mb_attribute(inputs, home):
         f.write(b'"><title>t</title></text>\n</amf>\n')
     s, p = inputs.run("big-attr.xml", None)
     prob = problem_for(s, p)
-    assert prob.startswith(f"{p}, line 3") and "RePEc:ccc:wpaper:big" in prob
+    # The start tag never ends within max_record: libxml2 is fed no further;
+    # the line is that of the markup before it (the amf root).
+    assert prob.startswith(f"{p}, line 2: nothing ends within 16 MiB"), prob
+    assert "max_record" in prob and prob.endswith("(file skipped)")
     assert not record_dir(home, "RePEc:ccc:wpaper:big").exists()
 
 
@@ -250,7 +253,7 @@ def test_hostile_ids_stay_inside_the_store(inputs, home, tmp_path):
         assert rel[0] in ("RePEc", "other") and len(rel) == (4 if rel[0] == "RePEc" else 2)
         assert all(len(part.encode()) <= 240 and not part.startswith(".") for part in rel)
     assert record_dir(home, STORED_IDS[14]).name.endswith(
-        "~" + hashlib.sha256(STORED_IDS[14][17:].encode()).hexdigest()[:16])
+        "%~" + hashlib.sha256(STORED_IDS[14][17:].encode()).hexdigest()[:16])
     # Nothing appeared next to the home or in the directories the ids name.
     assert sorted(os.listdir(tmp_path)) == ["home", "in"]
     assert not Path("/tmp/kiel-escape").exists()
