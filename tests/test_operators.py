@@ -76,14 +76,14 @@ def test_gone_within_the_share_and_past_it_with_allow_gone(tmp_path):
 def test_an_unreadable_input_directory_is_an_error_and_marks_nothing_gone(tmp_path):
     home = make_home(tmp_path / "h")
     d, ids = collection(tmp_path, 4)
-    sub = d / "sub"
+    sub = d / "more"
     write_amf(sub / "x.xml", text("RePEc:aaa:wpaper:x"))
     assert kiel(home, str(d)).returncode == 0
     sub.chmod(0)
     r = kiel(home, "--quiet", str(d), prefix=NO_READ_ALL)
     sub.chmod(0o755)
     assert r.returncode == 1, r.stderr
-    assert f"{sub}: cannot be read" in r.stderr, r.stderr
+    assert f"error: {sub}: cannot list directory: Permission denied" in r.stderr, r.stderr
     assert gone_count(home) == 0
 
 
@@ -153,3 +153,38 @@ def test_two_runs_in_one_second_keep_both_summaries_and_logs(tmp_path):
         "1800000000.1.json", "1800000000.json"]
     assert json.loads(Path(a.summary_file).read_text())["tist"] == 1_800_000_000
     shutil.rmtree(home / "var" / "log")
+
+
+def test_which_duplicate_wins_does_not_depend_on_the_walk(tmp_path):
+    """The copy in the handle's archive directory wins; elsewhere the smaller
+    path; the kept record's notes name the copy skipped."""
+    home = make_home(tmp_path / "h")
+    rid = "RePEc:zzz:wpaper:1"
+    d = tmp_path / "in"
+    write_amf(d / "zzz" / "y.xml", text(rid, extra="<note>real</note>"))
+    write_amf(d / "aaa" / "x.xml", text(rid, extra="<note>impostor</note>"))
+    r = kiel(home, "--quiet", str(d))
+    assert r.returncode == 1
+    assert r.stderr == (f"error: {d / 'aaa' / 'x.xml'}, line 3 (record {rid}): handle of "
+                        f"archive zzz in {d / 'aaa'}, the directory of archive aaa; skipped "
+                        "(setting archive_dirs)\n"), r.stderr
+    from conftest import record_dir as rd  # noqa: F401
+    from kiel.redist import record_path
+
+    rdir = home / "store" / record_path(rid)
+    (v,) = [p for p in rdir.iterdir() if p.name.endswith(".amf.xml")]
+    assert b"real" in v.read_bytes()
+    # without the archive rule, two copies in neutral places: the smaller path wins
+    home2 = make_home(tmp_path / "h2", "archive_dirs = no\n")
+    d2 = tmp_path / "in2"
+    write_amf(d2 / "b.xml", text(rid, extra="<note>b</note>"))
+    write_amf(d2 / "a.xml", text(rid, extra="<note>a</note>"))
+    r = kiel(home2, "--quiet", str(d2))
+    assert r.returncode == 1
+    assert f"error: {d2 / 'b.xml'}, line 3 (record {rid}): duplicate id, also at " \
+        f"{d2 / 'a.xml'}, line 3, which is kept" in r.stderr, r.stderr
+    rdir = home2 / "store" / record_path(rid)
+    (v,) = [p for p in rdir.iterdir() if p.name.endswith(".amf.xml")]
+    assert b"<note>a</note>" in v.read_bytes()
+    (line,) = [e for e in notes.entries(str(rdir / "00notes")) if e.get("event") == "renewal"]
+    assert line["duplicates"] == [f"{d2 / 'b.xml'}:3"]

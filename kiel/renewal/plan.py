@@ -26,22 +26,35 @@ class Planned:
     urls: dict[str, list[str]]
     skipped: list[dict[str, Any]]
     discover: frozenset[str]  # URL names whose branch asks for discovery
+    duplicates: tuple[str, ...] = ()  # file:line of the occurrences not kept
 
 
 def plan(spool: ExternalSort, failed_files: set[int],
          duplicate: Callable[[str, str, str], None]) -> Iterator[Planned]:
-    """``duplicate(id, source, first_source)`` hears of every duplicate skipped."""
-    prev_rel = None
-    prev_src = ""
+    """``duplicate(id, source, kept_source)`` hears of every duplicate skipped.
+
+    The spool sorts the occurrences of one record directory by the duplicate
+    rule, so the first of each group (from a file that was read whole) is kept;
+    the group is read to its end first, so the kept record's notes can name
+    the others."""
+    group: list[dict[str, Any]] = []
     for line in spool:
         _, _, payload = line.partition(b"\t")
         e = json.loads(payload)
         if e["f"] in failed_files:
             continue
-        if e["rel"] == prev_rel:
-            duplicate(e["id"], e["src"], prev_src)
-            continue
-        prev_rel, prev_src = e["rel"], e["src"]
-        yield Planned(e["id"], e["rel"], e["src"], e["xml"].encode("utf-8"),
-                      tuple(urls.Target(f, n) for f, n in e["t"]), e["u"], e["s"],
-                      frozenset(e.get("d", ())))
+        if group and e["rel"] != group[0]["rel"]:
+            yield _kept(group, duplicate)
+            group = []
+        group.append(e)
+    if group:
+        yield _kept(group, duplicate)
+
+
+def _kept(group: list[dict[str, Any]], duplicate: Callable[[str, str, str], None]) -> Planned:
+    e = group[0]
+    for other in group[1:]:
+        duplicate(other["id"], other["src"], e["src"])
+    return Planned(e["id"], e["rel"], e["src"], e["xml"].encode("utf-8"),
+                   tuple(urls.Target(f, n) for f, n in e["t"]), e["u"], e["s"],
+                   frozenset(e.get("d", ())), tuple(o["src"] for o in group[1:]))

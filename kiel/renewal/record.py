@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kiel import notes, store
+from kiel.escape import is_cut
+from kiel.names import version_id
+from kiel.redist import same_record
 from kiel.notes import EventNote, RenewalNote
 from kiel.renewal.plan import Planned
 
@@ -44,6 +47,7 @@ class RecordRenewal:
     objects: dict[str, str | None] = field(default_factory=dict)  # URL name -> directory
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # more fields of the renewal line
     on_finish: Callable[["RecordRenewal"], None] | None = None
     _pending: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -114,6 +118,12 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool) ->
         if m:
             vers.append((int(m.group(1)), name))
     vers.sort()
+    if vers and is_cut(os.path.basename(rdir)):
+        # Only a cut name can be shared by two ids: the newest version says whose it is.
+        held = version_id(os.path.join(rdir, vers[-1][1]))
+        if held is not None and not same_record(held, p.id):
+            raise Damaged(f"{rdir}: holds record {held!r}, not {p.id!r} (two ids share a cut "
+                          "name); refused")
     try:
         past = notes.tail(os.path.join(rdir, notes.NOTES))
         gone = os.path.join(rdir, store.GONE)
@@ -138,10 +148,13 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool) ->
     if is_gone:
         os.unlink(gone)
         events.append(EventNote("back", now, {}))
-    return RecordRenewal(
+    r = RecordRenewal(
         p.id, p.rel, rdir, now, p.source, version,
         hashlib.sha256(p.xml).hexdigest() if version else None, current, changed,
         newest is None, dict(p.urls), list(p.skipped), repair=repair, events=events)
+    if p.duplicates:
+        r.extra["duplicates"] = list(p.duplicates)
+    return r
 
 
 def _unnoted(rdir: str, vers: list[tuple[int, str]], past: notes.Tail) -> list[str]:
@@ -174,7 +187,7 @@ def finish(r: RecordRenewal, end: int, *, sync: bool) -> None:
         note = RenewalNote(r.start, end, r.id, r.source, r.version, r.version_sha256, r.current,
                            r.urls, r.skipped, dict(r.objects), list(r.errors),
                            back=any(ev.event == "back" for ev in r.events),
-                           interrupted=r.interrupted)
+                           interrupted=r.interrupted, extra=dict(r.extra))
     notes.append(path, note.line())
     if not r.interrupted:
         store.write_last(r.dir, r.start, end, sync)

@@ -27,7 +27,7 @@ from kiel.renewal.gone import mark_gone
 from kiel.renewal.log import RunLog, unique_path
 from kiel.renewal.options import Options, Progress
 from kiel.renewal.plan import Planned, plan
-from kiel.renewal.scan import Scanned, Selection, scan
+from kiel.renewal.scan import InputRules, Scanned, Selection, scan
 from kiel.renewal.scheduler import Scheduler
 from kiel.renewal.shared import SharedFetches
 from kiel.renewal.stats import Stats, Summary
@@ -171,18 +171,22 @@ class Renewal:
                  Selection(self.opt.only, self.opt.shard), now=self.now(),
                  interval=self.cfg.record_interval, full_run=self.full_run, report=self.report,
                  stopping=self.stopping, log=self.log.write,
-                 tick=(lambda _n: self._progress("scan")) if self.opt.progress else None)
+                 tick=(lambda _n: self._progress("scan")) if self.opt.progress else None,
+                 rules=InputRules(self.cfg.max_input_file, self.cfg.max_record,
+                                  self.cfg.follow_outside_links, self.cfg.archive_dirs))
         self.stats.add(records_found=s.records_found, refs=s.refs, damaged=s.damaged,
                        objects_total=s.objects_total)
         with self.stats.lock:
             self.stats.skipped.update(s.skipped)
         return s
 
-    def _duplicate(self, rid: str, src: str, first: str) -> None:
+    def _duplicate(self, rid: str, src: str, kept: str) -> None:
         self.stats.add(duplicates=1)
         file, _, line = src.rpartition(":")
-        self.report(f"{file}, line {line} (record {rid}): duplicate id, first seen at {first}; "
-                    "skipped", True)
+        kfile, _, kline = kept.rpartition(":")
+        self.report(f"{file}, line {line} (record {rid}): duplicate id, also at {kfile}, line "
+                    f"{kline}, which is kept (in its archive's directory, else the smaller "
+                    "path, then the earlier line); skipped", True)
 
     # -- renew -----------------------------------------------------------------------------
 

@@ -54,6 +54,16 @@ class Selection:
         return not (self.shard and shard_of(record_id, self.shard[1]) != self.shard[0])
 
 
+@dataclass(frozen=True)
+class InputRules:
+    """How inputs are read (settings of the same names)."""
+
+    max_input_file: int = records.DEFAULT_MAX_INPUT_FILE
+    max_record: int = records.DEFAULT_MAX_RECORD
+    follow_outside_links: bool = False
+    archive_dirs: bool = True
+
+
 @dataclass
 class Scanned:
     """What the scan leaves for the rest of the run."""
@@ -67,6 +77,8 @@ class Scanned:
     objects_total: int = 0
     refs: int = 0
     damaged: int = 0
+    files: int = 0
+    seq: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
 
@@ -76,13 +88,15 @@ Report = Callable[[str, bool], None]  # (text, is an input error)
 def scan(inputs: Iterable[str], branches: list[Branch], store_root: str, workdir: str,
          selection: Selection, *, now: int, interval: int, full_run: bool, report: Report,
          stopping: Callable[[], bool], log: Callable[[str], None],
-         tick: Callable[[int], None] | None = None) -> Scanned:
+         tick: Callable[[int], None] | None = None,
+         rules: InputRules = InputRules()) -> Scanned:
     """Read every input once; raises :class:`StoreError` when ``var/`` is full."""
     out = Scanned(ExternalSort(workdir), ExternalSort(workdir, chunk_bytes=512 * 1024))
     url_spool = ExternalSort(workdir)
     try:
-        _scan(inputs, branches, store_root, selection, now, interval, full_run, report,
-              stopping, log, tick, out, url_spool)
+        for root in inputs:
+            _scan(root, branches, store_root, selection, now, interval, full_run, report,
+                  stopping, log, tick, out, url_spool, rules)
         _find_shared(url_spool, out.shared_urls)
     except OSError as e:
         out.spool.cleanup()
@@ -94,22 +108,23 @@ def scan(inputs: Iterable[str], branches: list[Branch], store_root: str, workdir
     return out
 
 
-def _scan(inputs: Iterable[str], branches: list[Branch], store_root: str,
+def _scan(root: str, branches: list[Branch], store_root: str,
           selection: Selection, now: int, interval: int, full_run: bool, report: Report,
           stopping: Callable[[], bool], log: Callable[[str], None],
-          tick: Callable[[int], None] | None, out: Scanned, url_spool: ExternalSort) -> None:
-    seq = 0
-    fidx = 0
-    for path in records.walk(inputs):
+          tick: Callable[[int], None] | None, out: Scanned, url_spool: ExternalSort,
+          rules: InputRules) -> None:
+    """One input path (the root that archive directories are found under)."""
+    for path in records.walk([root], follow_outside_links=rules.follow_outside_links):
         if isinstance(path, records.Problem):
             out.complete = False
             report(str(path), True)
             continue
-        fidx += 1
+        out.files += 1
+        fidx = out.files
         if stopping():
             out.complete = False  # not all input read: no record is gone
             break
-        for item in records.read_file(path):
+        for item in records.read_file(path, rules.max_input_file, rules.max_record):
             if isinstance(item, records.Problem):
                 if item.fatal_for_file:
                     out.failed_files.add(fidx)
@@ -126,7 +141,13 @@ def _scan(inputs: Iterable[str], branches: list[Branch], store_root: str,
             rec = item
             if not selection.wants(rec.id):
                 continue
-            seq += 1
+            if rules.archive_dirs:
+                outside = records.claimed_outside_archive(rec.file, root, rec.id)
+                if outside is not None:
+                    report(f"{rec.file}, line {rec.line} (record {rec.id}): {outside}", True)
+                    continue
+            out.seq += 1
+            seq = out.seq
             rel = redist.record_path(rec.id)
             key_rel = rel.replace("/", "\x01").encode("utf-8")
             if full_run:
@@ -155,7 +176,11 @@ def _scan(inputs: Iterable[str], branches: list[Branch], store_root: str,
                 "xml": rec.xml.decode("utf-8"), "t": [[t.fetch, t.name] for t in found.targets],
                 "u": found.by_branch, "s": list(found.skipped), "d": discover,
             }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-            out.spool.add(b"%012d\x00%s\x00%012d\t" % (last.end if last else 0, key_rel, seq)
+            # Among records of one directory, the one the duplicate rule keeps
+            # comes first, whatever the order of the walk (docs/contract.md).
+            pref = records.preference_bytes(records.occurrence(rec.id, rec.file, rec.line, root))
+            pref = pref.replace(b"\n", b"\x01").replace(b"\t", b"\x01")
+            out.spool.add(b"%012d\x00%s\x00%s\t" % (last.end if last else 0, key_rel, pref)
                           + payload)
             out.objects_total += len(found.targets)
             for t in found.targets:
