@@ -19,8 +19,9 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from kiel import faults
 

@@ -16,9 +16,12 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kiel import faults
+
+NameFor = Callable[[int], str]  # the name to try at step 0, 1, 2... (the next free second)
 
 LAST = "00last"
 GONE = "00gone"
@@ -121,7 +124,7 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def publish(tmp_path: str, directory: str, name_for, sync: bool = False) -> str:
+def publish(tmp_path: str, directory: str, name_for: NameFor, sync: bool = False) -> str:
     """Give the finished temporary file ``tmp_path`` a final name.
 
     ``name_for(step)`` returns the name to try at step 0, 1, 2...; a name
@@ -150,7 +153,7 @@ def publish(tmp_path: str, directory: str, name_for, sync: bool = False) -> str:
         return name
 
 
-def write_new(directory: str, name_for, data: bytes, sync: bool = False) -> str:
+def write_new(directory: str, name_for: NameFor, data: bytes, sync: bool = False) -> str:
     """Write ``data`` as a new file named by ``name_for`` (see :func:`publish`)."""
     tmp = os.path.join(directory, tmp_name())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -164,7 +167,7 @@ def write_new(directory: str, name_for, data: bytes, sync: bool = False) -> str:
         raise
 
 
-def symlink_new(directory: str, name_for, target: str) -> str:
+def symlink_new(directory: str, name_for: NameFor, target: str) -> str:
     """Create a relative symbolic link to ``target`` under a new name."""
     faults.hit("symlink.before")
     step = 0
@@ -286,7 +289,7 @@ def sha256_file(path: str) -> str:
 
 # --- walking the store -------------------------------------------------------
 
-def iter_record_dirs(store_root: str, prefix: str | None = None):
+def iter_record_dirs(store_root: str, prefix: str | None = None) -> Iterator[str]:
     """Every record directory, in sorted order, streaming.
 
     Record directories sit at fixed depths (DESIGN.md, The redist):
@@ -294,7 +297,7 @@ def iter_record_dirs(store_root: str, prefix: str | None = None):
     restricts the walk to a relative path prefix of the store such as
     ``RePEc/eee`` (see :func:`kiel.verify.prefix_path` for a record id prefix).
     """
-    def subdirs(path: str):
+    def subdirs(path: str) -> list[str]:
         try:
             with os.scandir(path) as it:
                 names = sorted(e.name for e in it
@@ -308,7 +311,8 @@ def iter_record_dirs(store_root: str, prefix: str | None = None):
         yield from _walk_depth(os.path.join(store_root, top), depth, subdirs, store_root, prefix)
 
 
-def _walk_depth(path: str, depth: int, subdirs, store_root: str, prefix: str | None):
+def _walk_depth(path: str, depth: int, subdirs: Callable[[str], list[str]], store_root: str,
+                prefix: str | None) -> Iterator[str]:
     for name in subdirs(path):
         child = os.path.join(path, name)
         rel = os.path.relpath(child, store_root)

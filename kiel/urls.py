@@ -12,8 +12,9 @@ password in a URL is fetched with but never written: the object's name,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class Found:
     skipped: tuple[dict[str, str], ...]
 
 
-def find(branches: "Iterable[Branch]", text_el: object) -> Found:
+def find(branches: Iterable[Branch], text_el: object) -> Found:
     """Evaluate every branch on a record's ``text`` element: the one URL
     finder of ``kiel renew`` and ``kiel check-branches --records``."""
     by_branch: dict[str, list[str]] = {}

@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from kiel import notes, platforms, urls
 from kiel.objects import Written

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from kiel import notes, store
 from kiel.notes import EventNote

@@ -34,8 +34,8 @@ class RunLog:
         self._lock = threading.Lock()
 
     def write(self, text: str) -> None:
-        line = "%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            records.printable(text))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = f"{stamp} {records.printable(text)}\n"
         with self._lock:
             try:
                 self._f.write(line)
@@ -49,7 +49,7 @@ class RunLog:
             except OSError:
                 pass
 
-    def __enter__(self) -> "RunLog":
+    def __enter__(self) -> RunLog:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,9 @@ renews and the others are reported as duplicates, naming both places.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from kiel import urls
 from kiel.spool import ExternalSort

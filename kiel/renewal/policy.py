@@ -41,7 +41,7 @@ def retry_delay(attempt: int, base: float, retry_after: float | None, cap: float
     """Exponential backoff with jitter; a server's Retry-After, up to ``cap``,
     when it asks for longer."""
     j = random.uniform(0.5, 1.5) if jitter is None else jitter
-    delay = base * (2 ** (attempt - 1)) * j
+    delay: float = base * (2 ** (attempt - 1)) * j
     if retry_after is not None:
         delay = max(delay, min(retry_after, cap))
     return delay

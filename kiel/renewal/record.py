@@ -13,14 +13,15 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from kiel import notes, store
 from kiel.escape import is_cut
 from kiel.names import version_id
-from kiel.redist import same_record
 from kiel.notes import EventNote, RenewalNote
+from kiel.redist import same_record
 from kiel.renewal.plan import Planned
 
 
@@ -48,7 +49,7 @@ class RecordRenewal:
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # more fields of the renewal line
-    on_finish: Callable[["RecordRenewal"], None] | None = None
+    on_finish: Callable[[RecordRenewal], None] | None = None
     _pending: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -17,8 +17,9 @@ import threading
 import time
 
 from kiel import branches as branches_mod
-from kiel import platforms, store
+from kiel import platforms, store, urls
 from kiel.errors import ConfigError, StoreError
+from kiel.escape import inside
 from kiel.fetch import CLIENTS_PER_THREAD, Fetcher, Limits, user_agent
 from kiel.home import Home, Lock
 from kiel.renewal import fds, journal
@@ -32,8 +33,6 @@ from kiel.renewal.scheduler import Scheduler
 from kiel.renewal.shared import SharedFetches
 from kiel.renewal.stats import Stats, Summary
 from kiel.renewal.worker import Context, HostHealth, ObjectJob, Worker, end
-from kiel.escape import inside
-from kiel import urls
 
 
 def renew(home: Home, options: Options | None = None) -> Summary:
@@ -109,7 +108,8 @@ class Renewal:
             return self._run_locked(inputs)
 
     def _run_locked(self, inputs: tuple[str, ...]) -> Summary:
-        suffix = "" if self.opt.shard is None else "-shard-%d-of-%d" % self.opt.shard
+        shard = self.opt.shard
+        suffix = "" if shard is None else f"-shard-{shard[0]}-of-{shard[1]}"
         try:
             log_path = unique_path(os.path.join(self.home.var, "log"), f"{self.tist}{suffix}",
                                    ".log")

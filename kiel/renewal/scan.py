@@ -14,8 +14,8 @@ import hashlib
 import json
 import os
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from lxml import etree
 
@@ -85,7 +85,7 @@ class Scanned:
 Report = Callable[[str, bool], None]  # (text, is an input error)
 
 
-def scan(inputs: Iterable[str], branches: list[Branch], store_root: str, workdir: str,
+def scan(inputs: Iterable[str], branches: Sequence[Branch], store_root: str, workdir: str,
          selection: Selection, *, now: int, interval: int, full_run: bool, report: Report,
          stopping: Callable[[], bool], log: Callable[[str], None],
          tick: Callable[[int], None] | None = None,
@@ -108,7 +108,7 @@ def scan(inputs: Iterable[str], branches: list[Branch], store_root: str, workdir
     return out
 
 
-def _scan(root: str, branches: list[Branch], store_root: str,
+def _scan(root: str, branches: Sequence[Branch], store_root: str,
           selection: Selection, now: int, interval: int, full_run: bool, report: Report,
           stopping: Callable[[], bool], log: Callable[[str], None],
           tick: Callable[[int], None] | None, out: Scanned, url_spool: ExternalSort,

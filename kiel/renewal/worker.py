@@ -15,10 +15,10 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 from kiel import discovery, ftp, objects, platforms, urls
 from kiel.config import Config
