@@ -108,6 +108,13 @@ def test_progress_on_a_terminal_and_none_without(tmp_path, httpserver):
     assert p.returncode == 0
     assert b"records" in seen and b"objects" in seen and b"fetching" in seen \
         and b"records/s" in seen
+    # the truth: fetches under way are at most the workers (16), never the queue;
+    # objects done never exceed the objects known, and the ETA counts objects left
+    import re
+    shown = re.findall(rb"(\d+)/(\d+) objects, (\d+) fetching", seen)
+    assert shown and all(int(f) <= 16 for _, _, f in shown), shown
+    assert all(int(d) <= int(t) for d, t, _ in shown), shown
+    assert int(shown[-1][1]) == 30
     # without a terminal (cron): no progress at all
     r = subprocess.run([sys.executable, "-m", "kiel", "renew", "--home", str(h), str(src)],
                        capture_output=True)
