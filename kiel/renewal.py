@@ -297,7 +297,10 @@ class Run:
         for d in (self.store_root, os.path.join(self.home.var, "log"),
                   os.path.join(self.home.var, "runs")):
             os.makedirs(d, exist_ok=True)
-        with Lock(self.home, self.opt.shard):
+        from kiel.oai import ChangeLog
+
+        with Lock(self.home, self.opt.shard), \
+                ChangeLog.open(self.home.root, now=self.now, sync=self.cfg.sync) as self.oai_changes:
             return self._run_locked(inputs)
 
     def _run_locked(self, inputs: tuple[str, ...]) -> Summary:
@@ -561,12 +564,14 @@ class Run:
                 version = store.write_new(rdir, lambda s: f"{base + s}.amf.xml", xml,
                                           self.cfg.sync)
                 current = version
+                self.oai_changes.append("version", entry["id"], rel)
             job = _RecordJob(entry["id"], rel, rdir, start, version, current, changed,
                              entry["src"], entry["u"], entry["s"],
                              version_sha256=hashlib.sha256(xml).hexdigest() if version else None)
             gone = os.path.join(rdir, store.GONE)
             if os.path.lexists(gone):
                 os.unlink(gone)
+                self.oai_changes.append("back", entry["id"], rel)
                 job.events.append({"event": "back", "tist": start})
                 with self.stats.lock:
                     self.stats.back += 1
@@ -935,6 +940,7 @@ class Run:
             try:
                 store.replace(gone, b"%d\n" % now, self.cfg.sync)
                 notes.append(os.path.join(rdir, notes.NOTES), {"event": "gone", "tist": now})
+                self.oai_changes.append("gone", None, rel)
             except OSError as e:
                 self._fail(e, rdir)
                 break
@@ -945,17 +951,13 @@ class Run:
             pass
 
     def _refresh_oai_index(self) -> None:
-        """Rebuild the OAI-PMH index when this run changed what it serves."""
-        s = self.stats
-        index_exists = os.path.lexists(os.path.join(self.home.var, "oai", "current"))
-        if index_exists and not (s.new_versions or s.gone or s.back):
-            return
-        from kiel.oai import build
+        """Fold this run's changes into the OAI-PMH index (docs/oai.md)."""
+        from kiel.oai import refresh
 
-        # Small chunks: the index build's memory stays flat in the store's size.
-        stats = build(self.home.root, chunk=10_000)
-        self.log.write(f"OAI-PMH index rebuilt: {stats.records} records, {stats.deleted} "
-                       f"deleted, in {stats.seconds:.1f}s")
+        stats = refresh(self.home.root)
+        if stats is not None:
+            self.log.write(f"OAI-PMH index: {stats.folded} changes folded, {stats.records} "
+                           f"records, {stats.deleted} deleted, in {stats.seconds:.1f}s")
 
     # -- branches versions ---------------------------------------------------------------
 

@@ -8,6 +8,7 @@ its way out.
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import pytest
@@ -50,8 +52,14 @@ class Validating:
 
         body = b"".join(self.app(environ, sr))
         if seen["headers"].get("Content-Type", "").startswith("text/xml"):
+            plain = body
+            coding = seen["headers"].get("Content-Encoding")
+            if coding == "gzip":
+                plain = gzip.decompress(body)
+            elif coding == "deflate":
+                plain = zlib.decompress(body)
             try:
-                validate(body)
+                validate(plain)
                 self.checked += 1
             except AssertionError as e:
                 self.failures.append(str(e))
