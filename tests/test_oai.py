@@ -162,7 +162,8 @@ def make_home(root: Path, recs=RECORDS, page_size: int = 3, max_requests: int = 
         "admin_email = oai@example.org\n"
         "base_url = http://127.0.0.1/oai\n"
         f"page_size = {page_size}\n"
-        f"max_requests = {max_requests}\n")
+        f"max_requests = {max_requests}\n"
+        "request_wait = 0.2\n")
     for rec in recs:
         write_record(store, rec)
     return root

@@ -156,6 +156,7 @@ class App:
         # are answered 503 with Retry-After only after that.
         self.slots = threading.BoundedSemaphore(self.config.max_requests)
         self.prefix = f"oai:{self.config.repository_identifier}:"
+        self._request = threading.local()  # what the verb methods need of the request
         # An operator who set base_url names the address harvesters use;
         # otherwise the address the request came to is the truth.
         self.fixed_base = (self.config.base_url
@@ -240,7 +241,7 @@ class App:
         # moment has a datestamp at or after it, so a harvest from this
         # responseDate sees it.
         now = int(self.now())
-        base = self.base_url(environ)
+        base = self._request.base = self.base_url(environ)
         pairs = self._arguments(environ)
         if pairs is None:
             return self._document(now, base, None, [OAIError(
@@ -389,7 +390,7 @@ class App:
         out = [
             "<Identify>",
             f"<repositoryName>{x(c.repository_name)}</repositoryName>",
-            f"<baseURL>{x(self.fixed_base or c.base_url)}</baseURL>",
+            f"<baseURL>{x(self._request.base)}</baseURL>",
             "<protocolVersion>2.0</protocolVersion>",
             f"<adminEmail>{x(c.admin_email)}</adminEmail>",
             f"<earliestDatestamp>{iso(earliest)}</earliestDatestamp>",

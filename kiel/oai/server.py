@@ -127,3 +127,36 @@ def make_server(app: Any, host: str, port: int, limits: Limits) -> SheddingServe
                             sockinfo=sockinfo)
     server._busy_answer = _busy(limits.retry_after)
     return server
+
+
+class Background:
+    """A server running in a thread until :meth:`stop` (tests, benchmarks).
+
+    The loop polls a flag rather than being closed under its feet, so
+    stopping never leaves a thread raising on a closed socket.
+    """
+
+    def __init__(self, app: Any, limits: Limits, host: str = "127.0.0.1", port: int = 0):
+        import threading
+
+        self.server = make_server(app, host, port, limits)
+        self.url = f"http://{host}:{self.server.effective_port}/oai"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.server.task_dispatcher.shutdown(timeout=5)
+        wasyncore.close_all(self.server._map)
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
