@@ -441,6 +441,9 @@ class App:
                 raise OAIError("badResumptionToken", str(e)) from None
         if not specs:
             raise OAIError("noSetHierarchy", "the repository is empty, so it has no sets")
+        # Sets that vanished under a token: the last page repeats the last set
+        # (the schema wants one) and closes the list.
+        start = min(start, len(specs) - 1)
         stop = min(start + self.config.page_size, len(specs))
         out = ["<ListSets>"]
         for spec in specs[start:stop]:
@@ -520,13 +523,18 @@ class App:
             if set_spec is not None and not served.set_specs:
                 raise OAIError("noSetHierarchy", "the repository is empty, so it has no sets")
         page = served.page(set_spec, from_, until, after, self.config.page_size)
-        if not page.rows and after is None:
+        rows = page.rows
+        if not rows and after is not None:
+            # A token's list continues to its end (issue 15, case 5): when
+            # every item left moved past until between two pages, the last
+            # page repeats the last item still in the list (the schema wants
+            # one; harvesters take a repeat in their stride) and closes it.
+            last = served.last_upto(set_spec, from_, after)
+            rows = [last] if last is not None else []
+        if not rows:
             raise OAIError("noRecordsMatch", "no records match these arguments")
-        # A token's list continues to its end (issue 15, case 5): when every
-        # item left moved past until between two pages, the answer is an
-        # empty page with the closing token, not an error.
         out = [f"<{verb}>".encode("utf-8")]
-        for r in page.rows:
+        for r in rows:
             if verb == "ListIdentifiers":
                 out.append(self._header(r.id, r.datestamp, r.deleted, r.sets).encode("utf-8")
                            + b"\n")
@@ -539,8 +547,8 @@ class App:
                 token = self.tokens.list_token(ListPosition(
                     verb, prefix, set_spec, from_, until,
                     (last.datestamp, last.id.encode("utf-8", "surrogateescape"))))
-            total = max(page.total, page.cursor + len(page.rows))
-            out.append(f'<resumptionToken completeListSize="{total}" cursor="{page.cursor}">'
+            cursor = min(page.cursor, max(0, page.total - len(rows)))
+            out.append(f'<resumptionToken completeListSize="{page.total}" cursor="{cursor}">'
                        f"{token}</resumptionToken>".encode("utf-8"))
         out.append(f"</{verb}>\n".encode("utf-8"))
         return b"".join(out)

@@ -918,6 +918,26 @@ class Served:
         return Page(rows[:size], more, total, cursor)
 
 
+    def last_upto(self, spec: str | None, from_: int | None, key: Key) -> Entry | None:
+        """The last row of the list at or before ``key`` (and not before ``from_``)."""
+        view = self.base.view(spec)
+        ov = self.overlay.for_set(spec)
+        lo_b = view.first_from(from_) if from_ is not None else 0
+        low: Key = (from_, b"") if from_ is not None else (-1, b"")
+        best: Entry | None = None
+        p = view.first_after(key) - 1
+        while p >= lo_b:
+            r = view.index.row(view.number(p))
+            if r.id not in self.overlay.ids:
+                best = r
+                break
+            p -= 1
+        q = bisect.bisect_right(ov.keys, key) - 1
+        if q >= 0 and ov.keys[q] >= low and (best is None or ov.keys[q] > key_of(best)):
+            best = ov.rows[q]
+        return best
+
+
 class IndexCache:
     """The current base of a home, reopened when ``current`` changes, with its log."""
 
