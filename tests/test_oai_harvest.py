@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,15 +21,14 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from sickle import Sickle
-from sickle import oaiexceptions
+from sickle import Sickle, oaiexceptions
+from test_oai import RECORDS, REPO, T0, expected, make_home, oai_id, validate
 
 from kiel import AMF_NS
 from kiel.oai import build, create_app
 from kiel.oai.server import Background, Limits
 from kiel.redist import record_path, record_sets
 from kiel.tist import iso
-from test_oai import RECORDS, REPO, T0, expected, make_home, oai_id, validate
 
 LIMITS = Limits(threads=4, connection_limit=64, channel_timeout=30,
                 max_request_body=64 * 1024, retry_after=10)

@@ -10,10 +10,19 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from test_oai import OAI, RECORDS, Client, error_codes, expected, make_home, oai_id, request_attrs
-from test_oai import validate
-from test_oai_harvest import LIMITS, Validating
 from sickle import Sickle
+from test_oai import (
+    OAI,
+    RECORDS,
+    Client,
+    error_codes,
+    expected,
+    make_home,
+    oai_id,
+    request_attrs,
+    validate,
+)
+from test_oai_harvest import LIMITS, Validating
 
 from kiel.oai import ChangeLog, build, create_app
 from kiel.oai.app import choose_encoding

@@ -317,7 +317,7 @@ class App:
             f'xsi:schemaLocation="{OAI_NS} http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd">\n'
             f"<responseDate>{iso(now)}</responseDate>\n"
             f"<request{attrs}>{x(base)}</request>\n"
-        ).encode("utf-8")
+        ).encode()
         if isinstance(body, list):
             body = "".join(f'<error code="{e.code}">{x(e.message)}</error>\n'
                            for e in body).encode("utf-8")
@@ -533,7 +533,7 @@ class App:
             rows = [last] if last is not None else []
         if not rows:
             raise OAIError("noRecordsMatch", "no records match these arguments")
-        out = [f"<{verb}>".encode("utf-8")]
+        out = [f"<{verb}>".encode()]
         for r in rows:
             if verb == "ListIdentifiers":
                 out.append(self._header(r.id, r.datestamp, r.deleted, r.sets).encode("utf-8")
@@ -549,8 +549,8 @@ class App:
                     (last.datestamp, last.id.encode("utf-8", "surrogateescape"))))
             cursor = min(page.cursor, max(0, page.total - len(rows)))
             out.append(f'<resumptionToken completeListSize="{page.total}" cursor="{cursor}">'
-                       f"{token}</resumptionToken>".encode("utf-8"))
-        out.append(f"</{verb}>\n".encode("utf-8"))
+                       f"{token}</resumptionToken>".encode())
+        out.append(f"</{verb}>\n".encode())
         return b"".join(out)
 
 

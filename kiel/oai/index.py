@@ -51,6 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 
@@ -305,9 +306,9 @@ def _write_generation(work: str, chunk_paths: list[str], chunk: int, skipped: in
     # longer id it is a prefix of, and the byte order is the id order.
     id_files = [open(p, "rb") for p in id_chunks]
     try:
-        with open(os.path.join(work, "byid"), "wb") as f:
+        with open(os.path.join(work, "byid"), "wb") as out:
             for line in heapq.merge(*id_files):
-                f.write(_POST.pack(int(line[line.rindex(b"\x00") + 1:])))
+                out.write(_POST.pack(int(line[line.rindex(b"\x00") + 1:])))
     finally:
         for g in id_files:
             g.close()
@@ -319,17 +320,17 @@ def _write_generation(work: str, chunk_paths: list[str], chunk: int, skipped: in
     specs = sorted(set_counts)
     start: dict[str, int] = {}
     n = 0
-    with open(os.path.join(work, "sets"), "wb") as f:
+    with open(os.path.join(work, "sets"), "wb") as sets_file:
         for s in specs:
             start[s] = n
-            f.write(b"%s\t%d\t%d\n" % (s.encode("ascii"), n, set_counts[s]))
+            sets_file.write(b"%s\t%d\t%d\n" % (s.encode("ascii"), n, set_counts[s]))
             n += set_counts[s]
     post_path = os.path.join(work, "postings")
-    with open(post_path, "wb") as f:
-        f.truncate(n * _POST.size)
+    with open(post_path, "wb") as post:
+        post.truncate(n * _POST.size)
     if n:
         fill = dict(start)
-        with open(post_path, "r+b") as f, mmap.mmap(f.fileno(), 0) as mm, \
+        with open(post_path, "r+b") as post_rw, mmap.mmap(post_rw.fileno(), 0) as mm, \
                 open(os.path.join(work, "records"), "rb") as rec:
             pack = _POST.pack_into
             for number, line in enumerate(rec):
@@ -340,9 +341,9 @@ def _write_generation(work: str, chunk_paths: list[str], chunk: int, skipped: in
     meta = {"format": FORMAT, "records": count, "deleted": deleted, "sets": len(specs),
             "skipped": skipped, "earliest": earliest, "built": int(time.time()),
             "folded": folded}
-    with open(os.path.join(work, "meta.json"), "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=1, sort_keys=True)
-        f.write("\n")
+    with open(os.path.join(work, "meta.json"), "w", encoding="utf-8") as meta_file:
+        json.dump(meta, meta_file, indent=1, sort_keys=True)
+        meta_file.write("\n")
     return count, deleted, len(specs), earliest
 
 
@@ -550,7 +551,7 @@ def _rebuild(home_root: str, chunk: int, now: Callable[[], float],
             served = IndexCache(home_root).get()
         except IndexMissing:
             served = None
-        state: dict = {}
+        state: dict[str, Any] = {}
         try:
             with open(state_path, encoding="utf-8") as f:
                 state = json.load(f)
@@ -605,17 +606,17 @@ def _rebuild(home_root: str, chunk: int, now: Callable[[], float],
                     save(last)
             save("")
         try:
-            with open(changed_path, "rb") as f:
-                repairs = [line.rstrip(b"\n").split(b"\t", 1) for line in f]
+            with open(changed_path, "rb") as changed_file:
+                repairs = [line.rstrip(b"\n").split(b"\t", 1) for line in changed_file]
         except FileNotFoundError:
             repairs = []
         if repairs:
             # Listed from now on, dated now: appended before the new base is
             # current, so the old base shows them too.
             with _changes.ChangeLog.open(home_root, now=now) as log:
-                for kind, rid in repairs:
-                    r = rid.decode("utf-8", "surrogateescape")
-                    log.append(kind.decode("ascii"), r, record_path(r))
+                for kind_b, rid_b in repairs:
+                    r = rid_b.decode("utf-8", "surrogateescape")
+                    log.append(kind_b.decode("ascii"), r, record_path(r))
         chunks = [os.path.join(work, c) for c in state["chunks"]]
         stats = _generation(home_root, top, chunks, chunk, state["skipped"], state["folded"],
                             started)

@@ -39,7 +39,7 @@ def _busy(retry_after: int) -> bytes:
             b"Connection: close\r\n\r\n%s" % (retry_after, len(body), body))
 
 
-class _Shed(wasyncore.dispatcher):
+class _Shed(wasyncore.dispatcher):  # type: ignore[misc]  # waitress is untyped
     """One connection over the limit: read its head, answer 503, close."""
 
     def __init__(self, conn: socket.socket, answer: bytes, map: dict[int, Any]):
@@ -81,12 +81,12 @@ class _Shed(wasyncore.dispatcher):
         self.close()
 
 
-class SheddingServer(TcpWSGIServer):
+class SheddingServer(TcpWSGIServer):  # type: ignore[misc]  # waitress is untyped
     """A waitress TCP server that answers 503 past its connection limit."""
 
     def readable(self) -> bool:
         now = time.time()
-        if now >= self.next_channel_cleanup:
+        if now >= float(getattr(self, "next_channel_cleanup")):  # noqa: B009 - untyped base
             self.next_channel_cleanup = now + self.adj.cleanup_interval
             self.maintenance(now)
         return bool(self.accepting)
