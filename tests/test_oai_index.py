@@ -16,7 +16,6 @@ from test_oai import (
     T0,
     Client,
     Rec,
-    expected,
     make_home,
     oai_id,
     write_record,
@@ -175,5 +174,10 @@ def test_the_renewal_appends_as_it_goes_and_refresh_folds(tmp_path):
     assert os.listdir(changes_dir(str(h)))
     stats = refresh(str(h))
     assert stats is not None and stats.records == 2 and stats.folded == 1
+    # A run that changed nothing costs no fold, and leaves no segment behind.
+    with ChangeLog.open(str(h)) as log:
+        pass
+    assert refresh(str(h)) is None
+    assert not os.path.exists(log.path)
     with pytest.raises(ValueError), ChangeLog.open(str(h)) as log:
         log.append("version", "bad\tid", "other/x")

@@ -390,7 +390,8 @@ def _drop_folded_segments(home_root: str, folded: dict[str, int], previous: str 
         except (OSError, ValueError):
             return
     for seg in _changes.segments(home_root):
-        if seg.complete and folded.get(seg.name) == seg.size == before.get(seg.name):
+        # An empty segment (a run that changed nothing) holds nothing to lose.
+        if seg.complete and folded.get(seg.name, 0) == seg.size == before.get(seg.name, 0):
             try:
                 os.unlink(os.path.join(_changes.changes_dir(home_root), seg.name))
             except OSError:
@@ -501,7 +502,15 @@ def refresh(home_root: str) -> IndexStats | None:
     if _readlink(os.path.join(top, CURRENT)) is not None:
         base = IndexCache(home_root).get().base
         folded = base.meta.get("folded") or {}
-        if all(folded.get(s.name) == s.size for s in _changes.segments(home_root)):
+        segs = _changes.segments(home_root)
+        if all(folded.get(s.name, 0) == s.size for s in segs):
+            # Nothing new: only the segments of runs that changed nothing go.
+            for seg in segs:
+                if seg.complete and seg.size == 0:
+                    try:
+                        os.unlink(os.path.join(_changes.changes_dir(home_root), seg.name))
+                    except OSError:
+                        pass
             return None
     return fold(home_root)
 
