@@ -156,9 +156,12 @@ def test_identify_declares_compression_and_describes_the_repository(tmp_path):
     assert [u.text for u in ident.iter(fr + "baseURL")] == ["http://a.example.org/oai",
                                                              "http://b.example.org/oai"]
     g = make_home(tmp_path / "g")
+    with open(g / "etc" / "kiel.conf", "a") as f:
+        f.write("repository_identifier = RePEc\n")  # not a domain name
     build(str(g))
     plain = Client(create_app(str(g))).get(verb="Identify")
     assert list(plain.iter(fr + "friends")) == []
+    assert list(plain.iter(oi + "oai-identifier")) == []
 
 
 def test_list_sets_paged_with_names_from_a_file(tmp_path):

@@ -58,6 +58,7 @@ _SECOND = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 # a value outside them is badArgument and is never echoed.
 _PREFIX = re.compile(r"^[A-Za-z0-9\-_.!~*'()]+$")
 _SETSPEC = re.compile(r"^[A-Za-z0-9\-_.!~*'()]+(:[A-Za-z0-9\-_.!~*'()]+)*$")
+_DOMAIN = re.compile(r"^[A-Za-z][A-Za-z0-9\-]*(\.[A-Za-z][A-Za-z0-9\-]*)+$")
 _URI = re.compile(r"^(?:[A-Za-z0-9\-_.!~*'();/?:@&=+$,\[\]#]|%[0-9A-Fa-f]{2})+$")
 # What XML 1.0 cannot carry at all, and the C0/C1 controls it can but should not.
 _NOT_XML = re.compile("[^\t\n\r\u0020-\u007e\u00a0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -397,13 +398,18 @@ class App:
             "<deletedRecord>persistent</deletedRecord>",
             f"<granularity>{GRANULARITY}</granularity>",
             *(f"<compression>{name}</compression>" for name in COMPRESSIONS),
-            "<description><oai-identifier xmlns=\"http://www.openarchives.org/OAI/2.0/oai-identifier\""
-            " xsi:schemaLocation=\"http://www.openarchives.org/OAI/2.0/oai-identifier"
-            " http://www.openarchives.org/OAI/2.0/oai-identifier.xsd\">"
-            f"<scheme>oai</scheme><repositoryIdentifier>{x(c.repository_identifier)}"
-            "</repositoryIdentifier><delimiter>:</delimiter>"
-            f"<sampleIdentifier>{x(sample)}</sampleIdentifier></oai-identifier></description>",
         ]
+        # The oai-identifier scheme wants a domain name; another repository
+        # identifier is still served, without a description it would break.
+        if _DOMAIN.match(c.repository_identifier):
+            out.append(
+                "<description><oai-identifier"
+                " xmlns=\"http://www.openarchives.org/OAI/2.0/oai-identifier\""
+                " xsi:schemaLocation=\"http://www.openarchives.org/OAI/2.0/oai-identifier"
+                " http://www.openarchives.org/OAI/2.0/oai-identifier.xsd\">"
+                f"<scheme>oai</scheme><repositoryIdentifier>{x(c.repository_identifier)}"
+                "</repositoryIdentifier><delimiter>:</delimiter>"
+                f"<sampleIdentifier>{x(sample)}</sampleIdentifier></oai-identifier></description>")
         if c.friends:
             out.append("<description><friends xmlns=\"http://www.openarchives.org/OAI/2.0/friends/\""
                        " xsi:schemaLocation=\"http://www.openarchives.org/OAI/2.0/friends/"
