@@ -1,4 +1,4 @@
-"""Incremental harvesting with Sickle across real renewals (issue 15, cases 1 to 6).
+"""Incremental harvesting with Sickle across real renewals (issue 15, cases 1 to 7).
 
 The protocol's promise: a harvest ``from`` the last harvest's
 ``responseDate`` sees every record created, changed or deleted since. Each
@@ -22,7 +22,7 @@ import pytest
 from conftest import run, text, write_amf
 from lxml import etree
 from sickle import Sickle
-from sickle.oaiexceptions import NoRecordsMatch
+from sickle.oaiexceptions import BadArgument, NoRecordsMatch
 from test_oai_harvest import LIMITS, Validating
 
 from kiel.oai import create_app, rebuild
@@ -136,6 +136,11 @@ def test_incremental_harvests_see_every_change(home, tmp_path, objects):
         ident = Sickle(url).Identify()
         assert ident.xml.getparent().findtext(OAI + "request") == url
         assert ident.baseURL == url
+        # Case 7: a control character is badArgument, and the answer stays
+        # well-formed and valid (the middleware checks every answer).
+        for bad in ({"set": "RePEc\x01"}, {"set": "RePEc:"}, {"metadataPrefix": "a\"<&>'b"}):
+            with pytest.raises(BadArgument):
+                list(Sickle(url).ListIdentifiers(**{"metadataPrefix": "oai_dc", **bad}))
         next_second()
 
         # Case 1: a new version is listed while the renewal is still running
