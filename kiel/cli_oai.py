@@ -67,7 +67,8 @@ def index_cmd(home: str | None, rebuild: bool) -> None:
       kiel oai index --home /srv/kiel
       kiel oai index --home /srv/kiel --rebuild
     """
-    from kiel.oai import fold, rebuild as do_rebuild
+    from kiel.oai import fold
+    from kiel.oai import rebuild as do_rebuild
 
     h = _existing_home(home)
     _print_stats(do_rebuild(h.root) if rebuild else fold(h.root))

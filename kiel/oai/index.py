@@ -469,9 +469,8 @@ def _fold(home_root: str, chunk: int) -> IndexStats:
     top = oai_dir(home_root)
     with _BuildLock(top):
         _clean_tmp(top)
-        base = IndexCache(home_root).get().base
-        overlay = Overlay(home_root, base)
-        overlay.refresh()
+        served = IndexCache(home_root).get()  # the base and the log as of now
+        base, overlay = served.base, served.overlay
         later = overlay.rows_sorted()
         shadow = overlay.ids
 
