@@ -491,11 +491,12 @@ def _fold(home_root: str, chunk: int) -> IndexStats:
     return IndexStats(**{**stats.__dict__, "folded": overlay.lines})
 
 
-def refresh(home_root: str) -> IndexStats | None:
+def refresh(home_root: str, chunk: int = 10_000) -> IndexStats | None:
     """What the renewal calls at its end: fold the change log, if there is any.
 
     Builds the base from the store when there is none yet; None when there
-    was nothing to fold.
+    was nothing to fold. Small sort chunks keep the run's memory flat in
+    the store's size (docs/performance.md, "Memory").
     """
     top = oai_dir(os.path.abspath(home_root))
     if _readlink(os.path.join(top, CURRENT)) is not None:
@@ -511,7 +512,7 @@ def refresh(home_root: str) -> IndexStats | None:
                     except OSError:
                         pass
             return None
-    return fold(home_root)
+    return fold(home_root, chunk=chunk)
 
 
 # --- rebuild: the repair, from the store -------------------------------------
