@@ -181,3 +181,32 @@ def test_the_renewal_appends_as_it_goes_and_refresh_folds(tmp_path):
     assert not os.path.exists(log.path)
     with pytest.raises(ValueError), ChangeLog.open(str(h)) as log:
         log.append("version", "bad\tid", "other/x")
+
+
+def test_a_rebuild_killed_by_sigkill_resumes_where_it_stopped(tmp_path):
+    import signal
+    import time
+
+    from test_oai import amf_bytes
+
+    h = make_home(tmp_path / "h", recs=[], page_size=1000)
+    for i in range(4000):
+        rid = f"RePEc:a{i % 7:02d}:s{i % 5}:{i:05d}"
+        d = h / "store" / record_path(rid)
+        d.mkdir(parents=True)
+        (d / f"{T0 + i}.amf.xml").write_bytes(amf_bytes(rid, f"Record {i}"))
+    code = ("import sys; from kiel.oai import rebuild; rebuild(sys.argv[1], checkpoint=40)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(h)])
+    state = h / "var" / "oai" / "rebuild" / "state.json"
+    while not state.exists():
+        assert proc.poll() is None, "the rebuild ended before it could be killed"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    saved = json.loads(state.read_text())
+    assert saved["after"] and saved["chunks"]
+    stats = rebuild(str(h))
+    assert stats.resumed and stats.records == 4000 and stats.changed == 0
+    got = listing(Client(create_app(str(h))))
+    assert [d for _i, d, _g in got] == sorted(iso(T0 + i) for i in range(4000))
+    assert len({i for i, _d, _g in got}) == 4000
