@@ -188,7 +188,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("base_url", "http://127.0.0.1:8080/oai", str.strip, "OAI-PMH: baseURL."),
     Setting("page_size", "100", _positive_int, "OAI-PMH: records or headers per list page."),
     Setting("max_requests", "8", _positive_int,
-            "OAI-PMH: requests served at once; more are answered 503 with Retry-After."),
+            "OAI-PMH: requests served at once; more wait up to request_wait, then get 503 with Retry-After."),
+    Setting("request_wait", "10", _seconds,
+            "OAI-PMH: seconds a request waits for one of the max_requests slots before 503."),
+    Setting("connection_limit", "256", _positive_int,
+            "OAI-PMH: open connections at most; past it new ones get 503 with Retry-After."),
+    Setting("channel_timeout", "30", _positive_int,
+            "OAI-PMH: seconds an idle connection is kept open."),
+    Setting("max_request_body", "64KiB", _size,
+            "OAI-PMH: largest POST body; a larger one is refused (413) before it is read."),
+    Setting("friends", "", _lines,
+            "OAI-PMH: base URLs of friendly repositories, named in Identify (one per line)."),
+    Setting("set_names", "", str.strip,
+            "OAI-PMH: a file of '<setSpec> TAB <name>' lines naming sets (relative to the home)."),
     Setting("host_down_after", "5", _nonneg_int,
             "After this many failed connections to one host in a run, its other objects "
             "in that run are noted 000 host-down without a connection (0: never)."),
@@ -249,6 +261,12 @@ class Config:
     base_url: str = "http://127.0.0.1:8080/oai"
     page_size: int = 100
     max_requests: int = 8
+    request_wait: float = 10.0
+    connection_limit: int = 256
+    channel_timeout: int = 30
+    max_request_body: int = 64 * 1024
+    friends: tuple[str, ...] = ()
+    set_names: str = ""
     host_down_after: int = 5
     gone_max_share: float = 0.05
     alert_share: float = 0.5

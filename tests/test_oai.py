@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import io
 import os
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from lxml import etree
 
 from kiel import AMF_NS
-from kiel.oai import build, create_app
+from kiel.oai import build, create_app, rebuild
 from kiel.oai.app import RETRY_AFTER
 from kiel.oai.index import CURRENT, Entry, oai_dir, open_current, write_index
 from kiel.records import serialize
@@ -161,7 +162,8 @@ def make_home(root: Path, recs=RECORDS, page_size: int = 3, max_requests: int = 
         "admin_email = oai@example.org\n"
         "base_url = http://127.0.0.1/oai\n"
         f"page_size = {page_size}\n"
-        f"max_requests = {max_requests}\n")
+        f"max_requests = {max_requests}\n"
+        "request_wait = 0.2\n")
     for rec in recs:
         write_record(store, rec)
     return root
@@ -265,8 +267,9 @@ def test_index_holds_every_record_sorted(tmp_path):
     assert stats.earliest == expected()[0].datestamp == T0 + 100
     lines = (Path(stats.path) / "records").read_bytes().splitlines()
     assert lines == sorted(lines)
-    want = [b"%010d\t%s\t%s\t%s" % (r.datestamp, r.id.encode(), b"d" if r.gone else b"-",
-                                    " ".join(record_sets(r.id)).encode()) for r in expected()]
+    want = [b"%010d\t%s\t%s\t%d\t%s" % (r.datestamp, r.id.encode(), b"d" if r.gone else b"-",
+                                        r.versions[-1][0], " ".join(record_sets(r.id)).encode())
+            for r in expected()]
     assert lines == want
     index = open_current(str(h))
     assert index.set_specs == sorted({s for r in RECORDS for s in record_sets(r.id)})
@@ -415,8 +418,7 @@ def test_list_records_oai_dc(client):
         ("subject", "trade, growth"), ("description", "An abstract."), ("type", "Text"),
         ("identifier", "RePEc:aaa:wpaper:1"),
         ("identifier", "http://example.org/RePEc:aaa:wpaper:1"),
-        ("relation", "http://example.org/paper1.pdf"),  # archived; the 404 one is not
-    ]
+    ]  # no dc:relation: the version links no file, whatever was fetched (case 4)
     deleted = [r for r in records if r.find(OAI + "header").get("status") == "deleted"]
     assert [r.findtext(f"{OAI}header/{OAI}identifier") for r in deleted] == [
         oai_id("RePEc:aaa:wpaper:4")]
@@ -452,19 +454,29 @@ def test_get_record_reads_the_store_not_the_index(client, home):
 
 def test_a_record_back_unchanged_moves_forward(client, home):
     # Gone and back without a new version: its datestamp is the return, so
-    # a harvester that saw the deletion sees the record again.
+    # a harvester that saw the deletion sees the record again. The store
+    # changed behind the provider's back, so the rebuild lists it anew,
+    # dated when it does so.
     d = home / "store" / record_path("RePEc:aaa:wpaper:4")
     (d / "00gone").unlink()
     back = T0 + 86400 * 5
-    (d / "00back").write_text(f"{back}\n")
-    build(str(home))
+    with open(d / "00notes", "a") as f:
+        f.write('{"event":"back","tist":%d,"id":"RePEc:aaa:wpaper:4"}\n' % back)
+    stats = rebuild(str(home), now=lambda: back + 7)
+    assert stats.changed == 1
     root = client.get(verb="ListRecords", metadataPrefix="amf", **{"from": iso(back)})
     assert [header_tuple(h) for h in root.iter(OAI + "header")] == [
-        (oai_id("RePEc:aaa:wpaper:4"), iso(back), False, tuple(record_sets("RePEc:aaa:wpaper:4")))]
+        (oai_id("RePEc:aaa:wpaper:4"), iso(back + 7), False, tuple(record_sets("RePEc:aaa:wpaper:4")))]
     assert root.findtext(f".//{{{AMF_NS}}}title") == "Four"
     got = client.get(verb="GetRecord", metadataPrefix="oai_dc", identifier=oai_id("RePEc:aaa:wpaper:4"))
-    assert got.findtext(f".//{OAI}datestamp") == iso(back)
+    assert got.findtext(f".//{OAI}datestamp") == iso(back + 7)
     assert got.findtext(f".//{DC}title") == "Four"
+    # With the index lost, the datestamp comes from the notes: the return.
+    shutil.rmtree(home / "var" / "oai")
+    rebuild(str(home))
+    got = Client(create_app(str(home))).get(verb="GetRecord", metadataPrefix="oai_dc",
+                                            identifier=oai_id("RePEc:aaa:wpaper:4"))
+    assert got.findtext(f".//{OAI}datestamp") == iso(back)
 
 
 def test_token_survives_restart_and_rebuild(client, home):

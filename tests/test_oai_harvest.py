@@ -8,28 +8,30 @@ its way out.
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import pytest
-import waitress
 from lxml import etree
-from sickle import Sickle
-from sickle import oaiexceptions
+from sickle import Sickle, oaiexceptions
+from test_oai import RECORDS, REPO, T0, expected, make_home, oai_id, validate
 
 from kiel import AMF_NS
 from kiel.oai import build, create_app
+from kiel.oai.server import Background, Limits
 from kiel.redist import record_path, record_sets
 from kiel.tist import iso
-from test_oai import RECORDS, REPO, T0, expected, make_home, oai_id, validate
 
+LIMITS = Limits(threads=4, connection_limit=64, channel_timeout=30,
+                max_request_body=64 * 1024, retry_after=10)
 KIEL = str(Path(sys.executable).with_name("kiel"))
 
 
@@ -50,8 +52,14 @@ class Validating:
 
         body = b"".join(self.app(environ, sr))
         if seen["headers"].get("Content-Type", "").startswith("text/xml"):
+            plain = body
+            coding = seen["headers"].get("Content-Encoding")
+            if coding == "gzip":
+                plain = gzip.decompress(body)
+            elif coding == "deflate":
+                plain = zlib.decompress(body)
             try:
-                validate(body)
+                validate(plain)
                 self.checked += 1
             except AssertionError as e:
                 self.failures.append(str(e))
@@ -64,13 +72,9 @@ def server(tmp_path):
     build(str(home))
     app = create_app(str(home))
     checked = Validating(app)
-    srv = waitress.create_server(checked, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{srv.effective_port}/oai"
-    yield url, home, app, checked
-    srv.close()
-    thread.join(5)
+    srv = Background(checked, LIMITS)
+    yield srv.url, home, app, checked
+    srv.stop()
     assert not checked.failures, checked.failures[0]
 
 

@@ -45,17 +45,14 @@ def _transform() -> etree.XSLT:
     return t
 
 
-def read_version(record_dir: str, datestamp: int) -> bytes | None:
-    """The version current at ``datestamp``; None when there is none.
-
-    Usually ``<datestamp>.amf.xml`` itself; a record that came back
-    (``00back``) has a datestamp later than its current version.
-    """
-    try:
-        with open(os.path.join(record_dir, "%d.amf.xml" % datestamp), "rb") as f:
-            return f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        pass
+def read_version(record_dir: str, version: int, datestamp: int) -> bytes | None:
+    """The version the index names; without one, the newest not after ``datestamp``."""
+    if version:
+        try:
+            with open(os.path.join(record_dir, "%d.amf.xml" % version), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            pass
     older = [v for v in _store.versions(record_dir) if v[0] <= datestamp]
     if not older:
         return None
@@ -71,50 +68,31 @@ def amf_metadata(version: bytes) -> bytes:
     return _DECL.sub(b"", version, count=1).rstrip()
 
 
-def archived_objects(record_dir: str) -> list[str]:
-    """URLs of the record's objects with at least one successful (2xx) attempt."""
-    out = []
-    try:
-        names = sorted(os.listdir(record_dir))
-    except OSError:
-        return out
-    for name in names:
-        path = os.path.join(record_dir, name)
-        if _store.is_tmp(name) or not os.path.isdir(path) or os.path.islink(path):
-            continue
-        try:
-            with open(os.path.join(path, _store.URL), "rb") as f:
-                url = f.read().decode("utf-8", "replace").strip()
-            attempts = os.listdir(path)
-        except OSError:
-            continue
-        if url and any((a := _store.parse_attempt(n)) and a[1].startswith("2") for n in attempts):
-            out.append(url)
-    return out
+def oai_dc_metadata(version: bytes) -> bytes:
+    """Dublin Core made from the stored version alone (issue 15, case 4).
 
-
-def oai_dc_metadata(version: bytes, objects: list[str]) -> bytes:
+    Nothing else of the record directory (what was fetched, when) enters,
+    so the metadata changes only with a new version, and so does the datestamp.
+    """
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     amf = etree.fromstring(version, parser)
     wrapper = etree.Element("{%s}record" % _K, nsmap={"k": _K})
     wrapper.append(amf)
-    for url in objects:
-        etree.SubElement(wrapper, "{%s}object" % _K).text = url
     result = _transform()(etree.ElementTree(wrapper))
     root = result.getroot()
     if root is None:
         raise ValueError("the stored version holds no text noun")
-    return etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+    return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=False))
 
 
-def metadata(prefix: str, record_dir: str, datestamp: int) -> bytes | None:
+def metadata(prefix: str, record_dir: str, version: int, datestamp: int) -> bytes | None:
     """The ``metadata`` content of a record in ``prefix``; None if unreadable."""
-    version = read_version(record_dir, datestamp)
-    if version is None:
+    data = read_version(record_dir, version, datestamp)
+    if data is None:
         return None
     if prefix == "amf":
-        return amf_metadata(version)
+        return amf_metadata(data)
     try:
-        return oai_dc_metadata(version, archived_objects(record_dir))
+        return oai_dc_metadata(data)
     except (etree.XMLSyntaxError, ValueError):
         return None

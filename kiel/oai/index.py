@@ -1,39 +1,45 @@
-"""The OAI index: every record's (datestamp, id, deleted, sets), sorted.
+"""The OAI index: every record's (datestamp, id, deleted, version, sets), sorted.
 
-The provider never walks the store to answer a list request: it reads this
-index, a handful of plain files under ``HOME/var/oai/`` (``var/`` holds what
-can be rebuilt from the store, DESIGN.md "The home"). A generation is a
-directory ``index-<tist>-<hex>``; the symbolic link ``current`` names the one
-in use and is replaced atomically, so a reader sees a whole old index or a
-whole new one, never a mix.
+The provider never walks the store to answer a list request: it reads a
+*base* index, a handful of plain files under ``HOME/var/oai/`` (``var/``
+holds what can be rebuilt from the store, DESIGN.md "The home"), and lays
+over it the change log the renewal appends to as it goes
+(:mod:`kiel.oai.changes`). A generation is a directory
+``index-<tist>-<hex>``; the symbolic link ``current`` names the one in use
+and is replaced atomically, so a reader sees a whole old base or a whole
+new one, never a mix.
 
 A generation holds:
 
 ``records``
-    One text line per record, ``<datestamp>\\t<id>\\t<flag>\\t<sets>``, with
+    One text line per record, ``<datestamp>\\t<id>\\t<flag>\\t<version>\\t<sets>``,
     the datestamp zero-padded to 10 digits, flag ``-`` (present) or ``d``
-    (deleted: ``00gone``), the sets separated by spaces. Because ids hold
-    no control characters, sorting the lines as bytes sorts them by
-    (datestamp, id): ``sort -c`` agrees, and an operator can read it.
+    (deleted: ``00gone``), version the tist of the version served, the
+    sets separated by spaces. Because ids hold no control characters,
+    sorting the lines as bytes sorts them by (datestamp, id).
 ``offsets``
     16 bytes per record (little-endian): the datestamp (``q``) and the byte
-    offset of its line in ``records`` (``Q``). Record *i* is found in one
-    step, so a binary search costs log2(n) reads at any depth.
+    offset of its line in ``records`` (``Q``), so record *i* is one step
+    away and a binary search costs log2(n) reads at any depth.
+``byid``
+    The record numbers (``Q``) in the order of their ids: ``GetRecord`` and
+    the rebuild find a record's served state in log2(n) reads.
 ``postings``
-    For each set, the numbers (``Q``) of its records in ascending order
-    (ascending number is ascending datestamp), the sets one after another.
+    For each set, the numbers (``Q``) of its records in ascending order.
 ``sets``
     ``<setSpec>\\t<first posting>\\t<count>`` per set, sorted by setSpec.
 ``meta.json``
-    Format version, counts, earliest datestamp, build time.
+    Format, counts, earliest datestamp, build time, and ``folded``: for each
+    change-log segment, how many of its bytes this base already holds.
 
-The build streams the store (``iter_record_dirs``) and sorts with an
-external merge sort: sorted chunk files of ``chunk`` lines, then one merge,
-so memory stays bounded by the chunk size and the number of sets.
+Two ways make a generation. :func:`fold` (the renewal's end, cheap: no walk
+of the store) merges the base with the change log. :func:`rebuild` (``kiel
+oai index --rebuild``, a repair) walks the store, resumable after a kill.
 """
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import heapq
 import json
@@ -43,21 +49,24 @@ import shutil
 import struct
 import threading
 import time
-from dataclasses import dataclass
-from typing import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 
 from kiel import store as _store
 from kiel.errors import StoreError
 from kiel.home import Home
+from kiel.oai import changes as _changes
 from kiel.redist import record_path, record_sets
 
-FORMAT = 1
+FORMAT = 2
 OAI_DIR = "oai"
 CURRENT = "current"
 KEY_FILE = "key"
 LOCK_FILE = "build.lock"
+REBUILD_DIR = "rebuild"
 
 _OFF = struct.Struct("<qQ")
 _POST = struct.Struct("<Q")
@@ -71,6 +80,14 @@ class Entry:
     id: str
     deleted: bool
     sets: tuple[str, ...]
+    version: int = 0  # tist of the version served (0: unknown)
+
+
+Row = Entry
+
+
+def key_of(e: Entry) -> Key:
+    return (e.datestamp, e.id.encode("utf-8", "surrogateescape"))
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,9 @@ class IndexStats:
     skipped: int  # record directories without a readable current version
     earliest: int | None
     seconds: float
+    changed: int = 0  # rebuild: records whose store differed from what was served
+    folded: int = 0  # fold: change-log lines merged into the base
+    resumed: bool = False  # rebuild: continued from a killed one
 
 
 def oai_dir(home_root: str) -> str:
@@ -90,13 +110,10 @@ def oai_dir(home_root: str) -> str:
 
 # --- reading the store --------------------------------------------------------
 
-BACK = "00back"
-
-
-def read_gone(record_dir: str, name: str = _store.GONE) -> int | None:
-    """The tist in ``00gone`` (or ``name``), or None when there is none."""
+def read_gone(record_dir: str) -> int | None:
+    """The tist in ``00gone``, or None when there is none."""
     try:
-        with open(os.path.join(record_dir, name), "rb") as f:
+        with open(os.path.join(record_dir, _store.GONE), "rb") as f:
             text = f.read(64)
     except (FileNotFoundError, NotADirectoryError):
         return None
@@ -105,6 +122,34 @@ def read_gone(record_dir: str, name: str = _store.GONE) -> int | None:
     except (ValueError, IndexError):
         # A damaged marker must not hide a record: serve it as present.
         return None
+
+
+def read_back(record_dir: str) -> int | None:
+    """When the record last came back after being gone, from its ``00notes``.
+
+    The renewal notes a return as an ``"event": "back"`` line, or as
+    ``"back": true`` on its renewal line; the newest tist wins.
+    """
+    try:
+        with open(os.path.join(record_dir, "00notes"), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if b'"back"' not in data:  # most records never left: no JSON to parse
+        return None
+    newest = None
+    for line in data.splitlines():
+        if b'"back"' not in line:
+            continue
+        try:
+            note = json.loads(line)
+        except ValueError:
+            continue  # a torn last line (DESIGN.md, Notes)
+        if isinstance(note, dict) and (note.get("event") == "back" or note.get("back") is True):
+            t = note.get("tist")
+            if isinstance(t, int) and (newest is None or t > newest):
+                newest = t
+    return newest
 
 
 def read_id(version_path: str) -> str | None:
@@ -122,103 +167,235 @@ def read_id(version_path: str) -> str | None:
     return None
 
 
+def servable_id(rid: str | None) -> bool:
+    return bool(rid) and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in rid or "")
+
+
 def entry_for(record_dir: str) -> Entry | None:
-    """The index entry of one record directory; None when it has no version."""
+    """A record directory's entry as its files tell it; None without a version.
+
+    The datestamp is the newest of: the current version's tist, ``00gone``,
+    the record's return (:func:`read_back`).
+    """
     newest = _store.newest_version(record_dir)
     if newest is None:
         return None
     tist, name = newest
     rid = read_id(os.path.join(record_dir, name))
-    if not rid or any(ord(c) < 0x20 or ord(c) == 0x7F for c in rid):
+    if rid is None or not servable_id(rid):
         return None
     gone = read_gone(record_dir)
     if gone is not None:
-        return Entry(gone, rid, True, tuple(record_sets(rid)))
-    return Entry(present_datestamp(record_dir, tist), rid, False, tuple(record_sets(rid)))
+        return Entry(max(gone, tist), rid, True, tuple(record_sets(rid)), tist)
+    back = read_back(record_dir)
+    ds = max(tist, back) if back is not None else tist
+    return Entry(ds, rid, False, tuple(record_sets(rid)), tist)
 
 
-def present_datestamp(record_dir: str, version_tist: int) -> int:
-    """The datestamp of a record that is not gone.
-
-    The tist of the current version; but a record that came back unchanged
-    after being gone must not return to a datestamp older than its deletion,
-    or incremental harvesters would never see it again. A ``00back`` marker
-    (the tist it came back), where the renewal leaves one, moves it forward.
-    """
-    back = read_gone(record_dir, BACK)
-    return max(version_tist, back) if back is not None else version_tist
+def _entry_at(store_root: str, record_dir: str) -> Entry | None:
+    entry = entry_for(record_dir)
+    # The redist must map the id back here; a directory put elsewhere by
+    # hand would otherwise be served under an id GetRecord cannot find.
+    if entry is not None and os.path.join(store_root, record_path(entry.id)) != record_dir:
+        return None
+    return entry
 
 
 def store_entries(home_root: str) -> Iterator[Entry | None]:
     """One entry (or None for a directory without version) per record directory."""
     store_root = Home(home_root).store
     for record_dir in _store.iter_record_dirs(store_root):
-        entry = entry_for(record_dir)
-        # The redist must map the id back here; a directory put elsewhere by
-        # hand would otherwise be served under an id GetRecord cannot find.
-        if entry is not None and os.path.join(store_root, record_path(entry.id)) != record_dir:
-            entry = None
-        yield entry
+        yield _entry_at(store_root, record_dir)
 
 
 # --- writing ----------------------------------------------------------------
 
 def _line(e: Entry) -> bytes:
-    return b"%010d\t%s\t%s\t%s\n" % (e.datestamp, e.id.encode("utf-8", "surrogateescape"),
-                                     b"d" if e.deleted else b"-",
-                                     " ".join(e.sets).encode("ascii"))
+    return b"%010d\t%s\t%s\t%d\t%s\n" % (e.datestamp, e.id.encode("utf-8", "surrogateescape"),
+                                         b"d" if e.deleted else b"-", e.version,
+                                         " ".join(e.sets).encode("ascii"))
 
 
-def build(home_root: str, chunk: int = 200_000) -> IndexStats:
-    """Rebuild the index of the home's store and make it current.
+def _parse(line: bytes) -> Entry:
+    ds, rid, flag, version, sets = line.rstrip(b"\n").split(b"\t")
+    return Entry(int(ds), rid.decode("utf-8", "surrogateescape"), flag == b"d",
+                 tuple(sets.decode("ascii").split()), int(version))
 
-    Raises :class:`kiel.errors.StoreError` when ``var/oai`` cannot be
-    written (full disk, read-only home); the index in use stays as it was.
-    """
+
+def _storage_error(home_root: str, e: OSError) -> StoreError:
+    where = e.filename or oai_dir(os.path.abspath(home_root))
+    return StoreError(f"{where}: cannot write the OAI index: {e.strerror or e}")
+
+
+class _BuildLock:
+    """One writer of ``var/oai`` at a time (fold, rebuild); readers never wait."""
+
+    def __init__(self, top: str):
+        self.top = top
+        self.fd = -1
+
+    def __enter__(self) -> _BuildLock:
+        os.makedirs(self.top, exist_ok=True)
+        self.fd = os.open(os.path.join(self.top, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+def _sort_chunks(work: str, lines: Iterable[bytes], chunk: int, first: int = 0) -> list[str]:
+    """Sorted chunk files of at most ``chunk`` lines each, written atomically."""
+    out: list[str] = []
+    buf: list[bytes] = []
+
+    def flush() -> None:
+        buf.sort()
+        path = os.path.join(work, "chunk-%06d" % (first + len(out)))
+        tmp = os.path.join(work, _store.tmp_name())
+        with open(tmp, "wb") as f:
+            f.writelines(buf)
+        os.rename(tmp, path)
+        out.append(path)
+        buf.clear()
+
+    for line in lines:
+        buf.append(line)
+        if len(buf) >= chunk:
+            flush()
+    if buf:
+        flush()
+    return out
+
+
+def _write_generation(work: str, chunk_paths: list[str], chunk: int, skipped: int,
+                      folded: dict[str, int]) -> tuple[int, int, int, int | None]:
+    """Merge sorted chunk files into a generation in ``work``; (records, deleted, sets, earliest)."""
+    set_counts: dict[str, int] = {}
+    count = deleted = 0
+    earliest = None
+    files = [open(p, "rb") for p in chunk_paths]
+    id_chunks: list[str] = []
+    ids: list[bytes] = []
     try:
-        return write_index(home_root, store_entries(home_root), chunk=chunk)
-    except OSError as e:
-        where = e.filename or oai_dir(os.path.abspath(home_root))
-        raise StoreError(f"{where}: cannot write the OAI index: {e.strerror or e}") from None
-
-
-def write_index(home_root: str, entries: Iterable[Entry | None], chunk: int = 200_000) -> IndexStats:
-    """Sort ``entries`` into a new generation and make it current.
-
-    ``None`` entries count as skipped. Builds of one home run one at a time
-    (a lock in ``var/oai``); readers are never blocked.
-    """
-    started = time.monotonic()
-    top = oai_dir(os.path.abspath(home_root))
-    os.makedirs(top, exist_ok=True)
-    lock_fd = os.open(os.path.join(top, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        _clean_tmp(top)
-        work = os.path.join(top, _store.tmp_name())
-        os.mkdir(work)
-        try:
-            stats = _write_generation(work, entries, chunk)
-            name = "index-%d-%s" % (int(time.time()), os.urandom(4).hex())
-            final = os.path.join(top, name)
-            os.rename(work, final)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        previous = _readlink(os.path.join(top, CURRENT))
-        link_tmp = os.path.join(top, _store.tmp_name())
-        os.symlink(name, link_tmp)
-        os.replace(link_tmp, os.path.join(top, CURRENT))
-        # Keep the generation just replaced: a request that resolved the old
-        # link a moment ago can still open its files.
-        for old in os.listdir(top):
-            if old.startswith("index-") and old not in (name, previous):
-                shutil.rmtree(os.path.join(top, old), ignore_errors=True)
-        records, deleted, nsets, skipped, earliest = stats
-        return IndexStats(final, records, deleted, nsets, skipped, earliest,
-                          round(time.monotonic() - started, 3))
+        with open(os.path.join(work, "records"), "wb") as rec, \
+                open(os.path.join(work, "offsets"), "wb") as off:
+            pos = 0
+            for line in heapq.merge(*files):
+                ds = int(line[:10])
+                if earliest is None:
+                    earliest = ds
+                off.write(_OFF.pack(ds, pos))
+                rec.write(line)
+                pos += len(line)
+                _ds, rid, flag, _v, sets = line.rstrip(b"\n").split(b"\t")
+                deleted += flag == b"d"
+                for s in sets.decode("ascii").split():
+                    set_counts[s] = set_counts.get(s, 0) + 1
+                ids.append(b"%s\x00%d\n" % (rid, count))
+                if len(ids) >= chunk:
+                    id_chunks += _sort_chunks(work, ids, chunk, 900000 + len(id_chunks))
+                    ids = []
+                count += 1
     finally:
-        os.close(lock_fd)
+        for f in files:
+            f.close()
+    if ids or not id_chunks:
+        id_chunks += _sort_chunks(work, ids, chunk, 900000 + len(id_chunks))
+    # byid: ids hold no control characters, so "\0" ends an id before any
+    # longer id it is a prefix of, and the byte order is the id order.
+    id_files = [open(p, "rb") for p in id_chunks]
+    try:
+        with open(os.path.join(work, "byid"), "wb") as out:
+            for line in heapq.merge(*id_files):
+                out.write(_POST.pack(int(line[line.rindex(b"\x00") + 1:])))
+    finally:
+        for g in id_files:
+            g.close()
+    for p in id_chunks:
+        os.unlink(p)
+
+    # Postings: each set's slice is known from its count, so record numbers
+    # are written straight into place through a mapping of the file.
+    specs = sorted(set_counts)
+    start: dict[str, int] = {}
+    n = 0
+    with open(os.path.join(work, "sets"), "wb") as sets_file:
+        for s in specs:
+            start[s] = n
+            sets_file.write(b"%s\t%d\t%d\n" % (s.encode("ascii"), n, set_counts[s]))
+            n += set_counts[s]
+    post_path = os.path.join(work, "postings")
+    with open(post_path, "wb") as post:
+        post.truncate(n * _POST.size)
+    if n:
+        fill = dict(start)
+        with open(post_path, "r+b") as post_rw, mmap.mmap(post_rw.fileno(), 0) as mm, \
+                open(os.path.join(work, "records"), "rb") as rec:
+            pack = _POST.pack_into
+            for number, line in enumerate(rec):
+                for s in line.rstrip(b"\n").rsplit(b"\t", 1)[1].decode("ascii").split():
+                    pack(mm, fill[s] * 8, number)
+                    fill[s] += 1
+            mm.flush()
+    meta = {"format": FORMAT, "records": count, "deleted": deleted, "sets": len(specs),
+            "skipped": skipped, "earliest": earliest, "built": int(time.time()),
+            "folded": folded}
+    with open(os.path.join(work, "meta.json"), "w", encoding="utf-8") as meta_file:
+        json.dump(meta, meta_file, indent=1, sort_keys=True)
+        meta_file.write("\n")
+    return count, deleted, len(specs), earliest
+
+
+def _publish(top: str, work: str) -> tuple[str, str | None]:
+    """Rename ``work`` into a generation and point ``current`` at it."""
+    name = "index-%d-%s" % (int(time.time()), os.urandom(4).hex())
+    final = os.path.join(top, name)
+    os.rename(work, final)
+    previous = _readlink(os.path.join(top, CURRENT))
+    link_tmp = os.path.join(top, _store.tmp_name())
+    os.symlink(name, link_tmp)
+    os.replace(link_tmp, os.path.join(top, CURRENT))
+    # Keep the generation just replaced: a request that resolved the old
+    # link a moment ago can still open its files.
+    for old in os.listdir(top):
+        if old.startswith("index-") and old not in (name, previous):
+            shutil.rmtree(os.path.join(top, old), ignore_errors=True)
+    return final, previous
+
+
+def _generation(home_root: str, top: str, chunk_paths: list[str], chunk: int, skipped: int,
+                folded: dict[str, int], started: float) -> IndexStats:
+    work = os.path.join(top, _store.tmp_name())
+    os.mkdir(work)
+    try:
+        records, deleted, nsets, earliest = _write_generation(work, chunk_paths, chunk,
+                                                              skipped, folded)
+        final, previous = _publish(top, work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    _drop_folded_segments(home_root, folded, previous and os.path.join(top, previous))
+    return IndexStats(final, records, deleted, nsets, skipped, earliest,
+                      round(time.monotonic() - started, 3))
+
+
+def _drop_folded_segments(home_root: str, folded: dict[str, int], previous: str | None) -> None:
+    """Remove segments that are complete and held whole by this base and the one before."""
+    before: dict[str, int] = {}
+    if previous:
+        try:
+            with open(os.path.join(previous, "meta.json"), encoding="utf-8") as f:
+                before = json.load(f).get("folded") or {}
+        except (OSError, ValueError):
+            return
+    for seg in _changes.segments(home_root):
+        # An empty segment (a run that changed nothing) holds nothing to lose.
+        if seg.complete and folded.get(seg.name, 0) == seg.size == before.get(seg.name, 0):
+            try:
+                os.unlink(os.path.join(_changes.changes_dir(home_root), seg.name))
+            except OSError:
+                pass
 
 
 def _clean_tmp(top: str) -> None:
@@ -241,85 +418,233 @@ def _readlink(path: str) -> str | None:
         return None
 
 
-def _write_generation(work: str, entries: Iterable[Entry | None], chunk: int):
-    set_counts: dict[str, int] = {}
-    chunks: list[str] = []
-    buf: list[bytes] = []
-    skipped = deleted = 0
+def write_index(home_root: str, entries: Iterable[Entry | None], chunk: int = 200_000,
+                folded: dict[str, int] | None = None) -> IndexStats:
+    """Sort ``entries`` into a new base and make it current (``None``: skipped)."""
+    started = time.monotonic()
+    top = oai_dir(os.path.abspath(home_root))
+    with _BuildLock(top):
+        _clean_tmp(top)
+        work = os.path.join(top, _store.tmp_name())
+        os.mkdir(work)
+        try:
+            skipped = 0
 
-    def flush() -> None:
-        buf.sort()
-        path = os.path.join(work, "chunk-%06d" % len(chunks))
-        with open(path, "wb") as f:
-            f.writelines(buf)
-        chunks.append(path)
-        buf.clear()
+            def lines() -> Iterator[bytes]:
+                nonlocal skipped
+                for e in entries:
+                    if e is None:
+                        skipped += 1
+                    else:
+                        yield _line(e)
 
-    for e in entries:
-        if e is None:
-            skipped += 1
-            continue
-        buf.append(_line(e))
-        deleted += e.deleted
-        for s in e.sets:
-            set_counts[s] = set_counts.get(s, 0) + 1
-        if len(buf) >= chunk:
-            flush()
-    if buf or not chunks:
-        flush()
+            chunks = _sort_chunks(work, lines(), chunk)
+            return _generation(home_root, top, chunks, chunk, skipped, folded or {}, started)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
-    # Merge the sorted chunks into ``records`` and ``offsets``.
-    files = [open(p, "rb") for p in chunks]
-    count = 0
-    earliest = None
+
+# --- fold: the base and the change log into a new base ------------------------
+
+def fold(home_root: str, chunk: int = 200_000) -> IndexStats:
+    """Merge the change log into a new base; build one from the store when there is none.
+
+    No walk of the store: one pass over the base. The renewal calls it at
+    its end (:func:`refresh`), so that the log the provider reads on each
+    request stays short.
+
+    Raises :class:`kiel.errors.StoreError` when ``var/oai`` cannot be written.
+    """
+    home_root = os.path.abspath(home_root)
     try:
-        with open(os.path.join(work, "records"), "wb") as rec, \
-                open(os.path.join(work, "offsets"), "wb") as off:
-            pos = 0
-            for line in heapq.merge(*files):
-                ds = int(line[:10])
-                if earliest is None:
-                    earliest = ds
-                off.write(_OFF.pack(ds, pos))
-                rec.write(line)
-                pos += len(line)
-                count += 1
-    finally:
-        for f in files:
-            f.close()
-    for p in chunks:
-        os.unlink(p)
+        if _readlink(os.path.join(oai_dir(home_root), CURRENT)) is None:
+            return rebuild(home_root, chunk=chunk)
+        return _fold(home_root, chunk)
+    except OSError as e:
+        raise _storage_error(home_root, e) from None
 
-    # Postings: each set's slice is known from its count, so record numbers
-    # are written straight into place through a mapping of the file.
-    specs = sorted(set_counts)
-    first: dict[str, int] = {}
-    n = 0
-    with open(os.path.join(work, "sets"), "wb") as f:
-        for s in specs:
-            first[s] = n
-            f.write(b"%s\t%d\t%d\n" % (s.encode("ascii"), n, set_counts[s]))
-            n += set_counts[s]
-    total = n
-    post_path = os.path.join(work, "postings")
-    with open(post_path, "wb") as f:
-        f.truncate(total * _POST.size)
-    if total:
-        fill = dict(first)
-        with open(post_path, "r+b") as f, mmap.mmap(f.fileno(), 0) as mm, \
-                open(os.path.join(work, "records"), "rb") as rec:
-            pack = _POST.pack_into
-            for number, line in enumerate(rec):
-                for s in line.rstrip(b"\n").rsplit(b"\t", 1)[1].decode("ascii").split():
-                    pack(mm, fill[s] * 8, number)
-                    fill[s] += 1
-            mm.flush()
-    meta = {"format": FORMAT, "records": count, "deleted": deleted, "sets": len(specs),
-            "skipped": skipped, "earliest": earliest, "built": int(time.time())}
-    with open(os.path.join(work, "meta.json"), "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=1, sort_keys=True)
-        f.write("\n")
-    return count, deleted, len(specs), skipped, earliest
+
+def _fold(home_root: str, chunk: int) -> IndexStats:
+    started = time.monotonic()
+    top = oai_dir(home_root)
+    with _BuildLock(top):
+        _clean_tmp(top)
+        served = IndexCache(home_root).get()  # the base and the log as of now
+        base, overlay = served.base, served.overlay
+        later = overlay.rows_sorted()
+        shadow = overlay.ids
+
+        def lines() -> Iterator[bytes]:
+            with open(os.path.join(base.path, "records"), "rb") as f:
+                old = (line for line in f
+                       if line.split(b"\t", 2)[1].decode("utf-8", "surrogateescape") not in shadow)
+                yield from heapq.merge(old, (_line(e) for e in later))
+
+        work = os.path.join(top, _store.tmp_name())
+        os.mkdir(work)
+        try:
+            chunks = _sort_chunks(work, lines(), chunk)
+            stats = _generation(home_root, top, chunks, chunk, int(base.meta.get("skipped", 0)),
+                                overlay.positions(), started)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return IndexStats(**{**stats.__dict__, "folded": overlay.lines})
+
+
+def refresh(home_root: str, chunk: int = 10_000) -> IndexStats | None:
+    """What the renewal calls at its end: fold the change log, if there is any.
+
+    Builds the base from the store when there is none yet; None when there
+    was nothing to fold. Small sort chunks keep the run's memory flat in
+    the store's size (docs/performance.md, "Memory").
+    """
+    top = oai_dir(os.path.abspath(home_root))
+    if _readlink(os.path.join(top, CURRENT)) is not None:
+        base = IndexCache(home_root).get().base
+        folded = base.meta.get("folded") or {}
+        segs = _changes.segments(home_root)
+        if all(folded.get(s.name, 0) == s.size for s in segs):
+            # Nothing new: only the segments of runs that changed nothing go.
+            for seg in segs:
+                if seg.complete and seg.size == 0:
+                    try:
+                        os.unlink(os.path.join(_changes.changes_dir(home_root), seg.name))
+                    except OSError:
+                        pass
+            return None
+    return fold(home_root, chunk=chunk)
+
+
+# --- rebuild: the repair, from the store -------------------------------------
+
+def build(home_root: str, chunk: int = 200_000) -> IndexStats:
+    """Rebuild the base from the store (see :func:`rebuild`)."""
+    return rebuild(home_root, chunk=chunk)
+
+
+def rebuild(home_root: str, chunk: int = 200_000, now: Callable[[], float] = time.time,
+            checkpoint: int = 10_000) -> IndexStats:
+    """Walk the store into a new base and make it current: the repair.
+
+    A record whose store differs from what the provider serves (a change
+    whose change-log line was lost: a process killed between writing the
+    version and the line) is appended to the change log at the end, dated
+    then: that is when it becomes visible. Every other record keeps the
+    later of its served datestamp and the one its files give
+    (:func:`entry_for`), so no datestamp moves back.
+
+    The walk is saved every ``checkpoint`` records under
+    ``var/oai/rebuild/``; a rebuild killed midway continues from there.
+
+    Raises :class:`kiel.errors.StoreError` when ``var/oai`` cannot be written.
+    """
+    home_root = os.path.abspath(home_root)
+    try:
+        return _rebuild(home_root, chunk, now, checkpoint)
+    except OSError as e:
+        raise _storage_error(home_root, e) from None
+
+
+def _rebuild(home_root: str, chunk: int, now: Callable[[], float],
+             checkpoint: int) -> IndexStats:
+    started = time.monotonic()
+    top = oai_dir(home_root)
+    store_root = Home(home_root).store
+    with _BuildLock(top):
+        _clean_tmp(top)
+        work = os.path.join(top, REBUILD_DIR)
+        os.makedirs(work, exist_ok=True)
+        state_path = os.path.join(work, "state.json")
+        served: Served | None
+        try:
+            served = IndexCache(home_root).get()
+        except IndexMissing:
+            served = None
+        state: dict[str, Any] = {}
+        try:
+            with open(state_path, encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {}
+        resumed = bool(state)
+        if not state:
+            for name in os.listdir(work):
+                os.unlink(os.path.join(work, name))
+            # The base holds the log as far as it was read now; later lines
+            # stay in the log and lie over the new base.
+            state = {"folded": served.overlay.positions() if served else {},
+                     "after": None, "chunks": [], "skipped": 0, "changed": 0}
+        changed_path = os.path.join(work, "changed")
+        buf: list[bytes] = []
+        after = state["after"]
+        skipped = 0
+        changed: list[bytes] = []
+
+        def save(rel: str | None) -> None:
+            nonlocal buf, skipped, changed
+            state["chunks"] += [os.path.basename(p) for p in
+                                _sort_chunks(work, buf, len(buf) + 1, len(state["chunks"]))]
+            with open(changed_path, "ab") as f:
+                f.writelines(changed)
+            state["skipped"] += skipped
+            state["changed"] += len(changed)
+            state["after"] = rel
+            tmp = os.path.join(work, _store.tmp_name())
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(state, f)
+            os.replace(tmp, state_path)
+            buf, skipped, changed = [], 0, []
+
+        if state["after"] != "":  # "" marks a finished walk
+            last = None
+            for record_dir in _store.iter_record_dirs(store_root):
+                rel = os.path.relpath(record_dir, store_root)
+                if after is not None and rel <= after:
+                    continue
+                e = _entry_at(store_root, record_dir)
+                if e is None:
+                    skipped += 1
+                else:
+                    e, kind = _against_served(e, served)
+                    if kind:
+                        changed.append(b"%s\t%s\n" % (kind.encode("ascii"),
+                                                      e.id.encode("utf-8", "surrogateescape")))
+                    buf.append(_line(e))
+                last = rel
+                if len(buf) + skipped >= checkpoint:
+                    save(last)
+            save("")
+        try:
+            with open(changed_path, "rb") as changed_file:
+                repairs = [line.rstrip(b"\n").split(b"\t", 1) for line in changed_file]
+        except FileNotFoundError:
+            repairs = []
+        if repairs:
+            # Listed from now on, dated now: appended before the new base is
+            # current, so the old base shows them too.
+            with _changes.ChangeLog.open(home_root, now=now) as log:
+                for kind_b, rid_b in repairs:
+                    r = rid_b.decode("utf-8", "surrogateescape")
+                    log.append(kind_b.decode("ascii"), r, record_path(r))
+        chunks = [os.path.join(work, c) for c in state["chunks"]]
+        stats = _generation(home_root, top, chunks, chunk, state["skipped"], state["folded"],
+                            started)
+        shutil.rmtree(work, ignore_errors=True)
+    return IndexStats(**{**stats.__dict__, "changed": len(repairs), "resumed": resumed})
+
+
+def _against_served(e: Entry, served: Served | None) -> tuple[Entry, str | None]:
+    """The entry to keep, and the change kind when the store differs from what is served."""
+    if served is None:
+        return e, None  # the first build: nothing was visible before
+    s = served.find(e.id)
+    if s is None:
+        return e, "gone" if e.deleted else "version"
+    if s.deleted != e.deleted or (not e.deleted and s.version != e.version):
+        kind = "gone" if e.deleted else ("back" if s.deleted and s.version == e.version
+                                         else "version")
+        return Entry(max(e.datestamp, s.datestamp), e.id, e.deleted, e.sets, e.version), kind
+    return Entry(max(e.datestamp, s.datestamp), e.id, e.deleted, e.sets, e.version), None
 
 
 # --- reading ------------------------------------------------------------------
@@ -335,20 +660,8 @@ def _map(path: str) -> mmap.mmap | bytes:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-@dataclass(frozen=True)
-class Row:
-    datestamp: int
-    id: str
-    deleted: bool
-    sets: tuple[str, ...]
-
-    @property
-    def key(self) -> Key:
-        return (self.datestamp, self.id.encode("utf-8", "surrogateescape"))
-
-
 class Index:
-    """One generation, opened read-only; safe to share between threads."""
+    """One base generation, opened read-only; safe to share between threads."""
 
     def __init__(self, path: str):
         self.path = path
@@ -356,10 +669,11 @@ class Index:
             self.meta = json.load(f)
         if self.meta.get("format") != FORMAT:
             raise IndexMissing(f"{path}: index format {self.meta.get('format')}, "
-                               f"expected {FORMAT}; run 'kiel oai index'")
+                               f"expected {FORMAT}; run 'kiel oai index --rebuild'")
         self._records = _map(os.path.join(path, "records"))
         self._offsets = _map(os.path.join(path, "offsets"))
         self._postings = _map(os.path.join(path, "postings"))
+        self._byid = _map(os.path.join(path, "byid"))
         self.count = len(self._offsets) // _OFF.size
         self.sets: dict[str, tuple[int, int]] = {}
         self.set_specs: list[str] = []
@@ -372,10 +686,11 @@ class Index:
 
     @property
     def earliest(self) -> int | None:
-        return self.meta.get("earliest")
+        e = self.meta.get("earliest")
+        return e if isinstance(e, int) else None
 
     def datestamp(self, number: int) -> int:
-        return _OFF.unpack_from(self._offsets, number * 16)[0]
+        return int(_OFF.unpack_from(self._offsets, number * 16)[0])
 
     def _line(self, number: int) -> bytes:
         start = _OFF.unpack_from(self._offsets, number * 16)[1]
@@ -383,18 +698,32 @@ class Index:
             end = _OFF.unpack_from(self._offsets, (number + 1) * 16)[1]
         else:
             end = len(self._records)
-        return self._records[start:end]
+        return bytes(self._records[start:end])
 
     def key(self, number: int) -> Key:
         line = self._line(number)
         return (int(line[:10]), line[11:line.index(b"\t", 11)])
 
-    def row(self, number: int) -> Row:
-        ds, rid, flag, sets = self._line(number).rstrip(b"\n").split(b"\t")
-        return Row(int(ds), rid.decode("utf-8", "surrogateescape"), flag == b"d",
-                   tuple(sets.decode("ascii").split()))
+    def row(self, number: int) -> Entry:
+        return _parse(self._line(number))
 
-    def view(self, set_spec: str | None) -> "View":
+    def find(self, rid: str) -> Entry | None:
+        """The row of record ``rid``, by binary search over ``byid``."""
+        want = rid.encode("utf-8", "surrogateescape")
+        lo, hi = 0, self.count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            number = _POST.unpack_from(self._byid, mid * 8)[0]
+            got = self.key(number)[1]
+            if got < want:
+                lo = mid + 1
+            elif got > want:
+                hi = mid
+            else:
+                return self.row(number)
+        return None
+
+    def view(self, set_spec: str | None) -> View:
         if set_spec is None:
             return View(self, None, 0, self.count)
         start, n = self.sets.get(set_spec, (0, 0))
@@ -402,9 +731,9 @@ class Index:
 
 
 class View:
-    """The records of one set (or of all), in index order."""
+    """The records of one set (or of all) of a base, in index order."""
 
-    def __init__(self, index: Index, postings, start: int, n: int):
+    def __init__(self, index: Index, postings: mmap.mmap | bytes | None, start: int, n: int):
         self.index = index
         self._postings = postings
         self._start = start
@@ -416,7 +745,7 @@ class View:
     def number(self, i: int) -> int:
         if self._postings is None:
             return i
-        return _POST.unpack_from(self._postings, (self._start + i) * 8)[0]
+        return int(_POST.unpack_from(self._postings, (self._start + i) * 8)[0])
 
     def first_from(self, tist: int) -> int:
         """First position whose datestamp is >= ``tist``."""
@@ -442,33 +771,231 @@ class View:
                 hi = mid
         return lo
 
-    def rows(self, start: int, stop: int) -> list[Row]:
+    def rows(self, start: int, stop: int) -> list[Entry]:
         return [self.index.row(self.number(i)) for i in range(start, stop)]
 
 
+class Overlay:
+    """The change log beyond what a base holds, as rows that replace the base's.
+
+    Read incrementally: each :meth:`refresh` reads only the bytes appended
+    since the last one.
+    """
+
+    def __init__(self, home_root: str, base: Index):
+        self.home_root = home_root
+        self.base = base
+        self._pos: dict[str, int] = dict(base.meta.get("folded") or {})
+        self.ids: dict[str, Entry] = {}
+        self.lines = 0
+        self.version = 0
+        self._sorted: list[tuple[Key, Entry]] = []
+        self._shadow: dict[str, Key | None] = {}  # id -> the base row it hides
+        self._per_set: dict[str | None, SetOverlay] = {}
+
+    def positions(self) -> dict[str, int]:
+        return dict(self._pos)
+
+    def refresh(self) -> None:
+        new: list[_changes.Change] = []
+        try:
+            names = sorted(n for n in os.listdir(_changes.changes_dir(self.home_root))
+                           if n.endswith(_changes.SUFFIX))
+        except FileNotFoundError:
+            return
+        for name in names:
+            start = self._pos.get(name, 0)
+            try:
+                size = os.stat(os.path.join(_changes.changes_dir(self.home_root), name)).st_size
+            except FileNotFoundError:
+                continue
+            if size <= start:
+                continue
+            got, end = _changes.read(self.home_root, name, start, size)
+            new += got
+            self._pos[name] = end
+        if not new:
+            return
+        self.lines += len(new)
+        # New containers, never changed in place: a request holding the
+        # previous ones (a snapshot, see IndexCache.get) keeps a whole state.
+        ids = dict(self.ids)
+        shadow = dict(self._shadow)
+        for c in new:
+            old = ids.get(c.id)
+            if old is not None and old.datestamp > c.datestamp:
+                continue  # lines of two processes: the later change wins
+            if c.id not in shadow:
+                b = self.base.find(c.id)
+                shadow[c.id] = None if b is None else key_of(b)
+            ids[c.id] = Entry(c.datestamp, c.id, c.kind == "gone", tuple(record_sets(c.id)),
+                                   c.version)
+        self.ids, self._shadow = ids, shadow
+        self._sorted = sorted((key_of(e), e) for e in self.ids.values())
+        self.version += 1
+        self._per_set = {}
+
+    def rows_sorted(self) -> list[Entry]:
+        return [e for _k, e in self._sorted]
+
+    def for_set(self, spec: str | None) -> SetOverlay:
+        got = self._per_set.get(spec)
+        if got is None:
+            pairs = [(k, e) for k, e in self._sorted if spec is None or spec in e.sets]
+            shadow = sorted(k for rid, k in self._shadow.items() if k is not None
+                            and (spec is None or spec in record_sets(rid)))
+            got = SetOverlay([k for k, _e in pairs], [e for _k, e in pairs], shadow)
+            self._per_set[spec] = got
+        return got
+
+
+@dataclass(frozen=True)
+class SetOverlay:
+    keys: list[Key]
+    rows: list[Entry]
+    shadow: list[Key]  # base keys of the rows the overlay replaces
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Entry]
+    more: bool  # items remain after the page
+    total: int  # completeListSize
+    cursor: int  # items before the page
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the provider serves at one moment: a base and the log over it."""
+
+    base: Index
+    overlay: Overlay
+    set_specs: list[str] = field(default_factory=list)
+
+    @property
+    def earliest(self) -> int | None:
+        e = self.base.earliest
+        if self.overlay._sorted:
+            o = self.overlay._sorted[0][0][0]
+            e = o if e is None else min(e, o)
+        return e
+
+    def find(self, rid: str) -> Entry | None:
+        got = self.overlay.ids.get(rid)
+        return got if got is not None else self.base.find(rid)
+
+    def page(self, spec: str | None, from_: int | None, until: int | None,
+             after: Key | None, size: int) -> Page:
+        """Up to ``size`` rows of the list, after ``after`` when given."""
+        view = self.base.view(spec)
+        ov = self.overlay.for_set(spec)
+        ids = self.overlay.ids
+        low: Key = (from_, b"") if from_ is not None else (-1, b"")
+        high: Key = (until + 1, b"") if until is not None else (1 << 62, b"")
+        lo_b = view.first_from(from_) if from_ is not None else 0
+        hi_b = view.first_from(until + 1) if until is not None else len(view)
+        lo_o = bisect.bisect_left(ov.keys, low)
+        hi_o = bisect.bisect_left(ov.keys, high)
+        s_lo = bisect.bisect_left(ov.shadow, low)
+        s_hi = bisect.bisect_left(ov.shadow, high)
+        total = (hi_b - lo_b) - (s_hi - s_lo) + (hi_o - lo_o)
+        if after is not None:
+            p = max(lo_b, view.first_after(after))
+            q = max(lo_o, bisect.bisect_right(ov.keys, after))
+            s_at = max(s_lo, bisect.bisect_right(ov.shadow, after))
+        else:
+            p, q, s_at = lo_b, lo_o, s_lo
+        cursor = (p - lo_b) - (s_at - s_lo) + (q - lo_o)
+        rows: list[Entry] = []
+        base_row: Entry | None = None
+        while len(rows) <= size:
+            while base_row is None and p < hi_b:
+                r = view.index.row(view.number(p))
+                p += 1
+                if r.id not in ids:  # the log holds a newer state of it
+                    base_row = r
+            over = ov.rows[q] if q < hi_o else None
+            if base_row is None and over is None:
+                break
+            if over is None or (base_row is not None and key_of(base_row) < key_of(over)):
+                assert base_row is not None
+                rows.append(base_row)
+                base_row = None
+            else:
+                rows.append(over)
+                q += 1
+        more = len(rows) > size
+        return Page(rows[:size], more, total, cursor)
+
+
+    def last_upto(self, spec: str | None, from_: int | None, key: Key) -> Entry | None:
+        """The last row of the list at or before ``key`` (and not before ``from_``)."""
+        view = self.base.view(spec)
+        ov = self.overlay.for_set(spec)
+        lo_b = view.first_from(from_) if from_ is not None else 0
+        low: Key = (from_, b"") if from_ is not None else (-1, b"")
+        best: Entry | None = None
+        p = view.first_after(key) - 1
+        while p >= lo_b:
+            r = view.index.row(view.number(p))
+            if r.id not in self.overlay.ids:
+                best = r
+                break
+            p -= 1
+        q = bisect.bisect_right(ov.keys, key) - 1
+        if q >= 0 and ov.keys[q] >= low and (best is None or ov.keys[q] > key_of(best)):
+            best = ov.rows[q]
+        return best
+
+
 class IndexCache:
-    """The current generation of a home, reopened when ``current`` changes."""
+    """The current base of a home, reopened when ``current`` changes, with its log."""
 
     def __init__(self, home_root: str):
-        self.top = oai_dir(home_root)
+        self.home_root = os.path.abspath(home_root)
+        self.top = oai_dir(self.home_root)
         self._lock = threading.Lock()
         self._target: str | None = None
-        self._index: Index | None = None
+        self._served: Served | None = None
 
-    def get(self) -> Index:
+    def get(self) -> Served:
         target = _readlink(os.path.join(self.top, CURRENT))
         if target is None:
             raise IndexMissing(f"no OAI index in {self.top}; run 'kiel oai index'")
         with self._lock:
-            if target != self._target:
+            if target != self._target or self._served is None:
                 try:
-                    self._index = Index(os.path.join(self.top, target))
+                    base = Index(os.path.join(self.top, target))
                 except FileNotFoundError:
                     raise IndexMissing(f"OAI index {target} vanished; try again") from None
+                self._served = Served(base, Overlay(self.home_root, base))
                 self._target = target
-            assert self._index is not None
-            return self._index
+            served = self._served
+            before = served.overlay.version
+            served.overlay.refresh()
+            if served.overlay.version != before or not served.set_specs:
+                specs = set(served.base.set_specs)
+                for e in served.overlay.ids.values():
+                    specs.update(e.sets)
+                served.set_specs[:] = sorted(specs)
+            # A snapshot: later refreshes build new lists, never change these.
+            return Served(served.base, _Frozen.of(served.overlay), list(served.set_specs))
+
+
+class _Frozen(Overlay):
+    """A read-only copy of an overlay's state for one request."""
+
+    @classmethod
+    def of(cls, o: Overlay) -> _Frozen:
+        f = cls.__new__(cls)
+        f.home_root, f.base, f._pos, f.ids = o.home_root, o.base, dict(o._pos), o.ids
+        f.lines, f.version, f._sorted, f._shadow = o.lines, o.version, o._sorted, o._shadow
+        f._per_set = o._per_set
+        return f
+
+    def refresh(self) -> None:  # a snapshot never reads further
+        return None
 
 
 def open_current(home_root: str) -> Index:
-    return IndexCache(home_root).get()
+    return IndexCache(home_root).get().base

@@ -5,8 +5,11 @@
 
     <k:record xmlns:k="urn:x-kiel:oai">
       <amf xmlns="http://amf.openlib.org"><text id="...">...</text></amf>
-      <k:object>URL of an archived object</k:object> ...
     </k:record>
+
+  Only the stored version enters (docs/oai.md, "What the metadata depends
+  on"): what was fetched later must not change a record without a new
+  datestamp.
 
   Empty values are dropped; every value is white-space normalized.
 -->
@@ -72,10 +75,10 @@
         <xsl:with-param name="name">dc:language</xsl:with-param>
         <xsl:with-param name="nodes" select="amf:language"/>
       </xsl:call-template>
-      <!-- What Kiel archived for this record: the URLs of its objects. -->
+      <!-- The full texts the record links to, as the version states them. -->
       <xsl:call-template name="each">
         <xsl:with-param name="name">dc:relation</xsl:with-param>
-        <xsl:with-param name="nodes" select="/k:record/k:object"/>
+        <xsl:with-param name="nodes" select="amf:file/amf:url"/>
       </xsl:call-template>
     </oai_dc:dc>
   </xsl:template>

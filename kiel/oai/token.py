@@ -80,11 +80,11 @@ class Tokens:
     def _mac(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest()[:_MAC_BYTES])
 
-    def _seal(self, value: list) -> str:
+    def _seal(self, value: list[object]) -> str:
         payload = _b64(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
         return payload + "." + self._mac(payload)
 
-    def _open(self, token: str) -> list:
+    def _open(self, token: str) -> list[object]:
         payload, dot, mac = token.partition(".")
         if not dot or not payload or not mac:
             raise BadToken("not a token of this repository")
