@@ -201,4 +201,4 @@ def test_cli_index_and_serve(tmp_path):
     assert b"serving " in out
     bad = subprocess.run([KIEL, "oai", "serve", "--home", str(tmp_path / "nowhere")],
                          capture_output=True, text=True, env=env, timeout=60)
-    assert bad.returncode == 2 and "no store here" in bad.stderr
+    assert bad.returncode == 2 and "no Kiel home at" in bad.stderr

@@ -101,9 +101,12 @@ class Damaged(Exception):
     """The record directory holds something Kiel cannot renew safely."""
 
 
-def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool) -> RecordRenewal:
+def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
+          changed_hook: Callable[[str], None] = lambda _kind: None) -> RecordRenewal:
     """Store the record's version when its bytes changed; adopt versions a
-    crash left unnoted; note a return from ``00gone``.
+    crash left unnoted; note a return from ``00gone``. ``changed_hook`` hears
+    of each change harvesters must see (``version``, ``back``), after it is
+    on disk (the OAI-PMH change log).
 
     Raises :class:`Damaged` (report, skip the record) or ``OSError`` (the
     store cannot be written)."""
@@ -146,9 +149,12 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool) ->
         base = now if newest is None else max(now, newest[0] + 1)
         version = store.write_new(rdir, lambda s: f"{base + s}.amf.xml", p.xml, sync)
         current = version
+    if version is not None or events:
+        changed_hook("version")  # a new version, or one a crash left unlisted
     if is_gone:
         os.unlink(gone)
         events.append(EventNote("back", now, {}))
+        changed_hook("back")
     r = RecordRenewal(
         p.id, p.rel, rdir, now, p.source, version,
         hashlib.sha256(p.xml).hexdigest() if version else None, current, changed,

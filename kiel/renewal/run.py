@@ -104,7 +104,12 @@ class Renewal:
                 os.makedirs(d, exist_ok=True)
         except OSError as e:
             raise StoreError(f"{e.filename}: cannot create: {e.strerror}") from None
-        with Lock(self.home, self.opt.shard):
+        from kiel.oai import ChangeLog
+
+        with Lock(self.home, self.opt.shard), \
+                ChangeLog.open(self.home.root, now=self.clock, sync=self.cfg.sync) as changes:
+            # What harvesters must see is appended as it happens (docs/oai.md).
+            self.changes = changes
             return self._run_locked(inputs)
 
     def _run_locked(self, inputs: tuple[str, ...]) -> Summary:
@@ -294,7 +299,9 @@ class Renewal:
             self.journal.started(p.rel)
             try:
                 r = record_mod.start(p, self.store_root, self.now(), sync=self.cfg.sync,
-                                     repair=p.rel in self.dirty)
+                                     repair=p.rel in self.dirty,
+                                     changed_hook=lambda kind: self.changes.append(
+                                         kind, p.id, p.rel))
             except record_mod.Damaged as e:
                 self.stats.add(damaged=1)
                 self.report(f"record {p.id}: {e}; not renewed (the record directory needs a "
@@ -362,8 +369,7 @@ class Renewal:
             g = mark_gone(self.store_root, scanned.seen, workdir, self.now(),
                           max_share=self.cfg.gone_max_share,
                           allow=self.opt.allow_gone, sync=self.cfg.sync,
-                          on_gone=lambda d: self.log.write(
-                              f"gone: {os.path.relpath(d, self.store_root)} was not in the input"))
+                          on_gone=self._on_gone)
         except OSError as e:
             self.fatal(e, self.store_root)
             return
@@ -371,20 +377,22 @@ class Renewal:
         if g.reason:
             self.report(g.reason, False)
 
+    def _on_gone(self, rdir: str) -> None:
+        rel = os.path.relpath(rdir, self.store_root)
+        self.changes.append("gone", None, rel)
+        self.log.write(f"gone: {rel} was not in the input")
+
     # -- after the records ------------------------------------------------------------------
 
     def _refresh_oai_index(self) -> None:
-        """Rebuild the OAI-PMH index when this run changed what it serves."""
-        s = self.stats
-        index_exists = os.path.lexists(os.path.join(self.home.var, "oai", "current"))
-        if index_exists and not (s.new_versions or s.gone or s.back or s.adopted):
-            return
-        from kiel.oai import build
+        """Fold this run's changes into the OAI-PMH index (they were listed as
+        they happened; the fold keeps the change log short)."""
+        from kiel.oai import refresh
 
-        # Small chunks: the index build's memory stays flat in the store's size.
-        stats = build(self.home.root, chunk=10_000)
-        self.log.write(f"OAI-PMH index rebuilt: {stats.records} records, {stats.deleted} "
-                       f"deleted, in {stats.seconds:.1f}s")
+        stats = refresh(self.home.root)
+        if stats is not None:
+            self.log.write(f"OAI-PMH index folded: {stats.records} records, {stats.deleted} "
+                           f"deleted, in {stats.seconds:.1f}s")
 
     def _archive_branches(self) -> None:
         """Keep the branches of earlier runs as ``etc/branches_<tist>.xml``."""
