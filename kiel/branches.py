@@ -33,7 +33,9 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-_OPERATORS = {"and", "or", "mod", "div", "/", "//", "|", "+", "-", "=", "!=", "<", "<=", ">", ">=", "*"}
+_OPERATORS = {
+    "and", "or", "mod", "div", "/", "//", "|", "+", "-", "=", "!=", "<", "<=", ">", ">=", "*",
+}
 _NODE_TYPES = {"comment", "text", "processing-instruction", "node"}
 
 

@@ -15,11 +15,10 @@ import time
 
 import click
 
-from kiel import __version__
+from kiel import __version__, renewal
 from kiel import branches as branches_mod
 from kiel import home as home_mod
 from kiel import records as records_mod
-from kiel import renewal
 from kiel.cli_common import get_home, home_option, library_errors
 from kiel.cli_oai import oai
 from kiel.cli_tools import report, show, verify

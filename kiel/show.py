@@ -84,7 +84,7 @@ class RecordView:
 
     def to_json(self) -> str:
         data = asdict(self)
-        for obj, view in zip(data["objects"], self.objects):
+        for obj, view in zip(data["objects"], self.objects, strict=True):
             newest = view.newest
             obj["newest_status"] = newest.status if newest else None
         return json.dumps(data, indent=2, ensure_ascii=False)

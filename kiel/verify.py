@@ -25,8 +25,8 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from kiel import notes, store
 from kiel.errors import NotFound
