@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from lxml import etree
 
@@ -33,7 +35,9 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-_OPERATORS = {"and", "or", "mod", "div", "/", "//", "|", "+", "-", "=", "!=", "<", "<=", ">", ">=", "*"}
+_OPERATORS = {
+    "and", "or", "mod", "div", "/", "//", "|", "+", "-", "=", "!=", "<", "<=", ">", ">=", "*",
+}
 _NODE_TYPES = {"comment", "text", "processing-instruction", "node"}
 
 
@@ -98,13 +102,13 @@ def is_absolute(expr: str) -> bool:
 @dataclass(frozen=True)
 class Branch:
     xpath: str  # as written in branches.xml
-    line: int
+    line: int | None
     compiled: etree.XPath
     # Whether an HTML answer of this branch's objects is searched for the
     # full text it offers (docs/discovery.md); attribute ``discover``.
     discover: bool = False
 
-    def evaluate(self, text_el) -> list[tuple[str | None, str | None]]:
+    def evaluate(self, text_el: etree._Element) -> list[tuple[str | None, str | None]]:
         """``(value, None)`` per URL found, ``(raw, reason)`` per value skipped."""
         try:
             result = self.compiled(text_el)
@@ -119,7 +123,8 @@ class Branch:
             if isinstance(item, str):
                 value = str(item)
             elif isinstance(item, etree._Element):
-                value = "".join(item.itertext())
+                # lxml-stubs allows bytes; lxml gives str text on Python 3.
+                value = "".join(cast(Iterator[str], item.itertext()))
             else:
                 out.append((str(item), "not text"))
                 continue
@@ -152,6 +157,12 @@ class Check:
         return not self.problems
 
 
+def _line(el: etree._Element) -> int | None:
+    # lxml-stubs declares ``sourceline`` as a bare ``...``; lxml gives an int,
+    # or None for an element that was not parsed from a document.
+    return cast("int | None", el.sourceline)
+
+
 def check(path: str, data: bytes | None = None) -> Check:
     """Validate a branches file; every problem names its line."""
     if data is None:
@@ -166,50 +177,50 @@ def check(path: str, data: bytes | None = None) -> Check:
     except etree.XMLSyntaxError as e:
         return Check((), (Problem(path, e.lineno or None, f"not well-formed XML: {e.msg}"),))
     if root.tag != "branches":
-        return Check((), (Problem(path, root.sourceline, f"root element is <{root.tag}>, "
+        return Check((), (Problem(path, _line(root), f"root element is <{root.tag}>, "
                                   "expected <branches>"),))
     problems: list[Problem] = []
     found: list[Branch] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, int | None] = {}
     for el in root:
         if not isinstance(el.tag, str):
             continue  # comments, processing instructions
         if el.tag != "branch":
-            problems.append(Problem(path, el.sourceline, f"unknown element <{el.tag}>"))
+            problems.append(Problem(path, _line(el), f"unknown element <{el.tag}>"))
             continue
         xpath = el.get("xpath")
         if xpath is None or not xpath.strip():
-            problems.append(Problem(path, el.sourceline, "branch without xpath"
+            problems.append(Problem(path, _line(el), "branch without xpath"
                                     if xpath is None else "branch with an empty xpath"))
             continue
         xpath = xpath.strip()
         if xpath in seen:
-            problems.append(Problem(path, el.sourceline,
+            problems.append(Problem(path, _line(el),
                                     f"duplicate branch {xpath!r} (first on line {seen[xpath]})"))
             continue
-        seen[xpath] = el.sourceline
+        seen[xpath] = _line(el)
         try:
             if is_absolute(xpath):
-                problems.append(Problem(path, el.sourceline, f"absolute path {xpath!r}: branches "
+                problems.append(Problem(path, _line(el), f"absolute path {xpath!r}: branches "
                                         "are relative to /amf/text, which Kiel adds"))
                 continue
             compiled = etree.XPath(rewrite(xpath), namespaces=NAMESPACES)
         except (ValueError, etree.XPathSyntaxError) as e:
-            problems.append(Problem(path, el.sourceline,
+            problems.append(Problem(path, _line(el),
                                     f"xpath {xpath!r} does not compile: {e}"))
             continue
         discover = discover_attribute(el.get("discover"), xpath)
         if isinstance(discover, str):
-            problems.append(Problem(path, el.sourceline, discover))
+            problems.append(Problem(path, _line(el), discover))
             continue
-        branch = Branch(xpath, el.sourceline, compiled, discover)
+        branch = Branch(xpath, _line(el), compiled, discover)
         failure = _fails_on_every_record(branch)
         if failure is not None:
-            problems.append(Problem(path, el.sourceline, failure))
+            problems.append(Problem(path, _line(el), failure))
             continue
         found.append(branch)
     if not found and not problems:
-        problems.append(Problem(path, root.sourceline, "no branch at all"))
+        problems.append(Problem(path, _line(root), "no branch at all"))
     return Check(tuple(found), tuple(problems))
 
 

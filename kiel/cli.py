@@ -12,14 +12,15 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from types import FrameType
 
 import click
 
-from kiel import __version__
+from kiel import __version__, renewal
 from kiel import branches as branches_mod
 from kiel import home as home_mod
 from kiel import records as records_mod
-from kiel import renewal
 from kiel.cli_common import get_home, home_option, library_errors
 from kiel.cli_oai import oai
 from kiel.cli_tools import report, show, verify
@@ -160,7 +161,7 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: int | None, only:
     stop = renewal.Stop()
     show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.request("SIGINT" if signum == signal.SIGINT else "SIGTERM")
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -183,7 +184,7 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: int | None, only:
     sys.exit(summary.exit_status)
 
 
-def _progress_printer():
+def _progress_printer() -> Callable[[renewal.Progress], None]:
     state = {"last": 0.0}
 
     def show(p: renewal.Progress) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import click
 
@@ -22,7 +22,8 @@ def get_home(home: str | None) -> Home:
     return open_home(home)
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class KielClickError(click.ClickException):
@@ -33,11 +34,11 @@ class KielClickError(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]  # click declares it per class
 
 
-def library_errors(fn: _F) -> _F:
+def library_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Turn a :class:`KielError` into a clear message and its exit status."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(*args, **kwargs)
         except KielError as e:
@@ -48,4 +49,4 @@ def library_errors(fn: _F) -> _F:
             where = f"{e.filename}: " if e.filename else ""
             raise KielClickError(f"{where}{e.strerror or e}", 74) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -13,9 +13,11 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeAlias
 
 from kiel.errors import ConfigError
+
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Each parser raises ValueError with the text that follows "key = 'value': " in
 # the message: what was wrong and what is accepted, never Python's own words.
@@ -126,8 +128,8 @@ def _lines(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.replace(",", "\n").splitlines() if x.strip())
 
 
-def _networks(text: str) -> tuple[Any, ...]:
-    out = []
+def _networks(text: str) -> tuple[Network, ...]:
+    out: list[Network] = []
     for x in _lines(text):
         try:
             out.append(ipaddress.ip_network(x, strict=False))
@@ -252,8 +254,8 @@ class Config:
     conditional: bool = True
     record_interval: int = 0
     give_up_after: int | None = None
-    deny_networks: tuple[Any, ...] = field(default_factory=tuple)
-    allow_networks: tuple[Any, ...] = ()
+    deny_networks: tuple[Network, ...] = field(default_factory=tuple)
+    allow_networks: tuple[Network, ...] = ()
     sync: bool = False
     repository_name: str = "Kiel archive"
     repository_identifier: str = "kiel.example.org"

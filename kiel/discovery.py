@@ -19,11 +19,14 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from kiel import notes, store
 from kiel.urls import Target, classify
+
+if TYPE_CHECKING:
+    from lxml.etree import _Element
 
 # Parsing a landing page costs memory in proportion to its size; the
 # metadata Kiel reads sits in <head> and near the top of <body>.
@@ -173,7 +176,7 @@ def _media_type(declared: str | None) -> tuple[str | None, str | None]:
     return media, charset
 
 
-def _parse(data: bytes, charset: str | None) -> Any:
+def _parse(data: bytes, charset: str | None) -> _Element | None:
     # lxml on first use only: kiel show and kiel report read the notes
     # half of this module and start faster without it.
     from lxml import etree
@@ -194,18 +197,18 @@ def _parse(data: bytes, charset: str | None) -> Any:
     return None
 
 
-def _elements(root: Any, tag: str) -> Iterator[Any]:
+def _elements(root: _Element, tag: str) -> Iterator[_Element]:
     for el in root.iter(tag):
         if isinstance(el.tag, str):
             yield el
 
 
-def _attr(el: Any, name: str) -> str:
+def _attr(el: _Element, name: str) -> str:
     value = el.get(name)
     return value.strip() if isinstance(value, str) else ""
 
 
-def _base(root: Any, page_url: str) -> str:
+def _base(root: _Element, page_url: str) -> str:
     # The first <base href> counts (HTML: "the first base element with an href").
     for el in _elements(root, "base"):
         href = _attr(el, "href")
@@ -243,7 +246,7 @@ def _fetch_form(url: str) -> str | None:
 
 # --- the rules -------------------------------------------------------------
 
-def _metas(root: Any) -> list[tuple[str, str]]:
+def _metas(root: _Element) -> list[tuple[str, str]]:
     """(lower-case name, content) of every <meta>; ``property`` stands in
     for ``name``, as some templates write it."""
     out = []
@@ -255,7 +258,7 @@ def _metas(root: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _links(root: Any) -> list[tuple[set[str], str, str, str]]:
+def _links(root: _Element) -> list[tuple[set[str], str, str, str]]:
     out = []
     for el in _elements(root, "link"):
         rel = set(_attr(el, "rel").lower().split())
@@ -266,7 +269,7 @@ def _links(root: Any) -> list[tuple[set[str], str, str, str]]:
     return out
 
 
-def _candidates(root: Any, base: str, page_url: str) -> Iterator[tuple[str, str]]:
+def _candidates(root: _Element, base: str, page_url: str) -> Iterator[tuple[str, str]]:
     metas = _metas(root)
     links = _links(root)
 
@@ -308,7 +311,7 @@ def _is_document_url(url: str) -> bool:
                 or _SSRN.search(path))
 
 
-def _platform(root: Any, base: str, page_url: str) -> Iterator[tuple[str, str]]:
+def _platform(root: _Element, base: str, page_url: str) -> Iterator[tuple[str, str]]:
     """Links that well-known platforms give their full texts, in page order."""
     for el in _elements(root, "a"):
         href = _attr(el, "href")
@@ -355,13 +358,14 @@ def _platform(root: Any, base: str, page_url: str) -> Iterator[tuple[str, str]]:
                                               page.path + ".full.pdf", "", ""))
 
 
-def _text(el: Any) -> str:
-    return " ".join("".join(el.itertext()).split())
+def _text(el: _Element) -> str:
+    # lxml-stubs allow bytes; lxml gives str text on Python 3.
+    return " ".join("".join(cast(Iterator[str], el.itertext())).split())
 
 
 # --- JSON-LD ---------------------------------------------------------------
 
-def _jsonld(root: Any) -> Iterator[str]:
+def _jsonld(root: _Element) -> Iterator[str]:
     for el in _elements(root, "script"):
         if _attr(el, "type").split(";")[0].strip().lower() != "application/ld+json":
             continue

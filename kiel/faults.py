@@ -40,7 +40,7 @@ def hit(point: str) -> bool:
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if action == "enospc":
-        raise OSError(errno.ENOSPC, "No space left on device (injected at %s)" % point)
+        raise OSError(errno.ENOSPC, f"No space left on device (injected at {point})")
     return True  # e.g. "torn": the caller does half its work, then calls die()
 
 

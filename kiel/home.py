@@ -14,8 +14,15 @@ from typing import TypeVar
 
 from kiel import config as _config
 from kiel.errors import ConfigError, LockHeld, StoreError
-from kiel.store import (TMP_PREFIX, clean_abandoned, pid_alive, tmp_abandoned,  # noqa: F401
-                        tmp_name, tmp_owner)
+
+# The temporary-name helpers live beside the store's writes; callers also know
+# them as the home's, so they are re-exported here by name.
+from kiel.store import TMP_PREFIX as TMP_PREFIX
+from kiel.store import clean_abandoned as clean_abandoned
+from kiel.store import pid_alive as pid_alive
+from kiel.store import tmp_abandoned as tmp_abandoned
+from kiel.store import tmp_name as tmp_name
+from kiel.store import tmp_owner as tmp_owner
 from kiel.tist import iso, now
 
 

@@ -13,7 +13,7 @@ HEAD = 65536  # bytes of a body given to libmagic
 MAX_TOKEN = 100
 
 
-def _magic() -> "magic.Magic":
+def _magic() -> magic.Magic:
     # libmagic cookies are not thread-safe: one per thread.
     m = getattr(_local, "magic", None)
     if m is None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import gzip
+import io
 import os
 import re
 import stat
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import Any, cast
 
 from lxml import etree
 
@@ -192,7 +193,7 @@ class _Unreadable(Exception):
     """An input that is not a regular file after all (replaced after the walk)."""
 
 
-def _open(path: str) -> tuple[BinaryIO, int]:
+def _open(path: str) -> tuple[io.BufferedIOBase, int]:
     """Open a regular file without ever blocking; returns the stream and its size.
 
     O_NONBLOCK makes opening a FIFO return at once; fstat on the open
@@ -211,7 +212,7 @@ def _open(path: str) -> tuple[BinaryIO, int]:
         raise
     if raw.read(2) == b"\x1f\x8b":
         raw.seek(0)
-        return gzip.GzipFile(fileobj=raw, mode="rb"), st.st_size  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=raw, mode="rb"), st.st_size
     raw.seek(0)
     return raw, st.st_size
 
@@ -269,7 +270,7 @@ def read_file(path: str, max_input_file: int = DEFAULT_MAX_INPUT_FILE,
         yield Problem(path, None, f"cannot read: {e}", fatal_for_file=True)
 
 
-def _parse(f: BinaryIO, path: str, max_input_file: int, max_record: int) -> Iterator[Item]:
+def _parse(f: io.BufferedIOBase, path: str, max_input_file: int, max_record: int) -> Iterator[Item]:
     # Typed Any: lxml's event tuples are a union the code narrows by event.
     parser: Any = etree.XMLPullParser(
         # No comment or PI events: lxml finds the node of each one before the
@@ -339,8 +340,9 @@ def _parse(f: BinaryIO, path: str, max_input_file: int, max_record: int) -> Iter
     parser.close()  # raises on a truncated or empty document
 
 
-def _record(el: Any, path: str, max_record: int = DEFAULT_MAX_RECORD) -> Item:
-    line = el.sourceline or 0
+def _record(el: etree._Element, path: str, max_record: int = DEFAULT_MAX_RECORD) -> Item:
+    # lxml-stubs declares sourceline as a bare ``...``; lxml gives an int or None.
+    line = cast("int | None", el.sourceline) or 0
     rid = el.get("id")
     if rid is None:
         ref = el.get("ref")
@@ -374,7 +376,7 @@ def _bad_id(rid: str) -> str | None:
 _XML_NS = "{http://www.w3.org/XML/1998/namespace}"
 
 
-def serialize(text_el: Any) -> bytes:
+def serialize(text_el: etree._Element) -> bytes:
     """The standalone, deterministic bytes of one ``text`` noun.
 
     Canonical XML 2.0 as lxml writes it, except for a record that C14N 2.0
@@ -397,7 +399,10 @@ def serialize(text_el: Any) -> bytes:
         if isinstance(tag, str) and tag[0] != "{":
             node.tag = _AMF + tag
         if isinstance(tag, str) and not qualified:
-            qualified = any(k[0] == "{" and not k.startswith(_XML_NS) for k in node.attrib)
+            # lxml-stubs allow bytes names; lxml gives str on Python 3.
+            names = cast("Iterable[str]", node.attrib)
+            qualified = any(k[0] == "{" and not k.startswith(_XML_NS) for k in names)
+    # lxml-stubs have no None (default namespace) key in nsmap; lxml takes it.
     root = etree.Element(_AMF + "amf", nsmap=cast(Any, {None: AMF_NS}))
     root.append(text)
     body = etree.tostring(root, method="c14n2", with_comments=True)
@@ -406,14 +411,16 @@ def serialize(text_el: Any) -> bytes:
     return XML_DECL + body + b"\n"
 
 
-def _reread(body: bytes) -> Any:
+def _reread(body: bytes) -> etree._Element:
     # A parser per call: lxml parsers are not to be shared between threads.
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     return etree.fromstring(body, parser)
 
 
-def _attribute_names(root: Any) -> list[list[str]]:
-    return [sorted(n.attrib.keys()) for n in root.iter() if isinstance(n.tag, str)]
+def _attribute_names(root: etree._Element) -> list[list[str]]:
+    # lxml-stubs allow bytes names; lxml gives str on Python 3.
+    return [sorted(cast("list[str]", n.attrib.keys())) for n in root.iter()
+            if isinstance(n.tag, str)]
 
 
 def parse_stored(data: bytes) -> Any:

@@ -12,7 +12,9 @@ import re
 
 from kiel.escape import escape
 
-_REPEC = re.compile(r"^(?:info:lib/)?repec:([A-Za-z0-9]+):([A-Za-z0-9_-]+):(.+)$", re.IGNORECASE | re.DOTALL)
+_REPEC = re.compile(
+    r"^(?:info:lib/)?repec:([A-Za-z0-9]+):([A-Za-z0-9_-]+):(.+)$", re.IGNORECASE | re.DOTALL
+)
 
 
 def repec_parts(record_id: str) -> tuple[str, str, str] | None:

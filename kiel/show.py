@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -84,7 +85,7 @@ class RecordView:
 
     def to_json(self) -> str:
         data = asdict(self)
-        for obj, view in zip(data["objects"], self.objects):
+        for obj, view in zip(data["objects"], self.objects, strict=True):
             newest = view.newest
             obj["newest_status"] = newest.status if newest else None
         return json.dumps(data, indent=2, ensure_ascii=False)
@@ -145,9 +146,8 @@ def record_view(store_root: str, path: str) -> RecordView:
                             for s in entry.get("skipped") or () if isinstance(s, dict))
         if isinstance(entry.get("id"), str):
             record_id = entry["id"]
-    rel = os.path.relpath(path, store_root)
-    if rel.startswith(".."):
-        rel = None
+    rel_path = os.path.relpath(path, store_root)
+    rel = None if rel_path.startswith("..") else rel_path
     if record_id is None:
         record_id = _id_from_version(path, vs) or _id_from_path(rel)
     objects = tuple(object_view(os.path.join(path, n)) for n in names
@@ -175,8 +175,7 @@ def timeline(obj_dir: str) -> tuple[AttemptView, ...]:
         names = os.listdir(obj_dir)
     except OSError:
         names = []
-    files = {n: store.parse_attempt(n) for n in names}
-    files = {n: p for n, p in files.items() if p is not None}
+    files = {n: p for n in names if (p := store.parse_attempt(n)) is not None}
     noted: set[str] = set()
     out: list[AttemptView] = []
     for entry in _entries(os.path.join(obj_dir, notes.NOTES)):
@@ -357,7 +356,7 @@ def _id_from_path(rel: str | None) -> str | None:
     return None
 
 
-def _entries(path: str):
+def _entries(path: str) -> Iterator[dict[str, Any]]:
     return notes.entries(path) if os.path.isfile(path) else iter(())
 
 
@@ -378,9 +377,9 @@ def _size(path: str) -> int:
         return 0
 
 
-def _int(value: Any) -> int | None:
+def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _str(value: Any) -> str | None:
+def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None

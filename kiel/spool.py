@@ -13,7 +13,7 @@ import heapq
 import os
 import shutil
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class ExternalSort:
@@ -42,7 +42,7 @@ class ExternalSort:
             os.makedirs(self.workdir, exist_ok=True)
             self._tmpdir = tempfile.mkdtemp(prefix="sort-", dir=self.workdir)
         self._lines.sort()
-        path = os.path.join(self._tmpdir, "%06d" % len(self._files))
+        path = os.path.join(self._tmpdir, f"{len(self._files):06d}")
         with open(path, "wb") as f:
             for line in self._lines:
                 f.write(line + b"\n")
@@ -59,8 +59,7 @@ class ExternalSort:
         self._flush()
         handles = [open(p, "rb") for p in self._files]
         try:
-            for line in heapq.merge(*[(ln[:-1] for ln in h) for h in handles]):
-                yield line
+            yield from heapq.merge(*[(ln[:-1] for ln in h) for h in handles])
         finally:
             for h in handles:
                 h.close()

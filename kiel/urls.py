@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
+    from lxml.etree import _Element
+
     from kiel.branches import Branch
 
 FETCHED = ("http", "https", "ftp")
@@ -92,7 +94,7 @@ class Found:
     skipped: tuple[dict[str, str], ...]
 
 
-def find(branches: Iterable[Branch], text_el: object) -> Found:
+def find(branches: Iterable[Branch], text_el: _Element) -> Found:
     """Evaluate every branch on a record's ``text`` element: the one URL
     finder of ``kiel renew`` and ``kiel check-branches --records``."""
     by_branch: dict[str, list[str]] = {}

@@ -25,14 +25,18 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Any
 
 from kiel import notes, store
 from kiel.errors import NotFound
 from kiel.escape import escape
 from kiel.home import Home, Lock
 from kiel.redist import record_path, repec_parts
+
+if TYPE_CHECKING:
+    from kiel.platforms.manifests import ManifestRecord
 
 BREACH = "breach"
 WARNING = "warning"
@@ -81,7 +85,7 @@ _ESCAPED_NAME = re.compile(r"^(?:[A-Za-z0-9\-_~]|%[0-9A-F]{2})(?:[A-Za-z0-9\-._~
                            r"(?:%~[0-9a-f]{16})?$")
 # Names of the directories one level below each directory above the records
 # (DESIGN.md, The redist): archive and series in lower case, then records.
-_LEVEL_NAMES: dict[tuple[str, int], re.Pattern] = {
+_LEVEL_NAMES: dict[tuple[str, int], re.Pattern[str]] = {
     ("RePEc", 1): re.compile(r"^[a-z0-9]+$"),
     ("RePEc", 2): re.compile(r"^[a-z0-9_-]+$"),
     ("RePEc", 3): _ESCAPED_NAME,
@@ -191,12 +195,12 @@ class Verification:
                     yield from self._level(parent, _LEVEL_NAMES[(rel[0], depth)])
             yield from _RecordCheck(self, record_dir).run()
 
-    def _level(self, path: str, names: re.Pattern | None) -> Iterator[Finding]:
+    def _level(self, path: str, names: re.Pattern[str] | None) -> Iterator[Finding]:
         rc = _RecordCheck(self, path)
         try:
             it = os.scandir(path)
-        except OSError as e:
-            yield rc.finding("unreadable", path, f"cannot list: {e.strerror}")
+        except OSError as err:
+            yield rc.finding("unreadable", path, f"cannot list: {err.strerror}")
             return
         # Only the findings are kept, sorted so that the output is the same
         # from run to run; the names of a level may be millions.
@@ -257,16 +261,17 @@ class _RecordCheck:
         self.rel = os.path.relpath(record_dir, v.store_root)
         self.noted_ids: dict[str, int] = {}  # record ids the notes name -> first line
 
-    def finding(self, kind: str, path: str, detail: str, **kw) -> Finding:
-        return Finding(kind, os.path.relpath(path, self.v.store_root), detail, **kw)
+    def finding(self, kind: str, path: str, detail: str, expected: str | None = None,
+                found: str | None = None) -> Finding:
+        return Finding(kind, os.path.relpath(path, self.v.store_root), detail, expected, found)
 
     def run(self) -> Iterator[Finding]:
         v = self.v
         v.count("records")
         try:
             entries = sorted(os.scandir(self.dir), key=lambda e: e.name)
-        except OSError as e:
-            yield self.finding("unreadable", self.dir, f"cannot list: {e.strerror}")
+        except OSError as err:
+            yield self.finding("unreadable", self.dir, f"cannot list: {err.strerror}")
             return
         version_names: list[str] = []
         object_dirs: list[str] = []
@@ -385,7 +390,7 @@ class _RecordCheck:
         notes_path = os.path.join(self.dir, notes.NOTES)
         for rec in newest(read_manifests(self.dir)):
             if self.v.fixity and rec.bundle_file:
-                yield from self.bundle_fixity(rec, notes_path)
+                yield from self.bundle_fixity(rec, rec.bundle_file, notes_path)
             for f in rec.files:
                 where = f"{rec.platform} {rec.deposit_id} {f.path}"
                 if f.status == "mismatch":
@@ -420,7 +425,8 @@ class _RecordCheck:
                 else:
                     self.v.count("fixity_passed")
 
-    def bundle_fixity(self, rec, notes_path: str) -> Iterator[Finding]:
+    def bundle_fixity(self, rec: ManifestRecord, bundle_file: str,
+                      notes_path: str) -> Iterator[Finding]:
         """The files inside a stored bundle, checked again against what the
         platform declared; a file that checked ``ok`` when fetched and does
         not now is a breach."""
@@ -428,11 +434,11 @@ class _RecordCheck:
         from kiel.platforms.fixity import check_bundle
         from kiel.platforms.types import ManifestFile
 
-        full = os.path.join(self.dir, rec.bundle_file)
+        full = os.path.join(self.dir, bundle_file)
         where = f"{rec.platform} {rec.deposit_id} bundle"
         if not inside(self.dir, os.path.dirname(full)) or not os.path.isfile(full):
             yield self.finding("deposit-file-missing", notes_path,
-                               f"{where}: the note names {rec.bundle_file}, which is not there")
+                               f"{where}: the note names {bundle_file}, which is not there")
             return
         was_ok = [f for f in rec.files if f.status == "ok"]
         files = [ManifestFile(f.path, f.size, f.url or "", md5=f.declared.get("md5"),
@@ -554,10 +560,10 @@ class _ObjectCheck:
         v.count("objects")
         try:
             entries = sorted(os.scandir(self.dir), key=lambda e: e.name)
-        except OSError as e:
-            yield rc.finding("unreadable", self.dir, f"cannot list: {e.strerror}")
+        except OSError as err:
+            yield rc.finding("unreadable", self.dir, f"cannot list: {err.strerror}")
             return
-        attempts: dict[str, os.DirEntry] = {}
+        attempts: dict[str, os.DirEntry[str]] = {}
         for e in entries:
             if store.is_tmp(e.name):
                 yield from rc.tmp(e.path)
@@ -581,7 +587,7 @@ class _ObjectCheck:
         if url is not None and escape(url) == os.path.basename(self.dir):
             yield from self.owner(url)  # else url-mismatch said it
 
-    def url(self):
+    def url(self) -> Generator[Finding, None, str | None]:
         rc = self.rc
         path = os.path.join(self.dir, store.URL)
         raw = _read(path, 1 << 16)
@@ -603,7 +609,7 @@ class _ObjectCheck:
                              expected=name, found=escape(url))
         return url
 
-    def notes(self, attempts: dict[str, os.DirEntry], url: str | None) -> Iterator[Finding]:
+    def notes(self, attempts: dict[str, os.DirEntry[str]], url: str | None) -> Iterator[Finding]:
         rc, v = self.rc, self.v
         path = os.path.join(self.dir, notes.NOTES)
         noted: set[str] = set()
@@ -633,10 +639,13 @@ class _ObjectCheck:
                 if v.fixity and not e.is_symlink():
                     v.count("fixity_not_checked")
 
-    def attempt(self, e: os.DirEntry, entry: dict, number: int) -> Iterator[Finding]:
+    def attempt(self, e: os.DirEntry[str], entry: dict[str, Any],
+                number: int) -> Iterator[Finding]:
         rc, v = self.rc, self.v
         is_link = e.is_symlink()
-        _, status, mtype = store.parse_attempt(e.name)
+        parsed = store.parse_attempt(e.name)
+        assert parsed is not None  # run() keeps only the names of attempts
+        _, status, mtype = parsed
         if entry.get("status") not in (None, status) or entry.get("type") not in (None, mtype):
             yield rc.finding("notes-mismatch", e.path, f"line {number} says status "
                              f"{entry.get('status')} type {entry.get('type')}")
@@ -682,7 +691,9 @@ class _ObjectCheck:
                              expected=expected, found=found)
 
 
-def _notes_lines(path: str):
+def _notes_lines(
+    path: str,
+) -> Iterator[tuple[notes.NotesLine, dict[str, Any] | None, bool]]:
     """``(line, entry, torn)``; a torn last line that happens to be whole
     JSON still counts for the files it names (only its newline is lost)."""
     if not os.path.isfile(path):
@@ -698,7 +709,8 @@ def _notes_lines(path: str):
         yield line, entry, line.torn
 
 
-def _bad_line(rc: _RecordCheck, path: str, line: notes.NotesLine, entry, torn: bool):
+def _bad_line(rc: _RecordCheck, path: str, line: notes.NotesLine,
+              entry: dict[str, Any] | None, torn: bool) -> Iterator[Finding]:
     if torn:
         yield rc.finding("notes-torn", path, f"line {line.number} is torn (no newline): a "
                          "write was interrupted; the next append ends it")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin
 
-from lxml import etree, html  # type: ignore[import-untyped]
+from lxml import etree, html
 
 MAX_PAGE = 4 * 2**20  # the head of any real landing page is in its first MiB
 _REFRESH = re.compile(r"^\s*\d*\s*;?\s*url\s*=\s*['\"]?([^'\"]+)", re.IGNORECASE)
