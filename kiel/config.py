@@ -190,7 +190,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("base_url", "http://127.0.0.1:8080/oai", str.strip, "OAI-PMH: baseURL."),
     Setting("page_size", "100", _positive_int, "OAI-PMH: records or headers per list page."),
     Setting("max_requests", "8", _positive_int,
-            "OAI-PMH: requests served at once; more wait up to request_wait, then get 503 with Retry-After."),
+            "OAI-PMH: requests served at once; more wait up to request_wait, then get 503 "
+            "with Retry-After."),
     Setting("request_wait", "10", _seconds,
             "OAI-PMH: seconds a request waits for one of the max_requests slots before 503."),
     Setting("connection_limit", "256", _positive_int,

@@ -113,7 +113,8 @@ def test_cli_refuses_a_port_out_of_range_and_a_missing_home(home, tmp_path):
     typo = tmp_path / "typo"
     for cmd in ("index", "serve"):
         out = cli(cmd, "--home", str(typo))
-        assert out.returncode == 2 and f"{typo}/store: no store here" in out.stderr
+        assert out.returncode == 2 and f"no Kiel home at {typo}: the directory does not exist" \
+            in out.stderr
         assert not typo.exists()
     out = cli("index", "--home", str(home), "--rebuild")
     assert out.returncode == 0 and "records:  10 (1 deleted)" in out.stdout

@@ -211,8 +211,8 @@ class App:
         if self.fixed_base is not None:
             return self.fixed_base
         scheme = environ.get("wsgi.url_scheme", "http")
-        host = environ.get("HTTP_HOST") or "%s:%s" % (environ.get("SERVER_NAME", "localhost"),
-                                                      environ.get("SERVER_PORT", "80"))
+        host = environ.get("HTTP_HOST") or (f"{environ.get('SERVER_NAME', 'localhost')}:"
+                                            f"{environ.get('SERVER_PORT', '80')}")
         path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
         return f"{scheme}://{host}{path or '/'}"
 
@@ -468,7 +468,8 @@ class App:
         if "resumptionToken" in args or stop < len(specs):
             # A list of sets that shrank under the token ends here: empty,
             # with the closing token, never an error in mid-harvest.
-            token = self.tokens.sets_token(SetsPosition(specs[stop - 1])) if stop < len(specs) else ""
+            token = (self.tokens.sets_token(SetsPosition(specs[stop - 1]))
+                     if stop < len(specs) else "")
             out.append(f'<resumptionToken completeListSize="{len(specs)}" '
                        f'cursor="{min(start, len(specs))}">{token}</resumptionToken>')
         out.append("</ListSets>\n")
@@ -508,7 +509,8 @@ class App:
                 pos = self.tokens.read_list(args["resumptionToken"], verb)
             except BadToken as e:
                 raise OAIError("badResumptionToken", str(e)) from None
-            prefix, set_spec, from_, until, after = pos.prefix, pos.set, pos.from_, pos.until, pos.after
+            prefix, set_spec, from_ = pos.prefix, pos.set, pos.from_
+            until, after = pos.until, pos.after
             if prefix not in formats.FORMATS:
                 raise OAIError("badResumptionToken", f"format {prefix} is no longer offered")
         else:

@@ -98,7 +98,7 @@ class ChangeLog:
         """
         top = changes_dir(home_root)
         os.makedirs(top, exist_ok=True)
-        name = "%d-%d-%s%s" % (int(now()), os.getpid(), os.urandom(3).hex(), SUFFIX)
+        name = f"{int(now())}-{os.getpid()}-{os.urandom(3).hex()}{SUFFIX}"
         path = os.path.join(top, name)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -169,7 +169,8 @@ def segments(home_root: str) -> list[Segment]:
     return out
 
 
-def read(home_root: str, name: str, start: int, stop: int | None = None) -> tuple[list[Change], int]:
+def read(home_root: str, name: str, start: int,
+         stop: int | None = None) -> tuple[list[Change], int]:
     """Complete lines of segment ``name`` from byte ``start``: (changes, end).
 
     ``end`` is the offset after the last complete line read, where the next

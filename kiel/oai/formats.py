@@ -7,11 +7,13 @@ import re
 import threading
 from dataclasses import dataclass
 from importlib import resources
+from typing import cast
 
 from lxml import etree
 
 from kiel import AMF_NS
 from kiel import store as _store
+from kiel.notes import read_regular
 
 _DECL = re.compile(rb"^\s*<\?xml[^>]*\?>\s*")
 _K = "urn:x-kiel:oai"
@@ -39,26 +41,27 @@ def _transform() -> etree.XSLT:
     if t is None:
         text = resources.files("kiel.oai").joinpath("oai_dc.xsl").read_bytes()
         parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-        t = etree.XSLT(etree.fromstring(text, parser),
-                       access_control=etree.XSLTAccessControl.DENY_ALL)
+        # DENY_ALL exists at run time; lxml-stubs do not declare it.
+        deny_all = cast(etree.XSLTAccessControl,
+                        getattr(etree.XSLTAccessControl, "DENY_ALL"))  # noqa: B009
+        t = etree.XSLT(etree.fromstring(text, parser), access_control=deny_all)
         _local.xslt = t
     return t
 
 
 def read_version(record_dir: str, version: int, datestamp: int) -> bytes | None:
     """The version the index names; without one, the newest not after ``datestamp``."""
+    # Store files are read only when regular (a FIFO would block the server).
     if version:
         try:
-            with open(os.path.join(record_dir, "%d.amf.xml" % version), "rb") as f:
-                return f.read()
-        except (FileNotFoundError, NotADirectoryError):
+            return read_regular(os.path.join(record_dir, f"{version}.amf.xml"))
+        except OSError:
             pass
     older = [v for v in _store.versions(record_dir) if v[0] <= datestamp]
     if not older:
         return None
     try:
-        with open(os.path.join(record_dir, older[-1][1]), "rb") as f:
-            return f.read()
+        return read_regular(os.path.join(record_dir, older[-1][1]))
     except OSError:
         return None
 
@@ -76,7 +79,7 @@ def oai_dc_metadata(version: bytes) -> bytes:
     """
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     amf = etree.fromstring(version, parser)
-    wrapper = etree.Element("{%s}record" % _K, nsmap={"k": _K})
+    wrapper = etree.Element(f"{{{_K}}}record", nsmap={"k": _K})
     wrapper.append(amf)
     result = _transform()(etree.ElementTree(wrapper))
     root = result.getroot()

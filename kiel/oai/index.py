@@ -58,6 +58,7 @@ from lxml import etree
 from kiel import store as _store
 from kiel.errors import StoreError
 from kiel.home import Home
+from kiel.notes import open_regular, read_regular
 from kiel.oai import changes as _changes
 from kiel.redist import record_path, record_sets
 
@@ -113,9 +114,8 @@ def oai_dir(home_root: str) -> str:
 def read_gone(record_dir: str) -> int | None:
     """The tist in ``00gone``, or None when there is none."""
     try:
-        with open(os.path.join(record_dir, _store.GONE), "rb") as f:
-            text = f.read(64)
-    except (FileNotFoundError, NotADirectoryError):
+        text = read_regular(os.path.join(record_dir, _store.GONE), 64)
+    except OSError:  # missing, or not a regular file (never opened for blocking I/O)
         return None
     try:
         return int(text.split()[0])
@@ -131,8 +131,7 @@ def read_back(record_dir: str) -> int | None:
     ``"back": true`` on its renewal line; the newest tist wins.
     """
     try:
-        with open(os.path.join(record_dir, "00notes"), "rb") as f:
-            data = f.read()
+        data = read_regular(os.path.join(record_dir, "00notes"))
     except OSError:
         return None
     if b'"back"' not in data:  # most records never left: no JSON to parse
@@ -156,7 +155,7 @@ def read_id(version_path: str) -> str | None:
     """The ``id`` of the ``text`` noun of a stored version, read lazily."""
     try:
         # Our own file object: leaving iterparse early must still close it.
-        with open(version_path, "rb") as f:
+        with os.fdopen(open_regular(version_path, os.O_RDONLY), "rb") as f:
             for _event, el in etree.iterparse(f, events=("start",), resolve_entities=False,
                                               no_network=True, load_dtd=False):
                 if el.getparent() is not None:
@@ -251,7 +250,7 @@ def _sort_chunks(work: str, lines: Iterable[bytes], chunk: int, first: int = 0) 
 
     def flush() -> None:
         buf.sort()
-        path = os.path.join(work, "chunk-%06d" % (first + len(out)))
+        path = os.path.join(work, f"chunk-{first + len(out):06d}")
         tmp = os.path.join(work, _store.tmp_name())
         with open(tmp, "wb") as f:
             f.writelines(buf)
@@ -270,7 +269,8 @@ def _sort_chunks(work: str, lines: Iterable[bytes], chunk: int, first: int = 0) 
 
 def _write_generation(work: str, chunk_paths: list[str], chunk: int, skipped: int,
                       folded: dict[str, int]) -> tuple[int, int, int, int | None]:
-    """Merge sorted chunk files into a generation in ``work``; (records, deleted, sets, earliest)."""
+    """Merge sorted chunk files into a generation in ``work``;
+    (records, deleted, sets, earliest)."""
     set_counts: dict[str, int] = {}
     count = deleted = 0
     earliest = None
@@ -349,7 +349,7 @@ def _write_generation(work: str, chunk_paths: list[str], chunk: int, skipped: in
 
 def _publish(top: str, work: str) -> tuple[str, str | None]:
     """Rename ``work`` into a generation and point ``current`` at it."""
-    name = "index-%d-%s" % (int(time.time()), os.urandom(4).hex())
+    name = f"index-{int(time.time())}-{os.urandom(4).hex()}"
     final = os.path.join(top, name)
     os.rename(work, final)
     previous = _readlink(os.path.join(top, CURRENT))

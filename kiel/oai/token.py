@@ -78,7 +78,8 @@ class Tokens:
         self._key = key
 
     def _mac(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest()[:_MAC_BYTES])
+        mac = hmac.new(self._key, payload.encode("ascii"), hashlib.sha256)
+        return _b64(mac.digest()[:_MAC_BYTES])
 
     def _seal(self, value: list[object]) -> str:
         payload = _b64(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
