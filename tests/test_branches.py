@@ -182,7 +182,6 @@ def test_discovery_depth_setting(tmp_path: Path):
     from kiel import config
 
     assert config.defaults().discovery_depth == 1
-    assert config.SETTINGS[-1].name == "discovery_depth"
     conf = tmp_path / "kiel.conf"
     conf.write_text("[kiel]\ndiscovery_depth = 0\n")
     assert config.load(str(conf)).discovery_depth == 0
