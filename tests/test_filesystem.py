@@ -177,7 +177,8 @@ def test_planted_link_as_object_file_name_is_not_followed(home, tmp_path, site, 
     clock.advance()
     s = run(home, src, clock=clock)
     assert victim.read_text() == "precious"
-    assert s.exit_status == 0 and s.interrupted is None
+    # reported and skipped; the run goes on, and exits 1: damage needs a person
+    assert s.exit_status == 1 and s.interrupted is None and s.damaged == 1
     assert any("symbolic link" in p for p in s.problems)
 
 

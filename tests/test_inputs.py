@@ -43,7 +43,10 @@ CHILD = textwrap.dedent("""
     from kiel import records
     out = [str(i) for i in records.read_file(sys.argv[1])
            if isinstance(i, records.Problem)]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: a child forked from a large pytest keeps the
+    # parent's high-water mark in ru_maxrss across exec; VmHWM is its own.
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+    peak = int(hwm.split()[1]) * 1024
     print(json.dumps({"problems": out, "peak": peak}))
 """)
 

@@ -233,7 +233,7 @@ def test_only_and_shards_cover_the_collection_exactly_once(home, tmp_path, clock
 
 
 def test_two_shards_run_at_once_and_a_full_run_waits(home, httpserver, tmp_path):
-    h = Counting(delay=0.2)
+    h = Counting(delay=1.0)
     httpserver.expect_request("/slow").respond_with_handler(h)
     ids = [f"RePEc:aaa:wpaper:{i}" for i in range(8)]
     src = write_amf(tmp_path / "a.xml",
@@ -242,7 +242,10 @@ def test_two_shards_run_at_once_and_a_full_run_waits(home, httpserver, tmp_path)
     procs = [subprocess.Popen([sys.executable, "-m", "kiel", "renew", "--home", home.root,
                                "--shard", f"{k}/2", "--quiet", str(src)], env=env)
              for k in (1, 2)]
-    time.sleep(0.6)
+    # Once both shards fetch (each takes the lock shared), a full run is refused.
+    deadline = time.monotonic() + 20
+    while len(h.paths) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     with pytest.raises(LockHeld):
         with Lock(home):  # what a full run takes
             pass
