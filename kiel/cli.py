@@ -21,6 +21,7 @@ from kiel import __version__, renewal
 from kiel import branches as branches_mod
 from kiel import home as home_mod
 from kiel import records as records_mod
+from kiel import urls as urls_mod
 from kiel.cli_common import get_home, home_option, library_errors
 from kiel.cli_oai import oai
 from kiel.cli_tools import report, show, verify
@@ -99,9 +100,10 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
                 if not isinstance(item, records_mod.Record):
                     continue
                 n += 1
-                text = records_mod.parse_stored(item.xml)
+                # The renewal's own URL finder: what it counts is what renew fetches.
+                found = urls_mod.find(result.branches, records_mod.parse_stored(item.xml))
                 for b in result.branches:
-                    counts[b.xpath] += sum(1 for v, reason in b.evaluate(text) if reason is None)
+                    counts[b.xpath] += len(found.by_branch.get(b.xpath, ()))
         click.echo(f"on {n} records of {records_path}:")
         for b in result.branches:
             click.echo(f"  line {b.line}: {b.xpath!r} found {counts[b.xpath]} URLs")
