@@ -25,6 +25,7 @@ from kiel import urls as urls_mod
 from kiel.cli_common import get_home, home_option, library_errors
 from kiel.cli_oai import oai
 from kiel.cli_tools import report, show, verify
+from kiel.text import human
 from kiel.tist import iso, parse_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -202,19 +203,10 @@ def _progress_printer() -> Callable[[renewal.Progress], None]:
             left = f", about {int(p.eta)}s left"
         click.echo(f"\r\033[K{p.phase}: {p.records_done}/{p.records_found} records, "
                    f"{p.objects_done}/{p.objects_total} objects, {p.fetching} fetching, "
-                   f"{_bytes(p.bytes_fetched)}, {rate:.1f} records/s{left}",
+                   f"{human(p.bytes_fetched)}, {rate:.1f} records/s{left}",
                    err=True, nl=False)
 
     return show
-
-
-def _bytes(count: int) -> str:
-    n = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def format_summary(s: renewal.Summary) -> str:
@@ -238,8 +230,8 @@ def format_summary(s: renewal.Summary) -> str:
         f"{s.retries} retried, {s.shared} shared, {s.not_modified} not modified, "
         f"{s.given_up} given up, {s.host_down} host-down",
         f"errors:   {errors}",
-        f"bytes:    {_bytes(s.bytes_fetched)} fetched, {_bytes(s.bytes_stored)} stored, "
-        f"{_bytes(s.bytes_linked)} saved by links",
+        f"bytes:    {human(s.bytes_fetched)} fetched, {human(s.bytes_stored)} stored, "
+        f"{human(s.bytes_linked)} saved by links",
         f"rate:     {rate} records/s",
         f"log:      {s.log}",
         f"summary:  {s.summary_file}",

@@ -67,8 +67,12 @@ def is_cut(name: str) -> bool:
     return _CUT.search(name) is not None
 
 
+def within(root: str, path: str) -> bool:
+    """True when the path ``path`` is ``root`` or lies below it, as written
+    (both already resolved): the one containment rule."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
     """True when ``path`` (resolved, links followed) stays inside ``root``."""
-    r = os.path.realpath(root)
-    p = os.path.realpath(path)
-    return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
+    return within(os.path.realpath(root), os.path.realpath(path))

@@ -179,7 +179,7 @@ class _DeadlineStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, *args, **kwargs) -> "_DeadlineStream":
+    def start_tls(self, *args, **kwargs) -> _DeadlineStream:
         return _DeadlineStream(self._inner.start_tls(*args, **kwargs))
 
     def get_extra_info(self, info: str):
@@ -224,7 +224,7 @@ class BodySink:
         except OSError as e:
             raise StoreError(f"{self.tmp}: cannot write: {e.strerror}") from e
 
-    def __enter__(self) -> "BodySink":
+    def __enter__(self) -> BodySink:
         return self
 
     def __exit__(self, *exc: object) -> None:

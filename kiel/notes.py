@@ -186,6 +186,11 @@ def tail(path: str, window: int = TAIL_WINDOW) -> Tail:
     return Tail(tuple(out), start == 0)
 
 
+def status_class(status: str) -> str:
+    """``000``, ``2xx``, ``3xx``...: the classes the summary and the report count."""
+    return "000" if status.startswith("0") else status[0] + "xx"
+
+
 # --- typed lines ---------------------------------------------------------------
 
 Headers = tuple[tuple[str, str], ...]

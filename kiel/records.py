@@ -23,6 +23,9 @@ from typing import Any, cast
 from lxml import etree
 
 from kiel import AMF_NS
+from kiel.escape import within
+from kiel.text import has_control
+from kiel.text import printable as printable  # part of this module's API
 
 _AMF = f"{{{AMF_NS}}}"
 _TEXT_TAGS = (_AMF + "text", "text")
@@ -53,12 +56,6 @@ class Problem:
         return f"{where}{rec}: {self.reason}"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """Control characters shown as ``\\xNN``: a message or log line stays one line."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass(frozen=True)
@@ -130,10 +127,6 @@ def _kind(mode: int) -> str:
     return "not a file"
 
 
-def _inside(root: str, real: str) -> bool:
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def _walk_dir(directory: str, root: str, follow_outside: bool,
               seen: set[tuple[int, int]]) -> Iterator[str | Problem]:
     try:
@@ -155,7 +148,7 @@ def _walk_dir(directory: str, root: str, follow_outside: bool,
         link = stat.S_ISLNK(st.st_mode)
         if link:
             real = os.path.realpath(path)
-            outside = not _inside(root, real)
+            outside = not within(root, real)
             try:
                 st = os.stat(path)
             except OSError:
@@ -366,7 +359,7 @@ def _record(el: etree._Element, path: str, max_record: int = DEFAULT_MAX_RECORD)
 
 
 def _bad_id(rid: str) -> str | None:
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in rid):
+    if has_control(rid):
         return "id holds control characters"
     if len(rid.encode("utf-8", "surrogateescape")) > 4096:
         return "id longer than 4096 bytes"

@@ -23,18 +23,16 @@ from urllib.parse import urlsplit
 from kiel import store
 from kiel.discovery import fulltext_status
 from kiel.errors import NotFound
+from kiel.notes import status_class
 from kiel.platforms.manifests import newest, read_manifests
 from kiel.show import object_view
+from kiel.text import human
 from kiel.tist import iso
 
 CLASSES = ("2xx", "3xx", "4xx", "5xx", "000")
 CLASS_COLORS = {"2xx": "#2e7d32", "3xx": "#1565c0", "4xx": "#ef6c00", "5xx": "#c62828",
                 "000": "#757575", "1xx": "#6a1b9a"}
 ALIVE_COLOR, DEAD_COLOR = "#2e7d32", "#c62828"
-
-
-def status_class(status: str) -> str:
-    return "000" if status.startswith("0") else status[0] + "xx"
 
 
 def is_alive(status: str) -> bool:
@@ -418,17 +416,6 @@ def write_html(path: str, page: str) -> None:
 
 
 # --- text ------------------------------------------------------------------
-
-def human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            if unit == "B":
-                return f"{n} B"
-            return f"{size:.0f} {unit}" if size == int(size) else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
-
 
 def format_text(r: Report) -> str:
     saved = r.bytes_saved

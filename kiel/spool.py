@@ -2,6 +2,8 @@
 records orders them (oldest ``00last`` first), finds duplicate ids and the
 records gone from the input without holding the collection in memory.
 
+One implementation of sorted chunk files and their merge serves this
+sort and the OAI-PMH index build (:func:`write_chunk`, :func:`merge`).
 Lines are sorted as bytes; callers build keys that sort right (zero-padded
 numbers, path components joined by ``\\x00``). Chunks go to temporary files
 under ``var/`` (nothing precious) and are merged with :func:`heapq.merge`.
@@ -14,6 +16,32 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+
+from kiel.store import tmp_name
+
+
+def write_chunk(directory: str, name: str, lines: list[bytes]) -> str:
+    """Sort ``lines`` (each ending in a newline) into ``directory/name``,
+    atomically (a temporary name, then ``rename``): a chunk file that exists
+    is complete, so a killed sort resumes from its chunks."""
+    lines.sort()
+    path = os.path.join(directory, name)
+    tmp = os.path.join(directory, tmp_name())
+    with open(tmp, "wb") as f:
+        f.writelines(lines)
+    os.rename(tmp, path)
+    return path
+
+
+def merge(paths: list[str]) -> Iterator[bytes]:
+    """The lines of sorted chunk files, in order (newlines kept); every file is
+    closed however the caller stops reading."""
+    handles = [open(p, "rb") for p in paths]
+    try:
+        yield from heapq.merge(*handles)
+    finally:
+        for h in handles:
+            h.close()
 
 
 class ExternalSort:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from kiel.text import has_control
+
 if TYPE_CHECKING:
     from lxml.etree import _Element
 
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
 FETCHED = ("http", "https", "ftp")
 MAX_URL = 8192
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def classify(value: str) -> Target | str:
     scheme = m.group(1).lower()
     if scheme not in FETCHED:
         return f"scheme {scheme} is not fetched"
-    if _BAD_CHARS.search(value):
+    if has_control(value):
         return "URL holds control characters or line breaks"
     value = scheme + value[len(scheme):]
     value = value.replace(" ", "%20")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiel import notes, store
 from kiel.errors import NotFound
-from kiel.escape import escape
+from kiel.escape import escape, inside
 from kiel.home import Home, Lock
 from kiel.redist import record_path, repec_parts
 
@@ -383,7 +383,7 @@ class _RecordCheck:
         the algorithms its platform declared (md5 included) and compared with
         the declaration, or, for a file that never matched it, with what
         Kiel found when it was fetched."""
-        from kiel.escape import inside
+
         from kiel.platforms.fixity import digest_file
         from kiel.platforms.manifests import newest, read_manifests
 
@@ -430,7 +430,7 @@ class _RecordCheck:
         """The files inside a stored bundle, checked again against what the
         platform declared; a file that checked ``ok`` when fetched and does
         not now is a breach."""
-        from kiel.escape import inside
+
         from kiel.platforms.fixity import check_bundle
         from kiel.platforms.types import ManifestFile
 
@@ -523,7 +523,7 @@ class _RecordCheck:
         lexical = os.path.normpath(os.path.join(directory, target))
         root = self.v.store_root
         if not (lexical.startswith(root + os.sep)) or \
-                (os.path.lexists(lexical) and not _inside_real(root, lexical)):
+                (os.path.lexists(lexical) and not inside(root, lexical)):
             yield self.finding("link-outside", path, f"link to {target} leaves the store",
                                found=target)
             return
@@ -737,12 +737,6 @@ def _torn_then_ended(raw: bytes) -> bool:
 def _shown(raw: bytes) -> str:
     """A marker's bytes as one printable line: a newline shows as \\n."""
     return raw[:40].decode("utf-8", "replace").encode("unicode_escape").decode("ascii")
-
-
-def _inside_real(root: str, path: str) -> bool:
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    return real.startswith(real_root + os.sep)
 
 
 def _read(path: str, limit: int) -> bytes | None:

@@ -61,6 +61,7 @@ from kiel.home import Home
 from kiel.notes import open_regular, read_regular
 from kiel.oai import changes as _changes
 from kiel.redist import record_path, record_sets
+from kiel.spool import merge, write_chunk
 
 FORMAT = 2
 OAI_DIR = "oai"
@@ -249,13 +250,7 @@ def _sort_chunks(work: str, lines: Iterable[bytes], chunk: int, first: int = 0) 
     buf: list[bytes] = []
 
     def flush() -> None:
-        buf.sort()
-        path = os.path.join(work, f"chunk-{first + len(out):06d}")
-        tmp = os.path.join(work, _store.tmp_name())
-        with open(tmp, "wb") as f:
-            f.writelines(buf)
-        os.rename(tmp, path)
-        out.append(path)
+        out.append(write_chunk(work, f"chunk-{first + len(out):06d}", buf[:]))
         buf.clear()
 
     for line in lines:
@@ -274,44 +269,34 @@ def _write_generation(work: str, chunk_paths: list[str], chunk: int, skipped: in
     set_counts: dict[str, int] = {}
     count = deleted = 0
     earliest = None
-    files = [open(p, "rb") for p in chunk_paths]
     id_chunks: list[str] = []
     ids: list[bytes] = []
-    try:
-        with open(os.path.join(work, "records"), "wb") as rec, \
-                open(os.path.join(work, "offsets"), "wb") as off:
-            pos = 0
-            for line in heapq.merge(*files):
-                ds = int(line[:10])
-                if earliest is None:
-                    earliest = ds
-                off.write(_OFF.pack(ds, pos))
-                rec.write(line)
-                pos += len(line)
-                _ds, rid, flag, _v, sets = line.rstrip(b"\n").split(b"\t")
-                deleted += flag == b"d"
-                for s in sets.decode("ascii").split():
-                    set_counts[s] = set_counts.get(s, 0) + 1
-                ids.append(b"%s\x00%d\n" % (rid, count))
-                if len(ids) >= chunk:
-                    id_chunks += _sort_chunks(work, ids, chunk, 900000 + len(id_chunks))
-                    ids = []
-                count += 1
-    finally:
-        for f in files:
-            f.close()
+    with open(os.path.join(work, "records"), "wb") as rec, \
+            open(os.path.join(work, "offsets"), "wb") as off:
+        pos = 0
+        for line in merge(chunk_paths):
+            ds = int(line[:10])
+            if earliest is None:
+                earliest = ds
+            off.write(_OFF.pack(ds, pos))
+            rec.write(line)
+            pos += len(line)
+            _ds, rid, flag, _v, sets = line.rstrip(b"\n").split(b"\t")
+            deleted += flag == b"d"
+            for s in sets.decode("ascii").split():
+                set_counts[s] = set_counts.get(s, 0) + 1
+            ids.append(b"%s\x00%d\n" % (rid, count))
+            if len(ids) >= chunk:
+                id_chunks += _sort_chunks(work, ids, chunk, 900000 + len(id_chunks))
+                ids = []
+            count += 1
     if ids or not id_chunks:
         id_chunks += _sort_chunks(work, ids, chunk, 900000 + len(id_chunks))
     # byid: ids hold no control characters, so "\0" ends an id before any
     # longer id it is a prefix of, and the byte order is the id order.
-    id_files = [open(p, "rb") for p in id_chunks]
-    try:
-        with open(os.path.join(work, "byid"), "wb") as out:
-            for line in heapq.merge(*id_files):
-                out.write(_POST.pack(int(line[line.rindex(b"\x00") + 1:])))
-    finally:
-        for g in id_files:
-            g.close()
+    with open(os.path.join(work, "byid"), "wb") as out:
+        for line in merge(id_chunks):
+            out.write(_POST.pack(int(line[line.rindex(b"\x00") + 1:])))
     for p in id_chunks:
         os.unlink(p)
 

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from kiel import records
+from kiel.text import printable
 
 
 def unique_path(directory: str, stem: str, ext: str) -> str:
@@ -35,7 +35,7 @@ class RunLog:
 
     def write(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        line = f"{stamp} {records.printable(text)}\n"
+        line = f"{stamp} {printable(text)}\n"
         with self._lock:
             try:
                 self._f.write(line)

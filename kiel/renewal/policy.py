@@ -14,11 +14,6 @@ TRANSIENT_STATUS = frozenset({"429", "502", "503", "504"})
 CONNECT_ERRORS = frozenset({"dns", "refused", "connect", "host-down", "denied-dns"})
 
 
-def status_class(status: str) -> str:
-    """``000``, ``2xx``, ``3xx``...: the classes the summary counts."""
-    return "000" if status == "000" else status[0] + "xx"
-
-
 def is_transient(status: str, error: str | None) -> bool:
     return (error in TRANSIENT_ERRORS) or status in TRANSIENT_STATUS
 

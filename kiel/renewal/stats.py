@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kiel.exits import ExitStatus
-from kiel.renewal.policy import CONNECT_ERRORS, status_class
+from kiel.notes import status_class
+from kiel.renewal.policy import CONNECT_ERRORS
 
 MAX_LISTED_PROBLEMS = 1000
 
