@@ -56,7 +56,7 @@ _6TO4 = ipaddress.IPv6Network("2002::/16")  # RFC 3056
 # The properties that deny an address unless allow_networks names it, in the
 # order a reason is given.
 _PROPERTIES = (
-    ("is_unspecified", "unspecified (a connect to it reaches this machine)"),
+    ("is_unspecified", "unspecified"),  # Linux sends a connect to it to loopback
     ("is_loopback", "loopback"),
     ("is_link_local", "link-local"),
     ("is_multicast", "multicast"),
@@ -134,24 +134,25 @@ class Policy:
         except ValueError:
             return Verdict(host, address, False, "not an IP address")
         inner = unwrap(raw)
+        text = f"::ffff:{inner}" if getattr(raw, "ipv4_mapped", None) else str(raw)
         forms = (raw,) if inner == raw else (raw, inner)
         for a in forms:
             for net in self.allow:
                 if a.version == net.version and a in net:
-                    return Verdict(host, str(raw), True, f"allow_networks {net}")
+                    return Verdict(host, text, True, f"allow_networks {net}")
         for a in forms:
             for net in self.deny:
                 if a.version == net.version and a in net:
-                    return Verdict(host, str(raw), False, f"in denied network {net}")
+                    return Verdict(host, text, False, f"in denied network {net}")
         # The wrapper forms themselves are reserved or private ranges: judge
         # what they carry, so that a NAT64 network still reaches public hosts.
         what = "" if inner == raw else f" ({inner})"
         for prop, name in _PROPERTIES:
             if getattr(inner, prop, False):
-                return Verdict(host, str(raw), False, name + what)
+                return Verdict(host, text, False, name + what)
         if not inner.is_global:
-            return Verdict(host, str(raw), False, "not globally reachable" + what)
-        return Verdict(host, str(raw), True, "global")
+            return Verdict(host, text, False, "not globally reachable" + what)
+        return Verdict(host, text, True, "global")
 
 
 # --- the attempt's budget ------------------------------------------------------------
