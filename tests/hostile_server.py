@@ -552,3 +552,61 @@ def encoded(payload: bytes, encoding: str, length: bool = True,
     else:
         headers.append(("Connection", "close"))  # the body ends when the connection does
     return raw(response_head("200", headers, "OK") + payload)
+
+
+class TLSServer:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate, keep-alive, one body.
+
+    Counts TCP connections, so a test can see a kept-alive connection reused.
+    """
+
+    def __init__(self, cert: str, key: str, body: bytes = GOOD_BODY):
+        import ssl
+
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.body = body
+        self.connections = 0
+        self.requests = 0
+        self.stopping = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "/") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(5)
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                buf = b""
+                while not self.stopping.is_set():
+                    data = tls.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                    while b"\r\n\r\n" in buf:
+                        _, buf = buf.split(b"\r\n\r\n", 1)
+                        self.requests += 1
+                        tls.sendall(response_head("200", [
+                            ("Content-Type", "application/pdf"),
+                            ("Content-Length", str(len(self.body)))], "OK") + self.body)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.sock.close()

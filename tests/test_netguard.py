@@ -377,3 +377,61 @@ def test_sockets_bound_is_what_the_run_may_open():
     f = Fetcher(Limits(), clients_per_thread=4, max_keepalive_per_client=1,
                 max_connections_per_client=2)
     assert f.sockets_bound(16) == 16 * (4 * 1 + 1)
+
+
+# --- HTTPS through the guarded transport ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1, made by openssl(1)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl(1) is not installed")
+    d = tmp_path_factory.mktemp("cert")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+                   check=True, capture_output=True)
+    return str(d / "cert.pem"), str(d / "key.pem")
+
+
+def test_https_through_the_guard_keeps_the_connection_alive(certificate, tmp_path):
+    tls = hs.TLSServer(*certificate)
+    try:
+        f = Fetcher(Limits(connect_timeout=2, read_timeout=3, total_timeout=5),
+                    verify_tls=False, guard=LOOPBACK)
+        try:
+            for i in range(3):
+                res = f.fetch(tls.url(f"/p{i}"), str(tmp_path))
+                assert res.status == "200" and res.address == "127.0.0.1", res
+                assert Path(res.tmp_path).read_bytes() == hs.GOOD_BODY
+                os.unlink(res.tmp_path)
+        finally:
+            f.close()
+        assert tls.requests == 3 and tls.connections == 1  # one handshake, reused
+    finally:
+        tls.close()
+
+
+def test_https_with_an_untrusted_certificate_is_a_tls_error(certificate, tmp_path):
+    tls = hs.TLSServer(*certificate)
+    try:
+        res = get(fetcher(LOOPBACK), tls.url("/p"), tmp_path)
+        assert res.status == "000" and res.error == "tls", res
+        assert tls.requests == 0
+    finally:
+        tls.close()
+
+
+def test_https_to_a_denied_address_never_starts_a_handshake(certificate, tmp_path):
+    tls = hs.TLSServer(*certificate)
+    try:
+        res = get(fetcher(NOTHING), tls.url("/p"), tmp_path)
+        assert_denied(res, "127.0.0.1", tmp_path)
+        time.sleep(0.1)
+        assert tls.connections == 0
+    finally:
+        tls.close()
