@@ -184,8 +184,8 @@ class Fetcher:
     always passes one). ``stop``, when set, ends every attempt in flight
     within a fraction of a second (error ``interrupted``). Sockets are
     bounded: a thread holds at most ``clients_per_thread`` clients, each
-    with at most ``max_keepalive_per_client`` idle connections, and one
-    request at a time, so :meth:`sockets_bound` is what a run may open.
+    with at most ``max_keepalive_per_client`` idle connections, and makes
+    one request at a time, so :meth:`sockets_bound` is what a run may open.
     """
 
     def __init__(self, limits: Limits, verify_tls: bool = True, *,
@@ -210,9 +210,12 @@ class Fetcher:
         self._lock = threading.Lock()
 
     def sockets_bound(self, threads: int) -> int:
-        """The most HTTP sockets ``threads`` fetching threads hold open at once."""
-        per_thread = self.clients_per_thread * self.max_keepalive_per_client + 1
-        return threads * min(per_thread, self.clients_per_thread * self.max_connections_per_client)
+        """The most sockets ``threads`` fetching threads hold open at once.
+
+        Per thread: the idle keep-alive connections of its clients, plus the
+        attempt in progress (one HTTP connection, or FTP control and data).
+        """
+        return threads * (self.clients_per_thread * self.max_keepalive_per_client + 2)
 
     def budget(self, deadline: float) -> netguard.Budget:
         return netguard.Budget(deadline, self.stop)
