@@ -177,10 +177,12 @@ SETTINGS: tuple[Setting, ...] = (
             "100.64.0.0/10, 169.254.0.0/16, fe80::/10, fc00::/7, 224.0.0.0/4, ff00::/8, "
             "::ffff:0:0/96",
             _networks,
-            "Networks Kiel never connects to (CIDR list), checked for every address a host "
-            "resolves to and on every redirect hop."),
+            "Networks Kiel never connects to (CIDR list), besides the addresses it always "
+            "refuses (loopback, private, link-local, unspecified, reserved, multicast, and "
+            "their IPv4-mapped, NAT64 and 6to4 forms); checked on the address dialled."),
     Setting("allow_networks", "", _networks,
-            "Networks allowed even when deny_networks holds them (e.g. 127.0.0.1/32)."),
+            "Networks allowed even when denied by deny_networks or by the always-refused "
+            "kinds (e.g. 127.0.0.1/32 for a test server)."),
     Setting("sync", "no", _bool,
             "fsync every file before it gets its final name (survives power loss; slower)."),
     Setting("repository_name", "Kiel archive", str.strip, "OAI-PMH: repositoryName."),

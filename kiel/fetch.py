@@ -1,9 +1,11 @@
 """Fetching one object: one request, its body streamed to a temporary file.
 
 httpx does not follow redirects here (Kiel records every hop itself) and
-does not decode the body: the raw stream is decoded by us with a bounded
-decompressor, so the size limit counts decoded bytes and a gzip bomb cannot
-fill memory. The total deadline is ours too; httpx has none.
+does not decode the body: the raw stream is decoded by :mod:`kiel.decode`,
+bounded, so the size limit counts decoded bytes, a gzip bomb cannot fill
+memory and a cut stream is not kept as whole. Connections go through
+:mod:`kiel.netguard`: the address actually dialled is checked, and every
+step of an attempt meets its total deadline (httpx has none).
 """
 
 from __future__ import annotations
@@ -16,15 +18,20 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-import httpcore
 import httpx
 
-from kiel import __version__, faults, mediatype
+from kiel import __version__, faults, mediatype, netguard
+from kiel.decode import Decoder, TooLarge, Truncated
 from kiel.errors import StoreError
+from kiel.netguard import Cancelled, Deadline, Denied
 from kiel.store import tmp_name, unlink_quiet
+
+__all__ = ["BodySink", "Cancelled", "Deadline", "Denied", "Fetcher", "Limits", "Result",
+           "TooLarge", "Truncated", "classify", "user_agent"]
 
 CHUNK = 65536
 CLIENTS_PER_THREAD = 64  # origins a worker thread keeps a connection to
@@ -37,6 +44,9 @@ class Limits:
     total_timeout: float = 600.0
     max_body: int = 2 * 1024**3
     user_agent: str = f"Kiel/{__version__}"
+
+
+Headers = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,12 @@ class Result:
     etag: str | None = None
     last_modified: str | None = None
     retry_after: str | None = None
+    # The address connected to, or the one refused (error "denied").
+    address: str | None = None
+    # The response's header fields as received, in order (FTP: ("reply", final line)).
+    headers: Headers = ()
+    # A Content-Encoding the stored body is still in (one Kiel does not undo).
+    encoding: str | None = None
 
 
 def user_agent(contact: str) -> str:
@@ -66,20 +82,23 @@ def user_agent(contact: str) -> str:
     return ua + (f"; {contact})" if contact else ")")
 
 
-class TooLarge(Exception):
-    pass
-
-
-class Deadline(Exception):
-    pass
-
-
 def classify(exc: BaseException) -> tuple[str, str]:
     """A short error word for the notes, and the detail."""
     text = f"{type(exc).__name__}: {exc}"
-    cause = exc
-    while cause.__cause__ or cause.__context__:
-        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, Denied):
+        return "denied", str(exc)
+    if isinstance(exc, Truncated):
+        return "truncated", str(exc)
+    if isinstance(exc, Cancelled):
+        return "interrupted", str(exc)
+    if isinstance(exc, TooLarge):
+        return "too-large", str(exc)
+    if isinstance(exc, Deadline):
+        return "timeout", str(exc)
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
         if isinstance(cause, socket.gaierror):
             return "dns", text
         if isinstance(cause, ssl.SSLError):
@@ -88,11 +107,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
             return "refused", text
         if isinstance(cause, ConnectionResetError):
             return "reset", text
+        cause = cause.__cause__ or cause.__context__
     low = str(exc).lower()
-    if isinstance(exc, TooLarge):
-        return "too-large", str(exc)
-    if isinstance(exc, Deadline):
-        return "timeout", str(exc)
     if isinstance(exc, httpx.ConnectTimeout):
         return "timeout", text
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout)):
@@ -119,76 +135,6 @@ def classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, OSError):
         return "connect", text
     return "protocol", text
-
-
-class _Decoder:
-    """Bounded decoding of gzip/deflate: never more than ``limit`` bytes out."""
-
-    def __init__(self, encoding: str | None):
-        enc = (encoding or "").strip().lower()
-        self.z = None
-        if enc in ("gzip", "x-gzip"):
-            self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif enc == "deflate":
-            self.z = zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib or gzip header
-
-    def feed(self, data: bytes, room: int):
-        """Yield decoded pieces; raise TooLarge past ``room`` bytes."""
-        if self.z is None:
-            if len(data) > room:
-                raise TooLarge("body larger than max_body")
-            yield data
-            return
-        buf = data
-        while buf:
-            # max_length bounds each output piece: a bomb cannot fill memory.
-            out = self.z.decompress(buf, min(CHUNK * 4, room + 1))
-            if len(out) > room:
-                raise TooLarge("decoded body larger than max_body")
-            room -= len(out)
-            if out:
-                yield out
-            buf = self.z.unconsumed_tail
-
-
-_deadline = threading.local()
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A socket stream whose every read respects the attempt's total deadline.
-
-    httpx has no total deadline: a server dripping its status line, headers
-    or body one byte at a time would hold a worker for as long as it likes.
-    """
-
-    def __init__(self, inner: httpcore.NetworkStream):
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        end = getattr(_deadline, "at", None)
-        if end is not None:
-            left = end - time.monotonic()
-            if left <= 0:
-                raise httpcore.ReadTimeout("total_timeout reached")
-            timeout = left if timeout is None else min(timeout, left)
-        return self._inner.read(max_bytes, timeout)
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(self, *args, **kwargs) -> _DeadlineStream:
-        return _DeadlineStream(self._inner.start_tls(*args, **kwargs))
-
-    def get_extra_info(self, info: str):
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.SyncBackend):
-    def connect_tcp(self, *args, **kwargs) -> _DeadlineStream:
-        return _DeadlineStream(super().connect_tcp(*args, **kwargs))
 
 
 class BodySink:
@@ -224,7 +170,7 @@ class BodySink:
         except OSError as e:
             raise StoreError(f"{self.tmp}: cannot write: {e.strerror}") from e
 
-    def __enter__(self) -> BodySink:
+    def __enter__(self) -> BodySink:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -232,17 +178,47 @@ class BodySink:
 
 
 class Fetcher:
-    """HTTP fetching with one httpx client per thread (see docs/performance.md)."""
+    """HTTP fetching with one small httpx client per (thread, origin) (see docs/performance.md).
 
-    def __init__(self, limits: Limits, verify_tls: bool = True,
-                 clients_per_thread: int = CLIENTS_PER_THREAD):
+    ``guard`` decides where connections may go (None: anywhere; the renewal
+    always passes one). ``stop``, when set, ends every attempt in flight
+    within a fraction of a second (error ``interrupted``). Sockets are
+    bounded: a thread holds at most ``clients_per_thread`` clients, each
+    with at most ``max_keepalive_per_client`` idle connections, and makes
+    one request at a time, so :meth:`sockets_bound` is what a run may open.
+    """
+
+    def __init__(self, limits: Limits, verify_tls: bool = True, *,
+                 guard: netguard.Policy | None = None,
+                 stop: threading.Event | None = None,
+                 max_connections_per_client: int = 2,
+                 max_keepalive_per_client: int = 1,
+                 clients_per_thread: int = CLIENTS_PER_THREAD,
+                 resolver: netguard.Resolver = netguard.system_resolver):
         self.limits = limits
-        self.clients_per_thread = clients_per_thread
         self.verify_tls = verify_tls
+        self.guard = guard
+        self.stop = stop
+        self.max_connections_per_client = max(1, max_connections_per_client)
+        self.max_keepalive_per_client = max(0, min(max_keepalive_per_client,
+                                                   self.max_connections_per_client))
+        self.clients_per_thread = max(1, clients_per_thread)
+        self.resolver = resolver
         self._local = threading.local()
         self._clients: set[httpx.Client] = set()
-        self._ssl = None
+        self._ssl: ssl.SSLContext | None = None
         self._lock = threading.Lock()
+
+    def sockets_bound(self, threads: int) -> int:
+        """The most sockets ``threads`` fetching threads hold open at once.
+
+        Per thread: the idle keep-alive connections of its clients, plus the
+        attempt in progress (one HTTP connection, or FTP control and data).
+        """
+        return threads * (self.clients_per_thread * self.max_keepalive_per_client + 2)
+
+    def budget(self, deadline: float) -> netguard.Budget:
+        return netguard.Budget(deadline, self.stop)
 
     def _client(self, url: str) -> httpx.Client:
         """This thread's client for the origin of ``url``.
@@ -251,11 +227,10 @@ class Fetcher:
         checks every idle connection of a pool before each request, so one
         pool per thread across many hosts spends its time polling sockets.
         """
-        clients = getattr(self._local, "clients", None)
+        clients: OrderedDict[str, httpx.Client] | None = getattr(self._local, "clients", None)
         if clients is None:
             clients = self._local.clients = OrderedDict()
-        origin = url.split("/", 3)[:3]
-        key = "/".join(origin)
+        key = "/".join(url.split("/", 3)[:3])
         c = clients.get(key)
         if c is not None:
             clients.move_to_end(key)
@@ -274,14 +249,13 @@ class Fetcher:
                                 read=self.limits.read_timeout,
                                 write=self.limits.read_timeout,
                                 pool=self.limits.connect_timeout)
+        transport = netguard.GuardedTransport(
+            policy=self.guard, ssl_context=self._ssl,
+            max_connections=self.max_connections_per_client,
+            max_keepalive_connections=self.max_keepalive_per_client,
+            resolver=self.resolver)
         c = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
-                         verify=self._ssl, http2=False,
-                         limits=httpx.Limits(max_connections=2, max_keepalive_connections=1))
-        # HTTPTransport takes no network backend: set it on its pool. Checked,
-        # so an httpx that renames it fails loudly rather than lose deadlines.
-        pool = c._transport._pool  # type: ignore[attr-defined]
-        assert hasattr(pool, "_network_backend"), "httpx/httpcore internals changed"
-        pool._network_backend = _DeadlineBackend()
+                         transport=transport)
         clients[key] = c
         with self._lock:
             self._clients.add(c)
@@ -292,6 +266,13 @@ class Fetcher:
             for c in self._clients:
                 c.close()
             self._clients.clear()
+
+    def fetch_ftp(self, url: str, directory: str, started: float | None = None) -> Result:
+        """One ``ftp://`` retrieval under the same guard, deadline and stop."""
+        from kiel import ftp
+
+        return ftp.fetch(url, directory, self.limits, started, guard=self.guard,
+                         stop=self.stop, resolver=self.resolver)
 
     def fetch(self, url: str, directory: str, headers: dict[str, str] | None = None,
               started: float | None = None) -> Result:
@@ -307,20 +288,19 @@ class Fetcher:
         if headers:
             req_headers.update(headers)
         tmp = None
-        status = "000"
         declared = None
         location = None
-        resp_headers: dict[str, str] = {}
-        _deadline.at = deadline
+        address = None
+        received: Headers = ()
         try:
-            with self._client(url).stream("GET", url, headers=req_headers) as resp:
+            with netguard.attempt(self.budget(deadline)), \
+                    self._client(url).stream("GET", url, headers=req_headers) as resp:
                 code = resp.status_code
-                status = "%03d" % code if 0 <= code <= 999 else "000"
+                status = f"{code:03d}" if 0 <= code <= 999 else "000"
+                received = tuple((k.decode("latin-1"), v.decode("latin-1"))
+                                 for k, v in resp.headers.raw)
+                address = _peer(resp)
                 declared = resp.headers.get("content-type")
-                for h in ("etag", "last-modified", "retry-after", "content-length",
-                          "content-encoding"):
-                    if h in resp.headers:
-                        resp_headers[h] = resp.headers[h]
                 loc = resp.headers.get("location")
                 if 300 <= code < 400 and loc:
                     location = urljoin(url, loc.strip())
@@ -330,34 +310,49 @@ class Fetcher:
                         not resp.headers.get("content-encoding"):
                     raise TooLarge(f"Content-Length {int(length)} over max_body "
                                    f"{self.limits.max_body}")
+                decoder = Decoder(resp.headers.get("content-encoding"), self.limits.max_body)
                 tmp = os.path.join(directory, tmp_name())
-                size, sha256, sha1, head = self._stream(resp, tmp, deadline)
-        except BaseException as e:  # noqa: BLE001 - every failure is data
-            _deadline.at = None
+                size, sha256, sha1, head = self._stream(resp.iter_raw(), decoder, tmp,
+                                                        deadline)
+        except BaseException as e:  # every failure is data
             if tmp:
                 unlink_quiet(tmp)
             if isinstance(e, (KeyboardInterrupt, SystemExit, StoreError)):
                 raise  # our own disk failing stops the run; it is not a 000
             error, detail = classify(e)
+            if isinstance(e, Denied):
+                address = e.verdict.address
             return Result(url, started, "000", "none", declared, 0, None, None, None,
-                          location, error, detail, time.monotonic() - t0)
-        _deadline.at = None
+                          location, error, detail, time.monotonic() - t0,
+                          address=address, headers=received)
         return Result(url, started, status, mediatype.attempt_type(head, declared), declared,
                       size, sha256, sha1, tmp, location, None, None, time.monotonic() - t0,
-                      etag=resp_headers.get("etag"),
-                      last_modified=resp_headers.get("last-modified"),
-                      retry_after=resp_headers.get("retry-after"))
+                      etag=resp.headers.get("etag"),
+                      last_modified=resp.headers.get("last-modified"),
+                      retry_after=resp.headers.get("retry-after"),
+                      address=address, headers=received, encoding=decoder.stored_encoding)
 
-    def _stream(self, resp: httpx.Response, tmp: str, deadline: float):
-        decoder = _Decoder(resp.headers.get("content-encoding"))
+    def _stream(self, raw: Iterator[bytes], decoder: Decoder, tmp: str,
+                deadline: float) -> tuple[int, str, str, bytes]:
         with BodySink(tmp, self.limits.max_body) as sink:
             # No chunk size: httpx would hold bytes back until it had 64 KiB.
-            for raw in resp.iter_raw():
+            for data in raw:
                 if time.monotonic() > deadline:
                     raise Deadline(f"total_timeout {self.limits.total_timeout}s reached")
-                for piece in decoder.feed(raw, sink.room):
+                for piece in decoder.feed(data):
                     sink.add(piece)
+            for piece in decoder.finish():
+                sink.add(piece)
             if time.monotonic() > deadline:
                 raise Deadline(f"total_timeout {self.limits.total_timeout}s reached")
         return sink.size, sink.sha256.hexdigest(), sink.sha1.hexdigest(), bytes(sink.head)
 
+
+def _peer(resp: httpx.Response) -> str | None:
+    """The address the answer came from (httpcore's ``network_stream`` extension)."""
+    stream = resp.extensions.get("network_stream")
+    try:
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+    except OSError:
+        return None
+    return str(peer[0]) if peer else None

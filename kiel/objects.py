@@ -243,10 +243,10 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
     note = AttemptNote(
         tist, od.url, status, type_, res.declared_type, res.size, res.sha256, res.sha1, name,
         link, _redacted(res.location), res.error, res.elapsed,
-        headers=getattr(res, "headers", None), attempt=attempt, same_as=same_as,
+        headers=_redacted_headers(res.headers), attempt=attempt, same_as=same_as,
         etag=res.etag, last_modified=res.last_modified,
         detail=res.detail[:500] if res.detail else None, since=since,
-        ever_ok=od.ever_ok or ok, extra=dict(extra or {}),
+        ever_ok=od.ever_ok or ok, extra=_extra(res, extra),
     )
     notes.append(os.path.join(od.path, notes.NOTES), note.line())
     od.newest_tist = tist
@@ -266,10 +266,28 @@ def note_retry(od: ObjectDir, res: Result, attempt: int,
     tist = next_tist(od, int(res.started))
     note = AttemptNote(tist, od.url, res.status, res.type, res.declared_type, res.size,
                        res.sha256, res.sha1, None, None, _redacted(res.location), res.error,
-                       res.elapsed, headers=getattr(res, "headers", None), attempt=attempt,
+                       res.elapsed, headers=_redacted_headers(res.headers), attempt=attempt,
                        retried=True, detail=res.detail[:500] if res.detail else None,
-                       extra=dict(extra or {}))
+                       extra=_extra(res, extra))
     notes.append(os.path.join(od.path, notes.NOTES), note.line())
+
+
+def _redacted_headers(headers: notes.Headers) -> notes.Headers:
+    """The response's headers as received, but never a password (a redirect's
+    ``Location`` may carry one; DESIGN.md: passwords are never written)."""
+    return tuple((name, urls.redact_text(value)) for name, value in headers)
+
+
+def _extra(res: Result, extra: dict[str, object] | None) -> dict[str, object]:
+    """The fields of an attempt line beyond the contract's: where Kiel connected
+    (or was refused), an encoding the stored body is still in."""
+    out: dict[str, object] = {}
+    if res.address:
+        out["address"] = res.address
+    if res.encoding:
+        out["encoding"] = res.encoding
+    out.update(extra or {})
+    return out
 
 
 def note_event(od: ObjectDir, event: str, tist: int, **extra: object) -> None:

@@ -77,6 +77,15 @@ def redact(url: str) -> str:
     return r.name if isinstance(r, Target) else _USERINFO.sub(r"\1***@", url)
 
 
+_USERINFO_ANYWHERE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s\"'<>]*:)[^/?#@\s\"'<>]*@")
+
+
+def redact_text(text: str) -> str:
+    """Any password of a URL inside ``text`` (a header value: ``Location``,
+    ``Link``, ``Refresh``...) replaced by ``***``."""
+    return _USERINFO_ANYWHERE.sub(r"\1***@", text)
+
+
 def host_of(url: str) -> str:
     try:
         parts = urlsplit(url)

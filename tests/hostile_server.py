@@ -137,7 +137,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
 class HostileServer:
     """A raw HTTP/1.1 server on 127.0.0.1 (or ``::1``), port 0, one route per path."""
 
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.routes: dict[str, Route] = {}
         self.requests: dict[str, int] = {}
         self.request_headers: dict[str, list[dict[str, str]]] = {}
@@ -147,7 +147,7 @@ class HostileServer:
         cls = _TCPServer
         if ":" in host:
             cls = type("_TCPServer6", (_TCPServer,), {"address_family": socket.AF_INET6})
-        self._srv = cls((host, 0), _Handler)
+        self._srv = cls((host, port), _Handler)
         self._srv.hostile = self  # type: ignore[attr-defined]
         self.host = host
         self.port = self._srv.server_address[1]
@@ -415,3 +415,198 @@ def grep_home(home_root: str | os.PathLike, needle: bytes,
                 if needle in Path(p).read_bytes():
                     hits.append(p)
     return hits
+
+
+# --- hostile FTP (issue 11): replies and data written line by line -------------------
+
+
+class HostileFTP:
+    """A raw FTP server on 127.0.0.1 (or ``::1``), port 0, misbehaving as asked.
+
+    ``greeting_every``: the greeting is ``220-`` continuation lines, one every
+    so many seconds, never ending (each line well within any read timeout).
+    ``data_every``: the file's bytes come over the data connection one at a
+    time, so many seconds apart. Otherwise it is a plain anonymous server
+    (USER, PASS, TYPE, PASV, EPSV, RETR, QUIT) serving ``body`` for any path.
+    A dripping server gives up after ``for_seconds``, so that a client without
+    a deadline fails a test rather than hang it. Counts control and data
+    connections.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", greeting_every: float | None = None,
+                 data_every: float | None = None, body: bytes = GOOD_BODY,
+                 for_seconds: float = 10.0):
+        self.host = host
+        self.greeting_every = greeting_every
+        self.data_every = data_every
+        self.body = body
+        self.for_seconds = for_seconds
+        self.connections = 0
+        self.data_connections = 0
+        self.greeting_lines = 0
+        self.stopping = threading.Event()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+
+    def url(self, path: str = "/pub/paper.pdf") -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ftp://{host}:{self.port}{path}"
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.05)
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                conn.settimeout(10)
+                end = time.monotonic() + self.for_seconds
+                if self.greeting_every is not None:
+                    while not self.stopping.is_set() and time.monotonic() < end:
+                        conn.sendall(b"220-Welcome. Please wait.\r\n")
+                        self.greeting_lines += 1
+                        if self.stopping.wait(self.greeting_every):
+                            return
+                    return
+                conn.sendall(b"220 ready\r\n")
+                f = conn.makefile("rb")
+                data_srv: socket.socket | None = None
+                for line in f:
+                    cmd = line.decode("latin-1").strip().split(" ", 1)[0].upper()
+                    if cmd == "USER":
+                        conn.sendall(b"331 password please\r\n")
+                    elif cmd == "PASS":
+                        conn.sendall(b"230 logged in\r\n")
+                    elif cmd == "TYPE":
+                        conn.sendall(b"200 binary\r\n")
+                    elif cmd in ("PASV", "EPSV"):
+                        data_srv = socket.socket(conn.family, socket.SOCK_STREAM)
+                        data_srv.bind((self.host, 0))
+                        data_srv.listen(1)
+                        p = data_srv.getsockname()[1]
+                        if cmd == "PASV":
+                            h = self.host.replace(".", ",")
+                            conn.sendall(f"227 passive ({h},{p >> 8},{p & 255})\r\n".encode())
+                        else:
+                            conn.sendall(f"229 passive (|||{p}|)\r\n".encode())
+                    elif cmd == "RETR" and data_srv is not None:
+                        conn.sendall(b"150 opening data connection\r\n")
+                        data_srv.settimeout(5)
+                        d, _ = data_srv.accept()
+                        self.data_connections += 1
+                        with d:
+                            if self.data_every is None:
+                                d.sendall(self.body)
+                            else:
+                                for i in range(len(self.body)):
+                                    if time.monotonic() > end:
+                                        return
+                                    d.sendall(self.body[i:i + 1])
+                                    if self.stopping.wait(self.data_every):
+                                        return
+                        data_srv.close()
+                        conn.sendall(b"226 Transfer complete.\r\n")
+                    elif cmd == "QUIT":
+                        conn.sendall(b"221 bye\r\n")
+                        return
+                    else:
+                        conn.sendall(b"502 not implemented\r\n")
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.sock.close()
+
+
+def keep_alive(body: bytes = GOOD_BODY, hold: float = 5.0) -> Route:
+    """A complete keep-alive answer, then the connection held open until the client closes it."""
+    def route(c: Conn) -> None:
+        c.send(response_head("200", [("Content-Type", "application/pdf"),
+                                     ("Content-Length", str(len(body)))], "OK"), False)
+        c.send(body)
+        c.client_closed(hold)
+    return route
+
+
+def encoded(payload: bytes, encoding: str, length: bool = True,
+            content_type: str = "application/pdf") -> Route:
+    """``payload`` as it is on the wire under ``Content-Encoding: encoding``."""
+    headers = [("Content-Type", content_type), ("Content-Encoding", encoding)]
+    if length:
+        headers.append(("Content-Length", str(len(payload))))
+    else:
+        headers.append(("Connection", "close"))  # the body ends when the connection does
+    return raw(response_head("200", headers, "OK") + payload)
+
+
+class TLSServer:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate, keep-alive, one body.
+
+    Counts TCP connections, so a test can see a kept-alive connection reused.
+    """
+
+    def __init__(self, cert: str, key: str, body: bytes = GOOD_BODY):
+        import ssl
+
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.body = body
+        self.connections = 0
+        self.requests = 0
+        self.stopping = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "/") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(5)
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                buf = b""
+                while not self.stopping.is_set():
+                    data = tls.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                    while b"\r\n\r\n" in buf:
+                        _, buf = buf.split(b"\r\n\r\n", 1)
+                        self.requests += 1
+                        tls.sendall(response_head("200", [
+                            ("Content-Type", "application/pdf"),
+                            ("Content-Length", str(len(self.body)))], "OK") + self.body)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.sock.close()

@@ -284,3 +284,54 @@ def test_tls_handshake_that_never_completes(home, srv, tmp_path, clock):
         assert case.name.endswith("_200_application-pdf")  # the same record's other object
     finally:
         tls.close()
+
+
+# --- issue 11: honest bodies and deadlines on every protocol ---------------------------
+
+
+def test_gzip_missing_its_last_bytes_is_not_kept_as_whole(home, srv, tmp_path, clock):
+    import gzip
+
+    body = hs.GOOD_BODY * 100
+    cut = gzip.compress(body)[:-20]
+    case = hostile_run(home, srv, tmp_path, clock, "/cut-gzip", hs.encoded(cut, "gzip"))
+    assert_000(case, "truncated")
+
+
+def test_multi_member_gzip_is_kept_whole(home, srv, tmp_path, clock):
+    import gzip
+
+    body = hs.GOOD_BODY * 100
+    two = gzip.compress(body[:5000]) + gzip.compress(body[5000:])
+    case = hostile_run(home, srv, tmp_path, clock, "/two-members", hs.encoded(two, "gzip"))
+    assert case.name == f"{case.t2}_200_application-pdf"
+    assert (case.pdir / case.name).read_bytes() == body
+
+
+@pytest.mark.parametrize("kind", ["greeting", "data"])
+def test_ftp_dripping_meets_the_total_deadline(home, srv, tmp_path, clock, kind):
+    # 220- continuation lines (or the file's bytes) every half second, each
+    # well within read_timeout: only the attempt's total deadline ends it.
+    set_config(home, total_timeout=2, read_timeout=3)
+    ftp = hs.HostileFTP(greeting_every=0.5 if kind == "greeting" else None,
+                        data_every=0.5 if kind == "data" else None)
+    try:
+        good_url = srv.route("/good", hs.good())
+        src = write_amf(tmp_path / "a.xml", text(HOSTILE, ftp.url()), text(GOOD, good_url))
+        t0 = time.monotonic()
+        s = run(home, src, clock=clock)
+        assert time.monotonic() - t0 < 6
+        assert s.records_renewed == 2
+        d = object_dir(home, HOSTILE, ftp.url())
+        (name,) = attempts(d)
+        assert name.endswith("_000_none") and (d / name).stat().st_size == 0
+        note = notes_of(d)[-1]
+        assert note["error"] == "timeout", note
+        assert 1.9 <= note["elapsed"] < 3.5
+        if kind == "greeting":
+            assert 2 <= ftp.greeting_lines <= 8
+        else:
+            assert ftp.data_connections == 1
+        hs.assert_clean(home.root)
+    finally:
+        ftp.close()

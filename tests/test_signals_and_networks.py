@@ -1,21 +1,26 @@
-"""SIGTERM and Ctrl-C end a run cleanly; deny_networks keeps Kiel off private nets."""
+"""SIGTERM and Ctrl-C end a run cleanly, whatever the servers do; deny_networks keeps Kiel off
+private nets."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from werkzeug import Response
 
-from kiel import notes
+import hostile_server as hs
+from kiel import netguard, notes
+from kiel.fetch import Fetcher, Limits
 from kiel.home import Lock
-from conftest import (attempts, object_dir, record_dir, run, set_config, text,
+from conftest import (attempts, make_home, object_dir, record_dir, run, set_config, text,
                       write_amf)
 
 
@@ -118,3 +123,95 @@ def test_metadata_address_is_denied(home, tmp_path, clock):
     d = object_dir(home, "RePEc:aaa:wpaper:1", "http://169.254.169.254/latest/meta-data/")
     line = list(notes.entries(str(d / "00notes")))[0]
     assert line["error"] == "denied" and "169.254.0.0/16" in line["detail"]
+
+
+# --- issue 11: a stop ends every attempt in flight, whatever the server does ----------
+
+
+def _stopped_after(seconds: float, attempt) -> tuple[object, float]:
+    """Run ``attempt(stop)``; set ``stop`` after ``seconds``; the result and its wall time."""
+    stop = threading.Event()
+    timer = threading.Timer(seconds, stop.set)
+    timer.start()
+    t = time.monotonic()
+    try:
+        res = attempt(stop)
+    finally:
+        timer.cancel()
+    return res, time.monotonic() - t
+
+
+@pytest.mark.parametrize("kind", ["http-head", "http-body", "tls-handshake", "ftp-greeting",
+                                  "ftp-data"])
+def test_stop_ends_an_attempt_in_flight_within_a_second(tmp_path, kind):
+    policy = netguard.Policy(allow=(ipaddress.ip_network("127.0.0.0/8"),))
+    # Every timeout far away: only the stop can end these attempts soon.
+    limits = Limits(connect_timeout=30, read_timeout=30, total_timeout=60)
+    servers = []
+    try:
+        if kind.startswith("http"):
+            srv = hs.HostileServer()
+            servers.append(srv)
+            url = srv.route("/x", hs.drip_head(0.2, 20) if kind == "http-head"
+                            else hs.drip_body(1000, 0.2))
+        elif kind == "tls-handshake":
+            tls = hs.SilentTLS()
+            servers.append(tls)
+            url = tls.url("/x")
+        else:
+            ftp = hs.HostileFTP(greeting_every=0.2 if kind == "ftp-greeting" else None,
+                                data_every=0.2 if kind == "ftp-data" else None)
+            servers.append(ftp)
+            url = ftp.url()
+
+        def attempt(stop):
+            f = Fetcher(limits, guard=policy, stop=stop)
+            try:
+                if url.startswith("ftp"):
+                    return f.fetch_ftp(url, str(tmp_path))
+                return f.fetch(url, str(tmp_path))
+            finally:
+                f.close()
+
+        res, seconds = _stopped_after(1.0, attempt)
+        assert res.status == "000" and res.error == "interrupted", res
+        assert seconds < 2.0
+        assert os.listdir(tmp_path) == []  # nothing partial kept
+    finally:
+        for s in servers:
+            s.close()
+
+
+def test_sigterm_ends_a_run_within_seconds_whatever_the_servers_do(tmp_path):
+    """A real ``kiel renew``: FTP 220- lines and an HTTP body dripping, SIGTERM after 2 s."""
+    home = make_home(tmp_path / "home", "total_timeout = 600\nread_timeout = 30\n"
+                                         "concurrency = 4\n")
+    srv = hs.HostileServer()
+    ftp = hs.HostileFTP(greeting_every=0.5, for_seconds=60)
+    try:
+        drip = srv.route("/drip", hs.drip_body(1000, 0.5))
+        src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", ftp.url()),
+                        text("RePEc:aaa:wpaper:2", drip))
+        cmd = [sys.executable, "-m", "kiel", "renew", "--home", str(home), "--no-progress",
+               str(src)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert ftp.greeting_lines >= 1 and srv.requests.get("/drip") == 1  # both in flight
+        t = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        try:
+            _out, err = p.communicate(timeout=5.5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            pytest.fail("kiel renew still running 5.5 s after SIGTERM")
+        assert time.monotonic() - t < 5
+        assert p.returncode == 143, err
+        # the lock is released: the next run (servers now quiet) does not exit 75
+        ftp.close()
+        srv.route("/drip", hs.good())
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        assert again.returncode != 75, again.stderr
+    finally:
+        srv.close()
+        ftp.close()

@@ -8,7 +8,8 @@ import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-TRANSIENT_ERRORS = frozenset({"timeout", "connect", "refused", "reset", "incomplete"})
+TRANSIENT_ERRORS = frozenset({"timeout", "connect", "refused", "reset", "incomplete",
+                              "truncated"})
 TRANSIENT_STATUS = frozenset({"429", "502", "503", "504"})
 # Errors that mean the host could not be reached at all (the circuit breaker's).
 CONNECT_ERRORS = frozenset({"dns", "refused", "connect", "host-down", "denied-dns"})

@@ -17,7 +17,7 @@ import threading
 import time
 
 from kiel import branches as branches_mod
-from kiel import platforms, store, urls
+from kiel import netguard, platforms, store, urls
 from kiel.errors import ConfigError, StoreError
 from kiel.escape import inside
 from kiel.fetch import CLIENTS_PER_THREAD, Fetcher, Limits, user_agent
@@ -200,9 +200,13 @@ class Renewal:
         b = fds.budget(fds.raise_soft_limit(), cfg.concurrency, CLIENTS_PER_THREAD)
         self.log.write(f"open files: limit {b.soft}, {b.workers} workers, "
                        f"{b.clients_per_worker} idle clients each")
+        # Where Kiel may connect is decided on the address actually dialled
+        # (kiel/netguard.py); a stop ends every attempt in flight within moments.
         fetcher = Fetcher(Limits(cfg.connect_timeout, cfg.read_timeout, cfg.total_timeout,
                                  cfg.max_body, user_agent(cfg.contact)),
-                          verify_tls=self.opt.verify_tls, clients_per_thread=b.clients_per_worker)
+                          verify_tls=self.opt.verify_tls,
+                          guard=netguard.Policy(allow=cfg.allow_networks, deny=cfg.deny_networks),
+                          stop=self.opt.stop, clients_per_thread=b.clients_per_worker)
         self.sched: Scheduler[ObjectJob] = Scheduler(cfg.per_host, cfg.host_delay)
         ctx = Context(cfg, fetcher, self.sched, SharedFetches(scanned.shared_urls), self.stats,
                       HostHealth(cfg.host_down_after), self.store_root, self.clock,
@@ -240,6 +244,8 @@ class Renewal:
                 for w in workers:
                     w.join(0.2)
             fetcher.close()
+        if self.interrupted is None and self.opt.stop is not None and self.opt.stop.is_set():
+            self.interrupted = "signal"  # a stop after the last record started
         if self.interrupted == "signal":
             self.interrupted = getattr(self.opt.stop, "reason", None) or "SIGTERM"
 

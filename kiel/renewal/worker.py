@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 
-from kiel import discovery, ftp, objects, platforms, urls
+from kiel import discovery, objects, platforms, urls
 from kiel.config import Config
 from kiel.errors import StoreError
 from kiel.fetch import Fetcher, Result
@@ -229,6 +229,8 @@ class Worker:
             extra["discovered"] = discovery.discovered_field(found)
         written = objects.record(od, res, sync=ctx.cfg.sync, attempt=job.attempt,
                                  link_to=link_to, keep_type=keep_type, extra=extra)
+        if res.error == "interrupted":
+            rec.interrupted = True  # cut by a stop: no 00last, first in line next time
         fetched = res.size if res.status != "304" else 0
         ctx.stats.attempt(res.status, res.error, host, fetched=fetched,
                           stored=0 if written.link else res.size,
@@ -318,7 +320,7 @@ class Worker:
                            "not tried again before the next run")
         try:
             if url.startswith("ftp://"):
-                res = ftp.fetch(url, job.od.path, ctx.fetcher.limits, started)
+                res = ctx.fetcher.fetch_ftp(url, job.od.path, started)
             else:
                 res = ctx.fetcher.fetch(url, job.od.path, job.headers, started)
         except StoreError as e:

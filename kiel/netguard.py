@@ -1,0 +1,593 @@
+"""Where Kiel may connect, decided on the address actually dialled.
+
+A check made before the request (resolve the name, look at the answer, then
+let the HTTP library resolve it again) can be fooled: the library may encode
+the name differently (IDNA 2003 against IDNA 2008), the DNS answer may change
+in between, and ``0.0.0.0`` or ``::`` are in no list yet reach loopback on
+Linux. So the decision is made here, at the moment of connecting: the name is
+resolved once, every address it resolves to is judged by its properties
+(loopback, private, link-local, unspecified, reserved, multicast, with
+IPv4-mapped, NAT64 and 6to4 forms unwrapped), and the socket is connected to
+the address that was judged, never to the name.
+
+The same dialling serves HTTP and HTTPS (:class:`GuardedBackend` under
+:class:`GuardedTransport`, httpx's transport interface over a public
+``httpcore.ConnectionPool``) and FTP control and data connections
+(:func:`dial` with :class:`GuardedSocket`).
+
+Every blocking step (name resolution, connect, TLS handshake, each read and
+write) also meets the attempt's :class:`Budget`: its total deadline and,
+when one is given, a stop event, so a signal ends a run within a fraction of
+a second whatever a server does.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import math
+import os
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpcore
+import httpx
+import idna
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Sequence[str]]
+
+# While a stop event may be set, no blocking call waits longer than this
+# between two looks at it.
+POLL = 0.2
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_6TO4 = ipaddress.IPv6Network("2002::/16")  # RFC 3056
+
+# The properties that deny an address unless allow_networks names it, in the
+# order a reason is given.
+_PROPERTIES = (
+    ("is_unspecified", "unspecified"),  # Linux sends a connect to it to loopback
+    ("is_loopback", "loopback"),
+    ("is_link_local", "link-local"),
+    ("is_multicast", "multicast"),
+    ("is_private", "private"),
+    ("is_reserved", "reserved"),
+    ("is_site_local", "site-local"),
+)
+
+
+class Denied(Exception):
+    """A connection refused by the policy; ``verdict`` names the address."""
+
+    def __init__(self, verdict: Verdict):
+        super().__init__(str(verdict))
+        self.verdict = verdict
+
+
+class Deadline(Exception):
+    """The attempt's total deadline passed."""
+
+
+class Cancelled(Exception):
+    """The run was asked to stop (a signal) while the attempt waited."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on one address a host resolved to."""
+
+    host: str  # the name as dialled (IDNA-encoded), or the literal
+    address: str  # the address judged, as text
+    allowed: bool
+    reason: str  # why: "global", "allow_networks 127.0.0.0/8", "loopback", ...
+
+    def __str__(self) -> str:
+        verb = "allowed" if self.allowed else "denied"
+        where = self.address if self.host == self.address else \
+            f"{self.host} resolves to {self.address}"
+        return f"{where}, {verb}: {self.reason}"
+
+
+def unwrap(address: Address) -> Address:
+    """The IPv4 address an IPv6 form carries (IPv4-mapped, NAT64, 6to4), else itself."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if address.sixtofour is not None:
+            return address.sixtofour
+    return address
+
+
+def _parse(text: str) -> Address:
+    # a scope (fe80::1%eth0) is part of where the socket goes, not of the judgement
+    return ipaddress.ip_address(text.split("%", 1)[0])
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which addresses Kiel connects to.
+
+    An address is allowed when ``allow`` names it (or the IPv4 address it
+    wraps); otherwise it is denied when ``deny`` names it or when one of its
+    properties says it is not a public Internet address.
+    """
+
+    allow: tuple[Network, ...] = ()
+    deny: tuple[Network, ...] = ()
+
+    def judge(self, address: str, host: str | None = None) -> Verdict:
+        host = address if host is None else host
+        try:
+            raw = _parse(address)
+        except ValueError:
+            return Verdict(host, address, False, "not an IP address")
+        inner = unwrap(raw)
+        text = f"::ffff:{inner}" if getattr(raw, "ipv4_mapped", None) else str(raw)
+        forms = (raw,) if inner == raw else (raw, inner)
+        for a in forms:
+            for net in self.allow:
+                if a.version == net.version and a in net:
+                    return Verdict(host, text, True, f"allow_networks {net}")
+        for a in forms:
+            for net in self.deny:
+                if a.version == net.version and a in net:
+                    return Verdict(host, text, False, f"in denied network {net}")
+        # The wrapper forms themselves are reserved or private ranges: judge
+        # what they carry, so that a NAT64 network still reaches public hosts.
+        what = "" if inner == raw else f" ({inner})"
+        for prop, name in _PROPERTIES:
+            if getattr(inner, prop, False):
+                return Verdict(host, text, False, name + what)
+        if not inner.is_global:
+            return Verdict(host, text, False, "not globally reachable" + what)
+        return Verdict(host, text, True, "global")
+
+
+# --- the attempt's budget ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What an attempt may still spend: a deadline (``time.monotonic()``), a stop event."""
+
+    deadline: float = math.inf
+    stop: threading.Event | None = None
+
+    def check(self) -> float:
+        """Seconds left; raise when the attempt must end now."""
+        if self.stop is not None and self.stop.is_set():
+            raise Cancelled("the run is stopping")
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise Deadline("total_timeout reached")
+        return left
+
+
+_local = threading.local()
+_UNBOUNDED = Budget()
+
+
+def current() -> Budget:
+    """The budget of the attempt this thread is making (unbounded outside one)."""
+    b = getattr(_local, "budget", None)
+    return b if b is not None else _UNBOUNDED
+
+
+@contextmanager
+def attempt(budget: Budget) -> Iterator[Budget]:
+    """Every connection, resolution, read and write in this thread meets ``budget``."""
+    old = getattr(_local, "budget", None)
+    _local.budget = budget
+    try:
+        yield budget
+    finally:
+        _local.budget = old
+
+
+T = TypeVar("T")
+
+
+def bounded(sock: socket.socket, op: Callable[[], T], timeout: float | None) -> T:
+    """Run one blocking socket call within ``timeout`` and the current budget.
+
+    ``op`` must be safe to repeat after a ``TimeoutError`` (recv, send,
+    a TLS handshake step: each either did its work or did nothing). With a
+    stop event the wait is cut into slices so that the event is seen.
+    """
+    budget = current()
+    start = time.monotonic()
+    while True:
+        wait = math.inf if timeout is None else timeout - (time.monotonic() - start)
+        if wait <= 0:
+            raise TimeoutError("timed out")
+        wait = min(wait, budget.check())
+        if budget.stop is not None:
+            wait = min(wait, POLL)
+        sock.settimeout(None if wait == math.inf else wait)
+        try:
+            return op()
+        except TimeoutError:
+            continue  # the loop decides: read timeout, deadline, stop, or wait on
+
+
+# --- resolving and dialling ----------------------------------------------------------
+
+
+def encode_host(host: str) -> str:
+    """The host as httpx puts it on the wire and hands it to the resolver.
+
+    Mirrors ``httpx._urlparse.encode_host``: IP literals as they are, ASCII
+    names lower-cased, other names by IDNA 2008 (the ``idna`` package), so
+    that ``kielß.test`` is ``xn--kiel-yna.test`` here as there, never the
+    IDNA 2003 ``kielss.test`` that Python's own codec would make of it.
+    """
+    h = host.strip("[]") if host.startswith("[") else host
+    try:
+        ipaddress.ip_address(h.split("%", 1)[0])
+        return h
+    except ValueError:
+        pass
+    if h.isascii():
+        return h.lower()
+    try:
+        return idna.encode(h.lower()).decode("ascii")
+    except idna.IDNAError as e:
+        raise ValueError(f"invalid IDNA host name {host!r}: {e}") from e
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the order a connect would try them."""
+    out: list[str] = []
+    for *_, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        a = str(sockaddr[0])
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        _parse(host)
+        return True
+    except ValueError:
+        return False
+
+
+def resolve(host: str, port: int, timeout: float | None,
+            resolver: Resolver = system_resolver) -> list[str]:
+    """Resolve once, within ``timeout`` and the current budget.
+
+    ``getaddrinfo`` cannot be interrupted, so a name is resolved in a
+    helper thread that this one stops waiting for. A name that does not
+    resolve raises ``socket.gaierror``: it is an error, never let through.
+    """
+    if _is_literal(host):
+        return [host]
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["addresses"] = list(resolver(host, port))
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = e
+
+    t = threading.Thread(target=work, name="kiel-resolve", daemon=True)
+    t.start()
+    start = time.monotonic()
+    budget = current()
+    while t.is_alive():
+        wait = budget.check()
+        if timeout is not None:
+            left = timeout - (time.monotonic() - start)
+            if left <= 0:
+                raise socket.gaierror(socket.EAI_AGAIN, f"resolving {host} timed out")
+            wait = min(wait, left)
+        t.join(min(wait, POLL))
+    if "error" in box:
+        raise box["error"]
+    addresses: list[str] = box["addresses"]
+    if not addresses:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host} resolves to no address")
+    return addresses
+
+
+def _connect(sock: socket.socket, sockaddr: tuple[Any, ...], timeout: float | None) -> None:
+    """A non-blocking connect, waited for in slices (a connect cannot be repeated)."""
+    sock.setblocking(False)
+    err = sock.connect_ex(sockaddr)
+    if err not in (0, errno.EINPROGRESS):
+        raise OSError(err, f"connect to {sockaddr[0]}: {os.strerror(err)}")
+    if err == 0:
+        return
+    budget = current()
+    start = time.monotonic()
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    while True:
+        wait = budget.check()
+        if timeout is not None:
+            left = timeout - (time.monotonic() - start)
+            if left <= 0:
+                raise TimeoutError(f"connect to {sockaddr[0]} timed out")
+            wait = min(wait, left)
+        if budget.stop is not None:
+            wait = min(wait, POLL)
+        if poller.poll(None if wait == math.inf else max(1, int(wait * 1000))):
+            break
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, f"connect to {sockaddr[0]}: {os.strerror(err)}")
+
+
+S = TypeVar("S", bound=socket.socket)
+
+
+def dial(host: str, port: int, policy: Policy | None, timeout: float | None, *,
+         resolver: Resolver = system_resolver, local_address: str | None = None,
+         sock_class: type[S] = socket.socket,  # type: ignore[assignment]
+         ) -> tuple[S, Verdict]:
+    """A TCP connection to ``host``, decided on and made to the checked address.
+
+    Every address the name resolves to is judged first; one denied address
+    denies the host (:class:`Denied`), as a hostile DNS answer may mix a
+    public address with a private one. Then the addresses are tried in order,
+    each by its literal, so nothing is resolved a second time.
+    """
+    name = encode_host(host)
+    addresses = resolve(name, port, timeout, resolver)
+    verdicts = []
+    for a in addresses:
+        v = policy.judge(a, name) if policy is not None else Verdict(name, a, True, "unchecked")
+        if not v.allowed:
+            raise Denied(v)
+        verdicts.append(v)
+    last: BaseException | None = None
+    for a, v in zip(addresses, verdicts, strict=True):
+        current().check()
+        infos = socket.getaddrinfo(a, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+        family, type_, proto, _, sockaddr = infos[0]
+        sock = sock_class(family, type_, proto)
+        try:
+            if local_address is not None:
+                sock.bind((local_address, 0))
+            _connect(sock, sockaddr, timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(True)
+            return sock, v
+        except BaseException as e:
+            sock.close()
+            if not isinstance(e, OSError):
+                raise  # Deadline, Cancelled: no other address is tried
+            last = e
+    assert last is not None
+    raise last
+
+
+class GuardedSocket(socket.socket):
+    """A socket whose every read and write meets ``io_timeout`` and the current budget.
+
+    ftplib reads its replies through ``makefile``, which calls ``recv_into``
+    line after line: a server sending ``220-`` lines forever meets the
+    deadline here, at each read.
+    """
+
+    io_timeout: float | None = None
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        return bounded(self, lambda: super(GuardedSocket, self).recv(bufsize, flags),
+                       self.io_timeout)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return bounded(self, lambda: super(GuardedSocket, self).recv_into(buffer, nbytes, flags),
+                       self.io_timeout)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        return bounded(self, lambda: super(GuardedSocket, self).send(data, flags),
+                       self.io_timeout)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        view = memoryview(data)
+        while view:
+            n = self.send(view, flags)
+            view = view[n:]
+
+
+# --- HTTP: httpcore's network backend, httpx's transport --------------------------------
+
+
+def _readable(sock: socket.socket) -> bool:
+    """True when the peer has sent something or closed (an idle keep-alive gone bad)."""
+    if sock.fileno() == -1:
+        return True
+    p = select.poll()
+    p.register(sock, select.POLLIN)
+    return bool(p.poll(0))
+
+
+class _Stream(httpcore.NetworkStream):
+    """httpcore's view of one guarded connection: every step meets the budget."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            return bounded(self._sock, lambda: self._sock.recv(max_bytes), timeout)
+        except TimeoutError as e:
+            raise httpcore.ReadTimeout(str(e)) from e
+        except OSError as e:
+            raise httpcore.ReadError(str(e)) from e
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        view = memoryview(buffer)
+        try:
+            while view:
+                view = view[self._send(view, timeout):]
+        except TimeoutError as e:
+            raise httpcore.WriteTimeout(str(e)) from e
+        except OSError as e:
+            raise httpcore.WriteError(str(e)) from e
+
+    def _send(self, view: memoryview, timeout: float | None) -> int:
+        return bounded(self._sock, lambda: self._sock.send(view), timeout)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        try:
+            tls = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname,
+                                          do_handshake_on_connect=False)
+            bounded(tls, tls.do_handshake, timeout)
+        except TimeoutError as e:
+            self._sock.close()
+            raise httpcore.ConnectTimeout(str(e)) from e
+        except OSError as e:
+            self._sock.close()
+            raise httpcore.ConnectError(str(e)) from e
+        except BaseException:
+            self._sock.close()
+            raise
+        return _Stream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+        if info == "client_addr":
+            return self._sock.getsockname()
+        if info == "server_addr":
+            return self._sock.getpeername()
+        if info == "socket":
+            return self._sock
+        if info == "is_readable":
+            return _readable(self._sock)
+        return None
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    """httpcore's network backend, with the policy applied to the address dialled."""
+
+    def __init__(self, policy: Policy | None, resolver: Resolver = system_resolver):
+        self.policy = policy
+        self.resolver = resolver
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        try:
+            sock: socket.socket
+            sock, _ = dial(host, port, self.policy, timeout, resolver=self.resolver,
+                           local_address=local_address)
+        except TimeoutError as e:
+            raise httpcore.ConnectTimeout(str(e)) from e
+        except OSError as e:
+            raise httpcore.ConnectError(str(e)) from e
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return _Stream(sock)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("Kiel connects to no Unix socket")
+
+
+def _httpcore_errors() -> list[tuple[type[Exception], type[httpx.HTTPError]]]:
+    # The same mapping httpx's own HTTPTransport makes, most specific first.
+    return [
+        (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+        (httpcore.ReadTimeout, httpx.ReadTimeout),
+        (httpcore.WriteTimeout, httpx.WriteTimeout),
+        (httpcore.PoolTimeout, httpx.PoolTimeout),
+        (httpcore.TimeoutException, httpx.TimeoutException),
+        (httpcore.ConnectError, httpx.ConnectError),
+        (httpcore.ReadError, httpx.ReadError),
+        (httpcore.WriteError, httpx.WriteError),
+        (httpcore.NetworkError, httpx.NetworkError),
+        (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+        (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+        (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+        (httpcore.ProtocolError, httpx.ProtocolError),
+        (httpcore.ProxyError, httpx.ProxyError),
+    ]
+
+
+_ERRORS = _httpcore_errors()
+
+
+@contextmanager
+def _httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for src, dst in _ERRORS:
+            if isinstance(exc, src):
+                raise dst(str(exc)) from exc
+        raise
+
+
+class _ResponseStream(httpx.SyncByteStream):
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _httpx_errors():
+            yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class GuardedTransport(httpx.BaseTransport):
+    """httpx's transport over ``httpcore.ConnectionPool(network_backend=GuardedBackend)``.
+
+    ``httpx.HTTPTransport`` takes no network backend; this is its public
+    part (request and response mapping, exception mapping), HTTP/1.1 only,
+    no proxy.
+    """
+
+    def __init__(self, *, policy: Policy | None, ssl_context: ssl.SSLContext,
+                 max_connections: int, max_keepalive_connections: int,
+                 keepalive_expiry: float = 5.0, resolver: Resolver = system_resolver):
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context, max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry, http1=True, http2=False,
+            network_backend=GuardedBackend(policy, resolver))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
+                             port=request.url.port, target=request.url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            resp = self._pool.handle_request(req)
+        return httpx.Response(status_code=resp.status, headers=resp.headers,
+                              stream=_ResponseStream(resp.stream), extensions=resp.extensions)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __exit__(self, exc_type: type[BaseException] | None = None,
+                 exc_value: BaseException | None = None,
+                 traceback: TracebackType | None = None) -> None:
+        self.close()
