@@ -201,3 +201,40 @@ def test_read_only_store_fails_cleanly(tmp_path, site):
         subprocess.run(["umount", str(home / "store")], check=True)
     assert files_of(home) == {**before, **{k: v for k, v in files_of(home).items()
                                            if k.startswith("var")}}
+
+
+@pytest.mark.skipif(not MOUNT, reason="this machine cannot mount a tmpfs")
+def test_a_full_disk_while_scanning_or_indexing_is_exit_74_with_a_message(tmp_path):
+    """The run's work files (the scan's sort) and the OAI-PMH index live in
+    var/: a full disk there is the store's trouble (74, one clear line), never
+    a traceback read as input errors (1)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mnt)], check=True)
+    try:
+        home = mnt / "home"
+        make_home(home)
+        # records enough for the scan to spill a 1 MiB chunk of its sort to var/
+        abstract = "<abstract>" + "x" * 2000 + "</abstract>"
+        src = write_amf(tmp_path / "in" / "a.xml",
+                        *[text(f"RePEc:aaa:wpaper:{i}", extra=abstract) for i in range(800)])
+        filler = mnt / "filler"
+        free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+        filler.write_bytes(b"\0" * (free - 256 * 1024))
+        r = kiel(home, str(src))
+        assert r.returncode == 74, (r.returncode, r.stderr[-2000:])
+        assert "Traceback" not in r.stderr
+        assert "cannot write the run's work files" in r.stderr
+        assert "No space left on device" in r.stderr
+        assert not list((home / "store").rglob("*.amf.xml"))  # nothing half done
+        # room for the store, then none for the index
+        filler.unlink()
+        assert kiel(home, str(src)).returncode == 0
+        free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+        filler.write_bytes(b"\0" * (free - 8 * 1024))
+        r = subprocess.run([sys.executable, "-m", "kiel", "oai", "index", "--rebuild",
+                            "--home", str(home)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 74, (r.returncode, r.stderr[-2000:])
+        assert "Traceback" not in r.stderr and "No space left on device" in r.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
