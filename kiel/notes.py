@@ -368,9 +368,10 @@ def parse_renewal(e: dict[str, Any]) -> RenewalNote | None:
              "urls", "skipped", "objects", "errors", "back", "interrupted"}
     end = e.get("end")
     return RenewalNote(
-        tist=e["tist"], end=end if isinstance(end, int) else e["tist"], id=str(e.get("id") or ""),
-        source=str(e.get("source") or ""), version=e.get("version"),
-        version_sha256=e.get("version_sha256"), current=e.get("current"),
+        tist=e["tist"], end=end if isinstance(end, int) else e["tist"],
+        id=_opt_str(e.get("id")) or "", source=_opt_str(e.get("source")) or "",
+        version=_opt_str(e.get("version")), version_sha256=_opt_str(e.get("version_sha256")),
+        current=_opt_str(e.get("current")),
         urls=e.get("urls") or {}, skipped=e.get("skipped") or [],
         objects=e.get("objects") or {}, errors=e.get("errors") or [],
         back=bool(e.get("back")), interrupted=bool(e.get("interrupted")),
