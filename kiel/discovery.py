@@ -501,29 +501,34 @@ def object_notes(obj_dir: str) -> ObjectNotes:
     path = os.path.join(obj_dir, notes.NOTES)
     entries = notes.entries(path) if os.path.isfile(path) else iter(())
     for e in entries:
-        if url is None and isinstance(e.get("url"), str):
-            url = e["url"]
-        if e.get("event") is not None:
+        ev = notes.parse_event(e)
+        if ev is not None:
+            # An event line names the object's URL too (given-up, revived).
+            u = ev.extra.get("url")
+            if url is None and isinstance(u, str):
+                url = u
             continue
-        tist = e.get("tist")
-        if not isinstance(tist, int) or isinstance(tist, bool):
+        a = notes.parse_attempt(e)
+        if a is None:
             continue
-        v = e.get("via")
+        if url is None and a.url:
+            url = a.url
+        tist = a.tist
+        # Only an attempt at a page that was searched, or at a link found
+        # on one, carries these: they stay in the attempt's extra fields.
+        v = a.extra.get("via")
         if isinstance(v, dict) and isinstance(v.get("url"), str) and isinstance(v.get("rule"), str):
             via = Via(v["url"], v["rule"])
-        d = e.get("discovered")
+        d = a.extra.get("discovered")
         if isinstance(d, list):
             discoveries.append(Discovery(tist, tuple(
                 Found(x["url"], x["rule"]) for x in d if isinstance(x, dict)
                 and isinstance(x.get("url"), str) and isinstance(x.get("rule"), str))))
-        status = e.get("status")
-        type_ = e.get("type")
-        if status == "200" and type_ in DOCUMENT_TYPES and (preserved is None or tist < preserved):
-            preserved, preserved_type = tist, type_
-        location = e.get("location")
-        if isinstance(status, str) and status.startswith("3") and isinstance(location, str) \
-                and location not in redirects:
-            redirects.append(location)
+        if a.status == "200" and a.type in DOCUMENT_TYPES and \
+                (preserved is None or tist < preserved):
+            preserved, preserved_type = tist, a.type
+        if a.status.startswith("3") and a.location is not None and a.location not in redirects:
+            redirects.append(a.location)
     discoveries.sort(key=lambda x: x.tist)
     return ObjectNotes(url, via, tuple(discoveries), preserved, preserved_type, tuple(redirects))
 

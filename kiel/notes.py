@@ -21,7 +21,7 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kiel import faults
 
@@ -274,17 +274,39 @@ def parse_attempt(e: dict[str, Any]) -> AttemptNote | None:
     ever_ok = e.get("ever_ok")
     return AttemptNote(
         tist=e["tist"], url=str(e.get("url") or ""), status=str(e["status"]),
-        type=str(e.get("type") or "none"), declared_type=e.get("declared_type"),
-        size=int(e.get("size") or 0), sha256=e.get("sha256"), sha1=e.get("sha1"),
-        file=e.get("file"), link=e.get("link"), location=e.get("location"),
-        error=e.get("error"), elapsed=float(e.get("elapsed") or 0.0), headers=headers,
-        attempt=int(e.get("attempt") or 1), retried=bool(e.get("retried")),
-        recovered=bool(e.get("recovered")), same_as=e.get("same_as"), etag=e.get("etag"),
-        last_modified=e.get("last_modified"), detail=e.get("detail"),
+        type=str(e.get("type") or "none"), declared_type=_opt_str(e.get("declared_type")),
+        size=_number(int, e.get("size"), 0), sha256=_opt_str(e.get("sha256")),
+        sha1=_opt_str(e.get("sha1")), file=_opt_str(e.get("file")),
+        link=_opt_str(e.get("link")), location=_opt_str(e.get("location")),
+        error=_opt_str(e.get("error")), elapsed=_number(float, e.get("elapsed"), 0.0),
+        headers=headers, attempt=_number(int, e.get("attempt"), 1),
+        retried=bool(e.get("retried")), recovered=bool(e.get("recovered")),
+        same_as=_opt_str(e.get("same_as")), etag=_opt_str(e.get("etag")),
+        last_modified=_opt_str(e.get("last_modified")), detail=_opt_str(e.get("detail")),
         since=since if isinstance(since, int) else None,
         ever_ok=ever_ok if isinstance(ever_ok, bool) else None,
         extra={k: v for k, v in e.items() if k not in known},
     )
+
+
+def _opt_str(v: object) -> str | None:
+    """A text field as written, or None: a damaged line parses to what the
+    dataclass declares (``show`` and ``verify`` read damaged stores)."""
+    return v if isinstance(v, str) else None
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _number(kind: type[_N], v: object, default: _N) -> _N:
+    """``kind(v)``, or ``default`` when ``v`` is missing or not a number: a
+    damaged line must not end a reader with a traceback."""
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        return default
+    try:
+        return kind(v) or default
+    except (TypeError, ValueError, OverflowError):
+        return default
 
 
 @dataclass(frozen=True)
@@ -351,9 +373,10 @@ def parse_renewal(e: dict[str, Any]) -> RenewalNote | None:
              "urls", "skipped", "objects", "errors", "back", "interrupted"}
     end = e.get("end")
     return RenewalNote(
-        tist=e["tist"], end=end if isinstance(end, int) else e["tist"], id=str(e.get("id") or ""),
-        source=str(e.get("source") or ""), version=e.get("version"),
-        version_sha256=e.get("version_sha256"), current=e.get("current"),
+        tist=e["tist"], end=end if isinstance(end, int) else e["tist"],
+        id=_opt_str(e.get("id")) or "", source=_opt_str(e.get("source")) or "",
+        version=_opt_str(e.get("version")), version_sha256=_opt_str(e.get("version_sha256")),
+        current=_opt_str(e.get("current")),
         urls=e.get("urls") or {}, skipped=e.get("skipped") or [],
         objects=e.get("objects") or {}, errors=e.get("errors") or [],
         back=bool(e.get("back")), interrupted=bool(e.get("interrupted")),

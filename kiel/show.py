@@ -140,12 +140,14 @@ def record_view(store_root: str, path: str) -> RecordView:
     renewals = 0
     skipped: tuple[tuple[str, str, str], ...] = ()
     for entry in _entries(os.path.join(path, notes.NOTES)):
-        if entry.get("event") == "renewal":
-            renewals += 1
-            skipped = tuple((str(s.get("branch")), str(s.get("value")), str(s.get("reason")))
-                            for s in entry.get("skipped") or () if isinstance(s, dict))
-        if isinstance(entry.get("id"), str):
-            record_id = entry["id"]
+        r = notes.parse_renewal(entry)
+        if r is None:
+            continue  # an event or a manifest: neither counts as a renewal
+        renewals += 1
+        skipped = tuple((str(s.get("branch")), str(s.get("value")), str(s.get("reason")))
+                        for s in r.skipped if isinstance(s, dict))
+        if r.id:
+            record_id = r.id
     rel_path = os.path.relpath(path, store_root)
     rel = None if rel_path.startswith("..") else rel_path
     if record_id is None:
@@ -179,26 +181,25 @@ def timeline(obj_dir: str) -> tuple[AttemptView, ...]:
     noted: set[str] = set()
     out: list[AttemptView] = []
     for entry in _entries(os.path.join(obj_dir, notes.NOTES)):
-        tist = _int(entry.get("tist"))
-        if tist is None:
+        ev = notes.parse_event(entry)
+        if ev is not None:
+            out.append(AttemptView(ev.tist, iso(ev.tist), None, None, None, None, None, None,
+                                   _str(ev.extra.get("error")), event=ev.event))
             continue
-        if entry.get("event") is not None:
-            out.append(AttemptView(tist, iso(tist), None, None, None, None, None, None,
-                                   entry.get("error"), event=str(entry["event"])))
-            continue
-        name = entry.get("file") if isinstance(entry.get("file"), str) else None
+        a = notes.parse_attempt(entry)
+        if a is None:
+            continue  # neither an attempt nor an event: nothing to show
+        name = a.file
         on_disk = True
-        link = entry.get("link")
+        link = a.link
         if name is not None:
             noted.add(name)
             full = os.path.join(obj_dir, name)
             on_disk = os.path.lexists(full)
             if on_disk and os.path.islink(full):
                 link = os.readlink(full)
-        out.append(AttemptView(
-            tist, iso(tist), _str(entry.get("status")), _str(entry.get("type")),
-            _int(entry.get("size")), name, link, _str(entry.get("location")),
-            _str(entry.get("error")), on_disk=on_disk))
+        out.append(AttemptView(a.tist, iso(a.tist), a.status, a.type, a.size, name, link,
+                               a.location, a.error, on_disk=on_disk))
     for name, (tist, status, mtype) in files.items():
         if name in noted:
             continue
@@ -375,10 +376,6 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _str(value: object) -> str | None:

@@ -33,6 +33,7 @@ from kiel import notes, store
 from kiel.errors import NotFound
 from kiel.escape import escape, inside
 from kiel.home import Home, Lock
+from kiel.notes import AttemptNote
 from kiel.redist import record_path, repec_parts
 
 if TYPE_CHECKING:
@@ -355,14 +356,16 @@ class _RecordCheck:
             yield from _bad_line(self, path, line, entry, torn)
             if entry is None:
                 continue
-            name = entry.get("version")
-            if isinstance(name, str):
-                sha = entry.get("version_sha256")
-                written[name] = sha if isinstance(sha, str) else None
-            if isinstance(entry.get("current"), str):
-                current.add(entry["current"])
-            if isinstance(entry.get("id"), str):
-                self.noted_ids.setdefault(entry["id"], line.number)
+            said = _record_line(entry)
+            if said is None:
+                continue  # neither a renewal nor an event: names nothing
+            name, sha, cur, rid = said
+            if name is not None:
+                written[name] = sha
+            if cur is not None:
+                current.add(cur)
+            if rid:
+                self.noted_ids.setdefault(rid, line.number)
         for name in sorted(set(written) | current):
             if not store.VERSION_RE.match(name) or name not in version_names:
                 yield self.finding("notes-missing-file", path,
@@ -617,11 +620,21 @@ class _ObjectCheck:
             yield from _bad_line(rc, path, line, entry, torn)
             if entry is None:
                 continue
-            if isinstance(entry.get("url"), str):
-                self.noted_urls.setdefault(entry["url"], line.number)
-            if entry.get("event") is not None:
+            event = notes.parse_event(entry)
+            if event is not None:
+                # given-up and revived name the object's URL too.
+                u = event.extra.get("url")
+                if isinstance(u, str):
+                    self.noted_urls.setdefault(u, line.number)
                 continue
-            name = entry.get("file")
+            a = _attempt(entry)
+            if a is None:
+                continue  # neither an attempt nor an event: names no file
+            if a.url:
+                self.noted_urls.setdefault(a.url, line.number)
+            # The raw value, for a name that is not text: the line names a
+            # file all the same, one that cannot be there.
+            name = a.file if a.file is not None else entry.get("file")
             if name is None:
                 continue
             if not isinstance(name, str) or name not in attempts:
@@ -631,7 +644,7 @@ class _ObjectCheck:
                                  f"line {line.number} names {name!r}, which is not there")
                 continue
             noted.add(name)
-            yield from self.attempt(attempts[name], entry, line.number)
+            yield from self.attempt(attempts[name], a, entry, line.number)
         for name, e in attempts.items():
             if name not in noted:
                 yield rc.finding("file-without-notes", e.path, "no line of 00notes names "
@@ -639,17 +652,25 @@ class _ObjectCheck:
                 if v.fixity and not e.is_symlink():
                     v.count("fixity_not_checked")
 
-    def attempt(self, e: os.DirEntry[str], entry: dict[str, Any],
+    def attempt(self, e: os.DirEntry[str], a: AttemptNote, entry: dict[str, Any],
                 number: int) -> Iterator[Finding]:
+        """The attempt file ``e`` against what line ``number`` says of it.
+
+        The meaning comes from the typed line ``a``; the raw ``entry`` only
+        tells which fields the line left out (null or missing says nothing,
+        where the typed line holds a default)."""
         rc, v = self.rc, self.v
         is_link = e.is_symlink()
         parsed = store.parse_attempt(e.name)
         assert parsed is not None  # run() keeps only the names of attempts
         _, status, mtype = parsed
-        if entry.get("status") not in (None, status) or entry.get("type") not in (None, mtype):
+        said_status = a.status if _says(entry, "status") else None
+        said_type = a.type if _says(entry, "type") else None
+        if said_status not in (None, status) or said_type not in (None, mtype):
             yield rc.finding("notes-mismatch", e.path, f"line {number} says status "
-                             f"{entry.get('status')} type {entry.get('type')}")
-        link = entry.get("link")
+                             f"{said_status} type {said_type}")
+        # A link that is not text still says something the disk contradicts.
+        link = a.link if a.link is not None else entry.get("link")
         if is_link and link is not None and link != os.readlink(e.path):
             yield rc.finding("notes-mismatch", e.path, f"line {number} says link {link}",
                              expected=str(link), found=os.readlink(e.path))
@@ -660,7 +681,7 @@ class _ObjectCheck:
             return  # no bytes of its own; the target is checked where it lives
         if not e.is_file(follow_symlinks=False):
             return  # reported as not-regular; reading a fifo would block forever
-        size = entry.get("size")
+        size = a.size if _says(entry, "size") else None
         try:
             actual = e.stat(follow_symlinks=False).st_size
         except OSError as err:
@@ -671,8 +692,8 @@ class _ObjectCheck:
                              expected=str(size), found=str(actual))
         if not v.fixity:
             return
-        expected = entry.get("sha256")
-        if not isinstance(expected, str):
+        expected = a.sha256
+        if expected is None:
             # An empty body is checked whole by its size; anything else
             # without a sha256 cannot be checked.
             v.count("fixity_passed" if size == 0 and actual == 0 else "fixity_not_checked")
@@ -689,6 +710,43 @@ class _ObjectCheck:
             v.count("fixity_failed")
             yield rc.finding("fixity-failed", e.path, "sha256 differs from the notes",
                              expected=expected, found=found)
+
+
+def _attempt(entry: dict[str, Any]) -> AttemptNote | None:
+    """The attempt a line of an object's notes records.
+
+    Kiel writes no attempt without its status, but a damaged or hand-made
+    line may leave it out and still name its file: it is read with the
+    status unstated (:func:`_says` tells), so the file counts as noted and
+    is checked against what the line does say."""
+    a = notes.parse_attempt(entry)
+    if a is None and "event" not in entry and "status" not in entry:
+        a = notes.parse_attempt(dict(entry, status=None))
+    return a
+
+
+def _says(entry: dict[str, Any], key: str) -> bool:
+    """The line gives ``key`` a value (a missing or null field says nothing)."""
+    return entry.get(key) is not None
+
+
+def _record_line(entry: dict[str, Any]
+                 ) -> tuple[str | None, str | None, str | None, str] | None:
+    """``(version, version_sha256, current, id)`` a record's notes line
+    names: a renewal, or an event (``adopted`` names the version a crash
+    kept from its renewal line); None for a line of neither kind."""
+    r = notes.parse_renewal(entry)
+    if r is not None:
+        return r.version, r.version_sha256 if r.version else None, r.current, r.id
+    ev = notes.parse_event(entry)
+    if ev is None:
+        return None
+    x = ev.extra
+    name, sha, cur, rid = x.get("version"), x.get("version_sha256"), x.get("current"), x.get("id")
+    if not isinstance(name, str):
+        name, sha = None, None
+    return (name, sha if isinstance(sha, str) else None, cur if isinstance(cur, str) else None,
+            rid if isinstance(rid, str) else "")
 
 
 def _notes_lines(

@@ -210,3 +210,24 @@ def test_a_rebuild_killed_by_sigkill_resumes_where_it_stopped(tmp_path):
     got = listing(Client(create_app(str(h))))
     assert [d for _i, d, _g in got] == sorted(iso(T0 + i) for i in range(4000))
     assert len({i for i, _d, _g in got}) == 4000
+
+
+def test_read_back_takes_the_newest_return_of_either_kind(tmp_path: Path) -> None:
+    """A return is a ``back`` event or a renewal marked ``back``; a renewal
+    without the mark, a ``gone`` event, and a torn last line are not."""
+    from kiel.notes import EventNote, RenewalNote, dumps
+
+    def renewal(tist: int, back: bool) -> bytes:
+        return dumps(RenewalNote(tist, tist, "RePEc:aaa:wpaper:1", "in.amf:1", None, None,
+                                 None, {}, [], {}, [], back=back).line())
+
+    path = tmp_path / "00notes"
+    path.write_bytes(renewal(T0, False))
+    assert index_mod.read_back(str(tmp_path)) is None
+    path.write_bytes(renewal(T0, False) + dumps(EventNote("back", T0 + 10).line())
+                     + renewal(T0 + 20, True) + renewal(T0 + 30, False)
+                     + dumps(EventNote("gone", T0 + 40).line())
+                     + b'{"event":"back","tist":%d' % (T0 + 50))
+    assert index_mod.read_back(str(tmp_path)) == T0 + 20
+    path.write_bytes(dumps(EventNote("back", T0 + 60).line()) + renewal(T0 + 20, True))
+    assert index_mod.read_back(str(tmp_path)) == T0 + 60

@@ -236,3 +236,20 @@ def test_cli_missing_id_exits_1(home):
     result = CliRunner().invoke(show_cmd, ["--home", home, "RePEc:zzz:none:1"])
     assert result.exit_code == 1
     assert "Error: no record 'RePEc:zzz:none:1' in the store" in result.output
+
+
+def test_a_line_with_values_of_the_wrong_types_is_shown_not_a_traceback(home):
+    d = os.path.join(home, "store", record_path(REPEC_ID), escape(NEW_URL))
+    line(os.path.join(d, "00notes"),
+         {"tist": T0 + 9 * DAY, "url": NEW_URL, "status": "200", "type": "text-html",
+          "size": "many", "elapsed": [], "attempt": "first", "file": 7, "link": {},
+          "location": 3, "error": ["x"], "headers": "Server: x"})
+    line(os.path.join(home, "store", record_path(REPEC_ID), "00notes"),
+         {"event": "renewal", "tist": T0 + 9 * DAY, "id": 5, "version": 6, "skipped": "x"})
+    view = show(home, REPEC_ID)
+    (new,) = [o for o in view.objects if o.url == NEW_URL]
+    damaged = new.timeline[-1]
+    assert (damaged.tist, damaged.status, damaged.size, damaged.file, damaged.link,
+            damaged.location, damaged.error) == (T0 + 9 * DAY, "200", 0, None, None, None, None)
+    # The id is not text: the one the store's versions give stands.
+    assert (view.id, view.renewals, view.skipped) == (REPEC_ID, 3, ())

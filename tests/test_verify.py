@@ -495,3 +495,12 @@ def test_fifos_planted_as_markers_and_notes_do_not_block(home):
     from kiel.show import show
 
     assert show(home, REPEC_ID).id == REPEC_ID
+
+
+def test_notes_values_of_the_wrong_types_are_reported_not_a_traceback(home):
+    line(store_path(home, f"{NEW_DIR}/00notes"),
+         {"tist": T0 + 9 * DAY, "url": NEW_URL, "status": "200", "type": "text-html",
+          "size": "many", "elapsed": {}, "attempt": [], "file": 7, "headers": 1})
+    findings = list(verify(home, fixity=True))
+    assert [(f.kind, f.path) for f in findings] == [("notes-missing-file", f"{NEW_DIR}/00notes")]
+    assert "names 7, which is not there" in findings[0].detail

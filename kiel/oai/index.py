@@ -58,7 +58,7 @@ from lxml import etree
 from kiel import store as _store
 from kiel.errors import StoreError
 from kiel.home import Home
-from kiel.notes import open_regular, read_regular
+from kiel.notes import open_regular, parse_event, parse_renewal, read_regular
 from kiel.oai import changes as _changes
 from kiel.redist import record_path, record_sets
 from kiel.spool import merge, write_chunk
@@ -145,11 +145,21 @@ def read_back(record_dir: str) -> int | None:
             note = json.loads(line)
         except ValueError:
             continue  # a torn last line (DESIGN.md, Notes)
-        if isinstance(note, dict) and (note.get("event") == "back" or note.get("back") is True):
-            t = note.get("tist")
-            if isinstance(t, int) and (newest is None or t > newest):
-                newest = t
+        if not isinstance(note, dict):
+            continue
+        t = _back_tist(note)
+        if t is not None and (newest is None or t > newest):
+            newest = t
     return newest
+
+
+def _back_tist(note: dict[str, Any]) -> int | None:
+    """The tist of a return: a ``back`` event, or a renewal marked ``back``."""
+    event = parse_event(note)
+    if event is not None:
+        return event.tist if event.event == "back" else None
+    renewal = parse_renewal(note)
+    return renewal.tist if renewal is not None and renewal.back else None
 
 
 def read_id(version_path: str) -> str | None:
