@@ -158,8 +158,9 @@ class Tail:
     whole: bool  # the window held the whole file
 
 
-def tail(path: str, window: int = TAIL_WINDOW) -> Tail:
-    """The complete lines in the last ``window`` bytes of a notes file.
+def tail_lines(path: str, window: int = TAIL_WINDOW) -> tuple[list[bytes], bool]:
+    """The complete lines (unparsed) in the last ``window`` bytes of a notes
+    file, and whether they are the whole file.
 
     One ``open``, one ``fstat``, one ``pread``: the cost does not depend on
     how long the file is. A missing file is an empty, whole tail.
@@ -167,7 +168,7 @@ def tail(path: str, window: int = TAIL_WINDOW) -> Tail:
     try:
         fd = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
-        return Tail((), True)
+        return [], True
     try:
         size = os.fstat(fd).st_size
         start = max(0, size - window)
@@ -178,12 +179,18 @@ def tail(path: str, window: int = TAIL_WINDOW) -> Tail:
     lines.pop()  # after the last newline: empty, or a torn line
     if start > 0 and lines:
         lines.pop(0)  # the window began inside a line
-    out = []
-    for raw in lines:
-        e = _parse(raw)
-        if e is not None:
-            out.append(e)
-    return Tail(tuple(out), start == 0)
+    return lines, start == 0
+
+
+def parse_line(raw: bytes) -> dict[str, Any] | None:
+    """One complete notes line as a dict; None when it is not a JSON object."""
+    return _parse(raw)
+
+
+def tail(path: str, window: int = TAIL_WINDOW) -> Tail:
+    """The parseable lines in the last ``window`` bytes of a notes file."""
+    lines, whole = tail_lines(path, window)
+    return Tail(tuple(e for e in map(_parse, lines) if e is not None), whole)
 
 
 def status_class(status: str) -> str:

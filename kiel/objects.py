@@ -114,30 +114,38 @@ def open_dir(record_dir: str, url_name: str, *, repair: bool = False) -> ObjectD
 
 
 def _read_past(od: ObjectDir) -> None:
-    t = notes.tail(os.path.join(od.path, notes.NOTES))
+    """The newest lines first, parsed only as far as needed: the newest attempt
+    (its age, carried in the line), the newest body kept here, and whether a
+    ``given-up`` came after them. Earlier bodies are found on disk when a new
+    body needs them (:func:`_earlier_equal`)."""
+    lines, whole = notes.tail_lines(os.path.join(od.path, notes.NOTES))
     newest: AttemptNote | None = None
-    for e in t.entries:
+    decided = False  # given_up is known: an event or an attempt came first
+    for raw in reversed(lines):
+        e = notes.parse_line(raw)
+        if e is None:
+            continue
         a = notes.parse_attempt(e)
         if a is None:
             ev = notes.parse_event(e)
-            if ev is not None and ev.event in ("given-up", "revived"):
+            if not decided and ev is not None and ev.event in ("given-up", "revived"):
                 od.given_up = ev.event == "given-up"
+                decided = True
             continue
+        if od.newest_tist is None or a.tist > od.newest_tist:
+            od.newest_tist = a.tist
         if a.retried:
-            od.newest_tist = max(od.newest_tist or a.tist, a.tist)
             continue
-        od.given_up = False  # no attempt follows a given-up line unless revived
-        newest = a
-        od.newest_tist = max(od.newest_tist or a.tist, a.tist)
-        if a.succeeded or a.ever_ok:
-            od.ever_ok = True
-        if a.since is not None:
-            od.since = a.since if od.since is None else min(od.since, a.since)
-        od.since = a.tist if od.since is None else min(od.since, a.tist)
+        decided = True
+        if newest is None:
+            newest = a
+            od.ever_ok = bool(a.ever_ok) or a.succeeded
+            od.since = min(a.since, a.tist) if a.since is not None else a.tist
         if a.size and a.sha256 and (a.file or a.link) and a.status != "000":
             od.by_sha[a.sha256] = a.link or a.file or ""
             od.body = a
-    if newest is not None and (newest.since is None or newest.ever_ok is None) and not t.whole:
+            break
+    if newest is not None and (newest.since is None or newest.ever_ok is None):
         # Notes written before lines carried the object's age: read them once.
         _read_age(od)
 
@@ -222,6 +230,8 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
 
     link = None
     known = od.by_sha.get(res.sha256 or "") if res.size else None
+    if known is None and res.size and res.sha256 and res.tmp_path and not od.new:
+        known = _earlier_equal(od, res.size, res.sha256)
     if known and _is_regular(os.path.join(od.path, known)):
         link = known
     elif link_to is not None:
@@ -256,6 +266,29 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
         od.by_sha.setdefault(res.sha256, link or name)
         od.body = note
     return Written(name, link, real, note)
+
+
+def _earlier_equal(od: ObjectDir, size: int, sha256: str) -> str | None:
+    """An earlier regular file here with this body (DESIGN.md: an equal body
+    becomes a link to it), looked for on disk: only when a body is new to
+    the newest lines, and hashing only files of the same size."""
+    try:
+        names = os.listdir(od.path)
+    except OSError:
+        return None
+    for name in sorted(names, reverse=True):
+        if store.parse_attempt(name) is None:
+            continue
+        path = os.path.join(od.path, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == size and \
+                store.sha256_file(path) == sha256:
+            od.by_sha[sha256] = name
+            return name
+    return None
 
 
 def note_retry(od: ObjectDir, res: Result, attempt: int,

@@ -360,3 +360,24 @@ def test_a_renewal_reads_the_end_of_the_notes_not_the_whole_history(tmp_path, ht
     # and the renewal still used what the newest lines say: a conditional GET
     last = list(notes.entries(str(odir / "00notes")))[-1]
     assert last["status"] in ("200", "304")
+
+
+def test_a_body_equal_to_an_earlier_one_links_to_it(home, httpserver, tmp_path, clock):
+    """A, then B, then A again: the third body is a link to the first file,
+    though the renewal reads only the newest lines of the notes."""
+    from conftest import object_dir, run
+
+    bodies = [b"version A " * 50, b"version B " * 50, b"version A " * 50]
+    url = httpserver.url_for("/flip")
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", url))
+    names = []
+    for body in bodies:
+        httpserver.clear()
+        httpserver.expect_request("/flip").respond_with_data(body, content_type="text/plain")
+        run(home, src, clock=clock)
+        clock.advance(86400)
+        d = object_dir(home, "RePEc:aaa:wpaper:1", url)
+        names = sorted(n for n in os.listdir(d) if n[0].isdigit())
+    first, second, third = names
+    assert not os.path.islink(d / first) and not os.path.islink(d / second)
+    assert os.readlink(d / third) == first
