@@ -71,16 +71,32 @@ FIRST = {"tist": 1795981850, "url": "http://127.0.0.11:18480/h/yci/dpaper/362.ht
 WARM = dict(FIRST, tist=1795981858, status="304", declared_type=None,
             file="1795981858_304_text-html", link="1795981850_200_text-html")
 
+RENEWAL = {"event": "renewal", "tist": 1795981858, "end": 1795981858,
+           "id": "RePEc:yci:dpaper:v:27:y:1991:i:362",
+           "source": "/srv/amf/RePEc/yci/dpaper/dpaper0009.amf.xml:21", "version": None,
+           "version_sha256": None, "current": "1795981850.amf.xml",
+           "urls": {"displaypage": ["http://127.0.0.11:18480/h/yci/dpaper/362.html"],
+                    "file/url": ["http://127.0.0.13:18480/p/yci/zgdpam/530.pdf"]},
+           "skipped": [],
+           "objects": {"http://127.0.0.11:18480/h/yci/dpaper/362.html":
+                       "http%3A%2F%2F127.0.0.11%3A18480%2Fh%2Fyci%2Fdpaper%2F362.html",
+                       "http://127.0.0.13:18480/p/yci/zgdpam/530.pdf":
+                       "http%3A%2F%2F127.0.0.13%3A18480%2Fp%2Fyci%2Fzgdpam%2F530.pdf"},
+           "errors": []}
+
 
 def notes_cost(out: str, nights_list: tuple[int, ...] = (0, 30, 365, 3650),
                n: int = 2000) -> str:
     """CPU per object of reading its past, by the nights of notes before
     its two newest lines."""
-    from kiel import objects  # the reader a renewal calls for every object
+    # The readers a renewal calls for every object and every record.
+    from kiel import notes, objects
 
     work = os.path.join(out, "work", "notes-cost")
     harness.rmtree(work)
-    lines = [f"notes cost: {objects.__name__}._read_past, CPU per object, best of 5 x {n}"]
+    head = (f"notes cost: {objects.__name__}._read_past per object, {notes.__name__}.tail per "
+            f"record; CPU, best of 5 x {n}")
+    lines = [head]
     try:
         for nights in nights_list:
             path = os.path.join(work, f"o{nights}")
@@ -100,7 +116,19 @@ def notes_cost(out: str, nights_list: tuple[int, ...] = (0, 30, 365, 3650),
             # What the renewal needs was found: the body, the age.
             assert od.body is not None and od.since == since and od.ever_ok
             size = os.path.getsize(os.path.join(path, "00notes"))
-            lines.append(f"  {nights:5} nights  {size:9} bytes  {best * 1e6:7.1f} us/object")
+            # A record's renewal reads the end of its own notes the same way.
+            rnotes = os.path.join(path, "record-00notes")
+            with open(rnotes, "wb") as f:
+                f.write(harness.record_history(RENEWAL, nights, int(RENEWAL["tist"]))
+                        + (json.dumps(RENEWAL, separators=(",", ":")) + "\n").encode())
+            rbest = float("inf")
+            for _ in range(5):
+                t0 = time.process_time()
+                for _ in range(n):
+                    notes.tail(rnotes)
+                rbest = min(rbest, (time.process_time() - t0) / n)
+            lines.append(f"  {nights:5} nights  object {size:9} bytes  {best * 1e6:7.1f} us/object"
+                         f"   record {os.path.getsize(rnotes):9} bytes  {rbest * 1e6:7.1f} us/record")
     finally:
         harness.rmtree(work)
     return "\n".join(lines)
