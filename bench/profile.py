@@ -8,14 +8,23 @@ the raw collapsed stacks to ``bench/out/profile-<what>-<phase>.txt`` and
 prints the top frames, self and inclusive.
 
 Usage: ``.venv/bin/pip install py-spy; .venv/bin/python bench/profile.py
-[--size small] [--delay 0.05] [--records N] [--idle]``. Run ``bench/run``
-once first (it generates the collection).
+[--size small] [--delay 0.05] [--records N] [--idle] [--history-days N]``.
+With ``--history-days``, a third run follows warm: the same renewal after N
+nights of notes were prepended to every ``00notes`` (as the benchmark's
+"warm, N days of notes" row does). Run ``bench/run`` once first (it
+generates the collection).
+
+``--notes-cost`` measures, in this process and without a server, what a
+renewal spends reading one object's past (``kiel.objects``' reader of the
+end of ``00notes``) for 0, 30, 365 and 3 650 nights of history: CPU
+microseconds per object, the best of 5 rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import shutil
@@ -51,6 +60,80 @@ def top(path: str, n: int = 25) -> str:
     return "\n".join(out)
 
 
+# An object's first attempt and its warm 304, as a renewal writes them.
+FIRST = {"tist": 1795981850, "url": "http://127.0.0.11:18480/h/yci/dpaper/362.html",
+         "status": "200", "type": "text-html", "declared_type": "text/html", "size": 28156,
+         "sha256": "21b5f3486ed7fdb09af86bd44eb5b1542c756e8f992a431d09f5f34fa71582c3",
+         "sha1": "130d314fcee817b9f95a90226cf20362464224d6", "file": "1795981850_200_text-html",
+         "link": None, "location": None, "error": None, "elapsed": 0.041, "headers": None,
+         "attempt": 1, "etag": '"6b0c8207-6dfc"', "last_modified": "Sun, 29 Nov 2026 19:50:31 GMT",
+         "since": 1795981850, "ever_ok": True, "discovered": []}
+WARM = dict(FIRST, tist=1795981858, status="304", declared_type=None,
+            file="1795981858_304_text-html", link="1795981850_200_text-html")
+
+RENEWAL = {"event": "renewal", "tist": 1795981858, "end": 1795981858,
+           "id": "RePEc:yci:dpaper:v:27:y:1991:i:362",
+           "source": "/srv/amf/RePEc/yci/dpaper/dpaper0009.amf.xml:21", "version": None,
+           "version_sha256": None, "current": "1795981850.amf.xml",
+           "urls": {"displaypage": ["http://127.0.0.11:18480/h/yci/dpaper/362.html"],
+                    "file/url": ["http://127.0.0.13:18480/p/yci/zgdpam/530.pdf"]},
+           "skipped": [],
+           "objects": {"http://127.0.0.11:18480/h/yci/dpaper/362.html":
+                       "http%3A%2F%2F127.0.0.11%3A18480%2Fh%2Fyci%2Fdpaper%2F362.html",
+                       "http://127.0.0.13:18480/p/yci/zgdpam/530.pdf":
+                       "http%3A%2F%2F127.0.0.13%3A18480%2Fp%2Fyci%2Fzgdpam%2F530.pdf"},
+           "errors": []}
+
+
+def notes_cost(out: str, nights_list: tuple[int, ...] = (0, 30, 365, 3650),
+               n: int = 2000) -> str:
+    """CPU per object of reading its past, by the nights of notes before
+    its two newest lines."""
+    # The readers a renewal calls for every object and every record.
+    from kiel import notes, objects
+
+    work = os.path.join(out, "work", "notes-cost")
+    harness.rmtree(work)
+    head = (f"notes cost: {objects.__name__}._read_past per object, {notes.__name__}.tail per "
+            f"record; CPU, best of 5 x {n}")
+    lines = [head]
+    try:
+        for nights in nights_list:
+            path = os.path.join(work, f"o{nights}")
+            os.makedirs(path)
+            hist, since = harness.object_history(FIRST, nights) if nights else (b"", FIRST["tist"])
+            newest = "".join(json.dumps(dict(e, since=since), ensure_ascii=False,
+                                        separators=(",", ":")) + "\n" for e in (FIRST, WARM))
+            with open(os.path.join(path, "00notes"), "wb") as f:
+                f.write(hist + newest.encode("utf-8"))
+            best = float("inf")
+            for _ in range(5):
+                t0 = time.process_time()
+                for _ in range(n):
+                    od = objects.ObjectDir(path, str(FIRST["url"]))
+                    objects._read_past(od)
+                best = min(best, (time.process_time() - t0) / n)
+            # What the renewal needs was found: the body, the age.
+            assert od.body is not None and od.since == since and od.ever_ok
+            size = os.path.getsize(os.path.join(path, "00notes"))
+            # A record's renewal reads the end of its own notes the same way.
+            rnotes = os.path.join(path, "record-00notes")
+            with open(rnotes, "wb") as f:
+                f.write(harness.record_history(RENEWAL, nights, int(RENEWAL["tist"]))
+                        + (json.dumps(RENEWAL, separators=(",", ":")) + "\n").encode())
+            rbest = float("inf")
+            for _ in range(5):
+                t0 = time.process_time()
+                for _ in range(n):
+                    notes.tail(rnotes)
+                rbest = min(rbest, (time.process_time() - t0) / n)
+            lines.append(f"  {nights:5} nights  object {size:9} bytes  {best * 1e6:7.1f} us/object"
+                         f"   record {os.path.getsize(rnotes):9} bytes  {rbest * 1e6:7.1f} us/record")
+    finally:
+        harness.rmtree(work)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", choices=sorted(harness.SIZES), default="small")
@@ -62,8 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", action="store_true",
                     help="sample every thread, idle or not (wall time), instead of --gil")
     ap.add_argument("--rate", type=int, default=100)
+    ap.add_argument("--history-days", type=int, default=0,
+                    help="then renew once more after prepending N nights of notes")
+    ap.add_argument("--notes-cost", action="store_true",
+                    help="only the cost of reading an object's past, by history length")
     a = ap.parse_args(argv)
     out = os.path.join(HERE, "out")
+    if a.notes_cost:
+        print(notes_cost(out))
+        return 0
     pyspy = shutil.which("py-spy", path=os.path.join(REPO, ".venv", "bin")) or shutil.which("py-spy")
     if not pyspy:
         raise SystemExit("py-spy is missing: .venv/bin/pip install py-spy")
@@ -87,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             servers.delay(a.delay) if a.delay else servers.nginx()
             harness.kiel_home(ctx, home)
-        for phase in ("cold", "warm"):
+        phases = ["cold", "warm"] + ([f"warm-{a.history_days}d"] if a.history_days else [])
+        for phase in phases:
+            if phase.startswith("warm-"):
+                h = harness.add_history(home, a.history_days)
+                print(f"notes history: {a.history_days} nights on {h.objects} objects and "
+                      f"{h.records} records, {h.bytes / 1e6:.0f} MB in {h.seconds:.1f} s")
             raw = os.path.join(out, f"profile-{what}-{phase}.txt")
             t0 = time.perf_counter()
             subprocess.run([harness.TIME, "-f", "%e s wall, %U s user, %S s sys, %M KB peak",
