@@ -70,7 +70,7 @@ DOCUMENT_MEDIA_TYPES: tuple[str, ...] = (
     "image/vnd.djvu",
     "application/x-dvi",
 )
-# The same as the type tokens of attempt names and notes (DESIGN.md).
+# The same as the type tokens of attempt names and notes (docs/contract.md).
 DOCUMENT_TYPES: frozenset[str] = frozenset(m.replace("/", "-") for m in DOCUMENT_MEDIA_TYPES)
 
 _ABSOLUTE = re.compile(r"^\s*(https?|ftp)://", re.IGNORECASE)

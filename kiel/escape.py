@@ -1,6 +1,6 @@
 """Escaping of URLs and record ids into single directory names.
 
-DESIGN.md: UTF-8, then every byte outside ``A-Z a-z 0-9 - . _ ~`` as ``%XX``
+docs/contract.md: UTF-8, then every byte outside ``A-Z a-z 0-9 - . _ ~`` as ``%XX``
 (upper-case hex). ``.`` and ``..`` cannot occur as names. A name over 240
 bytes is cut to 200 and ends in ``%~<first 16 hex of sha256(url)>``: an
 escaped ``%`` is always followed by two hex digits, so escaping never

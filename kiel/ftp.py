@@ -3,7 +3,7 @@
 The status of an FTP attempt is the FTP reply code of the transfer: ``226``
 (or ``250``) when the file arrived complete, the error reply otherwise
 (``550`` no such file, ``530`` login refused...), ``000`` when no reply came
-(DESIGN.md, Objects). The body is streamed and hashed like HTTP's.
+(docs/contract.md, Objects). The body is streamed and hashed like HTTP's.
 
 Both connections, control and data, are made by :func:`kiel.netguard.dial`:
 the address dialled is checked, and every read and write on them meets the

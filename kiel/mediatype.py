@@ -42,7 +42,7 @@ def token(media_type: str | None) -> str:
 
 
 def attempt_type(head: bytes, declared: str | None) -> str:
-    """DESIGN.md: sniffed type, else the declared one for an empty body, else none."""
+    """docs/contract.md: sniffed type, else the declared one for an empty body, else none."""
     if head:
         return token(sniff(head))
     return token(declared)

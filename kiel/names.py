@@ -1,6 +1,6 @@
 """Who owns a directory: a name is reused only for the thing it was made for.
 
-DESIGN.md (Objects): a directory is reused only when its ``00url`` (for a
+docs/contract.md (Objects): a directory is reused only when its ``00url`` (for a
 record directory, its record's id) names the same thing; otherwise the
 attempt is refused and noted, and ``verify`` reports it. Escaping makes a
 forged cut name impossible from now on; this check also covers what an

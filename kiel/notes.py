@@ -2,7 +2,7 @@
 
 Notes are appended one whole line per ``write`` on an ``O_APPEND`` file. A
 crash can leave a torn last line (no newline): readers skip it, and the next
-append first ends it with a newline (DESIGN.md, Notes).
+append first ends it with a newline (docs/contract.md, Notes).
 
 Each kind of line has one dataclass, one writer (its ``line()``) and one
 reader (``parse_*``): :class:`AttemptNote` in object directories,
@@ -205,7 +205,7 @@ Headers = tuple[tuple[str, str], ...]
 
 @dataclass(frozen=True)
 class AttemptNote:
-    """One attempt at an object (DESIGN.md, Notes), as ``00notes`` holds it.
+    """One attempt at an object (docs/contract.md, Notes), as ``00notes`` holds it.
 
     ``since`` (the object's first attempt) and ``ever_ok`` (some attempt up
     to this one answered) carry the object's age forward, so a renewal

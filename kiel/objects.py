@@ -3,7 +3,7 @@
 An object directory holds ``00url``, ``00notes`` and one file per attempt,
 ``<tist>_<status>_<type>``: the complete body, empty when there is none, or
 a relative symbolic link to an earlier regular file with the same body
-(DESIGN.md, Objects).
+(docs/contract.md, Objects).
 
 What a renewal needs of an object's past (the newest attempt, the
 validators for a conditional request, the body to link to, the object's
@@ -269,7 +269,7 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
 
 
 def _earlier_equal(od: ObjectDir, size: int, sha256: str) -> str | None:
-    """An earlier regular file here with this body (DESIGN.md: an equal body
+    """An earlier regular file here with this body (docs/contract.md: an equal body
     becomes a link to it), looked for on disk: only when a body is new to
     the newest lines, and hashing only files of the same size."""
     try:
@@ -307,7 +307,7 @@ def note_retry(od: ObjectDir, res: Result, attempt: int,
 
 def _redacted_headers(headers: notes.Headers) -> notes.Headers:
     """The response's headers as received, but never a password (a redirect's
-    ``Location`` may carry one; DESIGN.md: passwords are never written)."""
+    ``Location`` may carry one; docs/contract.md: passwords are never written)."""
     return tuple((name, urls.redact_text(value)) for name, value in headers)
 
 

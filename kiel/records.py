@@ -2,7 +2,7 @@
 
 Parsing streams (``iterparse``) and is safe: no DTD loading, no entity
 expansion, no network. Each record is serialized deterministically as a
-standalone document (DESIGN.md, Records): an XML declaration, an ``amf``
+standalone document (docs/contract.md, Records): an XML declaration, an ``amf``
 root in the AMF namespace, the one ``text`` noun, in Canonical XML 2.0 with
 comments, so equal input gives equal bytes.
 """

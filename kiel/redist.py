@@ -1,6 +1,6 @@
 """The redist: the rule that maps a record id to its record directory.
 
-DESIGN.md: ``RePEc:aaa:ssssss:rest`` (case-insensitive, also as
+docs/contract.md: ``RePEc:aaa:ssssss:rest`` (case-insensitive, also as
 ``info:lib/RePEc:...``) maps to ``RePEc/aaa/ssssss/<escaped rest>`` with
 archive and series in lower case; any other id to ``other/<escaped id>``.
 Every component is escaped, so no id can leave the store.
@@ -46,7 +46,7 @@ def record_key(record_id: str) -> tuple[str, ...]:
     """What identifies a record: two ids with the same key are one record.
 
     RePEc handles compare archive and series case-insensitively, with or
-    without ``info:lib/`` (DESIGN.md, The redist); any other id as written.
+    without ``info:lib/`` (docs/contract.md, The redist); any other id as written.
     """
     rid = record_id.strip()
     parts = repec_parts(rid)

@@ -3,7 +3,7 @@
 Every file appears atomically: it is written under a hidden temporary name
 in its own directory, then given its final name with ``link(2)``, which
 fails rather than replace an existing name, so a name once written is never
-overwritten (DESIGN.md, Safety rules). Symbolic links are made directly
+overwritten (docs/contract.md, Safety). Symbolic links are made directly
 with ``symlink(2)``, itself atomic and exclusive. Only ``00last`` and
 ``00gone`` are replaced, with ``rename(2)``.
 """
@@ -292,7 +292,7 @@ def sha256_file(path: str) -> str:
 def iter_record_dirs(store_root: str, prefix: str | None = None) -> Iterator[str]:
     """Every record directory, in sorted order, streaming.
 
-    Record directories sit at fixed depths (DESIGN.md, The redist):
+    Record directories sit at fixed depths (docs/contract.md, The redist):
     ``RePEc/<archive>/<series>/<rest>`` and ``other/<id>``. ``prefix``
     restricts the walk to a relative path prefix of the store such as
     ``RePEc/eee`` (see :func:`kiel.verify.prefix_path` for a record id prefix).

@@ -1,6 +1,6 @@
 """Which branch values are fetched, and under what name.
 
-DESIGN.md: only ``http``, ``https`` and ``ftp`` URLs are fetched; schemes
+docs/contract.md: only ``http``, ``https`` and ``ftp`` URLs are fetched; schemes
 are case-insensitive. Decisions (docs/contract.md): the scheme is written in
 lower case, so ``Http://x`` and ``http://x`` are one object; a space inside
 a URL is sent as ``%20``; a URL with other white space or control

@@ -45,7 +45,7 @@ REPAIRED = "repaired"
 
 # Every kind verify can report, with its severity. Warnings and repairs do
 # not make the exit status 1: a torn last notes line is what a crash is
-# allowed to leave (DESIGN.md, Notes), and a removed temporary file is gone.
+# allowed to leave (docs/contract.md, Notes), and a removed temporary file is gone.
 KINDS: dict[str, str] = {
     "bad-name": BREACH,  # a name the contract has no place for
     "not-regular": BREACH,  # a version, 00url, 00notes or attempt of the wrong file type
@@ -85,7 +85,7 @@ KINDS: dict[str, str] = {
 _ESCAPED_NAME = re.compile(r"^(?:[A-Za-z0-9\-_~]|%[0-9A-F]{2})(?:[A-Za-z0-9\-._~]|%[0-9A-F]{2})*"
                            r"(?:%~[0-9a-f]{16})?$")
 # Names of the directories one level below each directory above the records
-# (DESIGN.md, The redist): archive and series in lower case, then records.
+# (docs/contract.md, The redist): archive and series in lower case, then records.
 _LEVEL_NAMES: dict[tuple[str, int], re.Pattern[str]] = {
     ("RePEc", 1): re.compile(r"^[a-z0-9]+$"),
     ("RePEc", 2): re.compile(r"^[a-z0-9_-]+$"),
@@ -461,7 +461,7 @@ class _RecordCheck:
 
     def owner(self, version_names: list[str]) -> Iterator[Finding]:
         """A record directory names one record: its newest version's id and
-        every id of its notes are the same record (DESIGN.md, Objects)."""
+        every id of its notes are the same record (docs/contract.md, Objects)."""
         from kiel.names import record_key, version_id
 
         ids: list[tuple[str, str]] = []  # (id, where)
@@ -517,7 +517,7 @@ class _RecordCheck:
 
     def link(self, path: str, directory: str) -> Iterator[Finding]:
         """Check one symbolic link; the contract allows only relative links
-        to a regular attempt file inside the store (DESIGN.md, Objects)."""
+        to a regular attempt file inside the store (docs/contract.md, Objects)."""
         target = os.readlink(path)
         if os.path.isabs(target):
             yield self.finding("link-absolute", path, f"absolute link to {target}",
@@ -774,7 +774,7 @@ def _bad_line(rc: _RecordCheck, path: str, line: notes.NotesLine,
                          "write was interrupted; the next append ends it")
     elif entry is None and _torn_then_ended(line.raw):
         # Kiel writes each line whole, starting '{"'; one that starts so and does
-        # not parse was cut by a crash and ended by the next append (DESIGN.md, Notes).
+        # not parse was cut by a crash and ended by the next append (docs/contract.md, Notes).
         yield rc.finding("notes-torn", path, f"line {line.number} was torn by a crash and "
                          "ended by a later append; readers skip it")
     elif entry is None:

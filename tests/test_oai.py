@@ -1,6 +1,6 @@
 """The OAI-PMH provider through its WSGI interface: index, verbs, errors.
 
-Stores are written by hand, file by file, in the layout of DESIGN.md, so
+Stores are written by hand, file by file, in the layout of docs/contract.md, so
 every expected answer is known exactly. Every response is validated against
 the OAI-PMH schema (and each oai_dc record against oai_dc.xsd).
 """

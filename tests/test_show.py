@@ -1,6 +1,6 @@
 """kiel show: one record's versions, state markers and object timelines.
 
-The stores here are written by hand, file by file, as DESIGN.md lays them
+The stores here are written by hand, file by file, as docs/contract.md lays them
 out, so these tests check the tools against the contract and not against
 whatever the renewal code happens to write. ``make_store`` is imported by
 test_verify.py and test_report.py too.

@@ -2,7 +2,7 @@
 
 The provider never walks the store to answer a list request: it reads a
 *base* index, a handful of plain files under ``HOME/var/oai/`` (``var/``
-holds what can be rebuilt from the store, DESIGN.md "The home"), and lays
+holds what can be rebuilt from the store, docs/contract.md "The home"), and lays
 over it the change log the renewal appends to as it goes
 (:mod:`kiel.oai.changes`). A generation is a directory
 ``index-<tist>-<hex>``; the symbolic link ``current`` names the one in use
@@ -144,7 +144,7 @@ def read_back(record_dir: str) -> int | None:
         try:
             note = json.loads(line)
         except ValueError:
-            continue  # a torn last line (DESIGN.md, Notes)
+            continue  # a torn last line (docs/contract.md, Notes)
         if not isinstance(note, dict):
             continue
         t = _back_tist(note)

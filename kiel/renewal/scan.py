@@ -3,7 +3,7 @@
 Walks the input files, parses every record, serializes it, evaluates the
 branches and reads its ``00last``. Each record becomes one line of an
 external sort keyed by (end of last renewal, record directory, input
-order): virgin records first, then the most overdue (DESIGN.md, Records).
+order): virgin records first, then the most overdue (docs/contract.md, Records).
 Every fetched URL goes to a second sort, to find the URLs that several
 records share; every record directory seen, to a third, for the gone check.
 """
