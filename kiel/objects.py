@@ -81,10 +81,11 @@ def open_dir(record_dir: str, url_name: str, *, repair: bool = False) -> ObjectD
     path = os.path.join(record_dir, escape(url_name))
     od = ObjectDir(path, url_name)
     try:
+        st = os.lstat(path)  # one call on the warm path: it is there
+    except FileNotFoundError:
         os.mkdir(path)
         od.new = True
-    except FileExistsError:
-        st = os.lstat(path)
+    else:
         if not stat.S_ISDIR(st.st_mode):
             if stat.S_ISLNK(st.st_mode):
                 raise OSError(errno.ELOOP, "a symbolic link where an object directory belongs",

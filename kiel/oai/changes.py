@@ -107,7 +107,8 @@ class ChangeLog:
         finally:
             os.close(fd)  # closing releases the lock: the segment is complete
 
-    def append(self, kind: str, record_id: str | None, rel: str) -> Change:
+    def append(self, kind: str, record_id: str | None, rel: str,
+               version: int | None = None) -> Change:
         """Record one change of the record at ``store/<rel>``, written to disk before.
 
         ``kind`` is ``version`` (a new version was stored), ``gone``
@@ -117,7 +118,9 @@ class ChangeLog:
         written, so it is never earlier than the moment the change is listed.
         """
         record_dir = os.path.join(self.store_root, rel)
-        newest = _store.newest_version(record_dir)
+        # The caller that just wrote the version knows it (``version``, its tist).
+        newest = (version, "") if version is not None and record_id is not None \
+            else _store.newest_version(record_dir)
         if record_id is None:  # the caller knows only the directory: the version says
             from kiel.oai.index import read_id
 

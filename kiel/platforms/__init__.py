@@ -70,9 +70,17 @@ PLATFORMS: dict[str, ModuleType] = {
 }
 
 
+# Every platform's URLs (and the DOIs that lead to them) hold one of these:
+# a cheap test first, as match runs on every URL of every record.
+_HINTS = ("doi", "zenodo", "figshare", "dryad", "osf.io", "archive.org", "persistentid")
+
+
 def match(url: str) -> DepositRef | None:
     """The deposit a URL names, or None when no platform knows it."""
     if not isinstance(url, str) or len(url) > 8192:
+        return None
+    low = url.lower()
+    if not low.lstrip().startswith("10.") and not any(h in low for h in _HINTS):
         return None
     for module in PLATFORMS.values():
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 
 from kiel.store import pid_alive
 
@@ -20,23 +21,35 @@ WORKDIR_PREFIX = "run-"
 
 
 class Journal:
+    """A record's start is written at once, before the record's first write;
+    its end waits for the next start (a lost end only means a repair more)."""
+
     def __init__(self, workdir: str):
         os.makedirs(workdir, exist_ok=True)
         self.path = os.path.join(workdir, JOURNAL)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._ended: list[str] = []
+        self._lock = threading.Lock()
 
-    def _write(self, line: str) -> None:
+    def _write(self, text: str) -> None:
         if self._fd >= 0:
-            os.write(self._fd, line.encode("utf-8", "surrogateescape"))
+            os.write(self._fd, text.encode("utf-8", "surrogateescape"))
 
     def started(self, rel: str) -> None:
-        self._write(f"+{rel}\n")
+        with self._lock:
+            ended, self._ended = self._ended, []
+        self._write("".join(ended) + f"+{rel}\n")
 
     def ended(self, rel: str) -> None:
-        self._write(f"-{rel}\n")
+        with self._lock:
+            self._ended.append(f"-{rel}\n")
 
     def close(self) -> None:
         if self._fd >= 0:
+            with self._lock:
+                ended, self._ended = self._ended, []
+            if ended:
+                self._write("".join(ended))
             os.close(self._fd)
             self._fd = -1
 

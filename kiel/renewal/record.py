@@ -102,16 +102,22 @@ class Damaged(Exception):
 
 
 def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
-          changed_hook: Callable[[str], None] = lambda _kind: None) -> RecordRenewal:
+          changed_hook: Callable[[str, int | None], None] = lambda _k, _v: None
+          ) -> RecordRenewal:
     """Store the record's version when its bytes changed; adopt versions a
     crash left unnoted; note a return from ``00gone``. ``changed_hook`` hears
     of each change harvesters must see (``version``, ``back``), after it is
-    on disk (the OAI-PMH change log).
+    on disk (the OAI-PMH change log), with the tist of the current version.
 
     Raises :class:`Damaged` (report, skip the record) or ``OSError`` (the
     store cannot be written)."""
     rdir = os.path.join(store_root, p.rel)
-    store.makedirs(rdir)
+    try:
+        os.mkdir(rdir)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(rdir, exist_ok=True)
     vers = []
     for name in os.listdir(rdir):
         if store.is_tmp(name):
@@ -149,12 +155,13 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
         base = now if newest is None else max(now, newest[0] + 1)
         version = store.write_new(rdir, lambda s: f"{base + s}.amf.xml", p.xml, sync)
         current = version
+    current_tist = int(current.split(".", 1)[0]) if current else None
     if version is not None or events:
-        changed_hook("version")  # a new version, or one a crash left unlisted
+        changed_hook("version", current_tist)  # a new version, or one a crash left unlisted
     if is_gone:
         os.unlink(gone)
         events.append(EventNote("back", now, {}))
-        changed_hook("back")
+        changed_hook("back", current_tist)
     r = RecordRenewal(
         p.id, p.rel, rdir, now, p.source, version,
         hashlib.sha256(p.xml).hexdigest() if version else None, current, changed,

@@ -306,7 +306,7 @@ class Renewal:
             try:
                 r = record_mod.start(p, self.store_root, self.now(), sync=self.cfg.sync,
                                      repair=p.rel in self.dirty,
-                                     changed_hook=lambda kind: self._changed(kind, p))
+                                     changed_hook=lambda kind, v: self._changed(kind, p, v))
             except record_mod.Damaged as e:
                 self.stats.add(damaged=1)
                 self.report(f"record {p.id}: {e}; not renewed (the record directory needs a "
@@ -382,8 +382,8 @@ class Renewal:
         if g.reason:
             self.report(g.reason, False)
 
-    def _changed(self, kind: str, p: Planned) -> None:
-        self.changes.append(kind, p.id, p.rel)
+    def _changed(self, kind: str, p: Planned, version: int | None) -> None:
+        self.changes.append(kind, p.id, p.rel, version)
 
     def _on_gone(self, rdir: str) -> None:
         rel = os.path.relpath(rdir, self.store_root)
