@@ -78,8 +78,16 @@ def read_regular(path: str, limit: int | None = None) -> bytes:
     """The bytes of a small store file (``00last``, ``00url``, a version)."""
     fd = open_regular(path, os.O_RDONLY)
     try:
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read() if limit is None else f.read(limit)
+        chunks = []
+        left = limit if limit is not None else -1
+        while left != 0:
+            piece = os.read(fd, 1 << 20 if left < 0 else min(left, 1 << 20))
+            if not piece:
+                break
+            chunks.append(piece)
+            if left > 0:
+                left -= len(piece)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 

@@ -145,7 +145,7 @@ KINDS = {"fifo": (_make_fifo, "a FIFO"), "directory": (_make_dir, "a directory")
          "device": (_make_device, "a device")}
 
 
-@pytest.mark.parametrize("where", ["00last", "version", "object-notes"])
+@pytest.mark.parametrize("where", ["00last", "version", "object-notes", "record-notes"])
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_a_damaged_store_file_skips_its_record_and_the_run_goes_on(tmp_path, httpserver,
                                                                     where, kind):
@@ -166,6 +166,8 @@ def test_a_damaged_store_file_skips_its_record_and_the_run_goes_on(tmp_path, htt
         target = rdir / "00last"
     elif where == "version":
         target = rdir / f"{int(time.time()) + 10_000}.amf.xml"  # the newest version
+    elif where == "record-notes":
+        target = rdir / "00notes"
     else:
         target = rdir / escape(url + "?0") / "00notes"
     if target.exists():

@@ -28,6 +28,7 @@ class Planned:
     skipped: list[dict[str, Any]]
     discover: frozenset[str]  # URL names whose branch asks for discovery
     duplicates: tuple[str, ...] = ()  # file:line of the occurrences not kept
+    last_end: int | None = None  # the end of the last finished renewal (00last)
 
 
 def plan(spool: ExternalSort, failed_files: set[int],
@@ -58,4 +59,4 @@ def _kept(group: list[dict[str, Any]], duplicate: Callable[[str, str, str], None
         duplicate(other["id"], other["src"], e["src"])
     return Planned(e["id"], e["rel"], e["src"], e["xml"].encode("utf-8"),
                    tuple(urls.Target(f, n) for f, n in e["t"]), e["u"], e["s"],
-                   frozenset(e.get("d", ())), tuple(o["src"] for o in group[1:]))
+                   frozenset(e.get("d", ())), tuple(o["src"] for o in group[1:]), e.get("l"))

@@ -135,7 +135,10 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
             raise Damaged(f"{rdir}: holds record {held!r}, not {p.id!r} (two ids share a cut "
                           "name); refused")
     try:
-        past = notes.tail(os.path.join(rdir, notes.NOTES))
+        # A version no newer than the last finished renewal was noted by it;
+        # only a newer one (a renewal that did not finish) sends us to the notes.
+        unsure = bool(vers) and (p.last_end is None or vers[-1][0] > p.last_end)
+        past = notes.tail(os.path.join(rdir, notes.NOTES)) if unsure else notes.Tail((), True)
         gone = os.path.join(rdir, store.GONE)
         is_gone = os.path.lexists(gone)
         changed = True
@@ -145,7 +148,7 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
     except notes.NotRegular as e:
         raise Damaged(f"{e.filename}: {e.what} where a regular file belongs") from None
     events: list[EventNote] = []
-    for name in _unnoted(rdir, vers, past):
+    for name in (_unnoted(rdir, vers, past) if unsure else ()):
         events.append(EventNote("adopted", now, {
             "version": name, "version_sha256": store.sha256_file(os.path.join(rdir, name)),
             "reason": "written by a renewal that ended before noting it"}))

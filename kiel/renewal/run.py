@@ -22,6 +22,7 @@ from kiel.errors import ConfigError, StoreError
 from kiel.escape import inside
 from kiel.fetch import CLIENTS_PER_THREAD, Fetcher, Limits, user_agent
 from kiel.home import Home, Lock
+from kiel.notes import NotRegular
 from kiel.renewal import fds, journal
 from kiel.renewal import record as record_mod
 from kiel.renewal.gone import mark_gone
@@ -354,6 +355,10 @@ class Renewal:
                                f"{'version ' + r.version if r.version else 'unchanged'}, "
                                f"{len(r.objects)} objects"
                                + (f", errors: {r.errors}" if r.errors else ""))
+        except NotRegular as e:
+            self.stats.add(damaged=1)
+            self.report(f"{e.filename}: {e.what} where a regular file belongs; record {r.id} "
+                        "not finished (the record directory needs a person)", False)
         except OSError as e:
             self.fatal(e, r.dir)
         finally:

@@ -173,6 +173,7 @@ def _scan(root: str, branches: Sequence[Branch], store_root: str,
                                for n in found.by_branch.get(b.xpath, [])})
             payload = json.dumps({
                 "id": rec.id, "rel": rel, "f": fidx, "src": f"{rec.file}:{rec.line}",
+                "l": last.end if last else None,
                 "xml": rec.xml.decode("utf-8"), "t": [[t.fetch, t.name] for t in found.targets],
                 "u": found.by_branch, "s": list(found.skipped), "d": discover,
             }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
