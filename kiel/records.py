@@ -10,6 +10,7 @@ comments, so equal input gives equal bytes.
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import io
 import os
@@ -448,8 +449,10 @@ class Occurrence:
         return f"{self.file}, line {self.line}"
 
 
+@functools.lru_cache(maxsize=256)
 def archive_dir(path: str, input_root: str) -> str | None:
-    """The archive directory a file lies in, or None.
+    """The archive directory a file lies in, or None (a function of the two
+    names alone, remembered: every record of a file asks it).
 
     It is the nearest directory above the file, up to and including the
     input root, whose name is three ASCII letters (a RePEc archive code) and
