@@ -53,6 +53,10 @@ def kind_of(mode: int) -> str:
 
 
 def open_regular(path: str, flags: int, mode: int = 0o644) -> int:
+    return _open_regular(path, flags, mode)[0]
+
+
+def _open_regular(path: str, flags: int, mode: int = 0o644) -> tuple[int, os.stat_result]:
     """``os.open`` that never blocks on, nor writes through, what is not a
     regular file: ``O_NONBLOCK`` (a FIFO opens at once), ``O_NOFOLLOW``, and
     an ``fstat`` after opening. Raises :class:`NotRegular`."""
@@ -71,22 +75,26 @@ def open_regular(path: str, flags: int, mode: int = 0o644) -> int:
         os.close(fd)
         raise NotRegular(path, kind_of(st.st_mode))
     # O_NONBLOCK means nothing for a regular file: no need to clear it.
-    return fd
+    return fd, st
 
 
 def read_regular(path: str, limit: int | None = None) -> bytes:
     """The bytes of a small store file (``00last``, ``00url``, a version)."""
-    fd = open_regular(path, os.O_RDONLY)
+    fd, st = _open_regular(path, os.O_RDONLY)
     try:
+        # Read what the file holds (one more byte tells a file that grew):
+        # buffers sized to the file, not to a guess, keep the heap small.
+        want = st.st_size + 1 if limit is None else min(limit, st.st_size + 1)
         chunks = []
-        left = limit if limit is not None else -1
-        while left != 0:
-            piece = os.read(fd, 1 << 20 if left < 0 else min(left, 1 << 20))
+        while want > 0:
+            piece = os.read(fd, want)
             if not piece:
                 break
             chunks.append(piece)
-            if left > 0:
-                left -= len(piece)
+            want -= len(piece)
+        if limit is None and want == 0:  # it grew while read: read the rest
+            while piece := os.read(fd, 1 << 16):
+                chunks.append(piece)
         return b"".join(chunks)
     finally:
         os.close(fd)
