@@ -25,6 +25,7 @@ from lxml import etree
 
 from kiel import AMF_NS
 from kiel.escape import within
+from kiel.notes import kind_of
 from kiel.text import has_control
 from kiel.text import printable as printable  # part of this module's API
 
@@ -112,20 +113,8 @@ def walk(paths: Iterable[str], follow_outside_links: bool = False) -> Iterator[s
         elif stat.S_ISREG(st.st_mode):
             yield path
         else:
-            yield Problem(path, None, f"not a regular file ({_kind(st.st_mode)}); skipped",
+            yield Problem(path, None, f"not a regular file ({kind_of(st.st_mode)}); skipped",
                           fatal_for_file=True)
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return "not a file"
 
 
 def _walk_dir(directory: str, root: str, follow_outside: bool,
@@ -179,7 +168,7 @@ def _walk_dir(directory: str, root: str, follow_outside: bool,
         elif stat.S_ISREG(st.st_mode):
             yield path
         else:
-            yield Problem(path, None, f"not a regular file ({_kind(st.st_mode)}); skipped",
+            yield Problem(path, None, f"not a regular file ({kind_of(st.st_mode)}); skipped",
                           fatal_for_file=True)
 
 
@@ -198,7 +187,7 @@ def _open(path: str) -> tuple[io.BufferedIOBase, int]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _Unreadable(f"not a regular file ({_kind(st.st_mode)}); skipped")
+            raise _Unreadable(f"not a regular file ({kind_of(st.st_mode)}); skipped")
         os.set_blocking(fd, True)
         raw = os.fdopen(fd, "rb")
     except BaseException:
