@@ -112,10 +112,6 @@ def is_tmp(name: str) -> bool:
     return name.startswith(TMP_PREFIX)
 
 
-def makedirs(path: str) -> None:
-    os.makedirs(path, exist_ok=True)
-
-
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

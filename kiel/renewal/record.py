@@ -70,11 +70,6 @@ class RecordRenewal:
         if finished and self.on_finish is not None:
             self.on_finish(self)
 
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return self._pending
-
     def claim(self, name: str) -> bool:
         """Take the object ``name`` for this renewal; False when it already has it
         (a redirect back to an object of the record ends the chain)."""

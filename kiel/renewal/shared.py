@@ -2,10 +2,10 @@
 
 The first record to reach a shared URL owns its fetch; the others follow.
 Each shared URL has one :class:`concurrent.futures.Future`: the owner
-resolves it with its outcome, or fails it, on every exit path (an
-:class:`Owner` that is dropped unsettled fails on its own, see
-:meth:`Owner.settle`), and each follower's callback runs exactly once,
-whichever thread settles it. No record waits on a shared fetch for ever.
+resolves it with its outcome, or fails it, on every exit path (a job that
+ends without resolving it fails it: :func:`kiel.renewal.worker.end`), and
+each follower's callback runs exactly once, whichever thread settles it.
+No record waits on a shared fetch for ever.
 """
 
 from __future__ import annotations
@@ -38,10 +38,6 @@ class Owner:
         self.url = url
         self.future = future
 
-    @property
-    def settled(self) -> bool:
-        return self.future.done()
-
     def resolve(self, outcome: Outcome) -> None:
         if not self.future.done():
             self.future.set_result(outcome)
@@ -50,22 +46,12 @@ class Owner:
         if not self.future.done():
             self.future.set_exception(Abandoned(reason))
 
-    def settle(self, reason: str) -> None:
-        """On an exit path: fail the future unless it was resolved."""
-        self.fail(reason)
-
 
 class SharedFetches:
     def __init__(self, urls: frozenset[str] | set[str]):
         self._urls = frozenset(urls)
         self._futures: dict[str, Future[Outcome]] = {}
         self._lock = threading.Lock()
-
-    def __contains__(self, url: str) -> bool:
-        return url in self._urls
-
-    def __len__(self) -> int:
-        return len(self._urls)
 
     def role(self, url: str) -> Owner | Future[Outcome] | None:
         """None: not shared. An :class:`Owner`: fetch it and settle. A future:

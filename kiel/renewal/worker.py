@@ -406,7 +406,7 @@ def end(job: ObjectJob, reason: str) -> None:
     deposit, count down."""
     try:
         if job.owner is not None:
-            job.owner.settle(reason)
+            job.owner.fail(reason)  # a no-op once resolved
         job.tell(None, None, reason)
     finally:
         job.record.done()
