@@ -114,8 +114,11 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
     except FileNotFoundError:
         os.makedirs(rdir, exist_ok=True)
     vers = []
+    is_gone = False
     for name in os.listdir(rdir):
-        if store.is_tmp(name):
+        if name == store.GONE:
+            is_gone = True  # the listing says it: no lstat of its own
+        elif store.is_tmp(name):
             if store.tmp_abandoned(os.path.join(rdir, name)):
                 store.unlink_quiet(os.path.join(rdir, name))
             continue
@@ -135,7 +138,6 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
         unsure = bool(vers) and (p.last_end is None or vers[-1][0] > p.last_end)
         past = notes.tail(os.path.join(rdir, notes.NOTES)) if unsure else notes.Tail((), True)
         gone = os.path.join(rdir, store.GONE)
-        is_gone = os.path.lexists(gone)
         changed = True
         newest = vers[-1] if vers else None
         if newest is not None:

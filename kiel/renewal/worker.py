@@ -266,10 +266,12 @@ class Worker:
         if res.tmp_path is None or not discovery.is_page(res.status, res.type,
                                                          res.declared_type):
             return None
-        found = discovery.discover_file(res.tmp_path, job.target.fetch, res.declared_type)
+        # One read of the page serves both readers of its markup.
+        with open(res.tmp_path, "rb") as f:
+            page = f.read(discovery.DEFAULT_MAX_BYTES)
+        found = discovery.discover(page, job.target.fetch, res.declared_type)
         if self.ctx.deposits:
-            with open(res.tmp_path, "rb") as f:
-                ref = platforms.match_page(job.target.fetch, f.read(discovery.DEFAULT_MAX_BYTES))
+            ref = platforms.match_page(job.target.fetch, page)
             if ref is not None:
                 self.start_deposit(job.record, ref)
         return found
