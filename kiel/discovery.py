@@ -139,9 +139,11 @@ _PAGE_TOKENS = frozenset({"text-html", "application-xhtml+xml"})
 
 def is_page(status: str, type_token: str, declared_type: str | None) -> bool:
     """Whether an attempt is one discovery reads: a 200 declared as HTML
-    (or not declared) whose body libmagic types as HTML, or as text while
-    the server declares HTML (a fragment without ``<html>`` can sniff as
-    text/plain). Exactly the attempts on which :func:`discover` looks."""
+    (or not declared) whose body is a page by :func:`kiel.mediatype.body_kind`
+    (the kind its attempt file is named by: a page that opens with a script
+    is ``text-html`` there), or text while the server declares HTML (a
+    fragment without ``<html>`` can sniff as text/plain). Exactly the
+    attempts on which :func:`discover` looks."""
     if status != "200":
         return False
     media, _ = _media_type(declared_type)
