@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from kiel import notes, store
+from kiel import hostrules, notes, signposting, store
 from kiel.urls import Target, classify
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
 # Rule names, in order of trust; stable, they are written to the notes.
 RULES: tuple[str, ...] = (
+    "signposting_item",
     "citation_pdf_url",
     "bepress_citation_pdf_url",
     "eprints.document_url",
@@ -51,6 +52,8 @@ RULES: tuple[str, ...] = (
     "eprints_document",
     "bepress_viewcontent",
     "ssrn_delivery",
+    "host",  # the host rules of kiel/data/host_rules.json, noted as host:<name>
+    "plain_pdf_link",
 )
 
 # Media types that count as a full text (docs/discovery.md). HTML and XML do
@@ -94,37 +97,124 @@ _XML_ALTERNATES = frozenset({"application/xml", "text/xml"})
 @dataclass(frozen=True)
 class Found:
     url: str  # absolute, as Kiel fetches it (kiel.urls.classify)
-    rule: str  # one of RULES
+    rule: str  # one of RULES, or host:<name> for a host rule
+
+
+@dataclass(frozen=True)
+class PageReading:
+    """What one read of a page gives: the full texts it offers, what its
+    signposting says besides, and the values dropped as malformed."""
+
+    found: tuple[Found, ...]
+    cite_as: tuple[str, ...] = ()  # the persistent identifiers it asks to be cited by
+    describedby: tuple[str, ...] = ()  # its metadata records
+    dropped: tuple[str, ...] = ()  # "<where>: <why>", one per value not read
+
+    def fields(self) -> dict[str, object]:
+        """The fields of the page's attempt line (docs/discovery.md)."""
+        out: dict[str, object] = {"discovered": discovered_field(self.found)}
+        sign = {k: list(v) for k, v in (("cite-as", self.cite_as),
+                                        ("describedby", self.describedby)) if v}
+        if sign:
+            out["signposting"] = sign
+        if self.dropped:
+            out["dropped"] = list(self.dropped)
+        return out
+
+
+Headers = Iterable[tuple[str, str]]
+MAX_DROPPED = 20  # a page of a thousand bad values is noted by its first ones
 
 
 def discover(body: bytes, page_url: str, declared_type: str | None,
-             max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Found, ...]:
+             max_bytes: int = DEFAULT_MAX_BYTES, headers: Headers = ()) -> tuple[Found, ...]:
     """The full texts an HTML page offers, most trusted first.
 
     ``declared_type`` is the answer's ``Content-Type``: a type other than
     HTML gives nothing (none declared is read as HTML), and its charset is
-    used to decode. Only the
-    first ``max_bytes`` of the body are parsed. Relative URLs are resolved
-    against ``<base href>`` and ``page_url``; only http, https and ftp URLs
-    are kept, each once (its first rule wins), never the page itself.
+    used to decode. ``headers`` are the answer's header fields, for their
+    ``Link`` signposts. Only the first ``max_bytes`` of the body are parsed.
+    Relative URLs are resolved against ``<base href>`` and ``page_url``;
+    only http, https and ftp URLs are kept, each once (its first rule
+    wins), never the page itself in any spelling.
     """
+    return read_page(body, page_url, declared_type, max_bytes, headers).found
+
+
+def read_page(body: bytes, page_url: str, declared_type: str | None,
+              max_bytes: int = DEFAULT_MAX_BYTES, headers: Headers = ()) -> PageReading:
+    """:func:`discover`, with the signposts noted and the values dropped."""
     media, charset = _media_type(declared_type)
     if media is not None and media not in _HTML_TYPES:
-        return ()
+        return PageReading(())
     root = _parse(body[:max(max_bytes, 0)], charset)
-    if root is None:
-        return ()
-    base = _base(root, page_url)
-    page = _resolve(page_url, page_url)  # the fragment cut, as for every result
+    posts = signposting.from_headers(headers)
+    if root is None and not posts:
+        return PageReading(())
+    dropped: list[str] = []
+    base = _base(root, page_url, dropped) if root is not None else page_url
+    page_key = _page_key(page_url)
     out: list[Found] = []
-    seen: set[str] = {page} if page else set()
-    for rule, value in _candidates(root, base, page_url):
-        url = _resolve(base, value)
-        if url is None or url in seen:
-            continue
+    seen: set[str] = set()
+
+    def take(rule: str, value: str, against: str) -> bool:
+        url = _resolve(against, value, dropped, rule)
+        if url is None or url in seen or _page_key(url) == page_key:
+            return False  # the page itself, in any spelling, is not a second object
         seen.add(url)
         out.append(Found(url, rule))
-    return tuple(out)
+        return True
+
+    # Relative hrefs of headers resolve against the page, of <link> the base.
+    both = [(p, page_url) for p in posts] + [
+        (p, base) for p in (_signposts(root) if root is not None else [])]
+    for post, against in both:
+        if post.rel == "item" and post.type in _DOC_MEDIA:
+            # A typed item is the platform saying "this is the content".
+            take("signposting_item", post.href, against)
+    cite_as = _noted(both, "cite-as", dropped)
+    described = _noted(both, "describedby", dropped)
+    if root is not None:
+        for rule, value in _candidates(root, base, page_url, dropped):
+            take(rule, value, base)
+        if not out:
+            for rule, value in _plain_link(root, base, page_url, dropped):
+                take(rule, value, base)
+    return PageReading(tuple(out), cite_as, described, tuple(dropped[:MAX_DROPPED]))
+
+
+def _noted(posts: list[tuple[signposting.Signpost, str]], rel: str,
+           dropped: list[str]) -> tuple[str, ...]:
+    urls = (_resolve(against, p.href, dropped, f"signposting {rel}")
+            for p, against in posts if p.rel == rel)
+    return tuple(dict.fromkeys(u for u in urls if u is not None))
+
+
+def _signposts(root: _Element) -> list[signposting.Signpost]:
+    out: list[signposting.Signpost] = []
+    for rel, mtype, href, _ in _links(root):
+        out.extend(signposting.Signpost(r, href, mtype) for r in sorted(rel)
+                   if r in signposting.RELATIONS)
+    return out
+
+
+def _page_key(url: str) -> str | None:
+    """One spelling of a page URL: scheme and host in lower case, no
+    default port, no trailing slash, no fragment."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if port is not None and _DEFAULT_PORTS.get(scheme) != port:
+        host = f"{host}:{port}"
+    path = parts.path.rstrip("/") or ""
+    return urlunsplit((scheme, host, path, parts.query, ""))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 
 
 def discover_file(path: str, page_url: str, declared_type: str | None,
@@ -210,13 +300,18 @@ def _attr(el: _Element, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _base(root: _Element, page_url: str) -> str:
+def _base(root: _Element, page_url: str, dropped: list[str]) -> str:
     # The first <base href> counts (HTML: "the first base element with an href").
     for el in _elements(root, "base"):
         href = _attr(el, "href")
         if href:
-            resolved = urljoin(page_url, _clean(href))
-            if urlsplit(resolved).scheme.lower() in ("http", "https", "ftp"):
+            try:
+                resolved = urljoin(page_url, _clean(href))
+                scheme = urlsplit(resolved).scheme.lower()
+            except ValueError as e:
+                dropped.append(f"base href: {e}")
+                break
+            if scheme in ("http", "https", "ftp"):
                 return resolved
             break
     return page_url
@@ -227,16 +322,23 @@ def _clean(value: str) -> str:
     return value.strip().replace("\t", "").replace("\n", "").replace("\r", "")
 
 
-def _resolve(base: str, value: str) -> str | None:
+def _resolve(base: str, value: str, dropped: list[str] | None = None,
+             where: str = "") -> str | None:
+    """``value`` resolved and in the form Kiel fetches, or None. A malformed
+    value (an unclosed IPv6 bracket, a lone surrogate) is noted in
+    ``dropped`` and the rest of the page read on."""
     value = _clean(value)
     if not value:
         return None
     try:
+        value.encode("utf-8")
         url = urljoin(base, value)
         parts = urlsplit(url)
         # The fragment never reaches the server: one object with or without it.
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
-    except ValueError:
+    except (ValueError, UnicodeError) as e:
+        if dropped is not None and len(dropped) < MAX_DROPPED:
+            dropped.append(f"{where}: {type(e).__name__}: {str(e)[:200]}")
         return None
     return _fetch_form(url)
 
@@ -244,6 +346,13 @@ def _resolve(base: str, value: str) -> str | None:
 def _fetch_form(url: str) -> str | None:
     t = classify(url)
     return t.fetch if isinstance(t, Target) else None
+
+
+def _path_of(url: str) -> str:
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
 
 
 # --- the rules -------------------------------------------------------------
@@ -271,7 +380,8 @@ def _links(root: _Element) -> list[tuple[set[str], str, str, str]]:
     return out
 
 
-def _candidates(root: _Element, base: str, page_url: str) -> Iterator[tuple[str, str]]:
+def _candidates(root: _Element, base: str, page_url: str,
+                dropped: list[str]) -> Iterator[tuple[str, str]]:
     metas = _metas(root)
     links = _links(root)
 
@@ -283,7 +393,7 @@ def _candidates(root: _Element, base: str, page_url: str) -> Iterator[tuple[str,
     yield from meta("eprints.document_url")
     for n, content in metas:
         if n in ("dc.identifier", "dcterms.identifier") and _ABSOLUTE.match(content):
-            url = _resolve(base, content)
+            url = _resolve(base, content, dropped, "dc.identifier")
             # A DOI or handle URL names the landing page, not a document.
             if url is not None and _is_document_url(url):
                 yield "dc.identifier", content
@@ -300,11 +410,15 @@ def _candidates(root: _Element, base: str, page_url: str) -> Iterator[tuple[str,
             yield "link_alternate_xml", href
     for url in _jsonld(root):
         yield "jsonld", url
-    yield from _platform(root, base, page_url)
+    yield from _platform(root, base, page_url, dropped)
+    yield from _host_rules(root, base, page_url, dropped)
 
 
 def _is_document_url(url: str) -> bool:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
     path = parts.path
     if _IMAGE_EXT.search(path):
         return False
@@ -313,13 +427,14 @@ def _is_document_url(url: str) -> bool:
                 or _SSRN.search(path))
 
 
-def _platform(root: _Element, base: str, page_url: str) -> Iterator[tuple[str, str]]:
+def _platform(root: _Element, base: str, page_url: str,
+              dropped: list[str]) -> Iterator[tuple[str, str]]:
     """Links that well-known platforms give their full texts, in page order."""
     for el in _elements(root, "a"):
         href = _attr(el, "href")
         if not href:
             continue
-        url = _resolve(base, href)
+        url = _resolve(base, href, dropped, "a href")
         if url is None:
             continue
         parts = urlsplit(url)
@@ -352,8 +467,12 @@ def _platform(root: _Element, base: str, page_url: str) -> Iterator[tuple[str, s
             continue
         if _SSRN.search(path) and "abstractid=" in query.lower():
             yield "ssrn_delivery", url
-    page = urlsplit(page_url)
-    if _BIORXIV_HOST.search(page.hostname or "") and _BIORXIV_PAGE.match(page.path):
+    try:
+        page = urlsplit(page_url)
+        host = page.hostname or ""
+    except ValueError:
+        return
+    if _BIORXIV_HOST.search(host) and _BIORXIV_PAGE.match(page.path):
         # bioRxiv and medRxiv serve every preprint's PDF at the page's
         # versioned path plus .full.pdf.
         yield "biorxiv_full_pdf", urlunsplit((page.scheme, page.netloc,
@@ -363,6 +482,94 @@ def _platform(root: _Element, base: str, page_url: str) -> Iterator[tuple[str, s
 def _text(el: _Element) -> str:
     # lxml-stubs allow bytes; lxml gives str text on Python 3.
     return " ".join("".join(cast(Iterator[str], el.itertext())).split())
+
+
+def _host_rules(root: _Element, base: str, page_url: str,
+                dropped: list[str]) -> Iterator[tuple[str, str]]:
+    """The rules of kiel/data/host_rules.json for the page's host, in table
+    order; a value is taken only in the URL form its rule requires."""
+    try:
+        host = urlsplit(page_url).hostname or ""
+    except ValueError:
+        return
+    from lxml import etree
+
+    for c in hostrules.for_host(host):
+        try:
+            values = c.xpath(root)
+        except etree.XPathError:
+            continue
+        for value in values if isinstance(values, list) else ():
+            if not isinstance(value, str):
+                continue
+            url = _resolve(base, value, dropped, f"host:{c.rule.name}")
+            if url is not None and c.form.search(url):
+                yield f"host:{c.rule.name}", url
+
+
+# Words of an anchor that say it is the full text, and of one that says it is
+# something else a landing page links as a PDF (docs/discovery.md, Plain links).
+_FULLTEXT_WORDS = re.compile(r"\bpdf\b|full[\s_-]*text|download", re.IGNORECASE)
+_NOT_FULLTEXT = re.compile(
+    r"licen[cs]e|guideline|call[\s_-]*for[\s_-]*(papers|proposals|submissions)|\bcfp\b"
+    r"|template|poster|instructions|author[\s_-]*guide|style[\s_-]*guide|policy|flyer"
+    r"|brochure|programme|program\b|agenda|slides|presentation|supplement|appendix"
+    r"|errat|reviewer|form\b|copyright|terms", re.IGNORECASE)
+_PDF_NAME = re.compile(r"\.pdf$", re.IGNORECASE)
+
+
+def _plain_link(root: _Element, base: str, page_url: str,
+                dropped: list[str]) -> Iterator[tuple[str, str]]:
+    """One plain link to a PDF, when no other rule found anything: on the
+    page's own site, said by its text, title or class to be the PDF, the
+    full text or a download, and not a licence, guideline, call for papers,
+    template or poster. Two different such links: none (which one is the
+    paper cannot be told)."""
+    site = _site(page_url)
+    if site is None:
+        return
+    chosen: str | None = None
+    for el in _elements(root, "a"):
+        href = _attr(el, "href")
+        if not href:
+            continue
+        url = _resolve(base, href, dropped, "a href")
+        if url is None or _site(url) != site or not _names_pdf(url):
+            continue
+        said = " ".join((_text(el), _attr(el, "title"), _attr(el, "class"),
+                         _attr(el, "aria-label")))
+        if not _FULLTEXT_WORDS.search(said) and not _FULLTEXT_WORDS.search(
+                " ".join(_img_alts(el))):
+            continue
+        if _NOT_FULLTEXT.search(said) or _NOT_FULLTEXT.search(url):
+            continue
+        if chosen is not None and chosen != url:
+            return  # ambiguous: a list of papers, not one paper's page
+        chosen = url
+    if chosen is not None:
+        yield "plain_pdf_link", chosen
+
+
+def _img_alts(el: _Element) -> list[str]:
+    return [_attr(img, "alt") for img in _elements(el, "img")]
+
+
+def _site(url: str) -> str | None:
+    """The page's site: its host without a leading www."""
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return None
+    return host[4:] if host.startswith("www.") else host or None
+
+
+def _names_pdf(url: str) -> bool:
+    """A path ending in .pdf, or a script URL whose query names a .pdf file."""
+    parts = urlsplit(url)
+    if _PDF_NAME.search(parts.path):
+        return True
+    return any(_PDF_NAME.search(v) for _, _, v in
+               (p.partition("=") for p in parts.query.split("&")))
 
 
 # --- JSON-LD ---------------------------------------------------------------
@@ -414,7 +621,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def _media_url(media: Any) -> str | None:
     if isinstance(media, str):
-        return media if _DOC_EXT.search(urlsplit(media).path) else None
+        return media if _DOC_EXT.search(_path_of(media)) else None
     if not isinstance(media, dict):
         return None
     url = media.get("contentUrl") or media.get("url")
@@ -423,7 +630,7 @@ def _media_url(media: Any) -> str | None:
     fmt = media.get("encodingFormat") or media.get("fileFormat")
     if isinstance(fmt, str) and fmt.strip():
         return url if fmt.split(";")[0].strip().lower() in _DOC_MEDIA else None
-    return url if not _IMAGE_EXT.search(urlsplit(url).path) else None
+    return url if not _IMAGE_EXT.search(_path_of(url)) else None
 
 
 # --- what the store says was preserved --------------------------------------
