@@ -183,6 +183,23 @@ def read_page(body: bytes, page_url: str, declared_type: str | None,
     return PageReading(tuple(out), cite_as, described, tuple(dropped[:MAX_DROPPED]))
 
 
+def plain_pdf_link(body: bytes, page_url: str, declared_type: str | None,
+                   max_bytes: int = DEFAULT_MAX_BYTES) -> Found | None:
+    """The plain-link rule alone, as if no other rule had found anything:
+    what it would take on a page (its precision is measured this way)."""
+    media, charset = _media_type(declared_type)
+    if media is not None and media not in _HTML_TYPES:
+        return None
+    root = _parse(body[:max(max_bytes, 0)], charset)
+    if root is None:
+        return None
+    dropped: list[str] = []
+    for rule, url in _plain_link(root, _base(root, page_url, dropped), page_url, dropped):
+        if _page_key(url) != _page_key(page_url):
+            return Found(url, rule)
+    return None
+
+
 def _noted(posts: list[tuple[signposting.Signpost, str]], rel: str,
            dropped: list[str]) -> tuple[str, ...]:
     urls = (_resolve(against, p.href, dropped, f"signposting {rel}")

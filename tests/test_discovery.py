@@ -62,72 +62,12 @@ def minimal_pdf(text: str = "Kiel test") -> bytes:
     return bytes(out)
 
 
-# file -> (page URL, expected discoveries); every rule name in RULES order.
-CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "ojs3-article.html": ("https://journals.example.edu/index.php/jae/article/view/123", [
-        ("citation_pdf_url", "https://journals.example.edu/index.php/jae/article/download/123/456"),
-    ]),
-    "ojs2-article.html": ("http://ojs.example.org/index.php/rea/article/view/77", [
-        ("ojs_galley", "http://ojs.example.org/index.php/rea/article/download/77/58"),
-    ]),
-    "ojs3-galley-view.html": ("https://journals.example.edu/index.php/jae/article/view/123/456", [
-        ("ojs_download", "https://journals.example.edu/index.php/jae/article/download/123/456/789"),
-    ]),
-    "dspace6-xmlui.html": ("http://dspace.example.ac.uk/handle/123456789/42", [
-        ("citation_pdf_url", ("http://dspace.example.ac.uk/bitstream/handle/123456789/42/"
-                             "wp-2019-03.pdf?sequence=1&isAllowed=y")),
-    ]),
-    "dspace-jspui.html": ("https://repository.example.org/jspui/handle/10419/1234", [
-        ("dspace_bitstream", "https://repository.example.org/jspui/bitstream/10419/1234/1/dp-123.pdf"),
-    ]),
-    "eprints.html": ("http://eprints.example.ac.uk/1234/", [
-        ("eprints.document_url", "http://eprints.example.ac.uk/1234/1/paper.pdf"),
-        ("eprints.document_url", "http://eprints.example.ac.uk/1234/2/appendix.pdf"),
-    ]),
-    "bepress.html": ("https://digitalcommons.example.edu/econ_wp/12/", [
-        ("bepress_citation_pdf_url",
-         "https://digitalcommons.example.edu/cgi/viewcontent.cgi?article=1011&context=econ_wp"),
-    ]),
-    "biorxiv.html": ("https://www.biorxiv.org/content/10.1101/2020.03.01.972000v1", [
-        ("citation_pdf_url", ("https://www.biorxiv.org/content/biorxiv/early/2020/03/03/"
-                             "2020.03.01.972000.full.pdf")),
-        ("citation_fulltext_html_url",
-         "https://www.biorxiv.org/content/10.1101/2020.03.01.972000v1.full"),
-        ("highwire_full_pdf",
-         "https://www.biorxiv.org/content/10.1101/2020.03.01.972000v1.full.pdf"),
-    ]),
-    "springer.html": ("https://link.springer.com/article/10.1007/s00181-020-01234-5", [
-        ("citation_pdf_url", "https://link.springer.com/content/pdf/10.1007/s00181-020-01234-5.pdf"),
-    ]),
-    "sciencedirect.html": ("https://www.sciencedirect.com/science/article/pii/S0165176520301234", [
-        ("citation_pdf_url", ("https://www.sciencedirect.com/science/article/pii/S0165176520301234/"
-                             "pdfft?md5=0123456789abcdef0123456789abcdef"
-                             "&pid=1-s2.0-S0165176520301234-main.pdf")),
-    ]),
-    "ssrn.html": ("https://papers.ssrn.com/sol3/papers.cfm?abstract_id=3456789", [
-        ("ssrn_delivery", ("https://papers.ssrn.com/sol3/Delivery.cfm/SSRN_ID3456789_code1234567.pdf"
-                          "?abstractid=3456789&mirid=1")),
-        ("ssrn_delivery", ("https://papers.ssrn.com/sol3/Delivery.cfm/SSRN_ID3456789_code1234567.pdf"
-                          "?abstractid=3456789&mirid=1&type=2")),
-    ]),
-    "jsonld-only.html": ("https://repo.example.net/records/8812", [
-        ("jsonld", "https://repo.example.net/records/8812/files/paper.pdf"),
-    ]),
-    "relative.html": ("http://econ.example.edu/research/papers/wp-17.html", [
-        ("citation_pdf_url", "http://econ.example.edu/research/pdf/wp-17.pdf"),
-    ]),
-    "base-href.html": ("http://www.example.org/pubs/index.php?id=17", [
-        ("dc.identifier", "https://archive.example.org/dp/2016-17-final.pdf"),
-        ("link_alternate_pdf", "http://www.example.org/files/pubs/dp-2016-17.pdf"),
-    ]),
-    "redirect.html": ("http://journal.example.com/article/55", [
-        ("citation_pdf_url", "http://journal.example.com/article/55/pdf"),
-    ]),
-    "missing-pdf.html": ("http://journal.example.com/article/56", [
-        ("citation_pdf_url", "http://journal.example.com/files/56.pdf"),
-    ]),
-    "nothing.html": ("http://journal.example.com/article/7", []),
-}
+# file -> (page URL, expected discoveries), from landing/expected.json (the
+# same file scripts/discovery_precision.py measures precision on).
+with open(os.path.join(LANDING, "expected.json"), encoding="utf-8") as _f:
+    CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
+        name: (case["page"], [(rule, url) for rule, url in case["expect"]])
+        for name, case in json.load(_f).items()}
 
 
 def read(name: str) -> bytes:

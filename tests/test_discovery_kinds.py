@@ -33,7 +33,8 @@ OPENINGS: dict[str, bytes] = {
     "a byte-order mark": b"\xef\xbb\xbf" + SCRIPT + PAGE,
     "white space": b"\r\n\r\n   \t\n" + SCRIPT + PAGE,
     "an XML declaration": (b'<?xml version="1.0" encoding="utf-8"?>\n' + SCRIPT
-                           + PAGE.replace(b"<html ", b'<html xmlns="http://www.w3.org/1999/xhtml" ')),
+                           + PAGE.replace(b"<html ",
+                                          b'<html xmlns="http://www.w3.org/1999/xhtml" ')),
     "a doctype after the script": SCRIPT + b"<!DOCTYPE html>\n" + PAGE,
     "a head without html": SCRIPT + PAGE.replace(b'<html lang="en">', b"")
     .replace(b"</html>", b""),

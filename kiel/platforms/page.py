@@ -27,10 +27,19 @@ def links_in_page(url: str, body: bytes) -> list[str]:
     except (etree.ParserError, ValueError):
         return []
     out: list[str] = []
+
+    def add(base: str, value: str) -> None:
+        # A malformed value (an unclosed IPv6 bracket) is one value lost,
+        # never the page: the other places are still read.
+        try:
+            out.append(urljoin(base, value.strip()))
+        except ValueError:
+            pass
+
     for el in doc.iter("link"):
         rel = (el.get("rel") or "").lower().split()
         if "canonical" in rel and el.get("href"):
-            out.append(urljoin(url, el.get("href", "").strip()))
+            add(url, el.get("href", ""))
     for el in doc.iter("meta"):
         content = (el.get("content") or "").strip()
         if not content:
@@ -41,9 +50,9 @@ def links_in_page(url: str, body: bytes) -> list[str]:
         if equiv == "refresh":
             m = _REFRESH.match(content)
             if m:
-                out.append(urljoin(url, m.group(1).strip()))
+                add(url, m.group(1))
         elif prop in _META_PROPS:
-            out.append(urljoin(url, content))
+            add(url, content)
         elif name in _META_NAMES:
             out.append(content)  # a DOI, doi:..., or a URL: match() reads all three
     return list(dict.fromkeys(out))
