@@ -224,9 +224,10 @@ class Worker:
                                           etag=res.etag or b.etag,
                                           last_modified=res.last_modified or b.last_modified)
             ctx.stats.add(not_modified=1)
-        found = self._discover(job, od, res)
-        if found is not None:
-            extra["discovered"] = discovery.discovered_field(found)
+        reading = self._discover(job, od, res)
+        found = reading.found if reading is not None else None
+        if reading is not None:
+            extra.update(reading.fields())
         written = objects.record(od, res, sync=ctx.cfg.sync, attempt=job.attempt,
                                  link_to=link_to, keep_type=keep_type, extra=extra)
         if res.error == "interrupted":
@@ -252,7 +253,7 @@ class Worker:
     # -- discovery ---------------------------------------------------------------------
 
     def _discover(self, job: ObjectJob, od: objects.ObjectDir,
-                  res: Result) -> tuple[discovery.Found, ...] | None:
+                  res: Result) -> discovery.PageReading | None:
         """What a landing page offers (docs/discovery.md): searched on a 200 HTML
         body; on a 304, what the page it confirms offered."""
         if not job.discover or job.depth >= self.ctx.cfg.discovery_depth:
@@ -260,8 +261,9 @@ class Worker:
         if res.status == "304" and od.body is not None:
             offered = od.body.extra.get("discovered")
             if isinstance(offered, list):
-                return tuple(discovery.Found(str(d["url"]), str(d["rule"])) for d in offered
-                             if isinstance(d, dict) and "url" in d and "rule" in d)
+                return discovery.PageReading(tuple(
+                    discovery.Found(str(d["url"]), str(d["rule"])) for d in offered
+                    if isinstance(d, dict) and "url" in d and "rule" in d))
             return None
         if res.tmp_path is None or not discovery.is_page(res.status, res.type,
                                                          res.declared_type):
@@ -269,7 +271,8 @@ class Worker:
         # One read of the page serves both readers of its markup.
         with open(res.tmp_path, "rb") as f:
             page = f.read(discovery.DEFAULT_MAX_BYTES)
-        found = discovery.discover(page, job.target.fetch, res.declared_type)
+        found = discovery.read_page(page, job.target.fetch, res.declared_type,
+                                    headers=res.headers)
         if self.ctx.deposits:
             ref = platforms.match_page(job.target.fetch, page)
             if ref is not None:
