@@ -34,6 +34,7 @@ from kiel.platforms import (
     Limits,
     Manifest,
     ManifestFile,
+    ManifestRecord,
     Step,
     advance,
     check,
@@ -43,6 +44,7 @@ from kiel.platforms import (
     match,
     match_page,
     needed,
+    previous,
     read_manifests,
     start,
     unchanged,
@@ -131,10 +133,11 @@ def client(server: Server) -> Iterator[httpx.Client]:
 
 
 def drive(ref: DepositRef, client: httpx.Client, limits: Limits | None = None,
-          today: str | None = None) -> tuple[Manifest | Failure, dict[str, Answer]]:
+          today: str | None = None, previous: ManifestRecord | None = None
+          ) -> tuple[Manifest | Failure, dict[str, Answer]]:
     """The engine's loop: fetch what each step asks for, until the end."""
     answers: dict[str, Answer] = {}
-    step = start(ref, limits, today)
+    step = start(ref, limits, today, previous)
     for _ in range(50):
         if not isinstance(step, Step):
             return step, answers
@@ -143,7 +146,7 @@ def drive(ref: DepositRef, client: httpx.Client, limits: Limits | None = None,
             r = client.get(req.url, headers={"Accept": req.accept})
             answers[req.url] = Answer(f"{r.status_code:03d}", r.content,
                                       r.headers.get("location"))
-        step = advance(ref, answers, limits, today)
+        step = advance(ref, answers, limits, today, previous)
     raise AssertionError("the helper never ended")
 
 
@@ -559,8 +562,6 @@ def test_verify_fixity_of_a_bundle(client: httpx.Client, tmp_path: Path) -> None
 
 
 def test_previous_and_unchanged(client: httpx.Client, tmp_path: Path) -> None:
-    from kiel.platforms import previous
-
     rdir = make_record(tmp_path / "store")
     m = resolve("https://zenodo.org/records/1001", client)
     assert isinstance(m, Manifest)
@@ -576,6 +577,80 @@ def test_previous_and_unchanged(client: httpx.Client, tmp_path: Path) -> None:
     note = manifest_note(m, carried(prev), 1700000500, unchanged=True)
     assert [f["status"] for f in note["files"]] == ["ok"] * 3 and note["unchanged"]
     assert [f["file"] for f in note["files"]] == [f.file for f in prev.files]
+
+
+# (deposit URL, API requests of the first renewal, of an unchanged one)
+REQUESTS = [
+    ("https://zenodo.org/records/1001", 1, 1),
+    # a concept DOI as InvenioRDM answers it: 404 for the concept, then the
+    # API's own way to the latest version; unchanged, that redirect alone
+    ("https://doi.org/10.5281/zenodo.2000", 3, 1),
+    ("https://doi.org/10.7910/DVN/KIEL01", 1, 1),
+    ("https://figshare.com/articles/3001/2", 1, 1),
+    # the dataset, then its version's two pages of files; unchanged, the dataset
+    ("https://doi.org/10.5061/dryad.kiel42", 3, 1),
+    # straight to osfstorage/: its two pages and one folder, every time
+    ("https://osf.io/abcde/", 3, 3),
+    ("https://archive.org/details/kiel-test-item", 1, 1),
+]
+
+
+@pytest.mark.parametrize("url, first, again", REQUESTS)
+def test_requests_per_renewal(url: str, first: int, again: int, server: Server,
+                              client: httpx.Client, tmp_path: Path) -> None:
+    """The API requests the local server receives for one deposit: an
+    unchanged deposit costs one request where the platform allows it."""
+    ref = match(url)
+    assert ref is not None
+    rdir = make_record(tmp_path / "store")
+    server.seen.clear()
+    m, _ = drive(ref, client, Limits(max_file_count=10),
+                 previous=previous(str(rdir), ref.platform, ref.domain, ref.deposit_id))
+    assert isinstance(m, Manifest), m
+    assert len(server.seen) == first, server.seen
+    archive(m, client, rdir)
+    prev = previous(str(rdir), ref.platform, ref.domain, ref.deposit_id)
+    assert prev is not None
+    server.seen.clear()
+    m2, _ = drive(ref, client, Limits(max_file_count=10), previous=prev)
+    assert len(server.seen) == again, server.seen
+    assert isinstance(m2, Manifest) and unchanged(prev, m2)
+    assert m2.version == m.version and m2.fetch == m.fetch
+
+
+def test_a_new_version_is_listed_again(server: Server, client: httpx.Client,
+                                       tmp_path: Path) -> None:
+    """The shortcut holds only for the version noted last time."""
+    ref = match("https://doi.org/10.5281/zenodo.2000")
+    assert ref is not None
+    rdir = make_record(tmp_path / "store")
+    m, _ = drive(ref, client, Limits(max_file_count=10))
+    assert isinstance(m, Manifest) and m.version == "2001"
+    assert m.api_urls[:2] == ("https://zenodo.org/api/records/2000",
+                              "https://zenodo.org/api/records/2000/versions/latest")
+    archive(m, client, rdir)
+    prev = previous(str(rdir), ref.platform, ref.domain, ref.deposit_id)
+    server.overrides["zenodo.org/api/records/2000/versions/latest"] = (
+        "zenodo", {"status": 302, "type": "application/json",
+                   "location": "https://zenodo.org/api/records/1005"})
+    server.seen.clear()
+    m2, _ = drive(ref, client, Limits(max_file_count=10), previous=prev)
+    assert isinstance(m2, Manifest) and m2.version == "1005" and not unchanged(prev, m2)
+    assert server.seen == ["zenodo.org/api/records/2000/versions/latest",
+                           "zenodo.org/api/records/1005"]
+    # Dryad: a previous manifest of another version lists the files again
+    dref = match("https://doi.org/10.5061/dryad.kiel42")
+    assert dref is not None
+    d, _ = drive(dref, client, Limits(max_file_count=10))
+    assert isinstance(d, Manifest)
+    archive(d, client, rdir, tist=1700000200)
+    dprev = previous(str(rdir), dref.platform, dref.domain, dref.deposit_id)
+    assert dprev is not None
+    from dataclasses import replace
+    server.seen.clear()
+    d2, _ = drive(dref, client, Limits(max_file_count=10), previous=replace(dprev,
+                                                                              version="500"))
+    assert isinstance(d2, Manifest) and len(server.seen) == 3
 
 
 # --- hostile answers --------------------------------------------------------

@@ -107,23 +107,26 @@ def match_page(url: str, body: bytes) -> DepositRef | None:
     return None
 
 
-def start(ref: DepositRef, limits: Limits | None = None, today: str | None = None
-          ) -> Step | Manifest | Failure:
+def start(ref: DepositRef, limits: Limits | None = None, today: str | None = None,
+          previous: ManifestRecord | None = None) -> Step | Manifest | Failure:
     """The first API request for ``ref``; a Failure when the URL is out of
     scope (one file of a deposit) before anything is asked."""
-    return advance(ref, {}, limits, today)
+    return advance(ref, {}, limits, today, previous)
 
 
 def advance(ref: DepositRef, answers: Mapping[str, Answer], limits: Limits | None = None,
-            today: str | None = None) -> Step | Manifest | Failure:
+            today: str | None = None, previous: ManifestRecord | None = None
+            ) -> Step | Manifest | Failure:
     """The next step, given every answer fetched so far for this deposit
     (keyed by the URL of its :class:`Request`). ``today`` (``YYYY-MM-DD``)
-    tells a past embargo from a running one."""
+    tells a past embargo from a running one. ``previous`` is the deposit's
+    last manifest note (:func:`previous`): with it an unchanged deposit costs
+    one API request (docs/datasets.md, Requests per renewal)."""
     module = PLATFORMS.get(ref.platform)
     if module is None:
         return Failure("platform-scope", f"no platform helper named {ref.platform!r}",
                        ref.platform, ref.domain, ref.deposit_id)
-    ctx = Ctx(ref, answers, today)
+    ctx = Ctx(ref, answers, today, previous)
     resolve: Callable[[Ctx, Limits], Manifest | Failure] = module.resolve
     try:
         return resolve(ctx, limits or Limits())

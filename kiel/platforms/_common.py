@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from kiel.platforms.manifests import ManifestRecord
 from kiel.platforms.types import (
     JSON,
     Answer,
@@ -53,11 +54,42 @@ class Stop(Exception):
 
 class Ctx:
     def __init__(self, ref: DepositRef, answers: Mapping[str, Answer],
-                 today: str | None = None):
+                 today: str | None = None, previous: ManifestRecord | None = None):
         self.ref = ref
         self.answers = answers
         self.today = today  # YYYY-MM-DD, to tell a past embargo from a running one
+        # The deposit's last manifest note: a helper that sees the same version
+        # again takes its files from it instead of listing them (one request).
+        self.previous = previous if previous is not None and previous.failure is None \
+            and previous.key == (ref.platform, ref.domain, ref.deposit_id) else None
         self.used: list[str] = []  # API URLs read, in order: the manifest names them
+
+    def peek(self, url: str) -> Answer:
+        """The answer for ``url`` itself, a redirect not followed."""
+        if len(self.used) >= MAX_API_REQUESTS:
+            raise Stop("platform-error", f"more than {MAX_API_REQUESTS} API requests "
+                       "for one deposit")
+        got = self.answers.get(url)
+        if got is None:
+            raise Need(Request(url, JSON))
+        self.used.append(url)
+        return got
+
+    def files_of_previous(self, version: str | None) -> list[ManifestFile] | None:
+        """The files of the last manifest when it noted ``version`` and every
+        file with its URL; None when they must be listed again."""
+        prev = self.previous
+        if prev is None or version is None or prev.version != version or not prev.files:
+            return None
+        out = []
+        for f in prev.files:
+            if f.url is None:
+                return None
+            access = f.status if f.status in ("restricted", "embargoed") else "open"
+            out.append(ManifestFile(path=f.path, size=f.size, url=f.url,
+                                    md5=f.declared.get("md5"), sha1=f.declared.get("sha1"),
+                                    sha256=f.declared.get("sha256"), access=access))
+        return out
 
     def answer(self, url: str, accept: str = JSON) -> tuple[str, Answer]:
         """The final answer for ``url`` (redirects followed), and its URL."""

@@ -67,6 +67,13 @@ def resolve(ctx: Ctx, limits: Limits) -> Manifest | Failure:
         raise Stop("platform-restricted", "the dataset has no published version")
     version_url = urljoin(dataset_url, version_href)
     version = version_href.rstrip("/").rsplit("/", 1)[-1]
+    download = _href(links, "stash:download")
+    bundle = urljoin(dataset_url, download) if download else None
+    # The files are listed only when the version changed since the last
+    # manifest: the dataset answer is then the one request of the renewal.
+    known = ctx.files_of_previous(version)
+    if known is not None:
+        return finish(ref, ctx, version, known, bundle, limits)
     files: list[ManifestFile] = []
     page: str | None = version_url.rstrip("/") + "/files"
     seen: set[str] = set()
@@ -83,8 +90,6 @@ def resolve(ctx: Ctx, limits: Limits) -> Manifest | Failure:
         nxt = _href(sub(listing, "_links"),
                     "next")
         page = urljoin(page, nxt) if nxt else None
-    download = _href(links, "stash:download")
-    bundle = urljoin(dataset_url, download) if download else None
     return finish(ref, ctx, version, files, bundle, limits)
 
 

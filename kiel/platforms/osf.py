@@ -1,12 +1,13 @@
 """OSF: the nodes and files API (JSON:API, paginated).
 
-``GET https://api.osf.io/v2/nodes/{guid}/files/`` lists the node's storage
-providers; each provider's listing (``relationships.files.links.related``)
-is walked page by page (``links.next``) and folder by folder. Files carry
+``GET https://api.osf.io/v2/nodes/{guid}/files/osfstorage/`` lists the
+node's files in OSF Storage, walked page by page (``links.next``) and
+folder by folder (``relationships.files.links.related``); add-on providers
+(copies of what lives on GitHub, Dropbox...) are not read. Files carry
 ``extra.hashes.md5`` and ``sha256`` and a ``links.download`` URL. OSF
 projects have no versions: the version is recorded as null and a change
-shows in the manifest's fingerprint. The "download all" zip of an
-osfstorage-only node is ``https://files.osf.io/v1/resources/{guid}/providers/osfstorage/?zip=``.
+shows in the manifest's fingerprint. The "download all" zip of the
+node's storage is ``https://files.osf.io/v1/resources/{guid}/providers/osfstorage/?zip=``.
 """
 
 from __future__ import annotations
@@ -63,20 +64,13 @@ def match(url: str) -> DepositRef | None:
 
 def resolve(ctx: Ctx, limits: Limits) -> Manifest | Failure:
     ref = ctx.ref
-    providers_url = f"{ref.base}/nodes/{ref.deposit_id}/files/"
-    providers: list[tuple[str, str]] = []
-    for item in _pages(ctx, providers_url):
-        attrs = sub(item, "attributes")
-        name = as_str(attrs.get("provider")) or as_str(attrs.get("name")) or "osfstorage"
-        href = _related(item)
-        if href:
-            providers.append((name, href))
+    # Straight to OSF's own storage: the node's /files/ root lists the
+    # add-on providers too (GitHub, Dropbox...), copies of what lives
+    # elsewhere, at the cost of one more request at every renewal.
+    storage = f"{ref.base}/nodes/{ref.deposit_id}/files/osfstorage/"
     files: list[ManifestFile] = []
-    for name, href in providers:
-        _walk(ctx, href, name, len(providers) > 1, files)
-    only_storage = [p for p, _ in providers] == ["osfstorage"]
-    bundle = f"https://files.osf.io/v1/resources/{ref.deposit_id}/providers/osfstorage/?zip=" \
-        if only_storage else None
+    _walk(ctx, storage, "osfstorage", False, files)
+    bundle = f"https://files.osf.io/v1/resources/{ref.deposit_id}/providers/osfstorage/?zip="
     return finish(ref, ctx, None, files, bundle, limits)
 
 

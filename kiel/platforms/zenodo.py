@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from kiel.platforms._common import (
     Ctx,
@@ -31,6 +31,7 @@ NAME = "zenodo"
 HOSTS = {"zenodo.org", "www.zenodo.org", "sandbox.zenodo.org"}
 _PATH = re.compile(r"^/(?:api/)?(?:records?|deposit|uploads)/(\d+)(/.*)?$")
 _DOI = re.compile(r"^10\.5281/zenodo\.(\d+)$", re.IGNORECASE)
+_RECORD_API = re.compile(r"^/api/records/(\d+)/?$")
 
 
 def match(url: str) -> DepositRef | None:
@@ -53,7 +54,30 @@ def match(url: str) -> DepositRef | None:
 
 def resolve(ctx: Ctx, limits: Limits) -> Manifest | Failure:
     ref = ctx.ref
-    record = obj(ctx.json(f"{ref.base}/api/records/{ref.deposit_id}", "record"), "record")
+    first = f"{ref.base}/api/records/{ref.deposit_id}"
+    latest = f"{first}/versions/latest"
+    prev = ctx.previous
+    # A concept id (all versions) is answered 404 at /api/records/<id> by
+    # InvenioRDM; /versions/latest redirects to the latest version. Known
+    # as a concept from the last manifest, it is asked there at once.
+    concept = prev is not None and latest in prev.api_urls
+    if not concept and ctx.peek(first).status == "404":
+        concept = True
+    url = latest if concept else first
+    if concept:
+        hop = ctx.peek(latest)
+        m = _RECORD_API.match(urlsplit(urljoin(latest, hop.location or "")).path) \
+            if hop.status[:1] == "3" else None
+        # A published version's files never change: the same latest
+        # version as last time is the same manifest, without asking again.
+        files = ctx.files_of_previous(m.group(1)) if m else None
+        if m and files is not None and prev is not None:
+            # The note keeps the bundle URL of a bundle only; Zenodo's is
+            # the record's files-archive.
+            rid = m.group(1)
+            bundle = prev.bundle_url or f"{ref.base}/api/records/{rid}/files-archive"
+            return finish(ref, ctx, rid, files, bundle, limits)
+    record = obj(ctx.json(url, "record"), "record")
     rid = str(record.get("id") or ref.deposit_id)
     _access(record)
     files = [_file(ref.base, rid, f) for f in _entries(record.get("files"))]

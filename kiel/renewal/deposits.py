@@ -47,10 +47,14 @@ class Deposit:
     outcomes: dict[str, FileOutcome] = field(default_factory=dict)
     bundle: FileOutcome | None = None
     done: bool = False
+    previous: platforms.ManifestRecord | None = None  # the deposit's last manifest note
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin(self) -> None:
-        self._next(platforms.start(self.ref, self.limits, self.today))
+        # The last manifest lets a helper skip the listing of an unchanged version.
+        self.previous = platforms.previous(self.record.dir, self.ref.platform, self.ref.domain,
+                                           self.ref.deposit_id)
+        self._next(platforms.start(self.ref, self.limits, self.today, self.previous))
 
     # -- API answers -----------------------------------------------------------------
 
@@ -68,7 +72,8 @@ class Deposit:
             self.waiting.discard(url)
             if self.waiting or self.done:
                 return
-        self._next(platforms.advance(self.ref, self.answers, self.limits, self.today))
+        self._next(platforms.advance(self.ref, self.answers, self.limits, self.today,
+                                     self.previous))
 
     def _next(self, step: Step | Manifest | platforms.Failure) -> None:
         if isinstance(step, Step):
