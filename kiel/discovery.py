@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from kiel import hostrules, notes, signposting, store
+from kiel import hostrules, htmlparse, notes, signposting, store
+from kiel.platforms.page import links_in_root
 from kiel.urls import Target, classify
 
 if TYPE_CHECKING:
@@ -109,6 +110,9 @@ class PageReading:
     cite_as: tuple[str, ...] = ()  # the persistent identifiers it asks to be cited by
     describedby: tuple[str, ...] = ()  # its metadata records
     dropped: tuple[str, ...] = ()  # "<where>: <why>", one per value not read
+    # Where the page says what it is (canonical link, og:url, citation_doi...),
+    # for the deposit matcher: the page is parsed once for both readers.
+    identity: tuple[str, ...] = ()
 
     def fields(self) -> dict[str, object]:
         """The fields of the page's attempt line (docs/discovery.md)."""
@@ -147,11 +151,11 @@ def read_page(body: bytes, page_url: str, declared_type: str | None,
     media, charset = _media_type(declared_type)
     if media is not None and media not in _HTML_TYPES:
         return PageReading(())
-    root = _parse(body[:max(max_bytes, 0)], charset)
+    root, cuts = _parse(body[:max(max_bytes, 0)], charset)
     posts = signposting.from_headers(headers)
     if root is None and not posts:
         return PageReading(())
-    dropped: list[str] = []
+    dropped: list[str] = [f"page: {c}" for c in cuts]
     base = _base(root, page_url, dropped) if root is not None else page_url
     page_key = _page_key(page_url)
     out: list[Found] = []
@@ -180,7 +184,8 @@ def read_page(body: bytes, page_url: str, declared_type: str | None,
         if not out:
             for rule, value in _plain_link(root, base, page_url, dropped):
                 take(rule, value, base)
-    return PageReading(tuple(out), cite_as, described, tuple(dropped[:MAX_DROPPED]))
+    identity = tuple(links_in_root(page_url, root)) if root is not None else ()
+    return PageReading(tuple(out), cite_as, described, tuple(dropped[:MAX_DROPPED]), identity)
 
 
 def plain_pdf_link(body: bytes, page_url: str, declared_type: str | None,
@@ -190,7 +195,7 @@ def plain_pdf_link(body: bytes, page_url: str, declared_type: str | None,
     media, charset = _media_type(declared_type)
     if media is not None and media not in _HTML_TYPES:
         return None
-    root = _parse(body[:max(max_bytes, 0)], charset)
+    root, _ = _parse(body[:max(max_bytes, 0)], charset)
     if root is None:
         return None
     dropped: list[str] = []
@@ -285,25 +290,9 @@ def _media_type(declared: str | None) -> tuple[str | None, str | None]:
     return media, charset
 
 
-def _parse(data: bytes, charset: str | None) -> _Element | None:
-    # lxml on first use only: kiel show and kiel report read the notes
-    # half of this module and start faster without it.
-    from lxml import etree
-
-    if not data.strip():
-        return None
-    # The HTTP charset wins over <meta charset> (HTML, "determining the
-    # character encoding"); an unknown one falls back to the page's own.
-    for encoding in ((charset, None) if charset else (None,)):
-        try:
-            parser = etree.HTMLParser(encoding=encoding, recover=True, no_network=True,
-                                      remove_comments=True, remove_pis=True, huge_tree=False)
-            root = etree.fromstring(data, parser)
-        except (LookupError, etree.LxmlError, ValueError):
-            continue
-        if root is not None:
-            return root
-    return None
+def _parse(data: bytes, charset: str | None) -> tuple[_Element | None, tuple[str, ...]]:
+    parsed = htmlparse.parse(data, charset, max_bytes=len(data))
+    return parsed.root, parsed.cuts
 
 
 def _elements(root: _Element, tag: str) -> Iterator[_Element]:

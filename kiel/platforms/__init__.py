@@ -23,7 +23,7 @@ The engine's loop::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 
 from kiel.platforms import archiveorg, dataverse, dryad, figshare, osf, zenodo
@@ -60,7 +60,8 @@ __all__ = [
     "FAILURES", "PLATFORMS", "STRATEGIES", "Answer", "DepositRef", "Failure", "FileOutcome",
     "Limits", "Manifest", "ManifestFile", "ManifestRecord", "NotedFile", "Request", "Step",
     "Verdict", "advance", "carried", "check", "check_bundle", "digest_file", "failure_note",
-    "fingerprint", "limits_from", "manifest_note", "match", "match_page", "needed",
+    "fingerprint", "limits_from", "manifest_note", "match", "match_links", "match_page",
+    "needed",
     "previous", "read_manifests", "start", "unchanged",
 ]
 
@@ -97,10 +98,16 @@ def match_page(url: str, body: bytes) -> DepositRef | None:
     ``og:url``, a meta refresh, a ``citation_doi`` or ``DC.identifier``
     (a DOI page that redirects by markup, a Dataverse page behind a
     journal's own host). The page's own URL is tried first."""
+    return match_links(url, links_in_page(url, body))
+
+
+def match_links(url: str, links: Iterable[str]) -> DepositRef | None:
+    """:func:`match_page` on links already read from the page (discovery's
+    parse gives them: ``kiel.discovery.PageReading.identity``)."""
     ref = match(url)
     if ref is not None:
         return ref
-    for link in links_in_page(url, body):
+    for link in links:
         ref = match(link)
         if ref is not None:
             return ref

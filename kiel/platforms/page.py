@@ -8,9 +8,13 @@ its ordinary links: a paper's page links to many deposits it is not.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
-from lxml import etree, html
+from kiel import htmlparse
+
+if TYPE_CHECKING:
+    from lxml.etree import _Element
 
 MAX_PAGE = 4 * 2**20  # the head of any real landing page is in its first MiB
 _REFRESH = re.compile(r"^\s*\d*\s*;?\s*url\s*=\s*['\"]?([^'\"]+)", re.IGNORECASE)
@@ -20,12 +24,16 @@ _META_PROPS = {"og:url"}
 
 
 def links_in_page(url: str, body: bytes) -> list[str]:
+    """The links of a page's body, parsed within the budget of
+    :mod:`kiel.htmlparse` (discovery passes its own parse to
+    :func:`links_in_root` instead)."""
     if not body:
         return []
-    try:
-        doc = html.document_fromstring(body[:MAX_PAGE])
-    except (etree.ParserError, ValueError):
-        return []
+    root = htmlparse.parse(body, None, MAX_PAGE).root
+    return links_in_root(url, root) if root is not None else []
+
+
+def links_in_root(url: str, doc: _Element) -> list[str]:
     out: list[str] = []
 
     def add(base: str, value: str) -> None:
@@ -37,10 +45,14 @@ def links_in_page(url: str, body: bytes) -> list[str]:
             pass
 
     for el in doc.iter("link"):
+        if not isinstance(el.tag, str):
+            continue
         rel = (el.get("rel") or "").lower().split()
         if "canonical" in rel and el.get("href"):
             add(url, el.get("href", ""))
     for el in doc.iter("meta"):
+        if not isinstance(el.tag, str):
+            continue
         content = (el.get("content") or "").strip()
         if not content:
             continue

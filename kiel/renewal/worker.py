@@ -274,7 +274,7 @@ class Worker:
         found = discovery.read_page(page, job.target.fetch, res.declared_type,
                                     headers=res.headers)
         if self.ctx.deposits:
-            ref = platforms.match_page(job.target.fetch, page)
+            ref = platforms.match_links(job.target.fetch, found.identity)
             if ref is not None:
                 self.start_deposit(job.record, ref)
         return found
