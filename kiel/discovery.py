@@ -516,11 +516,13 @@ def _host_rules(root: _Element, base: str, page_url: str,
 # Words of an anchor that say it is the full text, and of one that says it is
 # something else a landing page links as a PDF (docs/discovery.md, Plain links).
 _FULLTEXT_WORDS = re.compile(r"\bpdf\b|full[\s_-]*text|download", re.IGNORECASE)
+# Words a paper's own title may hold (policy, programme, reform, terms of
+# trade) are not among them: an economics paper is often about just that.
 _NOT_FULLTEXT = re.compile(
     r"licen[cs]e|guideline|call[\s_-]*for[\s_-]*(papers|proposals|submissions)|\bcfp\b"
-    r"|template|poster|instructions|author[\s_-]*guide|style[\s_-]*guide|policy|flyer"
-    r"|brochure|programme|program\b|agenda|slides|presentation|supplement|appendix"
-    r"|errat|reviewer|form\b|copyright|terms", re.IGNORECASE)
+    r"|template|\bposters?\b|instructions|author[\s_-]*guide|style[\s_-]*guide|\bflyer"
+    r"|brochure|\bslides\b|supplement|appendix|\berrat|\breviewers?\b|\bforms?\b"
+    r"|copyright|terms[\s_-]*(of[\s_-]*use|and[\s_-]*conditions)", re.IGNORECASE)
 _PDF_NAME = re.compile(r"\.pdf$", re.IGNORECASE)
 
 
