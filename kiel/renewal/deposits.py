@@ -99,7 +99,7 @@ class Deposit:
     # -- the files -----------------------------------------------------------------------
 
     def _manifest(self, m: Manifest) -> None:
-        prev = platforms.previous(self.record.dir, m.platform, m.domain, m.deposit_id)
+        prev = self.previous  # read once, at begin
         if platforms.unchanged(prev, m):
             assert prev is not None
             self._note(platforms.manifest_note(m, platforms.carried(prev), self.now(),
