@@ -26,7 +26,7 @@ from kiel.cli_common import get_home, home_option, library_errors
 from kiel.cli_oai import oai
 from kiel.cli_tools import report, show, verify
 from kiel.text import human
-from kiel.tist import iso, parse_duration
+from kiel.tist import duration, iso
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -125,11 +125,12 @@ def _shard(_ctx: click.Context, _param: click.Parameter,
     return k, n
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+def _duration(_ctx: click.Context, _param: click.Parameter,
+              value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return duration(value)  # the grammar of kiel.conf (kiel.tist)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
 
@@ -149,7 +150,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
               help="Mark records gone even when more than gone_max_share of the collection "
                    "would be (after a person checked the input).")
 @library_errors
-def renew(inputs: tuple[str, ...], home: str | None, max_time: int | None, only: str | None,
+def renew(inputs: tuple[str, ...], home: str | None, max_time: float | None, only: str | None,
           shard: tuple[int, int] | None, quiet: bool, progress: bool | None,
           allow_gone: bool) -> None:
     """Renew every record of the inputs: store new versions, fetch objects.
