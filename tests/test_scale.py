@@ -52,7 +52,7 @@ def test_shared_url_is_fetched_once(home, httpserver, tmp_path, clock):
         d = object_dir(home, rid, url)
         (name,) = attempts(d)
         assert name == f"{int(clock())}_200_text-html"
-        (d / name).read_bytes() == b"<html>journal</html>"
+        assert (d / name).read_bytes() == b"<html>journal</html>"
         if (d / name).is_symlink():
             target = os.readlink(d / name)
             assert not os.path.isabs(target)
