@@ -22,7 +22,7 @@ from kiel import branches as branches_mod
 from kiel import home as home_mod
 from kiel import records as records_mod
 from kiel import urls as urls_mod
-from kiel.cli_common import get_home, home_option, library_errors
+from kiel.cli_common import get_home, home_option, library_errors, no_contact_warning
 from kiel.cli_oai import oai
 from kiel.cli_tools import report, show, verify
 from kiel.text import human
@@ -60,6 +60,8 @@ def init(home: str | None) -> None:
     for path in result.kept:
         click.echo(f"kept    {path} (exists)")
     h.config()  # a kept kiel.conf with a mistake is reported now, not at 1:30 at night
+    if warning := no_contact_warning(h):
+        click.echo(warning, err=True)
 
 
 @main.command("check-branches")
@@ -162,6 +164,9 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: float | None, onl
       30 1 * * *  kiel renew --home /srv/kiel --quiet --max-time 6h
     """
     h = get_home(home)
+    # Said after the run's own errors, also under --quiet: cron mails it until a
+    # person sets the contact, and a run that cannot start is not buried under it.
+    warning = no_contact_warning(h)
     stop = renewal.Stop()
     show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
 
@@ -183,6 +188,8 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: float | None, onl
         click.echo(f"error: {p}", err=True)
     if summary.alert:
         click.echo(f"alert: {summary.alert}", err=True)
+    if warning:
+        click.echo(warning, err=True)
     if not quiet:
         click.echo(format_summary(summary))
     sys.exit(summary.exit_status)

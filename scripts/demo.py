@@ -59,7 +59,8 @@ def main() -> None:
     print(f"Serving samples/demo/www at {base}; home {home}\n", flush=True)
     sh(*KIEL, "init", "--home", home)
     with open(os.path.join(home, "etc", "kiel.conf"), "a", encoding="utf-8") as f:
-        f.write("# the demo serves its objects on loopback, denied by default\n"
+        f.write("contact = mailto:archive@example.org\n"
+                "# the demo serves its objects on loopback, denied by default\n"
                 "allow_networks = 127.0.0.1/32\nretries = 0\nconnect_timeout = 3\n")
     print("\n--- first renewal: every record is virgin ---", flush=True)
     sh(*KIEL, "renew", "--home", home, "--no-progress", inputs)

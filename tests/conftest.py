@@ -23,6 +23,7 @@ AMF_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<amf xmlns="http://amf.openl
 # collections are tiny, so one record gone is a large share: the tests of the
 # share itself set gone_max_share back.
 TEST_SETTINGS = """
+contact = mailto:tests@example.org
 gone_max_share = 100%
 allow_networks = 127.0.0.0/8, ::1/128
 retries = 0
