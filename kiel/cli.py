@@ -79,6 +79,8 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
     evaluated on an empty AMF text: an undefined prefix, function or
     variable, or a number or boolean where URLs belong). Exit 0 only when all
     is valid, 1 when a problem was found, 2 when the file or home is missing.
+    With --records, a branch that finds no URL in any record is a warning
+    (exit 0: the sample may lack what it serves).
 
     \b
     Example:
@@ -110,6 +112,16 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
         click.echo(f"on {n} records of {records_path}:")
         for b in result.branches:
             click.echo(f"  line {b.line}: {b.xpath!r} found {counts[b.xpath]} URLs")
+        # A warning, not an error (exit 0): a branch may serve records the
+        # sample does not hold, but a misspelt element finds nothing too.
+        if n == 0:
+            click.echo(f"warning: no records in {records_path}: no branch was evaluated",
+                       err=True)
+        for b in result.branches:
+            if n and not counts[b.xpath]:
+                click.echo(f"warning: line {b.line}: {b.xpath!r} found no URL in any of the "
+                           f"{n} records: a misspelt element, or one these records do not use",
+                           err=True)
     if not result.ok:
         sys.exit(1)
 
