@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from kiel import store
 from kiel.discovery import fulltext_status
 from kiel.errors import NotFound
-from kiel.notes import status_class
 from kiel.platforms.manifests import newest, read_manifests
+from kiel.replies import answered, status_class
 from kiel.show import object_view
 from kiel.text import human
 from kiel.tist import iso
@@ -35,9 +35,9 @@ CLASS_COLORS = {"2xx": "#2e7d32", "3xx": "#1565c0", "4xx": "#ef6c00", "5xx": "#c
 ALIVE_COLOR, DEAD_COLOR = "#2e7d32", "#c62828"
 
 
-def is_alive(status: str) -> bool:
-    """A URL lives when it answers 2xx or 3xx (a redirect or 304 answers too)."""
-    return status[:1] in ("2", "3")
+def is_alive(status: str, url: str | None = None) -> bool:
+    """A URL lives when it answers (HTTP 2xx or 3xx, FTP 2yz: kiel.replies)."""
+    return answered(url, status)
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str]
         c["attempts"] += 1
         day = _day(a.tist)
         first = day if first is None else min(first, day)
-        per_day[day][status_class(a.status)] += 1
+        per_day[day][status_class(view.url, a.status)] += 1
         day_outcome[day] = a.status  # the last attempt of the day decides
         if a.file is None or not a.on_disk:
             continue
@@ -255,7 +255,7 @@ def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str]
         c["bytes_plain"] += size
         grow_plain[day] += size
     for day, status in day_outcome.items():
-        rot[day][0 if is_alive(status) else 1] += 1
+        rot[day][0 if is_alive(status, view.url) else 1] += 1
     if first is not None:
         grow_objects[first] += 1
     for name in ("00notes", "00url"):
@@ -268,7 +268,7 @@ def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str]
         c["never_attempted"] += 1
         return
     newest[last.status or "???"] += 1
-    if not is_alive(last.status or "0"):
+    if not is_alive(last.status or "0", view.url):
         host = urlsplit(view.url).hostname if view.url else None
         hosts[host or "(unknown host)"] += 1
 
