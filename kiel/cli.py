@@ -22,11 +22,11 @@ from kiel import branches as branches_mod
 from kiel import home as home_mod
 from kiel import records as records_mod
 from kiel import urls as urls_mod
-from kiel.cli_common import get_home, home_option, library_errors
+from kiel.cli_common import get_home, home_option, library_errors, no_contact_warning
 from kiel.cli_oai import oai
 from kiel.cli_tools import report, show, verify
 from kiel.text import human
-from kiel.tist import iso, parse_duration
+from kiel.tist import duration, iso
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -60,6 +60,8 @@ def init(home: str | None) -> None:
     for path in result.kept:
         click.echo(f"kept    {path} (exists)")
     h.config()  # a kept kiel.conf with a mistake is reported now, not at 1:30 at night
+    if warning := no_contact_warning(h):
+        click.echo(warning, err=True)
 
 
 @main.command("check-branches")
@@ -77,6 +79,8 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
     evaluated on an empty AMF text: an undefined prefix, function or
     variable, or a number or boolean where URLs belong). Exit 0 only when all
     is valid, 1 when a problem was found, 2 when the file or home is missing.
+    With --records, a branch that finds no URL in any record is a warning
+    (exit 0: the sample may lack what it serves).
 
     \b
     Example:
@@ -108,6 +112,16 @@ def check_branches(file: str | None, records_path: str | None, home: str | None)
         click.echo(f"on {n} records of {records_path}:")
         for b in result.branches:
             click.echo(f"  line {b.line}: {b.xpath!r} found {counts[b.xpath]} URLs")
+        # A warning, not an error (exit 0): a branch may serve records the
+        # sample does not hold, but a misspelt element finds nothing too.
+        if n == 0:
+            click.echo(f"warning: no records in {records_path}: no branch was evaluated",
+                       err=True)
+        for b in result.branches:
+            if n and not counts[b.xpath]:
+                click.echo(f"warning: line {b.line}: {b.xpath!r} found no URL in any of the "
+                           f"{n} records: a misspelt element, or one these records do not use",
+                           err=True)
     if not result.ok:
         sys.exit(1)
 
@@ -125,11 +139,12 @@ def _shard(_ctx: click.Context, _param: click.Parameter,
     return k, n
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+def _duration(_ctx: click.Context, _param: click.Parameter,
+              value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return duration(value)  # the grammar of kiel.conf (kiel.tist)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
 
@@ -149,7 +164,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
               help="Mark records gone even when more than gone_max_share of the collection "
                    "would be (after a person checked the input).")
 @library_errors
-def renew(inputs: tuple[str, ...], home: str | None, max_time: int | None, only: str | None,
+def renew(inputs: tuple[str, ...], home: str | None, max_time: float | None, only: str | None,
           shard: tuple[int, int] | None, quiet: bool, progress: bool | None,
           allow_gone: bool) -> None:
     """Renew every record of the inputs: store new versions, fetch objects.
@@ -161,6 +176,9 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: int | None, only:
       30 1 * * *  kiel renew --home /srv/kiel --quiet --max-time 6h
     """
     h = get_home(home)
+    # Said after the run's own errors, also under --quiet: cron mails it until a
+    # person sets the contact, and a run that cannot start is not buried under it.
+    warning = no_contact_warning(h)
     stop = renewal.Stop()
     show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
 
@@ -182,6 +200,8 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: int | None, only:
         click.echo(f"error: {p}", err=True)
     if summary.alert:
         click.echo(f"alert: {summary.alert}", err=True)
+    if warning:
+        click.echo(warning, err=True)
     if not quiet:
         click.echo(format_summary(summary))
     sys.exit(summary.exit_status)

@@ -22,6 +22,15 @@ def get_home(home: str | None) -> Home:
     return open_home(home)
 
 
+def no_contact_warning(h: Home) -> str | None:
+    """An empty ``contact`` leaves the User-Agent naming no one a site owner
+    could write to before blocking the archive. Never an error."""
+    if h.config().contact:
+        return None
+    return (f"warning: {h.conf}: contact is empty, so the User-Agent names no one "
+            "site owners can reach; set it, e.g. contact = mailto:archive@example.org")
+
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 

@@ -102,7 +102,9 @@ def report(prefix: str | None, html_file: str | None, as_json: bool,
 
     Counts records, versions, objects and attempts; the status of each
     object's newest attempt; bytes stored against bytes plain copies would
-    take; the hosts that fail most. PREFIX restricts it as for verify.
+    take; the hosts that fail most; the store's growth per night (bytes and
+    inodes) and the days its filesystem lasts at that pace. PREFIX restricts
+    it as for verify.
 
     \b
     Example:

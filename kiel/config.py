@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 
 from kiel.errors import ConfigError
+from kiel.tist import DURATION_HELP, duration
 
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -68,28 +69,7 @@ def _nonneg_int(text: str) -> int:
     return _whole(text, 0)
 
 
-# Durations: one or more parts such as 1h30m, each a number and a unit; a bare
-# number is seconds (what the *_timeout and *_delay keys always took).
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|[smhdw])?\s*")
-_DURATION_HELP = ("use seconds or a number with ms, s, m, h, d or w "
-                  "(e.g. 30, 30s, 500ms, 90m, 1h30m, 2d)")
-
-
-def duration(text: str) -> float:
-    """``500ms`` -> 0.5, ``1h30m`` -> 5400.0, ``30`` -> 30.0 (seconds)."""
-    t = text.strip().lower()
-    pos, total, parts = 0, 0.0, 0
-    while pos < len(t):
-        m = _DURATION_PART.match(t, pos)
-        if not m or m.end() == pos or (m.group(2) is None and m.end() < len(t)):
-            raise ValueError(f"not a duration; {_DURATION_HELP}")
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"]
-        pos, parts = m.end(), parts + 1
-    if not parts:
-        raise ValueError(f"not a duration; {_DURATION_HELP}")
-    return total
-
+# Durations: the one grammar of kiel.tist, shared with the command line's options.
 
 def _seconds(text: str) -> float:
     return duration(text)
@@ -106,7 +86,7 @@ def _duration_or_never(text: str) -> int | None:
     try:
         return _whole_seconds(t)
     except ValueError:
-        raise ValueError(f"not a duration; use never or {_DURATION_HELP[4:]}") from None
+        raise ValueError(f"not a duration; use never or {DURATION_HELP[4:]}") from None
 
 
 _SHARE_HELP = "use a percentage from 0% to 100% (e.g. 5%) or a fraction (e.g. 0.05)"

@@ -21,10 +21,11 @@ from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
 from kiel import store
+from kiel.capacity import Capacity, capacity
 from kiel.discovery import fulltext_status
 from kiel.errors import NotFound
-from kiel.notes import status_class
 from kiel.platforms.manifests import newest, read_manifests
+from kiel.replies import answered, status_class
 from kiel.show import object_view
 from kiel.text import human
 from kiel.tist import iso
@@ -35,9 +36,9 @@ CLASS_COLORS = {"2xx": "#2e7d32", "3xx": "#1565c0", "4xx": "#ef6c00", "5xx": "#c
 ALIVE_COLOR, DEAD_COLOR = "#2e7d32", "#c62828"
 
 
-def is_alive(status: str) -> bool:
-    """A URL lives when it answers 2xx or 3xx (a redirect or 304 answers too)."""
-    return status[:1] in ("2", "3")
+def is_alive(status: str, url: str | None = None) -> bool:
+    """A URL lives when it answers (HTTP 2xx or 3xx, FTP 2yz: kiel.replies)."""
+    return answered(url, status)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ class Report:
     deposit_files: int = 0  # files stored (ok, mismatch or unchecked)
     deposit_bytes: int = 0
     deposit_mismatches: int = 0
+    # Growth per night and the filesystem's days left at that pace (kiel.capacity)
+    capacity: Capacity | None = None
 
     @property
     def bytes_saved(self) -> int:
@@ -202,6 +205,7 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
         deposits=c["deposits"], deposit_failures=c["deposit_failures"],
         deposit_files=c["deposit_files"], deposit_bytes=c["deposit_bytes"],
         deposit_mismatches=c["deposit_mismatches"],
+        capacity=capacity(store_root, walk_prefix),
     )
 
 
@@ -233,7 +237,7 @@ def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str]
         c["attempts"] += 1
         day = _day(a.tist)
         first = day if first is None else min(first, day)
-        per_day[day][status_class(a.status)] += 1
+        per_day[day][status_class(view.url, a.status)] += 1
         day_outcome[day] = a.status  # the last attempt of the day decides
         if a.file is None or not a.on_disk:
             continue
@@ -255,7 +259,7 @@ def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str]
         c["bytes_plain"] += size
         grow_plain[day] += size
     for day, status in day_outcome.items():
-        rot[day][0 if is_alive(status) else 1] += 1
+        rot[day][0 if is_alive(status, view.url) else 1] += 1
     if first is not None:
         grow_objects[first] += 1
     for name in ("00notes", "00url"):
@@ -268,7 +272,7 @@ def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str]
         c["never_attempted"] += 1
         return
     newest[last.status or "???"] += 1
-    if not is_alive(last.status or "0"):
+    if not is_alive(last.status or "0", view.url):
         host = urlsplit(view.url).hostname if view.url else None
         hosts[host or "(unknown host)"] += 1
 
@@ -366,6 +370,67 @@ def fulltext_html(r: Report) -> str:
             f'<h3>Over time</h3>\n<table id="fulltext-over-time">{head}{days}</table>\n')
 
 
+# --- growth per night and days left (kiel.capacity) -------------------------------
+
+SHOWN_NIGHTS = 7
+
+
+def days_text(days: float | None) -> str:
+    """``412 days (1.1 years)``; ``no limit`` when nothing runs out."""
+    if days is None:
+        return "no limit at this pace"
+    text = f"{int(days)} days"
+    return text + (f" ({days / 365.25:.1f} years)" if days >= 365.25 else "")
+
+
+def pace_text(c: Capacity) -> str:
+    if c.first_only:
+        return f"the store's first night only, {c.pace_from}: it fetched every body once"
+    return (f"mean of the {c.pace_days} days {c.pace_from} to {c.pace_to}, "
+            "the store's first night left out")
+
+
+def capacity_lines(r: Report) -> list[str]:
+    """Growth per night and days left, as the text report shows them."""
+    c = r.capacity
+    if c is None:
+        return []
+    lines = ["growth per night (docs/operations.md, Capacity):"]
+    lines += [f"  {n.day:15} {'+' + human(n.bytes):>11}  +{n.inodes} inodes"
+              for n in c.nights[-SHOWN_NIGHTS:]] or ["  (none)"]
+    if c.pace_days:
+        lines.append(f"  pace            +{human(int(c.bytes_per_day))} and "
+                     f"+{c.inodes_per_day:.0f} inodes a day ({pace_text(c)})")
+    inodes = (f"{c.fs_inodes_free} inodes free: {days_text(c.days_left_inodes)}"
+              if c.fs_inodes_total else "no inode limit")
+    lines.append(f"  filesystem      {human(c.fs_bytes_free)} free: "
+                 f"{days_text(c.days_left_bytes)}; {inodes}")
+    return lines
+
+
+def capacity_html(r: Report) -> str:
+    """The nights' growth and the days left, as a table."""
+    c = r.capacity
+    if c is None:
+        return ""
+    e = html.escape
+    rows = "".join(f'<tr><th>{e(n.day)}</th><td class="n">{e(human(n.bytes))}</td>'
+                   f'<td class="n">{n.inodes}</td></tr>' for n in c.nights[-SHOWN_NIGHTS:])
+    pace = (f'<tr><th>a day at the pace</th><td class="n">{e(human(int(c.bytes_per_day)))}'
+            f'</td><td class="n">{c.inodes_per_day:.0f}</td></tr>') if c.pace_days else ""
+    left = (f'<tr><th>free on the filesystem</th><td class="n">{e(human(c.fs_bytes_free))}</td>'
+            f'<td class="n">{c.fs_inodes_free if c.fs_inodes_total else "no limit"}</td></tr>'
+            f'<tr><th>days left at the pace</th><td class="n">{e(days_text(c.days_left_bytes))}'
+            f'</td><td class="n">'
+            f'{e(days_text(c.days_left_inodes)) if c.fs_inodes_total else "no limit"}'
+            '</td></tr>')
+    note = f"<p>Pace: {e(pace_text(c))}.</p>\n" if c.pace_days else ""
+    return ('<h2>Capacity</h2>\n<p>What each night added to the store, and how long its '
+            'filesystem lasts at that pace (docs/operations.md, Capacity).</p>\n'
+            f'<table id="capacity"><tr><th>night</th><th>bytes</th><th>inodes</th></tr>'
+            f'{rows}{pace}{left}</table>\n{note}')
+
+
 def _in_store(store_root: str, link: str) -> bool:
     target = os.readlink(link)
     if os.path.isabs(target):
@@ -441,6 +506,7 @@ def format_text(r: Report) -> str:
     ]
     lines += [f"  {host:30} {n}" for host, n in r.failing_hosts] or ["  (none)"]
     lines += fulltext_lines(r)
+    lines += capacity_lines(r)
     if r.deposits:
         lines.append(f"deposits          {r.deposits}  ({r.deposit_files} files, "
                      f"{human(r.deposit_bytes)} preserved, {r.deposit_mismatches} mismatched, "
@@ -772,6 +838,6 @@ refused, timeout, TLS, reset, too large).</figcaption></figure>
 <figcaption>Bytes of versions and bodies held as regular files, against what plain copies
 would take (links counted at their target's size), by the day they were written.
 </figcaption></figure>
-{fulltext_html(r)}</body>
+{capacity_html(r)}{fulltext_html(r)}</body>
 </html>
 """

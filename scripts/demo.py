@@ -59,8 +59,12 @@ def main() -> None:
     print(f"Serving samples/demo/www at {base}; home {home}\n", flush=True)
     sh(*KIEL, "init", "--home", home)
     with open(os.path.join(home, "etc", "kiel.conf"), "a", encoding="utf-8") as f:
-        f.write("# the demo serves its objects on loopback, denied by default\n"
-                "allow_networks = 127.0.0.1/32\nretries = 0\nconnect_timeout = 3\n")
+        f.write("contact = mailto:archive@example.org\n"
+                "# the demo serves its objects on loopback, denied by default\n"
+                "allow_networks = 127.0.0.1/32\nretries = 0\nconnect_timeout = 3\n"
+                "# one fetch at a time: which failures of an unreachable host come\n"
+                "# before its host-down verdict is then the same on every run\n"
+                "concurrency = 1\n")
     print("\n--- first renewal: every record is virgin ---", flush=True)
     sh(*KIEL, "renew", "--home", home, "--no-progress", inputs)
     time.sleep(1.1)  # a new second, so the second renewal gets new tists

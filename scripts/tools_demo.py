@@ -81,7 +81,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{server.server_address[1]}"
     kiel("init", "--home", "home", show=False)
     with open(os.path.join(WORK, "home", "etc", "kiel.conf"), "a", encoding="utf-8") as f:
-        f.write("allow_networks = 127.0.0.1/32\nretries = 0\n")
+        f.write("contact = mailto:archive@example.org\nallow_networks = 127.0.0.1/32\n"
+                "retries = 0\n")
     write_input(base, "Second")
     kiel("renew", "--home", "home", "--quiet", "amf.xml", show=False)
     time.sleep(2.1)

@@ -10,6 +10,7 @@ import gzip
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ AMF_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<amf xmlns="http://amf.openl
 # collections are tiny, so one record gone is a large share: the tests of the
 # share itself set gone_max_share back.
 TEST_SETTINGS = """
+contact = mailto:tests@example.org
 gone_max_share = 100%
 allow_networks = 127.0.0.0/8, ::1/128
 retries = 0
@@ -116,3 +118,30 @@ def object_dir(h: home_mod.Home, rid: str, url: str) -> Path:
 
 def attempts(d: Path) -> list[str]:
     return sorted(n for n in os.listdir(d) if store.parse_attempt(n))
+
+
+@pytest.fixture
+def ftp_server(tmp_path):
+    """A real FTP server on 127.0.0.1 serving /pub/paper.pdf to anonymous
+    and to user:secret."""
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.ioloop import IOLoop
+    from pyftpdlib.servers import ThreadedFTPServer
+
+    root = tmp_path / "ftproot"
+    (root / "pub").mkdir(parents=True)
+    (root / "pub" / "paper.pdf").write_bytes(b"%PDF-1.4\nftp body\n%%EOF\n")
+    auth = DummyAuthorizer()
+    auth.add_anonymous(str(root))
+    auth.add_user("user", "secret", str(root))
+    # pyftpdlib waits 3 s before refusing a login; the tests' read timeout is 3 s
+    handler = type("Handler", (FTPHandler,), {"authorizer": auth, "auth_failed_timeout": 0.1})
+    # Its own loop: pyftpdlib's default is one per process, which a server
+    # closed by an earlier test would take down with it.
+    server = ThreadedFTPServer(("127.0.0.1", 0), handler, ioloop=IOLoop())
+    t = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.05}, daemon=True)
+    t.start()
+    yield f"ftp://127.0.0.1:{server.address[1]}"
+    server.close_all()
+    t.join(10)

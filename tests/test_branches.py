@@ -189,3 +189,21 @@ def test_discovery_depth_setting(tmp_path: Path):
     with pytest.raises(config.ConfigError, match="line 2: discovery_depth"):
         config.load(str(conf))
     assert "# discovery_depth = 1" in config.template()
+
+
+def test_a_branch_that_finds_nothing_in_any_record_is_warned(tmp_path: Path):
+    good = tmp_path / "g.xml"
+    good.write_text('<branches>\n<branch xpath="displaypage"/>\n<branch xpath="file/ulr"/>\n'
+                    '</branches>\n')
+    src = write_amf(tmp_path / "r" / "a.xml",
+                    text("RePEc:aaa:wpaper:1", "http://a/1", display="http://a/d"))
+    r = CliRunner().invoke(main, ["check-branches", str(good), "--records", str(src.parent)])
+    assert r.exit_code == 0, r.output
+    assert r.stderr == (f"warning: line 3: 'file/ulr' found no URL in any of the 1 records: "
+                        "a misspelt element, or one these records do not use\n")
+    assert "line 2: 'displaypage' found 1 URLs" in r.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(main, ["check-branches", str(good), "--records", str(empty)])
+    assert r.exit_code == 0, r.output
+    assert r.stderr == f"warning: no records in {empty}: no branch was evaluated\n"

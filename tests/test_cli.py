@@ -82,3 +82,26 @@ def test_quiet_cron_run_prints_nothing_when_all_is_well(tmp_path: Path):
     good = write_amf(tmp_path / "good.xml", text("RePEc:aaa:wpaper:1"))
     r = kiel("renew", "--home", str(h), "--quiet", str(good))
     assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+
+
+def no_contact_warning(h: Path) -> str:
+    return (f"warning: {h}/etc/kiel.conf: contact is empty, so the User-Agent names no one "
+            "site owners can reach; set it, e.g. contact = mailto:archive@example.org\n")
+
+
+def test_an_empty_contact_is_warned_at_init_and_at_every_renewal(tmp_path: Path):
+    h = tmp_path / "h"
+    r = kiel("init", "--home", str(h))
+    assert r.returncode == 0 and r.stderr == no_contact_warning(h)
+    with open(h / "etc" / "kiel.conf", "a", encoding="utf-8") as f:
+        f.write("allow_networks = 127.0.0.0/8\n")
+    good = write_amf(tmp_path / "good.xml", text("RePEc:aaa:wpaper:1"))
+    # Also under --quiet: cron mails it until a person sets the contact.
+    r = kiel("renew", "--home", str(h), "--quiet", str(good))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", no_contact_warning(h))
+    with open(h / "etc" / "kiel.conf", "a", encoding="utf-8") as f:
+        f.write("contact = mailto:archive@example.org\n")
+    r = kiel("init", "--home", str(h))
+    assert r.returncode == 0 and r.stderr == ""
+    r = kiel("renew", "--home", str(h), "--quiet", str(good))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")

@@ -142,3 +142,37 @@ def test_share_messages(text: str, message: str):
     with pytest.raises(ValueError) as e:
         config.share(text)
     assert str(e.value) == message
+
+
+# One duration grammar for kiel.conf and the command line: `--max-time 1.5h`
+# is what `total_timeout = 1.5h` is.
+DURATIONS_ACCEPTED = [("1.5h", 5400.0), ("500ms", 0.5), ("2H", 7200.0), ("90m", 5400.0),
+                      ("1h30m", 5400.0), ("1 h 30 m", 5400.0), ("30", 30.0), ("2d", 172800.0),
+                      ("1w", 604800.0), ("6h", 21600.0)]
+DURATIONS_REFUSED = ["soon", "-1", "5 10", "30 sec", "h", "1.5.h"]
+
+
+def max_time_option(text: str) -> float:
+    from kiel.cli import main
+
+    ctx = main.commands["renew"].make_context("renew", ["--max-time", text])
+    return ctx.params["max_time"]
+
+
+@pytest.mark.parametrize("text, want", DURATIONS_ACCEPTED)
+def test_max_time_and_kiel_conf_accept_the_same_durations(tmp_path: Path, text: str, want: float):
+    assert config.load(conf(tmp_path, f"total_timeout = {text}\n")).total_timeout == want
+    assert max_time_option(text) == want
+
+
+@pytest.mark.parametrize("text", DURATIONS_REFUSED)
+def test_max_time_and_kiel_conf_refuse_the_same_durations(tmp_path: Path, text: str):
+    import re
+
+    import click
+
+    said = re.escape(f"not a duration; {DURATION_HELP}")
+    with pytest.raises(ConfigError, match=said):
+        config.load(conf(tmp_path, f"total_timeout = {text}\n"))
+    with pytest.raises(click.BadParameter, match=said):
+        max_time_option(text)

@@ -52,7 +52,7 @@ def test_shared_url_is_fetched_once(home, httpserver, tmp_path, clock):
         d = object_dir(home, rid, url)
         (name,) = attempts(d)
         assert name == f"{int(clock())}_200_text-html"
-        (d / name).read_bytes() == b"<html>journal</html>"
+        assert (d / name).read_bytes() == b"<html>journal</html>"
         if (d / name).is_symlink():
             target = os.readlink(d / name)
             assert not os.path.isabs(target)
@@ -139,27 +139,6 @@ def test_retry_after_is_capped(home, httpserver, tmp_path, clock):
     assert time.monotonic() - t < 5
     d = object_dir(home, "RePEc:aaa:wpaper:1", httpserver.url_for("/busy"))
     assert [n.split("_", 1)[1] for n in attempts(d)] == ["503_text-plain"]
-
-
-@pytest.fixture
-def ftp_server(tmp_path):
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import FTPHandler
-    from pyftpdlib.servers import ThreadedFTPServer
-
-    root = tmp_path / "ftproot"
-    (root / "pub").mkdir(parents=True)
-    (root / "pub" / "paper.pdf").write_bytes(b"%PDF-1.4\nftp body\n%%EOF\n")
-    auth = DummyAuthorizer()
-    auth.add_anonymous(str(root))
-    auth.add_user("user", "secret", str(root))
-    # pyftpdlib waits 3 s before refusing a login; the tests' read timeout is 3 s
-    handler = type("Handler", (FTPHandler,), {"authorizer": auth, "auth_failed_timeout": 0.1})
-    server = ThreadedFTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.05}, daemon=True)
-    t.start()
-    yield f"ftp://127.0.0.1:{server.address[1]}"
-    server.close_all()
 
 
 def test_ftp_success_missing_and_refused_login(home, tmp_path, clock, ftp_server):
