@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from kiel import hostrules, htmlparse, notes, signposting, store
+from kiel import hostrules, htmlparse, notes, replies, signposting, store
 from kiel.platforms.page import links_in_root
 from kiel.urls import Target, classify
 
@@ -741,7 +741,7 @@ def object_notes(obj_dir: str) -> ObjectNotes:
             discoveries.append(Discovery(tist, tuple(
                 Found(x["url"], x["rule"]) for x in d if isinstance(x, dict)
                 and isinstance(x.get("url"), str) and isinstance(x.get("rule"), str))))
-        if a.status == "200" and a.type in DOCUMENT_TYPES and \
+        if replies.complete_body(url or a.url, a.status) and a.type in DOCUMENT_TYPES and \
                 (preserved is None or tist < preserved):
             preserved, preserved_type = tist, a.type
         if a.status.startswith("3") and a.location is not None and a.location not in redirects:

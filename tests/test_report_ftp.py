@@ -50,9 +50,6 @@ def test_ftp_226_and_550_count_as_answered_and_not_found(home, tmp_path, clock, 
     assert r.failing_hosts == (("127.0.0.1", 1),)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kiel.discovery.object_notes takes only status 200 as a stored full text; "
-    "it must ask kiel.replies.complete_body(url, status) (discovery.py, another change)"))
 def test_a_pdf_fetched_over_ftp_counts_as_full_text(home, tmp_path, clock, ftp_server):
     r = renewed_over_ftp(home, tmp_path, clock, ftp_server)
     assert [(a.direct, a.discovered, a.none) for a in r.fulltext] == [(1, 0, 1)]
