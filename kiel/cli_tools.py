@@ -29,7 +29,8 @@ def show(record: str, as_json: bool, home: str | None) -> None:
     RECORD is a record id or a record directory. Prints the versions (the
     current one marked), 00last, 00gone, and for each object its URL and
     the timeline of its attempts: date, status, type, size, link target,
-    redirect target, error. Exit status 1 when there is no such record.
+    redirect target, error. Exit status 1 when there is no such record, or
+    when a store file was skipped as not a regular file (it is named).
 
     \b
     Example:
@@ -38,6 +39,8 @@ def show(record: str, as_json: bool, home: str | None) -> None:
     """
     view = _show.show(get_home(home).root, record)
     click.echo(view.to_json() if as_json else _show.format_text(view), nl=as_json)
+    if view.unreadable:
+        raise SystemExit(1)  # a store file skipped: damage a person must look at
 
 
 @click.command("verify")
@@ -127,3 +130,5 @@ def report(prefix: str | None, html_file: str | None, as_json: bool,
                                  f"{e.strerror or e}", 2) from None
         if not as_json:
             click.echo(f"wrote {html_file}")
+    if r.unreadable:
+        raise SystemExit(1)  # a store file skipped: damage a person must look at

@@ -27,6 +27,10 @@ from kiel import faults
 
 NOTES = "00notes"
 TAIL_WINDOW = 16384  # bytes read from the end of a notes file by a renewal
+# The longest notes line a reader holds in memory. Kiel's own lines stay far
+# below it (a manifest note is capped by its files); a longer one is a file
+# that is not Kiel's notes (a sparse file, a disk image) and is skipped.
+MAX_LINE = 64 * 2**20
 
 
 class NotRegular(OSError):
@@ -130,25 +134,49 @@ def append(path: str, entry: dict[str, Any]) -> None:
 class NotesLine:
     number: int
     entry: dict[str, Any] | None  # None: not JSON (a breach, unless torn)
-    raw: bytes
+    raw: bytes  # the line; its first MAX_LINE bytes when it is longer
     torn: bool  # the last line, without a newline
+    too_long: bool = False  # longer than MAX_LINE: skipped unread
 
 
-def read(path: str) -> Iterator[NotesLine]:
-    """Every line of a notes file, torn and broken lines marked."""
+def read(path: str, max_line: int = MAX_LINE) -> Iterator[NotesLine]:
+    """Every line of a notes file, torn, broken and overlong lines marked.
+
+    The one way every reader (show, report, verify, the provider) reads a
+    store's notes: a regular file only (:class:`NotRegular` otherwise, raised
+    before any byte is read: never a FIFO, a device or a link out of the
+    store), and no line held beyond ``max_line`` bytes, so a planted sparse
+    file of gigabytes without a newline costs a bounded buffer. A missing
+    file has no lines."""
     try:
         fd = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return
     with os.fdopen(fd, "rb") as f:
         number = 0
-        for raw in f:
+        while raw := f.readline(max_line + 1):
             number += 1
+            if len(raw) > max_line and not raw.endswith(b"\n"):
+                head = raw[:max_line]
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the line
+                    raw = f.readline(1 << 20)
+                yield NotesLine(number, None, head, not raw, too_long=True)
+                continue
             torn = not raw.endswith(b"\n")
             entry = None
             if not torn:
                 entry = _parse(raw)
             yield NotesLine(number, entry, raw, torn)
+
+
+def read_small(path: str, limit: int) -> bytes | None:
+    """The first ``limit`` bytes of a small store file (``00url``, ``00last``,
+    ``00gone``); None when it is missing. Raises :class:`NotRegular` for
+    anything but a regular file, a symbolic link included."""
+    try:
+        return read_regular(path, limit)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:

@@ -15,16 +15,18 @@ from __future__ import annotations
 import html
 import itertools
 import os
+import stat
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
-from kiel import store
+from kiel import readers, store
 from kiel.discovery import fulltext_status
 from kiel.errors import NotFound
 from kiel.notes import status_class
-from kiel.platforms.manifests import newest, read_manifests
+from kiel.platforms.manifests import newest
+from kiel.readers import Problems
 from kiel.show import object_view
 from kiel.text import human
 from kiel.tist import iso
@@ -115,6 +117,9 @@ class Report:
     deposit_files: int = 0  # files stored (ok, mismatch or unchecked)
     deposit_bytes: int = 0
     deposit_mismatches: int = 0
+    # store files skipped because they are not what the contract says (a
+    # planted link, a FIFO): "path: reason", in walk order
+    unreadable: tuple[str, ...] = ()
 
     @property
     def bytes_saved(self) -> int:
@@ -144,15 +149,19 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
 
     walk_prefix = prefix_path(prefix) if prefix else None
     fulltext = FulltextTally()
+    problems = Problems()
     for record_dir in store.iter_record_dirs(store_root, walk_prefix):
         c["records"] += 1
-        fulltext.add(store_root, record_dir)
+        try:
+            fulltext.add(store_root, record_dir)
+        except OSError as e:  # a notes file that is not one: named below
+            problems.add_error(e, record_dir)
         try:
             names = sorted(os.listdir(record_dir))
         except OSError:
             continue
         if "00notes" in names:
-            _deposits(record_dir, c)
+            _deposits(record_dir, c, problems)
         if store.GONE in names:
             c["gone"] += 1
         for name in names:
@@ -167,11 +176,11 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
                 grow_stored[day] += size
                 grow_plain[day] += size
                 grow_versions[day] += 1
-            elif name in (store.LAST, store.GONE, "00notes") and os.path.isfile(full):
-                c["bytes_notes"] += os.path.getsize(full)
+            elif name in (store.LAST, store.GONE, "00notes"):
+                c["bytes_notes"] += _regular_size(full)
             elif os.path.isdir(full) and not os.path.islink(full) and not store.is_tmp(name):
                 _object(full, store_root, c, newest, hosts, rot, per_day, grow_stored,
-                        grow_plain, grow_objects)
+                        grow_plain, grow_objects, problems)
 
     days = sorted(set(grow_stored) | set(grow_versions) | set(grow_objects) | set(per_day))
     growth = []
@@ -202,12 +211,23 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
         deposits=c["deposits"], deposit_failures=c["deposit_failures"],
         deposit_files=c["deposit_files"], deposit_bytes=c["deposit_bytes"],
         deposit_mismatches=c["deposit_mismatches"],
+        unreadable=tuple(str(u) for u in problems.items),
     )
 
 
-def _deposits(record_dir: str, c: Counter[str]) -> None:
+def _regular_size(path: str) -> int:
+    """The size of a regular file; 0 for a link (never followed), a FIFO, a
+    missing file."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def _deposits(record_dir: str, c: Counter[str], problems: Problems) -> None:
     """Count what the newest manifest note of each deposit says was preserved."""
-    for rec in newest(read_manifests(record_dir)):
+    for rec in newest(readers.manifests(record_dir, problems)):
         c["deposits"] += 1
         if rec.failure:
             c["deposit_failures"] += 1
@@ -222,9 +242,9 @@ def _deposits(record_dir: str, c: Counter[str]) -> None:
 def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str],
             hosts: Counter[str], rot: dict[str, list[int]], per_day: dict[str, Counter[str]],
             grow_stored: Counter[str], grow_plain: Counter[str],
-            grow_objects: Counter[str]) -> None:
+            grow_objects: Counter[str], problems: Problems) -> None:
     c["objects"] += 1
-    view = object_view(obj_dir)
+    view = object_view(obj_dir, problems)
     day_outcome: dict[str, str] = {}
     first = None
     for a in view.timeline:
@@ -259,10 +279,7 @@ def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str]
     if first is not None:
         grow_objects[first] += 1
     for name in ("00notes", "00url"):
-        try:
-            c["bytes_notes"] += os.path.getsize(os.path.join(obj_dir, name))
-        except OSError:
-            pass
+        c["bytes_notes"] += _regular_size(os.path.join(obj_dir, name))
     last = view.newest
     if last is None:
         c["never_attempted"] += 1
@@ -445,6 +462,7 @@ def format_text(r: Report) -> str:
         lines.append(f"deposits          {r.deposits}  ({r.deposit_files} files, "
                      f"{human(r.deposit_bytes)} preserved, {r.deposit_mismatches} mismatched, "
                      f"{r.deposit_failures} failed)")
+    lines += [f"unreadable        {u}" for u in r.unreadable]
     return "\n".join(lines) + "\n"
 
 

@@ -29,7 +29,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kiel import notes, store
+from kiel import notes, readers, store
 from kiel.errors import NotFound
 from kiel.escape import escape, inside
 from kiel.home import Home, Lock
@@ -388,10 +388,10 @@ class _RecordCheck:
         Kiel found when it was fetched."""
 
         from kiel.platforms.fixity import digest_file
-        from kiel.platforms.manifests import newest, read_manifests
+        from kiel.platforms.manifests import newest
 
         notes_path = os.path.join(self.dir, notes.NOTES)
-        for rec in newest(read_manifests(self.dir)):
+        for rec in newest(readers.manifests(self.dir, readers.Problems())):
             if self.v.fixity and rec.bundle_file:
                 yield from self.bundle_fixity(rec, rec.bundle_file, notes_path)
             for f in rec.files:
@@ -753,12 +753,12 @@ def _notes_lines(
     path: str,
 ) -> Iterator[tuple[notes.NotesLine, dict[str, Any] | None, bool]]:
     """``(line, entry, torn)``; a torn last line that happens to be whole
-    JSON still counts for the files it names (only its newline is lost)."""
-    if not os.path.isfile(path):
-        return  # missing, or not a file (reported as not-regular): nothing to read
-    for line in notes.read(path):
+    JSON still counts for the files it names (only its newline is lost).
+    A 00notes that is not a regular file has no lines here: the walk
+    reported it as not-regular (and its link) when it listed the directory."""
+    for line in readers.lines(path, readers.Problems()):
         entry = line.entry
-        if line.torn:
+        if line.torn and not line.too_long:
             try:
                 value = json.loads(line.raw)
                 entry = value if isinstance(value, dict) else None
@@ -769,7 +769,11 @@ def _notes_lines(
 
 def _bad_line(rc: _RecordCheck, path: str, line: notes.NotesLine,
               entry: dict[str, Any] | None, torn: bool) -> Iterator[Finding]:
-    if torn:
+    if line.too_long:
+        yield rc.finding("notes-unparseable", path, f"line {line.number} is longer than "
+                         f"{notes.MAX_LINE // 2**20} MiB: skipped unread",
+                         found=_shown(line.raw))
+    elif torn:
         yield rc.finding("notes-torn", path, f"line {line.number} is torn (no newline): a "
                          "write was interrupted; the next append ends it")
     elif entry is None and _torn_then_ended(line.raw):
@@ -799,11 +803,6 @@ def _shown(raw: bytes) -> str:
 
 def _read(path: str, limit: int) -> bytes | None:
     """The start of a small file; None when missing or not a regular file
-    (a fifo planted as ``00last`` must not block the walk)."""
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
+    (a FIFO or a link planted as ``00last``, reported as not-regular by the
+    walk, is never opened)."""
+    return readers.small(path, limit, readers.Problems())
