@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiel import notes, readers, store
 from kiel.errors import NotFound
-from kiel.escape import escape, inside
+from kiel.escape import escape, inside, within
 from kiel.home import Home, Lock
 from kiel.notes import AttemptNote
 from kiel.redist import record_path, repec_parts
@@ -405,10 +406,9 @@ class _RecordCheck:
                                        expected=exp, found=got)
                 if not self.v.fixity or f.file is None:
                     continue
-                full = os.path.join(self.dir, f.file)
-                if not inside(self.dir, os.path.dirname(full)) or not os.path.isfile(full):
-                    yield self.finding("deposit-file-missing", notes_path,
-                                       f"{where}: the note names {f.file}, which is not there")
+                full = yield from self.stored_file(f.file, notes_path, where)
+                if full is None:
+                    self.v.count("fixity_not_checked")
                     continue
                 expected = f.declared if f.status == "ok" else f.found
                 if not expected:
@@ -428,6 +428,35 @@ class _RecordCheck:
                 else:
                     self.v.count("fixity_passed")
 
+    def stored_file(self, name: str, notes_path: str,
+                    where: str) -> Generator[Finding, None, str | None]:
+        """The path to hash for the deposit file a manifest note names: a
+        regular file of this record, or a link to one inside the store.
+        Anything else (missing, a link leaving the store, a link to a
+        device, a FIFO or ``/proc/kcore``) is reported and never read."""
+        full = os.path.join(self.dir, name)
+        if not inside(self.dir, os.path.dirname(full)) or not os.path.lexists(full):
+            yield self.finding("deposit-file-missing", notes_path,
+                               f"{where}: the note names {name}, which is not there")
+            return None
+        real = os.path.realpath(full)
+        if not within(os.path.realpath(self.v.store_root), real):
+            target = os.readlink(full) if os.path.islink(full) else real
+            yield self.finding("link-outside", full, f"{where}: leads to {target}, outside "
+                               "the store: not hashed", found=target)
+            return None
+        try:
+            mode = os.stat(real).st_mode
+        except OSError as e:
+            yield self.finding("deposit-file-missing", notes_path,
+                               f"{where}: {name}: {e.strerror}")
+            return None
+        if not stat.S_ISREG(mode):
+            yield self.finding("not-regular", full, f"{where}: {notes.kind_of(mode)}, not a "
+                               "regular file: not hashed")
+            return None
+        return real
+
     def bundle_fixity(self, rec: ManifestRecord, bundle_file: str,
                       notes_path: str) -> Iterator[Finding]:
         """The files inside a stored bundle, checked again against what the
@@ -437,11 +466,10 @@ class _RecordCheck:
         from kiel.platforms.fixity import check_bundle
         from kiel.platforms.types import ManifestFile
 
-        full = os.path.join(self.dir, bundle_file)
         where = f"{rec.platform} {rec.deposit_id} bundle"
-        if not inside(self.dir, os.path.dirname(full)) or not os.path.isfile(full):
-            yield self.finding("deposit-file-missing", notes_path,
-                               f"{where}: the note names {bundle_file}, which is not there")
+        full = yield from self.stored_file(bundle_file, notes_path, where)
+        if full is None:
+            self.v.count("fixity_not_checked")
             return
         was_ok = [f for f in rec.files if f.status == "ok"]
         files = [ManifestFile(f.path, f.size, f.url or "", md5=f.declared.get("md5"),

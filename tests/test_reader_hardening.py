@@ -9,6 +9,7 @@ point), and their exact exit status and output are asserted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from conftest import Clock, object_dir, record_dir, run, text, write_amf
 
 from kiel import home as home_mod
+from kiel.store import parse_attempt
 
 PDF = b"%PDF-1.4\n" + b"p" * 2000 + b"\n%%EOF\n"
 OTHER = b"%PDF-1.4\n" + b"o" * 1000 + b"\n%%EOF\n"
@@ -149,3 +151,80 @@ def test_linked_00url_never_prints_the_outside_file(store, tmp_path):
     v = kiel(store, "verify")
     assert f"breach not-regular: {url.relative_to(store.store)}: 00url is not a regular " \
         "file" in v.stdout
+
+
+# --- verify --fixity and deposit files ---------------------------------------------
+
+def _manifest_naming(store: Store, rel_file: str, body: bytes) -> None:
+    """A manifest note (as the renewal writes one) naming ``rel_file`` as a
+    deposit file whose declared sha256 is the body's."""
+    entry = {
+        "event": "manifest", "tist": 1_700_000_500, "platform": "zenodo",
+        "domain": "zenodo.org", "deposit": "42", "deposit_version": "1",
+        "strategy": "files", "file_count": 1, "total_size": len(body), "bundle": None,
+        "bundle_file": None, "api": [], "fingerprint": "f", "unchanged": False,
+        "failure": None, "mismatches": 0,
+        "files": [{"path": "data.pdf", "size": len(body), "url": "http://x/data.pdf",
+                   "media_type": None, "declared": {"sha256": hashlib.sha256(body).hexdigest()},
+                   "found": {"sha256": hashlib.sha256(body).hexdigest()},
+                   "found_size": len(body), "file": rel_file, "status": "ok",
+                   "algorithm": "sha256", "error": None}],
+    }
+    with open(record_dir(store, R1) / "00notes", "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def _deposit_attempt(store: Store) -> tuple[Path, str]:
+    d = object_dir(store, R1, store.paper_url)
+    (name,) = [n for n in os.listdir(d) if parse_attempt(n)]
+    return d / name, f"{d.name}/{name}"
+
+
+def test_fixity_passes_a_deposit_file_stored_in_the_store(store):
+    _, rel = _deposit_attempt(store)
+    _manifest_naming(store, rel, PDF)
+    r = kiel(store, "verify", "--fixity")
+    assert r.returncode == 0, r.stdout
+    assert "fixity: 5 passed, 0 failed, 0 not checked\n" in r.stdout
+
+
+def test_fixity_never_counts_an_outside_copy_as_passed(store, tmp_path):
+    attempt, rel = _deposit_attempt(store)
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(PDF)
+    replace_with_link(attempt, copy)
+    _manifest_naming(store, rel, PDF)
+    r = kiel(store, "verify", "--fixity")
+    assert r.returncode == 1
+    assert (f"breach link-outside: RePEc/aaa/wpaper/1/{rel}: zenodo 42 data.pdf: leads to "
+            f"{copy}, outside the store: not hashed\n") in r.stdout
+    assert "fixity: 3 passed, 0 failed, 1 not checked\n" in r.stdout
+
+
+@pytest.mark.parametrize("target", ["sparse", "/proc/kcore", "/dev/zero"])
+def test_fixity_never_reads_a_huge_or_endless_target(store, tmp_path, target):
+    attempt, rel = _deposit_attempt(store)
+    if target == "sparse":
+        goal = str(sparse(tmp_path / "disk.img", 200 * GiB))
+    elif not os.path.exists(target):
+        pytest.skip(f"{target} does not exist on this machine")
+    else:
+        goal = target
+    replace_with_link(attempt, Path(goal))
+    _manifest_naming(store, rel, PDF)
+    r = kiel(store, "verify", "--fixity", timeout=30)
+    assert r.returncode == 1
+    assert f"breach link-outside: RePEc/aaa/wpaper/1/{rel}: zenodo 42 data.pdf: leads to " \
+        f"{goal}, outside the store: not hashed\n" in r.stdout
+
+
+def test_fixity_refuses_a_link_inside_the_store_to_a_fifo(store):
+    attempt, rel = _deposit_attempt(store)
+    fifo = record_dir(store, R1) / "planted-fifo"
+    os.mkfifo(fifo)
+    replace_with_link(attempt, Path("../planted-fifo"))
+    _manifest_naming(store, rel, PDF)
+    r = kiel(store, "verify", "--fixity", timeout=30)
+    assert r.returncode == 1
+    assert f"breach not-regular: RePEc/aaa/wpaper/1/{rel}: zenodo 42 data.pdf: a FIFO, not a " \
+        "regular file: not hashed\n" in r.stdout
