@@ -10,6 +10,7 @@ import click
 
 from kiel.errors import KielError
 from kiel.home import Home, open_home
+from kiel.text import printable
 
 home_option = click.option(
     "--home", "home", metavar="DIR", envvar="KIEL_HOME", default=None,
@@ -42,11 +43,11 @@ def library_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
         try:
             return fn(*args, **kwargs)
         except KielError as e:
-            raise KielClickError(str(e), e.exit_status) from None
+            raise KielClickError(printable(str(e)), e.exit_status) from None
         except OSError as e:
             # The last net under every command: a file the library did not
             # expect to fail becomes one line naming it, never a traceback.
             where = f"{e.filename}: " if e.filename else ""
-            raise KielClickError(f"{where}{e.strerror or e}", 74) from None
+            raise KielClickError(printable(f"{where}{e.strerror or e}"), 74) from None
 
     return wrapper
