@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kiel import store as _store
+from kiel.notes import NotRegular, open_regular
 
 CHANGES_DIR = "changes"
 SUFFIX = ".log"
@@ -63,16 +64,33 @@ def format_line(c: Change) -> bytes:
                                   c.id.encode("utf-8", "surrogateescape"))
 
 
+# A datestamp and a version tist are at most 10 digits: the base index keeps
+# them as 10 zero-padded digits and as signed 64-bit numbers (kiel.oai.index).
+MAX_DIGITS = 10
+
+
+def _tist(field: bytes) -> int | None:
+    if not 0 < len(field) <= MAX_DIGITS or not field.isdigit():
+        return None  # not "+5", " 5", "1_0", "-1", nor 20 digits, which int() takes
+    return int(field)
+
+
 def parse_line(line: bytes) -> Change | None:
-    """One complete line (without its newline); None when it is damaged."""
+    """One complete line (without its newline); None when it is damaged:
+    each field is checked as the provider will use it, so one bad line is
+    dropped here and never reaches an answer (a 20-digit datestamp made
+    every ListIdentifiers fail with an overflow)."""
     try:
         ds, kind, version, rid = line.split(b"\t", 3)
         k = kind.decode("ascii")
-        if k not in KINDS or not rid:
-            return None
-        return Change(int(ds), k, int(version), rid.decode("utf-8", "surrogateescape"))
+        d, v = _tist(ds), _tist(version)
+        text = rid.decode("utf-8", "surrogateescape")
     except (ValueError, UnicodeDecodeError):
         return None
+    if k not in KINDS or d is None or d == 0 or v is None or not text \
+            or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        return None
+    return Change(d, k, v, text)
 
 
 class ChangeLog:
@@ -156,9 +174,9 @@ def segments(home_root: str) -> list[Segment]:
     for name in names:
         path = os.path.join(top, name)
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
+            fd = open_regular(path, os.O_RDONLY)
+        except (FileNotFoundError, NotRegular):
+            continue  # gone meanwhile, or a FIFO or a link named like a segment: not Kiel's
         try:
             size = os.fstat(fd).st_size
             try:
@@ -181,10 +199,10 @@ def read(home_root: str, name: str, start: int,
     """
     path = os.path.join(changes_dir(home_root), name)
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as f:
             f.seek(start)
             data = f.read() if stop is None else f.read(max(0, stop - start))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotRegular):
         return [], start
     cut = data.rfind(b"\n") + 1
     out = []
