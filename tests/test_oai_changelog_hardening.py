@@ -111,3 +111,55 @@ def test_a_link_named_like_a_segment_is_not_read(home, tmp_path):
     outside.write_bytes(b"1800000000\tgone\t0\tRePEc:aaa:wpaper:1\n")
     os.symlink(outside, os.path.join(changes_dir(home.root), "1700000001-1-eeeeee.log"))
     assert [d for _, d in identifiers(create_app(home.root, now=clock))] == [iso(int(clock.t))] * 2
+
+
+# --- a clock that steps back --------------------------------------------------
+
+def _response_date(app) -> str:
+    status, root = ask(app, verb="Identify")
+    assert isinstance(root, etree._Element)
+    return root.findtext(OAI + "responseDate") or ""
+
+
+def _title(app, rid: str) -> str:
+    status, root = ask(app, verb="GetRecord", metadataPrefix="oai_dc",
+                       identifier=f"oai:kiel.example.org:{rid}")
+    assert status == "200 OK" and isinstance(root, etree._Element), root
+    return root.findtext(".//{http://purl.org/dc/elements/1.1/}title") or ""
+
+
+def test_a_clock_step_back_never_hides_a_new_version(home, tmp_path):
+    """After a 120 s step back, a renewal stores a new version of record 1:
+    the provider serves it, an incremental harvest from the last
+    responseDate lists it, and a later run on the right clock keeps it."""
+    clock = Clock()
+    src = tmp_path / "in" / "a.xml"
+    write_amf(src, text(IDS[0], display=None), text(IDS[1]))
+    run(home, src, clock=clock)  # its final fold builds the base
+    clock.advance(30)
+    # A renewal that changed nothing leaves a segment (of the second before).
+    run(home, src, clock=clock)
+    app = create_app(home.root, now=clock)
+    clock.advance(5)
+    last_harvest = _response_date(app)
+    assert _title(app, IDS[0]) == f"Title of {IDS[0]}"
+
+    clock.t -= 120  # the clock steps back 120 s
+    write_amf(src, text(IDS[0], extra="<abstract>revised</abstract>"), text(IDS[1]))
+    r = run(home, src, clock=clock)
+    assert r is not None
+    got = identifiers(app, **{"from": last_harvest})
+    assert [i for i, _ in got] == [f"oai:kiel.example.org:{IDS[0]}"]
+    assert got[0][1] >= last_harvest
+    status, rec = ask(app, verb="GetRecord", metadataPrefix="amf",
+                      identifier=f"oai:kiel.example.org:{IDS[0]}")
+    assert b"revised" in etree.tostring(rec)
+
+    clock.t += 500  # back on the right clock: a run that changes nothing
+    run(home, src, clock=clock)
+    fresh = create_app(home.root, now=clock)
+    status, rec = ask(fresh, verb="GetRecord", metadataPrefix="amf",
+                      identifier=f"oai:kiel.example.org:{IDS[0]}")
+    assert b"revised" in etree.tostring(rec)
+    assert [i for i, _ in identifiers(fresh, **{"from": last_harvest})] == \
+        [f"oai:kiel.example.org:{IDS[0]}"]

@@ -794,8 +794,7 @@ class Overlay:
     def refresh(self) -> None:
         new: list[_changes.Change] = []
         try:
-            names = sorted(n for n in os.listdir(_changes.changes_dir(self.home_root))
-                           if n.endswith(_changes.SUFFIX))
+            names = _changes.ordered(os.listdir(_changes.changes_dir(self.home_root)))
         except FileNotFoundError:
             return
         for name in names:
