@@ -113,7 +113,13 @@ def append(path: str, entry: dict[str, Any]) -> None:
     line = dumps(entry)
     fd = open_regular(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if st.st_nlink > 1:
+            # Kiel never hard-links a store file: a second name is someone
+            # else's file (outside the store, or another record's notes),
+            # and a line appended here would land in it.
+            raise NotRegular(path, f"a hard link ({st.st_nlink} names share this file)")
+        size = st.st_size
         if size:
             # End a torn last line first, so this line stays whole.
             if os.pread(fd, 1, size - 1) != b"\n":

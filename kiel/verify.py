@@ -74,6 +74,7 @@ KINDS: dict[str, str] = {
     "tmp-removed": REPAIRED,
     "empty-record": WARNING,  # a record directory without any version
     "unreadable": BREACH,
+    "hard-link": BREACH,  # a store file sharing its inode with another name (Kiel makes none)
     # Deposits (docs/datasets.md): a file the platform declared otherwise is
     # stored as fetched, so it is no breach of the store, but an operator
     # must hear of it; a stored deposit file that no longer hashes as noted is.
@@ -301,6 +302,7 @@ class _RecordCheck:
             else:
                 yield self.finding("bad-name", e.path, "not a version (<tist>.amf.xml), 00last, "
                                    "00gone, 00notes or object directory (escaped URL)")
+        yield from self.shared_inodes(entries)
         v.count("versions", len(version_names))
         if not version_names:
             yield self.finding("empty-record", self.dir, "record directory without a version")
@@ -311,6 +313,31 @@ class _RecordCheck:
         yield from self.owner(version_names)
         for d in object_dirs:
             yield from _ObjectCheck(self, d).run()
+
+    def shared_inodes(self, entries: list[os.DirEntry[str]]) -> Iterator[Finding]:
+        """Regular files with more than one name: Kiel never hard-links a
+        store file, so the other name is someone else's (a file outside
+        the store, another record's notes), and an append would reach it.
+        A file named a moment ago still shares its inode with the temporary
+        name it was written under (kiel.store.publish): not a breach."""
+        in_flight = set()
+        for e in entries:
+            if store.is_tmp(e.name):
+                try:
+                    in_flight.add(e.inode())
+                except OSError:
+                    pass
+        for e in entries:
+            if store.is_tmp(e.name) or not e.is_file(follow_symlinks=False):
+                continue
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_nlink > 1 and st.st_ino not in in_flight:
+                yield self.finding("hard-link", e.path, f"{st.st_nlink} names share this file "
+                                   f"(inode {st.st_ino}): a hard link Kiel never makes",
+                                   found=str(st.st_nlink))
 
     def tmp(self, path: str) -> Iterator[Finding]:
         # Only files: Kiel never makes a temporary directory, so a directory
@@ -612,6 +639,7 @@ class _ObjectCheck:
             else:
                 yield rc.finding("bad-name", e.path, "not an attempt (<tist>_<status>_<type>), "
                                  "00url or 00notes")
+        yield from rc.shared_inodes(entries)
         v.count("attempt_files", len(attempts))
         url = yield from self.url()
         yield from self.notes(attempts, url)

@@ -228,3 +228,42 @@ def test_fixity_refuses_a_link_inside_the_store_to_a_fifo(store):
     assert r.returncode == 1
     assert f"breach not-regular: RePEc/aaa/wpaper/1/{rel}: zenodo 42 data.pdf: a FIFO, not a " \
         "regular file: not hashed\n" in r.stdout
+
+
+# --- hard links --------------------------------------------------------------------
+
+def test_kiel_never_appends_through_a_hard_link(tmp_path, home, httpserver):
+    """An object's 00notes hard-linked to a file outside the store, and
+    record 2's 00notes hard-linked as record 1's: a renewal writes into
+    neither (the object and the record are reported), verify names both."""
+    httpserver.expect_request("/paper.pdf").respond_with_data(PDF,
+                                                              content_type="application/pdf")
+    httpserver.expect_request("/other.pdf").respond_with_data(OTHER,
+                                                              content_type="application/pdf")
+    paper, other = httpserver.url_for("/paper.pdf"), httpserver.url_for("/other.pdf")
+    src = write_amf(tmp_path / "in" / "a.xml", text(R1, paper), text(R2, other))
+    clock = Clock()
+    run(home, src, clock=clock)
+
+    outside = Path(home.root) / "outside.txt"  # the same file system as the store
+    outside.write_bytes(b"an operator's file\n")
+    obj_notes = object_dir(home, R1, paper) / "00notes"
+    obj_notes.unlink()
+    os.link(outside, obj_notes)
+    r1_notes, r2_notes = record_dir(home, R1) / "00notes", record_dir(home, R2) / "00notes"
+    r1_notes.unlink()
+    os.link(r2_notes, r1_notes)
+    r2_before = r2_notes.read_bytes()
+
+    clock.advance(86400)
+    src.write_text(src.read_text().replace("Title of", "New title of"))
+    result = run(home, src, clock=clock)
+    assert outside.read_bytes() == b"an operator's file\n"
+    assert r2_notes.read_bytes().count(R1.encode()) == r2_before.count(R1.encode())
+    assert any("2 names share this file" in p for p in result.problems), result.problems
+
+    v = kiel(Store(home.root, home.store, paper, other), "verify")
+    assert v.returncode == 1
+    for path in (obj_notes, r1_notes, r2_notes):
+        assert f"breach hard-link: {path.relative_to(home.store)}: 2 names share this file" \
+            in v.stdout, v.stdout
