@@ -62,7 +62,8 @@ def verify(prefix: str | None, fixity: bool, repair: bool, home: str | None) -> 
     do not parse or name missing files, files no notes line names, leftover
     temporary files. PREFIX restricts the walk to a record id prefix
     (RePEc:eee) or a store path (RePEc/eee). Exit status 0 when clean, 1
-    when a breach was found (warnings alone leave it 0).
+    when a breach was found (warnings alone leave it 0) or PREFIX matches
+    no record, 2 when the home has no store.
 
     \b
     Example:

@@ -16,9 +16,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kiel import notes
+from kiel.errors import ConfigError
 
 if TYPE_CHECKING:
     from kiel.platforms.manifests import ManifestRecord
+
+
+def store_root(home_root: str) -> str:
+    """``HOME/store``; a :class:`ConfigError` (exit 2, as for a home that
+    does not exist) when it is not there: the home is the wrong one."""
+    root = os.path.join(os.path.abspath(home_root), "store")
+    if not os.path.isdir(root):
+        raise ConfigError(f"{root}: no store here (is --home or KIEL_HOME right? "
+                          "see 'kiel init')")
+    return root
 
 
 @dataclass(frozen=True)

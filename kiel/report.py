@@ -27,7 +27,7 @@ from kiel.errors import NotFound
 from kiel.notes import status_class
 from kiel.platforms.manifests import newest
 from kiel.readers import Problems
-from kiel.show import object_view
+from kiel.show import deposit_tally, object_view
 from kiel.text import human
 from kiel.tist import iso
 
@@ -117,6 +117,7 @@ class Report:
     deposit_files: int = 0  # files stored (ok, mismatch or unchecked)
     deposit_bytes: int = 0
     deposit_mismatches: int = 0
+    deposit_failed_files: int = 0  # files whose fetch failed, as show counts them
     # store files skipped because they are not what the contract says (a
     # planted link, a FIFO): "path: reason", in walk order
     unreadable: tuple[str, ...] = ()
@@ -132,11 +133,9 @@ def _day(tist: int) -> str:
 
 def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Report:
     """Walk the store of ``home_root`` (or the part under ``prefix``)."""
-    from kiel.verify import prefix_path
+    from kiel.verify import nothing_matches, prefix_path
 
-    store_root = os.path.join(os.path.abspath(home_root), "store")
-    if not os.path.isdir(store_root):
-        raise NotFound(f"no store at {store_root} (is --home right?)")
+    store_root = readers.store_root(home_root)
     c: Counter[str] = Counter()
     newest: Counter[str] = Counter()
     hosts: Counter[str] = Counter()
@@ -182,6 +181,8 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
                 _object(full, store_root, c, newest, hosts, rot, per_day, grow_stored,
                         grow_plain, grow_objects, problems)
 
+    if walk_prefix and not c["records"]:
+        raise NotFound(nothing_matches(prefix or "", walk_prefix))
     days = sorted(set(grow_stored) | set(grow_versions) | set(grow_objects) | set(per_day))
     growth = []
     totals = [0, 0, 0, 0]
@@ -211,6 +212,7 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
         deposits=c["deposits"], deposit_failures=c["deposit_failures"],
         deposit_files=c["deposit_files"], deposit_bytes=c["deposit_bytes"],
         deposit_mismatches=c["deposit_mismatches"],
+        deposit_failed_files=c["deposit_failed_files"],
         unreadable=tuple(str(u) for u in problems.items),
     )
 
@@ -231,12 +233,11 @@ def _deposits(record_dir: str, c: Counter[str], problems: Problems) -> None:
         c["deposits"] += 1
         if rec.failure:
             c["deposit_failures"] += 1
-        for f in rec.files:
-            if f.status in ("ok", "mismatch", "unchecked"):
-                c["deposit_files"] += 1
-                c["deposit_bytes"] += f.found_size or 0
-            if f.status == "mismatch":
-                c["deposit_mismatches"] += 1
+        tally = deposit_tally(rec)
+        c["deposit_files"] += tally.stored
+        c["deposit_bytes"] += tally.bytes
+        c["deposit_mismatches"] += tally.mismatched
+        c["deposit_failed_files"] += tally.failed
 
 
 def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str],
@@ -461,7 +462,8 @@ def format_text(r: Report) -> str:
     if r.deposits:
         lines.append(f"deposits          {r.deposits}  ({r.deposit_files} files, "
                      f"{human(r.deposit_bytes)} preserved, {r.deposit_mismatches} mismatched, "
-                     f"{r.deposit_failures} failed)")
+                     f"{r.deposit_failed_files} failed; {r.deposit_failures} "
+                     f"{'deposit' if r.deposit_failures == 1 else 'deposits'} failed whole)")
     lines += [f"unreadable        {u}" for u in r.unreadable]
     return "\n".join(lines) + "\n"
 
@@ -757,7 +759,8 @@ def render_html(r: Report, generated: int) -> str:
         row("deposits", r.deposits), row("deposit files preserved", r.deposit_files),
         row("deposit bytes preserved", f"{human(r.deposit_bytes)} ({r.deposit_bytes})"),
         row("deposit files mismatched", r.deposit_mismatches),
-        row("deposits failed", r.deposit_failures),
+        row("deposit files failed", r.deposit_failed_files),
+        row("deposits failed whole", r.deposit_failures),
     ])
     status_rows = "".join(row(s, n) for s, n in r.newest_status) or row("(none)", "")
     host_rows = "".join(row(h, n) for h, n in r.failing_hosts) or row("(none)", "")

@@ -97,7 +97,7 @@ class RecordView:
 
 def show(home_root: str, id_or_path: str) -> RecordView:
     """The record directory of a record id, or of a directory path given."""
-    store_root = os.path.join(home_root, "store")
+    store_root = readers.store_root(home_root)
     path = locate_record(store_root, id_or_path)
     return record_view(store_root, path)
 
@@ -302,6 +302,33 @@ def object_lines(objects: tuple[ObjectView, ...]) -> list[str]:
     return out
 
 
+STORED = ("ok", "mismatch", "unchecked")  # a deposit file's statuses whose bytes are kept
+
+
+@dataclass(frozen=True)
+class DepositTally:
+    """What one manifest note says of its files: ``show`` and ``report``
+    count deposits with this one function, so they agree."""
+
+    by_status: tuple[tuple[str, int], ...]  # (status, files), by status name
+    stored: int  # files whose bytes are kept (STORED)
+    bytes: int  # their size as found
+    mismatched: int
+    failed: int  # files whose fetch failed
+
+
+def deposit_tally(rec: ManifestRecord) -> DepositTally:
+    counts: dict[str, int] = {}
+    stored = size = 0
+    for f in rec.files:
+        counts[f.status] = counts.get(f.status, 0) + 1
+        if f.status in STORED:
+            stored += 1
+            size += f.found_size or 0
+    return DepositTally(tuple(sorted(counts.items())), stored, size,
+                        counts.get("mismatch", 0), counts.get("failed", 0))
+
+
 def deposit_lines(deposits: tuple[ManifestRecord, ...]) -> list[str]:
     """Each deposit as its newest manifest note says: files and verification."""
     out = [f"deposits {len(deposits)}"]
@@ -310,10 +337,7 @@ def deposit_lines(deposits: tuple[ManifestRecord, ...]) -> list[str]:
         if d.failure:
             out.append(f"{head}  {d.failure}: {d.message}")
             continue
-        counts: dict[str, int] = {}
-        for f in d.files:
-            counts[f.status] = counts.get(f.status, 0) + 1
-        tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        tally = ", ".join(f"{n} {s}" for s, n in deposit_tally(d).by_status)
         out.append(f"{head}  version {d.version or '-'}  {d.strategy}, {d.file_count} files, "
                    f"{d.total_size} B ({tally})" + ("  unchanged" if d.unchanged else ""))
         if d.bundle_url:

@@ -150,9 +150,8 @@ class Verification:
     def __init__(self, home_root: str, prefix: str | None = None,
                  fixity: bool = False, repair: bool = False):
         self.home_root = os.path.abspath(home_root)
-        self.store_root = os.path.join(self.home_root, "store")
-        if not os.path.isdir(self.store_root):
-            raise NotFound(f"no store at {self.store_root} (is --home right?)")
+        self.store_root = readers.store_root(self.home_root)
+        self.given_prefix = prefix
         self.prefix = prefix_path(prefix) if prefix else None
         self.fixity = fixity
         self.repair = repair
@@ -182,6 +181,8 @@ class Verification:
             if lock is not None:
                 lock.release()
         self._done = True
+        if self.prefix and not self._counts["records"]:
+            raise NotFound(nothing_matches(self.given_prefix or "", self.prefix))
 
     def _walk(self) -> Iterator[Finding]:
         if not self.prefix:
@@ -234,6 +235,13 @@ def verify(home_root: str, prefix: str | None = None, fixity: bool = False,
            repair: bool = False) -> Verification:
     """Check the store of ``home_root``; iterate the result for findings."""
     return Verification(home_root, prefix, fixity, repair)
+
+
+def nothing_matches(prefix: str, path: str) -> str:
+    """The message for a PREFIX under which the store holds no record."""
+    return (f"no record in the store matches {prefix!r} (no record directory under "
+            f"store/{path}): give a record id prefix such as RePEc:aaa or a store path "
+            "such as RePEc/aaa")
 
 
 def prefix_path(prefix: str) -> str:
