@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kiel import faults
+from kiel.urls import redact_text
 
 NOTES = "00notes"
 TAIL_WINDOW = 16384  # bytes read from the end of a notes file by a renewal
@@ -105,7 +106,22 @@ def read_regular(path: str, limit: int | None = None) -> bytes:
 
 
 def dumps(entry: dict[str, Any]) -> bytes:
-    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    """One notes line, every password of a URL in it (in a value or a key,
+    at any depth: a manifest's API and file URLs, header values, an
+    object's URL) replaced by ``***``: this is where every line is
+    serialised, so no password reaches a notes file (docs/contract.md)."""
+    return (json.dumps(_redacted(entry), ensure_ascii=False, separators=(",", ":"))
+            + "\n").encode("utf-8")
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value) if "@" in value and "://" in value else value
+    if isinstance(value, dict):
+        return {_redacted(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def append(path: str, entry: dict[str, Any]) -> None:
