@@ -34,6 +34,7 @@ from kiel import notes, readers, store
 from kiel.errors import NotFound
 from kiel.escape import escape, inside, within
 from kiel.home import Home, Lock
+from kiel.inflight import InFlight
 from kiel.notes import AttemptNote
 from kiel.redist import record_path, repec_parts
 
@@ -74,7 +75,9 @@ KINDS: dict[str, str] = {
     "tmp-removed": REPAIRED,
     "empty-record": WARNING,  # a record directory without any version
     "unreadable": BREACH,
-    "hard-link": BREACH,  # a store file sharing its inode with another name (Kiel makes none)
+    "hard-link": BREACH,
+    # A file a running renewal is writing (kiel/inflight.py): named, never a breach.
+    "in-flight": WARNING,  # a store file sharing its inode with another name (Kiel makes none)
     # Deposits (docs/datasets.md): a file the platform declared otherwise is
     # stored as fetched, so it is no breach of the store, but an operator
     # must hear of it; a stored deposit file that no longer hashes as noted is.
@@ -95,6 +98,9 @@ _LEVEL_NAMES: dict[tuple[str, int], re.Pattern[str]] = {
     ("other", 1): _ESCAPED_NAME,
 }
 _RECORD_FILES = {store.LAST, store.GONE, notes.NOTES}
+# What a renewal leaves for a moment between two writes of a record it is
+# renewing: findings of these kinds in such a record are "in-flight".
+_IN_FLIGHT = {"file-without-notes", "url-missing", "empty-record", "last-missing"}
 _MAX_VERSION_PARSE = 64 * 2**20
 _OBJECT_FILES = {store.URL, notes.NOTES}
 
@@ -152,6 +158,7 @@ class Verification:
         self.home_root = os.path.abspath(home_root)
         self.store_root = readers.store_root(self.home_root)
         self.given_prefix = prefix
+        self.in_flight = InFlight(Home(self.home_root).var)
         self.prefix = prefix_path(prefix) if prefix else None
         self.fixity = fixity
         self.repair = repair
@@ -274,6 +281,8 @@ class _RecordCheck:
 
     def finding(self, kind: str, path: str, detail: str, expected: str | None = None,
                 found: str | None = None) -> Finding:
+        if kind in _IN_FLIGHT and self.v.in_flight.holds(self.rel):
+            kind, detail = "in-flight", f"{detail}: the record is being renewed right now"
         return Finding(kind, os.path.relpath(path, self.v.store_root), detail, expected, found)
 
     def run(self) -> Iterator[Finding]:
@@ -350,6 +359,12 @@ class _RecordCheck:
     def tmp(self, path: str) -> Iterator[Finding]:
         # Only files: Kiel never makes a temporary directory, so a directory
         # with that name is someone else's and stays.
+        if store.tmp_owner(os.path.basename(path)) is not None \
+                and not store.tmp_abandoned(path):
+            # Named by a process that still runs (on this host), or by one
+            # of another host less than a day ago: a write under way.
+            yield self.finding("in-flight", path, "temporary file of a running process")
+            return
         if self.v.repair and (os.path.islink(path) or not os.path.isdir(path)):
             try:
                 os.unlink(path)
