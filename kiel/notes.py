@@ -170,6 +170,30 @@ def read(path: str, max_line: int = MAX_LINE) -> Iterator[NotesLine]:
     store), and no line held beyond ``max_line`` bytes, so a planted sparse
     file of gigabytes without a newline costs a bounded buffer. A missing
     file has no lines."""
+    for number, raw, too_long in _raw_lines(path, max_line):
+        if too_long:
+            yield NotesLine(number, None, raw, not raw.endswith(b"\n"), too_long=True)
+            continue
+        torn = not raw.endswith(b"\n")
+        yield NotesLine(number, None if torn else _parse(raw), raw, torn)
+
+
+def entries_with(path: str, needle: bytes, max_line: int = MAX_LINE
+                 ) -> Iterator[dict[str, Any]]:
+    """The complete, parseable lines of a notes file that contain ``needle``
+    (``b'"back"'``, ``b'"manifest"'``), read as :func:`read` reads: only
+    those lines are parsed, which keeps a walk of every record cheap."""
+    for _number, raw, too_long in _raw_lines(path, max_line):
+        if not too_long and needle in raw and raw.endswith(b"\n"):
+            entry = _parse(raw)
+            if entry is not None:
+                yield entry
+
+
+def _raw_lines(path: str, max_line: int) -> Iterator[tuple[int, bytes, bool]]:
+    """``(number, line, too long)``; a line over ``max_line`` bytes is
+    skipped in pieces, its first ``max_line`` bytes kept (with its newline
+    when it has one, so a torn one still shows as torn)."""
     try:
         fd = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -182,13 +206,9 @@ def read(path: str, max_line: int = MAX_LINE) -> Iterator[NotesLine]:
                 head = raw[:max_line]
                 while raw and not raw.endswith(b"\n"):  # skip the rest of the line
                     raw = f.readline(1 << 20)
-                yield NotesLine(number, None, head, not raw, too_long=True)
+                yield number, head + (b"\n" if raw else b""), True
                 continue
-            torn = not raw.endswith(b"\n")
-            entry = None
-            if not torn:
-                entry = _parse(raw)
-            yield NotesLine(number, entry, raw, torn)
+            yield number, raw, False
 
 
 def read_small(path: str, limit: int) -> bytes | None:

@@ -89,11 +89,14 @@ def manifests(record_dir: str, problems: Problems) -> list[ManifestRecord]:
     from kiel.platforms.manifests import EVENT
     from kiel.platforms.manifests import _record as manifest_record
 
+    path = os.path.join(record_dir, notes.NOTES)
     out = []
-    for line in lines(os.path.join(record_dir, notes.NOTES), problems):
-        e = line.entry
-        if e is not None and e.get("event") == EVENT:
-            rec = manifest_record(e)
-            if rec is not None:
-                out.append(rec)
+    try:
+        for e in notes.entries_with(path, b'"manifest"'):
+            if e.get("event") == EVENT:
+                rec = manifest_record(e)
+                if rec is not None:
+                    out.append(rec)
+    except OSError as err:  # NotRegular, or a read error in mid-file
+        problems.add_error(err, path)
     return out

@@ -163,3 +163,20 @@ def test_a_clock_step_back_never_hides_a_new_version(home, tmp_path):
     assert b"revised" in etree.tostring(rec)
     assert [i for i, _ in identifiers(fresh, **{"from": last_harvest})] == \
         [f"oai:kiel.example.org:{IDS[0]}"]
+
+
+def test_a_rebuild_reads_a_gigabyte_of_notes_in_bounded_memory(home, tmp_path):
+    """A record's 00notes grown to 1 GiB (sparse, one endless line): the
+    rebuild reads it as every reader does, a line at a time and bounded."""
+    from conftest import record_dir
+
+    renewed_home(home, tmp_path, Clock())
+    with open(record_dir(home, IDS[0]) / "00notes", "r+b") as f:
+        f.truncate(2**30)
+    limit = 768 * 2**20
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, "
+            f"({limit}, {limit})); from kiel.cli import main; sys.argv[0] = 'kiel'; main()")
+    r = subprocess.run([sys.executable, "-c", code, "oai", "index", "--rebuild", "--home",
+                        home.root], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "records:  2 (0 deleted)" in r.stdout

@@ -58,7 +58,7 @@ from lxml import etree
 from kiel import store as _store
 from kiel.errors import StoreError
 from kiel.home import Home
-from kiel.notes import open_regular, parse_event, parse_renewal, read_regular
+from kiel.notes import entries_with, open_regular, parse_event, parse_renewal, read_regular
 from kiel.oai import changes as _changes
 from kiel.redist import record_path, record_sets
 from kiel.spool import merge, write_chunk
@@ -131,25 +131,15 @@ def read_back(record_dir: str) -> int | None:
     The renewal notes a return as an ``"event": "back"`` line, or as
     ``"back": true`` on its renewal line; the newest tist wins.
     """
-    try:
-        data = read_regular(os.path.join(record_dir, "00notes"))
-    except OSError:
-        return None
-    if b'"back"' not in data:  # most records never left: no JSON to parse
-        return None
     newest = None
-    for line in data.splitlines():
-        if b'"back"' not in line:
-            continue
-        try:
-            note = json.loads(line)
-        except ValueError:
-            continue  # a torn last line (docs/contract.md, Notes)
-        if not isinstance(note, dict):
-            continue
-        t = _back_tist(note)
-        if t is not None and (newest is None or t > newest):
-            newest = t
+    try:
+        # Read as every reader reads notes: a regular file, lines bounded.
+        for note in entries_with(os.path.join(record_dir, "00notes"), b'"back"'):
+            t = _back_tist(note)
+            if t is not None and (newest is None or t > newest):
+                newest = t
+    except OSError:
+        return newest
     return newest
 
 
