@@ -44,14 +44,24 @@ class Unreadable:
 
 
 class Problems:
-    """The files one reading skipped, in the order met."""
+    """The files one reading skipped, in the order met: the first ``limit``
+    named, the rest counted (a walk of a store with a million planted links
+    must not hold a million names)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 1000) -> None:
         self.items: list[Unreadable] = []
+        self.limit = limit
+        self.more = 0  # skipped beyond the first ``limit``
+        self._named: set[str] = set()
 
     def add(self, path: str, reason: str) -> None:
-        if all(u.path != path for u in self.items):  # a file read twice is named once
+        if path in self._named:
+            return  # a file read twice (its notes, then its manifests) is named once
+        if len(self.items) < self.limit:
             self.items.append(Unreadable(path, reason))
+            self._named.add(path)
+        else:
+            self.more += 1
 
     def add_error(self, e: OSError, path: str) -> None:
         self.add(str(e.filename or path), e.strerror or str(e))

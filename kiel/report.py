@@ -213,7 +213,8 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
         deposit_files=c["deposit_files"], deposit_bytes=c["deposit_bytes"],
         deposit_mismatches=c["deposit_mismatches"],
         deposit_failed_files=c["deposit_failed_files"],
-        unreadable=tuple(str(u) for u in problems.items),
+        unreadable=tuple(str(u) for u in problems.items)
+        + ((f"and {problems.more} more reads skipped",) if problems.more else ()),
     )
 
 
