@@ -180,3 +180,28 @@ def test_a_rebuild_reads_a_gigabyte_of_notes_in_bounded_memory(home, tmp_path):
                         home.root], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "records:  2 (0 deleted)" in r.stdout
+
+
+def test_segments_of_older_versions_are_read_first(home, tmp_path):
+    """A store upgraded with segments named by the clock (``<tist>-...``):
+    they are older than every numbered one, whatever their tist says."""
+    from kiel.oai.changes import ChangeLog, ordered
+
+    clock = Clock()
+    renewed_home(home, tmp_path, clock)
+    t = int(clock.t)
+    # An old segment whose clock ran ahead, naming version t of record 1...
+    segment(home, f"{t + 900}-1-abcdef.log",
+            b"%d\tversion\t%d\t%s\n" % (t + 900, t, IDS[0].encode()))
+    # ... and the change a numbered segment writes later, on the right clock.
+    with ChangeLog.open(home.root, now=lambda: t + 10) as log:
+        log.append("gone", IDS[0], "RePEc/aaa/wpaper/1", version=t)
+    names = ordered(os.listdir(changes_dir(home.root)))
+    assert names[0] == f"{t + 900}-1-abcdef.log" and names[1].startswith("n")
+    app = create_app(home.root, now=clock)
+    status, root = ask(app, verb="GetRecord", metadataPrefix="oai_dc",
+                       identifier=f"oai:kiel.example.org:{IDS[0]}")
+    assert isinstance(root, etree._Element)
+    header = root.find(f".//{OAI}header")
+    assert header is not None and header.get("status") == "deleted"
+    assert header.findtext(OAI + "datestamp") == iso(t + 900)  # never earlier than served

@@ -806,14 +806,20 @@ class Overlay:
         ids = dict(self.ids)
         shadow = dict(self._shadow)
         for c in new:
-            old = ids.get(c.id)
-            if old is not None and old.datestamp > c.datestamp:
-                continue  # lines of two processes: the later change wins
+            # The later line wins: segments are read in the order they were
+            # opened, lines in the order written (kiel.oai.changes.order),
+            # never by datestamp, which a clock step can reorder. Its
+            # datestamp never moves the record's back: a harvest from a date
+            # already served still lists it.
             if c.id not in shadow:
                 b = self.base.find(c.id)
                 shadow[c.id] = None if b is None else key_of(b)
-            ids[c.id] = Entry(c.datestamp, c.id, c.kind == "gone", tuple(record_sets(c.id)),
-                                   c.version)
+            old = ids.get(c.id)
+            base_key = shadow[c.id]
+            floor = old.datestamp if old is not None else \
+                (base_key[0] if base_key is not None else 0)
+            ids[c.id] = Entry(max(c.datestamp, floor), c.id, c.kind == "gone",
+                              tuple(record_sets(c.id)), c.version)
         self.ids, self._shadow = ids, shadow
         self._sorted = sorted((key_of(e), e) for e in self.ids.values())
         self.version += 1
