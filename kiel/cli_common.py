@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import NoReturn, ParamSpec, TypeVar
 
 import click
 
 from kiel.errors import KielError
+from kiel.exits import ExitStatus
 from kiel.home import Home, open_home
+from kiel.text import printable
 
 home_option = click.option(
     "--home", "home", metavar="DIR", envvar="KIEL_HOME", default=None,
@@ -49,13 +53,28 @@ def library_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     @functools.wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                sys.stdout.flush()  # a closed pipe shows here, not at exit
+        except BrokenPipeError:
+            _quiet_exit()
         except KielError as e:
-            raise KielClickError(str(e), e.exit_status) from None
+            raise KielClickError(printable(str(e)), e.exit_status) from None
         except OSError as e:
             # The last net under every command: a file the library did not
             # expect to fail becomes one line naming it, never a traceback.
             where = f"{e.filename}: " if e.filename else ""
-            raise KielClickError(f"{where}{e.strerror or e}", 74) from None
+            raise KielClickError(printable(f"{where}{e.strerror or e}"), 74) from None
 
     return wrapper
+
+
+def _quiet_exit() -> NoReturn:
+    """The reader of our output went away (``kiel verify | head``): stop
+    without a word, as a command killed by SIGPIPE does. Standard output is
+    pointed at /dev/null first, so the flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise SystemExit(ExitStatus.SIGPIPE)

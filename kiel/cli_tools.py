@@ -15,6 +15,7 @@ from kiel import report as _report
 from kiel import show as _show
 from kiel import verify as _verify
 from kiel.cli_common import KielClickError, get_home, home_option, library_errors
+from kiel.text import printable, printable_json, printable_lines
 from kiel.tist import now
 
 
@@ -29,7 +30,8 @@ def show(record: str, as_json: bool, home: str | None) -> None:
     RECORD is a record id or a record directory. Prints the versions (the
     current one marked), 00last, 00gone, and for each object its URL and
     the timeline of its attempts: date, status, type, size, link target,
-    redirect target, error. Exit status 1 when there is no such record.
+    redirect target, error. Exit status 1 when there is no such record, or
+    when a store file was skipped as not a regular file (it is named).
 
     \b
     Example:
@@ -37,7 +39,10 @@ def show(record: str, as_json: bool, home: str | None) -> None:
       kiel show --json ~/store/RePEc/aaa/wpaper/1
     """
     view = _show.show(get_home(home).root, record)
-    click.echo(view.to_json() if as_json else _show.format_text(view), nl=as_json)
+    click.echo(printable_json(view.to_json()) if as_json
+               else printable_lines(_show.format_text(view)), nl=as_json)
+    if view.unreadable:
+        raise SystemExit(1)  # a store file skipped: damage a person must look at
 
 
 @click.command("verify")
@@ -57,7 +62,8 @@ def verify(prefix: str | None, fixity: bool, repair: bool, home: str | None) -> 
     do not parse or name missing files, files no notes line names, leftover
     temporary files. PREFIX restricts the walk to a record id prefix
     (RePEc:eee) or a store path (RePEc/eee). Exit status 0 when clean, 1
-    when a breach was found (warnings alone leave it 0).
+    when a breach was found (warnings alone leave it 0) or PREFIX matches
+    no record, 2 when the home has no store.
 
     \b
     Example:
@@ -65,11 +71,11 @@ def verify(prefix: str | None, fixity: bool, repair: bool, home: str | None) -> 
     """
     result = _verify.verify(get_home(home).root, prefix, fixity=fixity, repair=repair)
     for finding in result:
-        click.echo(str(finding))
+        click.echo(printable(str(finding)))
         values = [f"{k} {v}" for k, v in (("expected", finding.expected),
                                             ("found", finding.found)) if v is not None]
         if values:
-            click.echo("    " + ", ".join(values))
+            click.echo(printable("    " + ", ".join(values)))
     s = result.summary
     click.echo(f"checked {_n(s.records, 'record', 'records')}, "
                f"{_n(s.versions, 'version', 'versions')}, {_n(s.objects, 'object', 'objects')}, "
@@ -118,9 +124,9 @@ def report(prefix: str | None, html_file: str | None, as_json: bool,
             raise KielClickError(f"cannot write the report to {html_file}: {problem}", 2)
     r = _report.report(h.root, prefix)
     if as_json:
-        click.echo(json.dumps(asdict(r), indent=2))
+        click.echo(printable_json(json.dumps(asdict(r), indent=2)))
     else:
-        click.echo(_report.format_text(r), nl=False)
+        click.echo(printable_lines(_report.format_text(r)), nl=False)
     if html_file:
         try:
             _report.write_html(html_file, _report.render_html(r, now()))
@@ -129,3 +135,5 @@ def report(prefix: str | None, html_file: str | None, as_json: bool,
                                  f"{e.strerror or e}", 2) from None
         if not as_json:
             click.echo(f"wrote {html_file}")
+    if r.unreadable:
+        raise SystemExit(1)  # a store file skipped: damage a person must look at

@@ -17,4 +17,5 @@ class ExitStatus(IntEnum):
     STORE = 74  # EX_IOERR: the store could not be written
     LOCKED = 75  # EX_TEMPFAIL: another renewal holds the lock
     SIGINT = 130
+    SIGPIPE = 141  # the reader of our output went away (kiel verify | head)
     SIGTERM = 143

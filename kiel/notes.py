@@ -24,9 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kiel import faults
+from kiel.urls import redact_text
 
 NOTES = "00notes"
 TAIL_WINDOW = 16384  # bytes read from the end of a notes file by a renewal
+# The longest notes line a reader holds in memory. Kiel's own lines stay far
+# below it (a manifest note is capped by its files); a longer one is a file
+# that is not Kiel's notes (a sparse file, a disk image) and is skipped.
+MAX_LINE = 64 * 2**20
 
 
 class NotRegular(OSError):
@@ -101,7 +106,22 @@ def read_regular(path: str, limit: int | None = None) -> bytes:
 
 
 def dumps(entry: dict[str, Any]) -> bytes:
-    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    """One notes line, every password of a URL in it (in a value or a key,
+    at any depth: a manifest's API and file URLs, header values, an
+    object's URL) replaced by ``***``: this is where every line is
+    serialised, so no password reaches a notes file (docs/contract.md)."""
+    return (json.dumps(_redacted(entry), ensure_ascii=False, separators=(",", ":"))
+            + "\n").encode("utf-8")
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value) if "@" in value and "://" in value else value
+    if isinstance(value, dict):
+        return {_redacted(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def append(path: str, entry: dict[str, Any]) -> None:
@@ -109,7 +129,13 @@ def append(path: str, entry: dict[str, Any]) -> None:
     line = dumps(entry)
     fd = open_regular(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if st.st_nlink > 1:
+            # Kiel never hard-links a store file: a second name is someone
+            # else's file (outside the store, or another record's notes),
+            # and a line appended here would land in it.
+            raise NotRegular(path, f"a hard link ({st.st_nlink} names share this file)")
+        size = st.st_size
         if size:
             # End a torn last line first, so this line stays whole.
             if os.pread(fd, 1, size - 1) != b"\n":
@@ -130,25 +156,69 @@ def append(path: str, entry: dict[str, Any]) -> None:
 class NotesLine:
     number: int
     entry: dict[str, Any] | None  # None: not JSON (a breach, unless torn)
-    raw: bytes
+    raw: bytes  # the line; its first MAX_LINE bytes when it is longer
     torn: bool  # the last line, without a newline
+    too_long: bool = False  # longer than MAX_LINE: skipped unread
 
 
-def read(path: str) -> Iterator[NotesLine]:
-    """Every line of a notes file, torn and broken lines marked."""
+def read(path: str, max_line: int = MAX_LINE) -> Iterator[NotesLine]:
+    """Every line of a notes file, torn, broken and overlong lines marked.
+
+    The one way every reader (show, report, verify, the provider) reads a
+    store's notes: a regular file only (:class:`NotRegular` otherwise, raised
+    before any byte is read: never a FIFO, a device or a link out of the
+    store), and no line held beyond ``max_line`` bytes, so a planted sparse
+    file of gigabytes without a newline costs a bounded buffer. A missing
+    file has no lines."""
+    for number, raw, too_long in _raw_lines(path, max_line):
+        if too_long:
+            yield NotesLine(number, None, raw, not raw.endswith(b"\n"), too_long=True)
+            continue
+        torn = not raw.endswith(b"\n")
+        yield NotesLine(number, None if torn else _parse(raw), raw, torn)
+
+
+def entries_with(path: str, needle: bytes, max_line: int = MAX_LINE
+                 ) -> Iterator[dict[str, Any]]:
+    """The complete, parseable lines of a notes file that contain ``needle``
+    (``b'"back"'``, ``b'"manifest"'``), read as :func:`read` reads: only
+    those lines are parsed, which keeps a walk of every record cheap."""
+    for _number, raw, too_long in _raw_lines(path, max_line):
+        if not too_long and needle in raw and raw.endswith(b"\n"):
+            entry = _parse(raw)
+            if entry is not None:
+                yield entry
+
+
+def _raw_lines(path: str, max_line: int) -> Iterator[tuple[int, bytes, bool]]:
+    """``(number, line, too long)``; a line over ``max_line`` bytes is
+    skipped in pieces, its first ``max_line`` bytes kept (with its newline
+    when it has one, so a torn one still shows as torn)."""
     try:
         fd = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return
     with os.fdopen(fd, "rb") as f:
         number = 0
-        for raw in f:
+        while raw := f.readline(max_line + 1):
             number += 1
-            torn = not raw.endswith(b"\n")
-            entry = None
-            if not torn:
-                entry = _parse(raw)
-            yield NotesLine(number, entry, raw, torn)
+            if len(raw) > max_line and not raw.endswith(b"\n"):
+                head = raw[:max_line]
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the line
+                    raw = f.readline(1 << 20)
+                yield number, head + (b"\n" if raw else b""), True
+                continue
+            yield number, raw, False
+
+
+def read_small(path: str, limit: int) -> bytes | None:
+    """The first ``limit`` bytes of a small store file (``00url``, ``00last``,
+    ``00gone``); None when it is missing. Raises :class:`NotRegular` for
+    anything but a regular file, a symbolic link included."""
+    try:
+        return read_regular(path, limit)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:

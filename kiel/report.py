@@ -15,18 +15,20 @@ from __future__ import annotations
 import html
 import itertools
 import os
+import stat
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
-from kiel import store
+from kiel import readers, store
 from kiel.capacity import Capacity, capacity
 from kiel.discovery import fulltext_status
 from kiel.errors import NotFound
-from kiel.platforms.manifests import newest, read_manifests
+from kiel.platforms.manifests import newest
+from kiel.readers import Problems
 from kiel.replies import answered, status_class
-from kiel.show import object_view
+from kiel.show import deposit_tally, object_view
 from kiel.text import human
 from kiel.tist import iso
 
@@ -116,6 +118,10 @@ class Report:
     deposit_files: int = 0  # files stored (ok, mismatch or unchecked)
     deposit_bytes: int = 0
     deposit_mismatches: int = 0
+    deposit_failed_files: int = 0  # files whose fetch failed, as show counts them
+    # store files skipped because they are not what the contract says (a
+    # planted link, a FIFO): "path: reason", in walk order
+    unreadable: tuple[str, ...] = ()
     # Growth per night and the filesystem's days left at that pace (kiel.capacity)
     capacity: Capacity | None = None
 
@@ -130,11 +136,9 @@ def _day(tist: int) -> str:
 
 def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Report:
     """Walk the store of ``home_root`` (or the part under ``prefix``)."""
-    from kiel.verify import prefix_path
+    from kiel.verify import nothing_matches, prefix_path
 
-    store_root = os.path.join(os.path.abspath(home_root), "store")
-    if not os.path.isdir(store_root):
-        raise NotFound(f"no store at {store_root} (is --home right?)")
+    store_root = readers.store_root(home_root)
     c: Counter[str] = Counter()
     newest: Counter[str] = Counter()
     hosts: Counter[str] = Counter()
@@ -147,15 +151,19 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
 
     walk_prefix = prefix_path(prefix) if prefix else None
     fulltext = FulltextTally()
+    problems = Problems()
     for record_dir in store.iter_record_dirs(store_root, walk_prefix):
         c["records"] += 1
-        fulltext.add(store_root, record_dir)
+        try:
+            fulltext.add(store_root, record_dir)
+        except OSError as e:  # a notes file that is not one: named below
+            problems.add_error(e, record_dir)
         try:
             names = sorted(os.listdir(record_dir))
         except OSError:
             continue
         if "00notes" in names:
-            _deposits(record_dir, c)
+            _deposits(record_dir, c, problems)
         if store.GONE in names:
             c["gone"] += 1
         for name in names:
@@ -170,12 +178,14 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
                 grow_stored[day] += size
                 grow_plain[day] += size
                 grow_versions[day] += 1
-            elif name in (store.LAST, store.GONE, "00notes") and os.path.isfile(full):
-                c["bytes_notes"] += os.path.getsize(full)
+            elif name in (store.LAST, store.GONE, "00notes"):
+                c["bytes_notes"] += _regular_size(full)
             elif os.path.isdir(full) and not os.path.islink(full) and not store.is_tmp(name):
                 _object(full, store_root, c, newest, hosts, rot, per_day, grow_stored,
-                        grow_plain, grow_objects)
+                        grow_plain, grow_objects, problems)
 
+    if walk_prefix and not c["records"]:
+        raise NotFound(nothing_matches(prefix or "", walk_prefix))
     days = sorted(set(grow_stored) | set(grow_versions) | set(grow_objects) | set(per_day))
     growth = []
     totals = [0, 0, 0, 0]
@@ -205,30 +215,42 @@ def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Re
         deposits=c["deposits"], deposit_failures=c["deposit_failures"],
         deposit_files=c["deposit_files"], deposit_bytes=c["deposit_bytes"],
         deposit_mismatches=c["deposit_mismatches"],
+        deposit_failed_files=c["deposit_failed_files"],
+        unreadable=tuple(str(u) for u in problems.items)
+        + ((f"and {problems.more} more reads skipped",) if problems.more else ()),
         capacity=capacity(store_root, walk_prefix),
     )
 
 
-def _deposits(record_dir: str, c: Counter[str]) -> None:
+def _regular_size(path: str) -> int:
+    """The size of a regular file; 0 for a link (never followed), a FIFO, a
+    missing file."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def _deposits(record_dir: str, c: Counter[str], problems: Problems) -> None:
     """Count what the newest manifest note of each deposit says was preserved."""
-    for rec in newest(read_manifests(record_dir)):
+    for rec in newest(readers.manifests(record_dir, problems)):
         c["deposits"] += 1
         if rec.failure:
             c["deposit_failures"] += 1
-        for f in rec.files:
-            if f.status in ("ok", "mismatch", "unchecked"):
-                c["deposit_files"] += 1
-                c["deposit_bytes"] += f.found_size or 0
-            if f.status == "mismatch":
-                c["deposit_mismatches"] += 1
+        tally = deposit_tally(rec)
+        c["deposit_files"] += tally.stored
+        c["deposit_bytes"] += tally.bytes
+        c["deposit_mismatches"] += tally.mismatched
+        c["deposit_failed_files"] += tally.failed
 
 
 def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str],
             hosts: Counter[str], rot: dict[str, list[int]], per_day: dict[str, Counter[str]],
             grow_stored: Counter[str], grow_plain: Counter[str],
-            grow_objects: Counter[str]) -> None:
+            grow_objects: Counter[str], problems: Problems) -> None:
     c["objects"] += 1
-    view = object_view(obj_dir)
+    view = object_view(obj_dir, problems)
     day_outcome: dict[str, str] = {}
     first = None
     for a in view.timeline:
@@ -263,10 +285,7 @@ def _object(obj_dir: str, store_root: str, c: Counter[str], newest: Counter[str]
     if first is not None:
         grow_objects[first] += 1
     for name in ("00notes", "00url"):
-        try:
-            c["bytes_notes"] += os.path.getsize(os.path.join(obj_dir, name))
-        except OSError:
-            pass
+        c["bytes_notes"] += _regular_size(os.path.join(obj_dir, name))
     last = view.newest
     if last is None:
         c["never_attempted"] += 1
@@ -510,7 +529,9 @@ def format_text(r: Report) -> str:
     if r.deposits:
         lines.append(f"deposits          {r.deposits}  ({r.deposit_files} files, "
                      f"{human(r.deposit_bytes)} preserved, {r.deposit_mismatches} mismatched, "
-                     f"{r.deposit_failures} failed)")
+                     f"{r.deposit_failed_files} failed; {r.deposit_failures} "
+                     f"{'deposit' if r.deposit_failures == 1 else 'deposits'} failed whole)")
+    lines += [f"unreadable        {u}" for u in r.unreadable]
     return "\n".join(lines) + "\n"
 
 
@@ -805,7 +826,8 @@ def render_html(r: Report, generated: int) -> str:
         row("deposits", r.deposits), row("deposit files preserved", r.deposit_files),
         row("deposit bytes preserved", f"{human(r.deposit_bytes)} ({r.deposit_bytes})"),
         row("deposit files mismatched", r.deposit_mismatches),
-        row("deposits failed", r.deposit_failures),
+        row("deposit files failed", r.deposit_failed_files),
+        row("deposits failed whole", r.deposit_failures),
     ])
     status_rows = "".join(row(s, n) for s, n in r.newest_status) or row("(none)", "")
     host_rows = "".join(row(h, n) for h, n in r.failing_hosts) or row("(none)", "")

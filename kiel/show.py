@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from kiel import discovery, notes, store
+from kiel import discovery, notes, readers, store
 from kiel.errors import NotFound
 from kiel.escape import unescape
-from kiel.platforms.manifests import ManifestRecord, newest, read_manifests
+from kiel.platforms.manifests import ManifestRecord, newest
+from kiel.readers import Problems, Unreadable
 from kiel.redist import record_path
 from kiel.tist import iso
+
+_MAX_VERSION = 64 * 2**20  # a version read to find the id of a record without notes
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class RecordView:
     skipped: tuple[tuple[str, str, str], ...] = ()
     # the newest manifest note of each deposit the record links (docs/datasets.md)
     deposits: tuple[ManifestRecord, ...] = ()
+    # store files that could not be read as the contract says (a planted link,
+    # a FIFO): named, and skipped
+    unreadable: tuple[Unreadable, ...] = ()
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -93,7 +97,7 @@ class RecordView:
 
 def show(home_root: str, id_or_path: str) -> RecordView:
     """The record directory of a record id, or of a directory path given."""
-    store_root = os.path.join(home_root, "store")
+    store_root = readers.store_root(home_root)
     path = locate_record(store_root, id_or_path)
     return record_view(store_root, path)
 
@@ -127,19 +131,20 @@ def _looks_like_record(path: str) -> bool:
 
 
 def record_view(store_root: str, path: str) -> RecordView:
+    problems = Problems()
     names = sorted(os.listdir(path))
     vs = store.versions(path)
     versions = tuple(
         VersionView(name, tist, iso(tist), _size(os.path.join(path, name)), i == len(vs) - 1)
         for i, (tist, name) in enumerate(vs))
-    last_raw = _read_small(os.path.join(path, store.LAST))
-    last = store.read_last(path)
-    gone_raw = _read_small(os.path.join(path, store.GONE))
+    last_raw = _read_small(os.path.join(path, store.LAST), problems)
+    last = _last(last_raw)
+    gone_raw = _read_small(os.path.join(path, store.GONE), problems)
     gone = int(gone_raw) if gone_raw and gone_raw.strip().isdigit() else None
     record_id = None
     renewals = 0
     skipped: tuple[tuple[str, str, str], ...] = ()
-    for entry in _entries(os.path.join(path, notes.NOTES)):
+    for entry in readers.entries(os.path.join(path, notes.NOTES), problems):
         r = notes.parse_renewal(entry)
         if r is None:
             continue  # an event or a manifest: neither counts as a renewal
@@ -152,27 +157,44 @@ def record_view(store_root: str, path: str) -> RecordView:
     rel = None if rel_path.startswith("..") else rel_path
     if record_id is None:
         record_id = _id_from_version(path, vs) or _id_from_path(rel)
-    objects = tuple(object_view(os.path.join(path, n)) for n in names
+    objects = tuple(object_view(os.path.join(path, n), problems) for n in names
                     if os.path.isdir(os.path.join(path, n))
                     and not os.path.islink(os.path.join(path, n)) and not store.is_tmp(n))
+    deposits = tuple(newest(readers.manifests(path, problems)))
     return RecordView(
         id=record_id, path=path, store_path=rel, versions=versions,
         last=(last.start, last.end) if last else None,
         last_raw=last_raw.rstrip("\n") if last_raw is not None else None,
         gone=gone, renewals=renewals, objects=objects, skipped=skipped,
-        deposits=tuple(newest(read_manifests(path))))
+        deposits=deposits, unreadable=tuple(problems.items))
 
 
-def object_view(obj_dir: str) -> ObjectView:
-    url_raw = _read_small(os.path.join(obj_dir, store.URL), 64 * 1024)
+def _last(raw: str | None) -> store.Last | None:
+    parts = raw.split() if raw is not None else []
+    if raw is None or len(parts) != 2 or not raw.endswith("\n"):
+        return None
+    try:
+        return store.Last(int(parts[0]), int(parts[1]))
+    except ValueError:
+        return None
+
+
+def object_view(obj_dir: str, problems: Problems | None = None) -> ObjectView:
+    """One object directory; the files skipped are added to ``problems``."""
+    problems = Problems() if problems is None else problems
+    url_raw = _read_small(os.path.join(obj_dir, store.URL), problems, 64 * 1024)
     url = url_raw.rstrip("\n") if url_raw is not None else None
-    links = discovery.object_notes(obj_dir)
-    return ObjectView(os.path.basename(obj_dir), url, timeline(obj_dir), links.via,
-                      links.discovered)
+    tl = timeline(obj_dir, problems)
+    try:
+        links = discovery.object_notes(obj_dir)
+    except OSError:  # its 00notes is not a regular file: named by timeline()
+        links = discovery.ObjectNotes(None, None, (), None, None, ())
+    return ObjectView(os.path.basename(obj_dir), url, tl, links.via, links.discovered)
 
 
-def timeline(obj_dir: str) -> tuple[AttemptView, ...]:
+def timeline(obj_dir: str, problems: Problems | None = None) -> tuple[AttemptView, ...]:
     """Attempts and events of an object directory, oldest first."""
+    problems = Problems() if problems is None else problems
     try:
         names = os.listdir(obj_dir)
     except OSError:
@@ -180,7 +202,7 @@ def timeline(obj_dir: str) -> tuple[AttemptView, ...]:
     files = {n: p for n in names if (p := store.parse_attempt(n)) is not None}
     noted: set[str] = set()
     out: list[AttemptView] = []
-    for entry in _entries(os.path.join(obj_dir, notes.NOTES)):
+    for entry in readers.entries(os.path.join(obj_dir, notes.NOTES), problems):
         ev = notes.parse_event(entry)
         if ev is not None:
             out.append(AttemptView(ev.tist, iso(ev.tist), None, None, None, None, None, None,
@@ -235,6 +257,8 @@ def format_text(view: RecordView) -> str:
         lines.append(f"  skipped {value} ({branch}): {reason}")
     if view.deposits:
         lines += deposit_lines(view.deposits)
+    for u in view.unreadable:
+        lines.append(f"unreadable {u}")
     return "\n".join(lines) + "\n"
 
 
@@ -278,6 +302,33 @@ def object_lines(objects: tuple[ObjectView, ...]) -> list[str]:
     return out
 
 
+STORED = ("ok", "mismatch", "unchecked")  # a deposit file's statuses whose bytes are kept
+
+
+@dataclass(frozen=True)
+class DepositTally:
+    """What one manifest note says of its files: ``show`` and ``report``
+    count deposits with this one function, so they agree."""
+
+    by_status: tuple[tuple[str, int], ...]  # (status, files), by status name
+    stored: int  # files whose bytes are kept (STORED)
+    bytes: int  # their size as found
+    mismatched: int
+    failed: int  # files whose fetch failed
+
+
+def deposit_tally(rec: ManifestRecord) -> DepositTally:
+    counts: dict[str, int] = {}
+    stored = size = 0
+    for f in rec.files:
+        counts[f.status] = counts.get(f.status, 0) + 1
+        if f.status in STORED:
+            stored += 1
+            size += f.found_size or 0
+    return DepositTally(tuple(sorted(counts.items())), stored, size,
+                        counts.get("mismatch", 0), counts.get("failed", 0))
+
+
 def deposit_lines(deposits: tuple[ManifestRecord, ...]) -> list[str]:
     """Each deposit as its newest manifest note says: files and verification."""
     out = [f"deposits {len(deposits)}"]
@@ -286,10 +337,7 @@ def deposit_lines(deposits: tuple[ManifestRecord, ...]) -> list[str]:
         if d.failure:
             out.append(f"{head}  {d.failure}: {d.message}")
             continue
-        counts: dict[str, int] = {}
-        for f in d.files:
-            counts[f.status] = counts.get(f.status, 0) + 1
-        tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        tally = ", ".join(f"{n} {s}" for s, n in deposit_tally(d).by_status)
         out.append(f"{head}  version {d.version or '-'}  {d.strategy}, {d.file_count} files, "
                    f"{d.total_size} B ({tally})" + ("  unchanged" if d.unchanged else ""))
         if d.bundle_url:
@@ -336,8 +384,7 @@ def _id_from_version(path: str, vs: list[tuple[int, str]]) -> str | None:
     from kiel.records import parse_stored  # lxml only when needed
 
     try:
-        with open(os.path.join(path, vs[-1][1]), "rb") as f:
-            text = parse_stored(f.read())
+        text = parse_stored(notes.read_regular(os.path.join(path, vs[-1][1]), _MAX_VERSION))
     except (OSError, ValueError, SyntaxError):
         return None
     return text.get("id") if text is not None else None
@@ -357,18 +404,9 @@ def _id_from_path(rel: str | None) -> str | None:
     return None
 
 
-def _entries(path: str) -> Iterator[dict[str, Any]]:
-    return notes.entries(path) if os.path.isfile(path) else iter(())
-
-
-def _read_small(path: str, limit: int = 256) -> str | None:
-    if not os.path.isfile(path):  # a planted fifo must not block
-        return None
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
+def _read_small(path: str, problems: Problems, limit: int = 256) -> str | None:
+    raw = readers.small(path, limit, problems)
+    return raw.decode("utf-8", "replace") if raw is not None else None
 
 
 def _size(path: str) -> int:

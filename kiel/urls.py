@@ -77,7 +77,9 @@ def redact(url: str) -> str:
     return r.name if isinstance(r, Target) else _USERINFO.sub(r"\1***@", url)
 
 
-_USERINFO_ANYWHERE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s\"'<>]*:)[^/?#@\s\"'<>]*@")
+# The password runs to the authority's last "@" (one written unescaped
+# inside it must not leave its end in clear).
+_USERINFO_ANYWHERE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s\"'<>]*:)[^/?#\s\"'<>]*@")
 
 
 def redact_text(text: str) -> str:

@@ -24,15 +24,17 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kiel import notes, store
+from kiel import notes, readers, store
 from kiel.errors import NotFound
-from kiel.escape import escape, inside
+from kiel.escape import escape, inside, within
 from kiel.home import Home, Lock
+from kiel.inflight import InFlight
 from kiel.notes import AttemptNote
 from kiel.redist import record_path, repec_parts
 
@@ -73,6 +75,9 @@ KINDS: dict[str, str] = {
     "tmp-removed": REPAIRED,
     "empty-record": WARNING,  # a record directory without any version
     "unreadable": BREACH,
+    "hard-link": BREACH,
+    # A file a running renewal is writing (kiel/inflight.py): named, never a breach.
+    "in-flight": WARNING,  # a store file sharing its inode with another name (Kiel makes none)
     # Deposits (docs/datasets.md): a file the platform declared otherwise is
     # stored as fetched, so it is no breach of the store, but an operator
     # must hear of it; a stored deposit file that no longer hashes as noted is.
@@ -93,6 +98,9 @@ _LEVEL_NAMES: dict[tuple[str, int], re.Pattern[str]] = {
     ("other", 1): _ESCAPED_NAME,
 }
 _RECORD_FILES = {store.LAST, store.GONE, notes.NOTES}
+# What a renewal leaves for a moment between two writes of a record it is
+# renewing: findings of these kinds in such a record are "in-flight".
+_IN_FLIGHT = {"file-without-notes", "url-missing", "empty-record", "last-missing"}
 _MAX_VERSION_PARSE = 64 * 2**20
 _OBJECT_FILES = {store.URL, notes.NOTES}
 
@@ -148,9 +156,9 @@ class Verification:
     def __init__(self, home_root: str, prefix: str | None = None,
                  fixity: bool = False, repair: bool = False):
         self.home_root = os.path.abspath(home_root)
-        self.store_root = os.path.join(self.home_root, "store")
-        if not os.path.isdir(self.store_root):
-            raise NotFound(f"no store at {self.store_root} (is --home right?)")
+        self.store_root = readers.store_root(self.home_root)
+        self.given_prefix = prefix
+        self.in_flight = InFlight(Home(self.home_root).var)
         self.prefix = prefix_path(prefix) if prefix else None
         self.fixity = fixity
         self.repair = repair
@@ -180,6 +188,8 @@ class Verification:
             if lock is not None:
                 lock.release()
         self._done = True
+        if self.prefix and not self._counts["records"]:
+            raise NotFound(nothing_matches(self.given_prefix or "", self.prefix))
 
     def _walk(self) -> Iterator[Finding]:
         if not self.prefix:
@@ -234,6 +244,13 @@ def verify(home_root: str, prefix: str | None = None, fixity: bool = False,
     return Verification(home_root, prefix, fixity, repair)
 
 
+def nothing_matches(prefix: str, path: str) -> str:
+    """The message for a PREFIX under which the store holds no record."""
+    return (f"no record in the store matches {prefix!r} (no record directory under "
+            f"store/{path}): give a record id prefix such as RePEc:aaa or a store path "
+            "such as RePEc/aaa")
+
+
 def prefix_path(prefix: str) -> str:
     """A store-relative path prefix for a record id prefix or a path.
 
@@ -264,6 +281,8 @@ class _RecordCheck:
 
     def finding(self, kind: str, path: str, detail: str, expected: str | None = None,
                 found: str | None = None) -> Finding:
+        if kind in _IN_FLIGHT and self.v.in_flight.holds(self.rel):
+            kind, detail = "in-flight", f"{detail}: the record is being renewed right now"
         return Finding(kind, os.path.relpath(path, self.v.store_root), detail, expected, found)
 
     def run(self) -> Iterator[Finding]:
@@ -300,6 +319,7 @@ class _RecordCheck:
             else:
                 yield self.finding("bad-name", e.path, "not a version (<tist>.amf.xml), 00last, "
                                    "00gone, 00notes or object directory (escaped URL)")
+        yield from self.shared_inodes(entries)
         v.count("versions", len(version_names))
         if not version_names:
             yield self.finding("empty-record", self.dir, "record directory without a version")
@@ -311,9 +331,40 @@ class _RecordCheck:
         for d in object_dirs:
             yield from _ObjectCheck(self, d).run()
 
+    def shared_inodes(self, entries: list[os.DirEntry[str]]) -> Iterator[Finding]:
+        """Regular files with more than one name: Kiel never hard-links a
+        store file, so the other name is someone else's (a file outside
+        the store, another record's notes), and an append would reach it.
+        A file named a moment ago still shares its inode with the temporary
+        name it was written under (kiel.store.publish): not a breach."""
+        in_flight = set()
+        for e in entries:
+            if store.is_tmp(e.name):
+                try:
+                    in_flight.add(e.inode())
+                except OSError:
+                    pass
+        for e in entries:
+            if store.is_tmp(e.name) or not e.is_file(follow_symlinks=False):
+                continue
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_nlink > 1 and st.st_ino not in in_flight:
+                yield self.finding("hard-link", e.path, f"{st.st_nlink} names share this file "
+                                   f"(inode {st.st_ino}): a hard link Kiel never makes",
+                                   found=str(st.st_nlink))
+
     def tmp(self, path: str) -> Iterator[Finding]:
         # Only files: Kiel never makes a temporary directory, so a directory
         # with that name is someone else's and stays.
+        if store.tmp_owner(os.path.basename(path)) is not None \
+                and not store.tmp_abandoned(path):
+            # Named by a process that still runs (on this host), or by one
+            # of another host less than a day ago: a write under way.
+            yield self.finding("in-flight", path, "temporary file of a running process")
+            return
         if self.v.repair and (os.path.islink(path) or not os.path.isdir(path)):
             try:
                 os.unlink(path)
@@ -388,10 +439,10 @@ class _RecordCheck:
         Kiel found when it was fetched."""
 
         from kiel.platforms.fixity import digest_file
-        from kiel.platforms.manifests import newest, read_manifests
+        from kiel.platforms.manifests import newest
 
         notes_path = os.path.join(self.dir, notes.NOTES)
-        for rec in newest(read_manifests(self.dir)):
+        for rec in newest(readers.manifests(self.dir, readers.Problems())):
             if self.v.fixity and rec.bundle_file:
                 yield from self.bundle_fixity(rec, rec.bundle_file, notes_path)
             for f in rec.files:
@@ -405,10 +456,9 @@ class _RecordCheck:
                                        expected=exp, found=got)
                 if not self.v.fixity or f.file is None:
                     continue
-                full = os.path.join(self.dir, f.file)
-                if not inside(self.dir, os.path.dirname(full)) or not os.path.isfile(full):
-                    yield self.finding("deposit-file-missing", notes_path,
-                                       f"{where}: the note names {f.file}, which is not there")
+                full = yield from self.stored_file(f.file, notes_path, where)
+                if full is None:
+                    self.v.count("fixity_not_checked")
                     continue
                 expected = f.declared if f.status == "ok" else f.found
                 if not expected:
@@ -428,6 +478,35 @@ class _RecordCheck:
                 else:
                     self.v.count("fixity_passed")
 
+    def stored_file(self, name: str, notes_path: str,
+                    where: str) -> Generator[Finding, None, str | None]:
+        """The path to hash for the deposit file a manifest note names: a
+        regular file of this record, or a link to one inside the store.
+        Anything else (missing, a link leaving the store, a link to a
+        device, a FIFO or ``/proc/kcore``) is reported and never read."""
+        full = os.path.join(self.dir, name)
+        if not inside(self.dir, os.path.dirname(full)) or not os.path.lexists(full):
+            yield self.finding("deposit-file-missing", notes_path,
+                               f"{where}: the note names {name}, which is not there")
+            return None
+        real = os.path.realpath(full)
+        if not within(os.path.realpath(self.v.store_root), real):
+            target = os.readlink(full) if os.path.islink(full) else real
+            yield self.finding("link-outside", full, f"{where}: leads to {target}, outside "
+                               "the store: not hashed", found=target)
+            return None
+        try:
+            mode = os.stat(real).st_mode
+        except OSError as e:
+            yield self.finding("deposit-file-missing", notes_path,
+                               f"{where}: {name}: {e.strerror}")
+            return None
+        if not stat.S_ISREG(mode):
+            yield self.finding("not-regular", full, f"{where}: {notes.kind_of(mode)}, not a "
+                               "regular file: not hashed")
+            return None
+        return real
+
     def bundle_fixity(self, rec: ManifestRecord, bundle_file: str,
                       notes_path: str) -> Iterator[Finding]:
         """The files inside a stored bundle, checked again against what the
@@ -437,11 +516,10 @@ class _RecordCheck:
         from kiel.platforms.fixity import check_bundle
         from kiel.platforms.types import ManifestFile
 
-        full = os.path.join(self.dir, bundle_file)
         where = f"{rec.platform} {rec.deposit_id} bundle"
-        if not inside(self.dir, os.path.dirname(full)) or not os.path.isfile(full):
-            yield self.finding("deposit-file-missing", notes_path,
-                               f"{where}: the note names {bundle_file}, which is not there")
+        full = yield from self.stored_file(bundle_file, notes_path, where)
+        if full is None:
+            self.v.count("fixity_not_checked")
             return
         was_ok = [f for f in rec.files if f.status == "ok"]
         files = [ManifestFile(f.path, f.size, f.url or "", md5=f.declared.get("md5"),
@@ -584,6 +662,7 @@ class _ObjectCheck:
             else:
                 yield rc.finding("bad-name", e.path, "not an attempt (<tist>_<status>_<type>), "
                                  "00url or 00notes")
+        yield from rc.shared_inodes(entries)
         v.count("attempt_files", len(attempts))
         url = yield from self.url()
         yield from self.notes(attempts, url)
@@ -753,12 +832,12 @@ def _notes_lines(
     path: str,
 ) -> Iterator[tuple[notes.NotesLine, dict[str, Any] | None, bool]]:
     """``(line, entry, torn)``; a torn last line that happens to be whole
-    JSON still counts for the files it names (only its newline is lost)."""
-    if not os.path.isfile(path):
-        return  # missing, or not a file (reported as not-regular): nothing to read
-    for line in notes.read(path):
+    JSON still counts for the files it names (only its newline is lost).
+    A 00notes that is not a regular file has no lines here: the walk
+    reported it as not-regular (and its link) when it listed the directory."""
+    for line in readers.lines(path, readers.Problems()):
         entry = line.entry
-        if line.torn:
+        if line.torn and not line.too_long:
             try:
                 value = json.loads(line.raw)
                 entry = value if isinstance(value, dict) else None
@@ -769,7 +848,11 @@ def _notes_lines(
 
 def _bad_line(rc: _RecordCheck, path: str, line: notes.NotesLine,
               entry: dict[str, Any] | None, torn: bool) -> Iterator[Finding]:
-    if torn:
+    if line.too_long:
+        yield rc.finding("notes-unparseable", path, f"line {line.number} is longer than "
+                         f"{notes.MAX_LINE // 2**20} MiB: skipped unread",
+                         found=_shown(line.raw))
+    elif torn:
         yield rc.finding("notes-torn", path, f"line {line.number} is torn (no newline): a "
                          "write was interrupted; the next append ends it")
     elif entry is None and _torn_then_ended(line.raw):
@@ -799,11 +882,6 @@ def _shown(raw: bytes) -> str:
 
 def _read(path: str, limit: int) -> bytes | None:
     """The start of a small file; None when missing or not a regular file
-    (a fifo planted as ``00last`` must not block the walk)."""
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
+    (a FIFO or a link planted as ``00last``, reported as not-regular by the
+    walk, is never opened)."""
+    return readers.small(path, limit, readers.Problems())

@@ -69,9 +69,11 @@ def new_version(home: Path, rid: str, tist: int, title: str) -> None:
 
 
 def test_a_change_is_listed_the_moment_its_line_is_written(home):
-    client = Client(create_app(str(home)))
-    before = listing(client)
     now = T0 + 10 * 86400
+    # The provider answers on the same clock as the log (a change is never
+    # dated before an answer already given: test_oai_changelog_hardening.py).
+    client = Client(create_app(str(home), now=lambda: now))
+    before = listing(client)
     new_version(home, "RePEc:aaa:wpaper:2", now - 5, "Two, again")
     new_version(home, "RePEc:zzz:wpaper:1", now - 5, "A new one")
     with ChangeLog.open(str(home), now=lambda: now) as log:
@@ -130,7 +132,7 @@ def test_a_torn_last_line_waits_for_its_end(home):
 
 
 def test_rebuild_dates_a_change_the_log_lost_when_it_lists_it(home):
-    client = Client(create_app(str(home)))
+    client = Client(create_app(str(home), now=lambda: T0 + 6000))  # the rebuild's clock
     before = {i: (d, g) for i, d, g in listing(client)}
     # A version written by a process killed before its change-log line.
     new_version(home, "RePEc:aaa:wpaper:3", T0 + 5000, "Three, changed")

@@ -22,7 +22,7 @@ def test_renewed_store_is_served_and_gone_records_are_deleted(home, clock, tmp_p
     run(home, src, clock=clock)
     t1 = int(clock.t)
     build(home.root)
-    client = Client(create_app(home.root))
+    client = Client(create_app(home.root, now=clock))  # the renewal's clock
     oai = [f"oai:kiel.example.org:{i}" for i in ids]
     assert headers(client) == [(o, iso(t1), False) for o in oai]
 

@@ -143,10 +143,11 @@ def test_cli_json(home):
     assert data["link_rot"][0] == {"day": "2023-11-14", "alive": 3, "dead": 1}
 
 
-def test_cli_no_store_exits_1(tmp_path):
+def test_cli_no_store_exits_2(tmp_path):
+    """A home without store/ is the wrong home: exit 2, as for every command."""
     result = CliRunner().invoke(report_cmd, ["--home", str(tmp_path)])
-    assert result.exit_code == 1
-    assert "no store at" in result.output
+    assert result.exit_code == 2
+    assert "no store here" in result.output
 
 
 def test_memory_stays_flat_in_the_size_of_the_store(tmp_path):

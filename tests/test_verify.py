@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from kiel.cli_tools import verify as verify_cmd
+from kiel.errors import NotFound
 from kiel.escape import escape
 from kiel.home import Home, Lock
 from kiel.redist import record_path
@@ -289,7 +290,9 @@ def test_prefix_restricts_the_walk(home):
     assert found(home, prefix="RePEc/aaa/wpaper") != set()
     assert found(home, prefix=DOI_ID) == set()
     v = verify(home, prefix="RePEc:bbb")
-    assert list(v) == [] and v.summary.records == 0
+    with pytest.raises(NotFound, match="no record in the store matches 'RePEc:bbb'"):
+        list(v)  # said, not a silent "0 breaches"
+    assert v.summary.records == 0
     v = verify(home, prefix="doi:")
     list(v)
     assert v.summary.records == 1

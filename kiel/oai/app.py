@@ -28,6 +28,7 @@ from kiel import store as _store
 from kiel.config import Config, defaults
 from kiel.home import Home
 from kiel.oai import formats
+from kiel.oai.changes import Responses
 from kiel.oai.index import Entry, IndexCache, IndexMissing, entry_for, read_id
 from kiel.oai.token import BadToken, ListPosition, SetsPosition, Tokens, load_key
 from kiel.redist import record_path
@@ -152,6 +153,7 @@ class App:
         self.indexes = IndexCache(self.home.root)
         self.tokens = Tokens(load_key(self.home.root))
         self.now = now
+        self.responses = Responses(self.home.root)
         # At most max_requests answers are made at once (2 cores gain
         # nothing from more); others wait for a slot up to request_wait and
         # are answered 503 with Retry-After only after that.
@@ -242,6 +244,7 @@ class App:
         # moment has a datestamp at or after it, so a harvest from this
         # responseDate sees it.
         now = int(self.now())
+        self.responses.note(now)
         base = self._request.base = self.base_url(environ)
         pairs = self._arguments(environ)
         if pairs is None:

@@ -58,7 +58,7 @@ from lxml import etree
 from kiel import store as _store
 from kiel.errors import StoreError
 from kiel.home import Home
-from kiel.notes import open_regular, parse_event, parse_renewal, read_regular
+from kiel.notes import entries_with, open_regular, parse_event, parse_renewal, read_regular
 from kiel.oai import changes as _changes
 from kiel.redist import record_path, record_sets
 from kiel.spool import merge, write_chunk
@@ -131,25 +131,15 @@ def read_back(record_dir: str) -> int | None:
     The renewal notes a return as an ``"event": "back"`` line, or as
     ``"back": true`` on its renewal line; the newest tist wins.
     """
-    try:
-        data = read_regular(os.path.join(record_dir, "00notes"))
-    except OSError:
-        return None
-    if b'"back"' not in data:  # most records never left: no JSON to parse
-        return None
     newest = None
-    for line in data.splitlines():
-        if b'"back"' not in line:
-            continue
-        try:
-            note = json.loads(line)
-        except ValueError:
-            continue  # a torn last line (docs/contract.md, Notes)
-        if not isinstance(note, dict):
-            continue
-        t = _back_tist(note)
-        if t is not None and (newest is None or t > newest):
-            newest = t
+    try:
+        # Read as every reader reads notes: a regular file, lines bounded.
+        for note in entries_with(os.path.join(record_dir, "00notes"), b'"back"'):
+            t = _back_tist(note)
+            if t is not None and (newest is None or t > newest):
+                newest = t
+    except OSError:
+        return newest
     return newest
 
 
@@ -794,8 +784,7 @@ class Overlay:
     def refresh(self) -> None:
         new: list[_changes.Change] = []
         try:
-            names = sorted(n for n in os.listdir(_changes.changes_dir(self.home_root))
-                           if n.endswith(_changes.SUFFIX))
+            names = _changes.ordered(os.listdir(_changes.changes_dir(self.home_root)))
         except FileNotFoundError:
             return
         for name in names:
@@ -817,14 +806,20 @@ class Overlay:
         ids = dict(self.ids)
         shadow = dict(self._shadow)
         for c in new:
-            old = ids.get(c.id)
-            if old is not None and old.datestamp > c.datestamp:
-                continue  # lines of two processes: the later change wins
+            # The later line wins: segments are read in the order they were
+            # opened, lines in the order written (kiel.oai.changes.order),
+            # never by datestamp, which a clock step can reorder. Its
+            # datestamp never moves the record's back: a harvest from a date
+            # already served still lists it.
             if c.id not in shadow:
                 b = self.base.find(c.id)
                 shadow[c.id] = None if b is None else key_of(b)
-            ids[c.id] = Entry(c.datestamp, c.id, c.kind == "gone", tuple(record_sets(c.id)),
-                                   c.version)
+            old = ids.get(c.id)
+            base_key = shadow[c.id]
+            floor = old.datestamp if old is not None else \
+                (base_key[0] if base_key is not None else 0)
+            ids[c.id] = Entry(max(c.datestamp, floor), c.id, c.kind == "gone",
+                              tuple(record_sets(c.id)), c.version)
         self.ids, self._shadow = ids, shadow
         self._sorted = sorted((key_of(e), e) for e in self.ids.values())
         self.version += 1

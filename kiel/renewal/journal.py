@@ -15,9 +15,8 @@ import shutil
 import threading
 
 from kiel.store import pid_alive
-
-JOURNAL = "journal"
-WORKDIR_PREFIX = "run-"
+from kiel.workdir import JOURNAL as JOURNAL  # re-exported: run.py names it journal.JOURNAL
+from kiel.workdir import pid_of
 
 
 class Journal:
@@ -58,14 +57,6 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def pid_of(workdir_name: str) -> int | None:
-    """The process that made a work directory (``run-<tist>[-shard-K-of-N]-<pid>``)."""
-    if not workdir_name.startswith(WORKDIR_PREFIX):
-        return None
-    tail = workdir_name.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else None
 
 
 def unfinished(var_dir: str) -> tuple[set[str], list[str]]:
