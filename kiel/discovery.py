@@ -812,11 +812,10 @@ def _reach(start: list[str], by_url: dict[str, ObjectNotes]) -> set[str]:
 
 
 def _read_url(obj_dir: str) -> str | None:
-    path = os.path.join(obj_dir, store.URL)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, "rb") as f:
-            return f.read(64 * 1024).decode("utf-8", "replace").rstrip("\n") or None
+    try:  # a regular file only: a planted link's target is never read
+        raw = notes.read_small(os.path.join(obj_dir, store.URL), 64 * 1024)
     except OSError:
         return None
+    if raw is None:
+        return None
+    return raw.decode("utf-8", "replace").rstrip("\n") or None
