@@ -83,7 +83,7 @@ class Ctx:
             return None
         out = []
         for f in prev.files:
-            if f.url is None:
+            if f.url is None or ":***@" in f.url:  # a redacted URL is not the one to ask
                 return None
             access = f.status if f.status in ("restricted", "embargoed") else "open"
             out.append(ManifestFile(path=f.path, size=f.size, url=f.url,
@@ -170,8 +170,11 @@ def hexsum(value: Any) -> str | None:
 
 
 def base_of(url: str) -> str:
+    """Scheme and authority of ``url``: the host lower-cased, a user and
+    password kept as given (the platform is sent what the record names)."""
     parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    return f"{parts.scheme.lower()}://{userinfo}{at}{hostport.lower()}"
 
 
 def host_of(url: str) -> str:

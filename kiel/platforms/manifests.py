@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kiel import notes
+from kiel import notes, urls
 from kiel.platforms.types import ALGORITHMS, Failure, FileOutcome, Manifest, Verdict
 
 EVENT = "manifest"
@@ -96,23 +96,24 @@ def manifest_note(manifest: Manifest, per_file_results: Mapping[str, FileOutcome
         out = per_file_results.get(f.path)
         verdict: Verdict | None = out.verdict if out else None
         files.append({
-            "path": f.path, "size": f.size, "url": f.url, "media_type": f.media_type,
+            "path": f.path, "size": f.size, "url": urls.redact(f.url), "media_type": f.media_type,
             "declared": f.declared(),
             "found": {a: v for a, v in (out.found if out else {}).items() if a in ALGORITHMS},
             "found_size": out.size if out else None,
             "file": out.file if out else None,
             "status": _status(out, f.access),
             "algorithm": verdict.algorithm if verdict else None,
-            "error": out.error if out else None,
+            "error": urls.redact_text(out.error) if out and out.error else None,
         })
     return {
         "event": EVENT, "tist": tist, "platform": manifest.platform,
         "domain": manifest.domain, "deposit": manifest.deposit_id,
         "deposit_version": manifest.version, "strategy": manifest.strategy,
         "file_count": manifest.file_count, "total_size": manifest.total_size,
-        "bundle": manifest.bundle_url if manifest.strategy == "bundle" else None,
+        "bundle": urls.redact(manifest.bundle_url) if manifest.strategy == "bundle"
+        and manifest.bundle_url else None,
         "bundle_file": bundle.file if bundle else None,
-        "api": list(manifest.api_urls), "fingerprint": fingerprint(manifest),
+        "api": [urls.redact(u) for u in manifest.api_urls], "fingerprint": fingerprint(manifest),
         "unchanged": unchanged, "failure": None,
         "mismatches": sum(1 for x in files if x["status"] == "mismatch"),
         "files": files,
@@ -125,8 +126,9 @@ def failure_note(failure: Failure, tist: int) -> dict[str, Any]:
         "event": EVENT, "tist": tist, "platform": failure.platform, "domain": failure.domain,
         "deposit": failure.deposit_id, "deposit_version": None, "strategy": None,
         "file_count": 0, "total_size": 0, "bundle": None, "bundle_file": None,
-        "api": list(failure.api_urls), "fingerprint": None, "unchanged": False,
-        "failure": {"name": failure.name, "message": failure.message},
+        "api": [urls.redact(u) for u in failure.api_urls], "fingerprint": None,
+        "unchanged": False,
+        "failure": {"name": failure.name, "message": urls.redact_text(failure.message)},
         "mismatches": 0, "files": [],
     }
 

@@ -1,0 +1,191 @@
+"""Deposits under attack: hostile platforms, bundles and listings against a
+real renewal. A Dataverse installation runs on loopback (any host may be
+one), serving its API, its files and its "download all" zip from bytes the
+test builds; the store and the notes are the test (docs/hardening.md,
+Deposits)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from kiel import notes
+from conftest import record_dir, run, set_config, text, write_amf
+
+PID = "doi:10.7910/DVN/HARD01"
+
+
+@dataclass
+class DvFile:
+    fid: int
+    name: str
+    body: bytes
+    size: int | None = -1  # declared; -1: the body's own size
+    md5: str | None = ""  # declared; "": the body's own md5
+    folder: str | None = None
+
+    def entry(self) -> dict[str, Any]:
+        size = len(self.body) if self.size == -1 else self.size
+        md5 = hashlib.md5(self.body).hexdigest() if self.md5 == "" else self.md5
+        df: dict[str, Any] = {"id": self.fid, "filename": self.name,
+                              "contentType": "application/octet-stream"}
+        if size is not None:
+            df["filesize"] = size
+        if md5 is not None:
+            df["md5"] = md5
+        row: dict[str, Any] = {"label": self.name, "restricted": False, "dataFile": df}
+        if self.folder:
+            row["directoryLabel"] = self.folder
+        return row
+
+
+@dataclass
+class Dataverse:
+    """One dataset, its files and its bundle, served over HTTP on 127.0.0.1."""
+
+    files: list[DvFile] = field(default_factory=list)
+    bundle: bytes | None = None
+    api_down: bool = False  # the API answers 503 (the files still do)
+    api_body: bytes | None = None  # served instead of the dataset's JSON
+    credentials: str | None = None  # "user:password" every request must send
+    log: list[tuple[str, int]] = field(default_factory=list)
+    port: int = 0
+
+    def dataset(self) -> bytes:
+        if self.api_body is not None:
+            return self.api_body
+        return json.dumps({"status": "OK", "data": {
+            "versionNumber": 1, "versionMinorNumber": 0, "versionState": "RELEASED",
+            "files": [f.entry() for f in self.files]}}).encode()
+
+    def answer(self, handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(handler.path)
+        if self.credentials is not None:
+            want = "Basic " + base64.b64encode(self.credentials.encode()).decode()
+            if handler.headers.get("Authorization") != want:
+                return 401, {"WWW-Authenticate": 'Basic realm="dv"'}, b""
+        if parts.path == "/dataset.xhtml":
+            return 200, {"Content-Type": "text/html"}, b"<html><body>dataset</body></html>"
+        if parts.path.startswith("/api/datasets/"):
+            if self.api_down:
+                return 503, {"Content-Type": "text/plain"}, b"down for maintenance"
+            return 200, {"Content-Type": "application/json"}, self.dataset()
+        if parts.path.startswith("/api/access/dataset/") and self.bundle is not None:
+            return 200, {"Content-Type": "application/zip"}, self.bundle
+        if parts.path.startswith("/api/access/datafile/"):
+            fid = int(parts.path.rsplit("/", 1)[-1])
+            for f in self.files:
+                if f.fid == fid:
+                    etag = '"' + hashlib.sha256(f.body).hexdigest()[:16] + '"'
+                    if handler.headers.get("If-None-Match") == etag:
+                        return 304, {"ETag": etag}, b""
+                    return 200, {"Content-Type": "application/octet-stream",
+                                 "ETag": etag}, f.body
+        return 404, {"Content-Type": "text/plain"}, b"no such thing"
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def link(self, userinfo: str = "") -> str:
+        at = f"{userinfo}@" if userinfo else ""
+        return f"http://{at}127.0.0.1:{self.port}/dataset.xhtml?persistentId={PID}"
+
+    def asked(self, prefix: str) -> int:
+        return sum(1 for p, _ in self.log if p.startswith(prefix))
+
+
+@pytest.fixture
+def dv() -> Iterator[Dataverse]:
+    state = Dataverse()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            status, headers, body = state.answer(self)
+            state.log.append((self.path, status))
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except OSError:
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.port = server.server_address[1]
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+RID = "RePEc:aaa:wpaper:77"
+
+
+def renew(home: Any, tmp_path: Path, clock: Any, link: str, **opts: Any) -> Any:
+    return run(home, write_amf(tmp_path / "a.xml", text(RID, link)), clock=clock, **opts)
+
+
+def manifests(home: Any) -> list[dict[str, Any]]:
+    return [e for e in notes.entries(str(record_dir(home, RID) / "00notes"))
+            if e.get("event") == "manifest"]
+
+
+def everything_stored(home: Any) -> bytes:
+    """Every file of the record directory but the record's own versions
+    (the record as harvested, password included, is what is preserved)."""
+    out = b""
+    for p in sorted(record_dir(home, RID).rglob("*")):
+        if p.is_file() and not p.name.endswith(".amf.xml"):
+            out += p.read_bytes()
+    return out
+
+
+# -- passwords ---------------------------------------------------------------------------
+
+
+def test_a_deposit_password_is_sent_as_given_and_never_written(home, dv, tmp_path, clock):
+    """The platform is sent the password as the record gives it (its case
+    kept: the netloc is not lower-cased), and no line Kiel writes holds it:
+    the manifest note's ``api``, ``bundle`` and ``files[].url`` are redacted."""
+    dv.credentials = "Reader:PassWord"
+    dv.files = [DvFile(21, "a.csv", b"x,y\n1,2\n"), DvFile(22, "b.csv", b"x,y\n3,4\n")]
+    set_config(home, max_file_count=10)
+    s = renew(home, tmp_path, clock, dv.link("Reader:PassWord"))
+    assert s.input_errors == 0, s.problems
+    (m,) = manifests(home)
+    assert m["failure"] is None, m
+    assert [f["status"] for f in m["files"]] == ["ok", "ok"]
+    assert all(code == 200 for _, code in dv.log), dv.log
+    stored = everything_stored(home)
+    assert b"PassWord" not in stored
+    assert all("Reader:***@" in u for u in m["api"])
+    assert all("Reader:***@" in f["url"] for f in m["files"])
+
+    # the next renewal still sends it (the note's URLs are not the ones asked)
+    clock.advance(86400)
+    renew(home, tmp_path, clock, dv.link("Reader:PassWord"))
+    assert all(code in (200, 304) for _, code in dv.log), dv.log
+    assert manifests(home)[-1]["unchanged"] is True
+    assert b"PassWord" not in everything_stored(home)
