@@ -147,6 +147,14 @@ def renew(home: Any, tmp_path: Path, clock: Any, link: str, **opts: Any) -> Any:
     return run(home, write_amf(tmp_path / "a.xml", text(RID, link)), clock=clock, **opts)
 
 
+def cli(home: Any, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from kiel.cli import main
+
+    return CliRunner().invoke(main, [*args, "--home", str(home.root)])
+
+
 def manifests(home: Any) -> list[dict[str, Any]]:
     return [e for e in notes.entries(str(record_dir(home, RID) / "00notes"))
             if e.get("event") == "manifest"]
@@ -189,3 +197,43 @@ def test_a_deposit_password_is_sent_as_given_and_never_written(home, dv, tmp_pat
     assert all(code in (200, 304) for _, code in dv.log), dv.log
     assert manifests(home)[-1]["unchanged"] is True
     assert b"PassWord" not in everything_stored(home)
+
+
+# -- a night without the API -------------------------------------------------------------
+
+
+def test_a_night_without_the_api_is_recovered_from(home, dv, tmp_path, clock):
+    """A night the API answers 503 is a failure note; the next night the files
+    answer 304 to their conditional requests, and a 304 that links a body
+    which matches the manifest is a verified file, not ``failed error 304``;
+    the night after, the deposit is unchanged (one API request)."""
+    dv.files = [DvFile(31, "a.csv", b"a,b\n1,2\n"), DvFile(32, "b.csv", b"a,b\n3,4\n"),
+                DvFile(33, "c.txt", b"read me\n")]
+    set_config(home, max_file_count=10)
+    link = dv.link()
+    renew(home, tmp_path, clock, link)
+    assert [f["status"] for f in manifests(home)[-1]["files"]] == ["ok"] * 3
+
+    dv.api_down = True
+    clock.advance(86400)
+    renew(home, tmp_path, clock, link)
+    assert manifests(home)[-1]["failure"]["name"] == "platform-error"
+
+    dv.api_down = False
+    clock.advance(86400)
+    before = len(dv.log)
+    renew(home, tmp_path, clock, link)
+    m = manifests(home)[-1]
+    assert [code for p, code in dv.log[before:] if "datafile" in p] == [304] * 3
+    assert [f["status"] for f in m["files"]] == ["ok"] * 3, m["files"]
+    rdir = record_dir(home, RID)
+    for f, src in zip(m["files"], dv.files):
+        assert (rdir / f["file"]).read_bytes() == src.body
+        assert f["found"]["sha256"] == hashlib.sha256(src.body).hexdigest()
+
+    clock.advance(86400)
+    before = len(dv.log)
+    renew(home, tmp_path, clock, link)
+    assert manifests(home)[-1]["unchanged"] is True
+    assert dv.asked("/api/access/datafile/") == 6  # nothing asked again
+    assert cli(home, "verify", "--fixity").exit_code == 0
