@@ -141,6 +141,35 @@ def dv() -> Iterator[Dataverse]:
 
 
 RID = "RePEc:aaa:wpaper:77"
+MiB = 1 << 20
+
+
+def deflated_zeros(mib: int) -> tuple[bytes, int, int]:
+    """A raw deflate stream of ``mib`` MiB of zeros (about 1 KiB a MiB), its
+    CRC and its size: one flushed block repeated, so building it is quick."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = c.compress(bytes(MiB)) + c.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(mib):
+        crc = zlib.crc32(bytes(MiB), crc)
+    return piece * mib + c.flush(), crc, mib * MiB
+
+
+def build_zip(members: list[tuple[str, bytes, int, int]], method: int = 8,
+              flags: int = 0) -> bytes:
+    """A zip written byte by byte: (name, compressed data, CRC, size the
+    headers declare) for each member, so a header may lie."""
+    out, central = bytearray(), bytearray()
+    for name, data, crc, size in members:
+        n = name.encode("utf-8", "surrogatepass")
+        off = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, method, 0, 0x21, crc,
+                           len(data), size, len(n), 0) + n + data
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, method, 0,
+                               0x21, crc, len(data), size, len(n), 0, 0, 0, 0, 0, off) + n
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members),
+                      len(central), len(out), 0)
+    return bytes(out + central + end)
 
 
 def renew(home: Any, tmp_path: Path, clock: Any, link: str, **opts: Any) -> Any:
@@ -237,3 +266,67 @@ def test_a_night_without_the_api_is_recovered_from(home, dv, tmp_path, clock):
     assert manifests(home)[-1]["unchanged"] is True
     assert dv.asked("/api/access/datafile/") == 6  # nothing asked again
     assert cli(home, "verify", "--fixity").exit_code == 0
+
+
+# -- a zip bomb in a bundle --------------------------------------------------------------
+
+
+def bomb(mib: int = 256) -> tuple[bytes, list[DvFile]]:
+    """Three members of ``mib`` MiB of zeros (about 1 KB a MiB), each declared
+    10 bytes by the platform: the first with an honest zip header, the second
+    with a header that lies too (10 bytes), the third with no size from the
+    platform."""
+    data, crc, size = deflated_zeros(mib)
+    z = build_zip([("m0.csv", data, crc, size), ("m1.csv", data, crc, 10),
+                   ("m2.csv", data, crc, size)])
+    files = [DvFile(41, "m0.csv", bytes(10)), DvFile(42, "m1.csv", bytes(10)),
+             DvFile(43, "m2.csv", bytes(10), size=None, md5=None)]
+    return z, files
+
+
+def test_a_zip_bomb_in_a_bundle_is_stopped_at_the_first_lie(home, dv, tmp_path, clock):
+    """A bundle whose members inflate to 256 MiB each, declared 10 bytes by
+    the platform: no member is inflated past what was declared, the whole
+    bundle within ``max_total_size``; the note names each lie, in seconds."""
+    dv.bundle, dv.files = bomb()
+    set_config(home, max_file_count=2, max_total_size="64MiB")
+    t0 = time.monotonic()
+    s = renew(home, tmp_path, clock, dv.link())
+    took = time.monotonic() - t0
+    assert s.input_errors == 0, s.problems
+    (m,) = manifests(home)
+    assert m["strategy"] == "bundle" and m["bundle_file"], m
+    by = {f["path"]: f for f in m["files"]}
+    assert by["m0.csv"]["status"] == "mismatch"
+    assert by["m0.csv"]["error"] == ("the bundle declares 268435456 bytes, the platform 10; "
+                                     "not inflated")
+    assert by["m1.csv"]["status"] != "ok" and "CRC" in by["m1.csv"]["error"]
+    assert by["m2.csv"]["status"] == "unchecked"
+    assert "bytes allowed for the whole bundle" in by["m2.csv"]["error"]
+    assert took < 10, took
+    assert cli(home, "verify").exit_code == 0
+
+
+def test_verify_fixity_does_not_inflate_a_bomb(home, dv, tmp_path, clock):
+    """``verify --fixity`` checks a bundle with the same function: a stored
+    bundle whose members passed, damaged into a bomb, is a breach found in
+    seconds, not 2 GiB inflated and hashed three ways."""
+    z, _ = bomb(1024)
+    honest = [DvFile(41, "m0.csv", b"0123456789"), DvFile(42, "m1.csv", b"abcdefghij"),
+              DvFile(43, "m2.csv", b"klmnopqrst")]
+    dv.files = honest
+    dv.bundle = build_zip([(f.name, f.body, zlib.crc32(f.body), 10) for f in honest],
+                          method=0)
+    set_config(home, max_file_count=2)
+    renew(home, tmp_path, clock, dv.link())
+    (m,) = manifests(home)
+    assert [f["status"] for f in m["files"]] == ["ok"] * 3, m["files"]
+    stored = record_dir(home, RID) / m["bundle_file"]
+    stored.chmod(0o644)
+    stored.write_bytes(z)  # the damage
+    t0 = time.monotonic()
+    r = cli(home, "verify", "--fixity")
+    took = time.monotonic() - t0
+    assert r.exit_code == 1, r.output
+    assert r.output.count("deposit-fixity-failed") == 3, r.output
+    assert took < 8, took

@@ -48,6 +48,7 @@ class Deposit:
     bundle: FileOutcome | None = None
     done: bool = False
     previous: platforms.ManifestRecord | None = None  # the deposit's last manifest note
+    stopping: Callable[[], bool] | None = None  # the run is stopping: leave a bundle unread
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin(self) -> None:
@@ -143,7 +144,9 @@ class Deposit:
         if m.strategy == "bundle" and url == m.bundle_url:
             if ok and written is not None:
                 size, found = platforms.digest_file(written.real, ("sha256", "sha1"))
-                for path, out in platforms.check_bundle(written.real, m).items():
+                for path, out in platforms.check_bundle(
+                        written.real, m, max_total=self.limits.max_total_size,
+                        stop=self.stopping).items():
                     self.outcomes[path] = out
                 self.bundle = FileOutcome(None, size, found, rel)
             else:
