@@ -330,3 +330,115 @@ def test_verify_fixity_does_not_inflate_a_bomb(home, dv, tmp_path, clock):
     assert r.exit_code == 1, r.output
     assert r.output.count("deposit-fixity-failed") == 3, r.output
     assert took < 8, took
+
+
+# -- a listing without end ---------------------------------------------------------------
+
+
+@dataclass
+class Pages:
+    """An OSF Storage listing of ``count`` pages of ``pad`` bytes each, served
+    on loopback; the deposit's URLs keep OSF's host, sent here by the driver."""
+
+    count: int
+    pad: int
+    port: int = 0
+    asked: int = 0
+
+    def page(self, n: int) -> bytes:
+        nxt = f"https://api.osf.io/v2/nodes/abcde/files/osfstorage/?page={n + 1}" \
+            if n < self.count else None
+        data = [{"id": f"f{n}-{i}", "type": "files",
+                 "attributes": {"kind": "file", "name": f"f{n}-{i}.csv", "size": 4,
+                                "materialized_path": f"/f{n}-{i}.csv",
+                                "extra": {"hashes": {}}},
+                 "links": {"download": f"https://osf.io/download/f{n}-{i}/"}}
+                for i in range(10)]
+        return json.dumps({"data": data, "links": {"next": nxt},
+                           "meta": {"padding": "x" * self.pad}}).encode()
+
+
+def drive(deposit: Any, port: int, tmp_path: Path) -> None:
+    """Play the engine for one deposit: fetch what it queues from the local
+    server (OSF's host sent to 127.0.0.1), store each body in a file, tell it."""
+    import httpx
+
+    from kiel.renewal import deposits
+
+    queue: list[tuple[str, str]] = []
+
+    def enqueue(rec: Any, target: Any, dep: Any, role: str, accept: Any) -> bool:
+        queue.append((target.fetch, role))
+        return True
+
+    deposit.enqueue = enqueue
+    assert isinstance(deposit, deposits.Deposit)
+    deposit.begin()
+    n = 0
+    with httpx.Client() as client:
+        while queue:
+            url, role = queue.pop(0)
+            parts = urlsplit(url)
+            r = client.get(f"http://127.0.0.1:{port}{parts.path}?{parts.query}")
+            n += 1
+            body = tmp_path / f"body{n}"
+            body.write_bytes(r.content)
+            written = type("W", (), {"name": body.name, "link": None, "real": str(body),
+                                     "note": type("N", (), {"status": str(r.status_code)})})
+            if role == "api":
+                deposit.answered(url, written, str(r.status_code), None)
+            else:
+                deposit.file_done(url, written, str(tmp_path))
+
+
+def test_a_listing_of_many_large_pages_is_bounded_as_a_whole(tmp_path):
+    """Pages of 2 MiB each, 40 of them: the deposit's answers together pass
+    ``max_api_bytes`` (64 MiB) and the deposit ends in a named failure note
+    after 32 pages, none asked after it. No answer's bytes are held once
+    it is parsed (nor parsed again at the next step), and the whole walk
+    stays within a small multiple of the budget."""
+    import tracemalloc
+
+    from kiel.platforms import Limits, match
+    from kiel.renewal.deposits import Deposit
+
+    pages = Pages(count=40, pad=2 * MiB)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            q = parse_qs(urlsplit(self.path).query)
+            n = int(q.get("page", ["1"])[0])
+            pages.asked += 1
+            body = pages.page(n)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.api+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rdir = tmp_path / "record"
+        rdir.mkdir()
+        ref = match("https://osf.io/abcde/")
+        assert ref is not None
+        rec = type("R", (), {"dir": str(rdir)})()
+        d = Deposit(rec, ref, Limits(), "2026-12-04",
+                    lambda *a: False, lambda: 1700000000)
+        tracemalloc.start()
+        drive(d, server.server_address[1], tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        server.shutdown()
+        server.server_close()
+    (m,) = [e for e in notes.entries(str(rdir / "00notes")) if e.get("event") == "manifest"]
+    assert m["failure"]["name"] == "platform-error", m
+    assert "max_api_bytes" in m["failure"]["message"]
+    assert pages.asked == 32
+    assert sum(len(a.body) for a in d.answers.values()) < 2 * MiB
+    assert peak < 3 * 64 * MiB, peak

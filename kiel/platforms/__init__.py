@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
+from typing import Any
 
 from kiel.platforms import archiveorg, dataverse, dryad, figshare, osf, zenodo
 from kiel.platforms._common import Ctx, Need, Stop
@@ -122,18 +123,20 @@ def start(ref: DepositRef, limits: Limits | None = None, today: str | None = Non
 
 
 def advance(ref: DepositRef, answers: Mapping[str, Answer], limits: Limits | None = None,
-            today: str | None = None, previous: ManifestRecord | None = None
-            ) -> Step | Manifest | Failure:
+            today: str | None = None, previous: ManifestRecord | None = None,
+            parsed: dict[str, Any] | None = None) -> Step | Manifest | Failure:
     """The next step, given every answer fetched so far for this deposit
     (keyed by the URL of its :class:`Request`). ``today`` (``YYYY-MM-DD``)
     tells a past embargo from a running one. ``previous`` is the deposit's
     last manifest note (:func:`previous`): with it an unchanged deposit costs
-    one API request (docs/datasets.md, Requests per renewal)."""
+    one API request (docs/datasets.md, Requests per renewal). ``parsed``
+    keeps each body parsed once across calls, by URL: a caller that passes
+    it may drop the bytes of an answer once its URL is there."""
     module = PLATFORMS.get(ref.platform)
     if module is None:
         return Failure("platform-scope", f"no platform helper named {ref.platform!r}",
                        ref.platform, ref.domain, ref.deposit_id)
-    ctx = Ctx(ref, answers, today, previous)
+    ctx = Ctx(ref, answers, today, previous, parsed)
     resolve: Callable[[Ctx, Limits], Manifest | Failure] = module.resolve
     try:
         return resolve(ctx, limits or Limits())
@@ -154,4 +157,5 @@ def advance(ref: DepositRef, answers: Mapping[str, Answer], limits: Limits | Non
 def limits_from(config: object) -> Limits:
     """The limits a :class:`kiel.config.Config` sets."""
     return Limits(max_file_count=getattr(config, "max_file_count", Limits.max_file_count),
-                  max_total_size=getattr(config, "max_total_size", Limits.max_total_size))
+                  max_total_size=getattr(config, "max_total_size", Limits.max_total_size),
+                  max_api_bytes=getattr(config, "max_api_bytes", Limits.max_api_bytes))

@@ -54,9 +54,13 @@ class Stop(Exception):
 
 class Ctx:
     def __init__(self, ref: DepositRef, answers: Mapping[str, Answer],
-                 today: str | None = None, previous: ManifestRecord | None = None):
+                 today: str | None = None, previous: ManifestRecord | None = None,
+                 parsed: dict[str, Any] | None = None):
         self.ref = ref
         self.answers = answers
+        # Bodies parsed at an earlier step, by final URL: an answer is parsed
+        # once, and its caller may drop the bytes (kiel.renewal.deposits).
+        self.parsed = parsed if parsed is not None else {}
         self.today = today  # YYYY-MM-DD, to tell a past embargo from a running one
         # The deposit's last manifest note: a helper that sees the same version
         # again takes its files from it instead of listing them (one request).
@@ -118,10 +122,14 @@ class Ctx:
         if status != "200":
             detail = "no complete answer" if status == "000" else f"status {status}"
             raise Stop("platform-error", f"{detail} from {final}")
+        if final in self.parsed:
+            return self.parsed[final]
         try:
-            return json.loads(got.body)
-        except ValueError:
+            value = json.loads(got.body)
+        except (ValueError, RecursionError):
             raise Stop("platform-error", f"not JSON at {final}") from None
+        self.parsed[final] = value
+        return value
 
 
 def obj(value: Any, where: str) -> dict[str, Any]:

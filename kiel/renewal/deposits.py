@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kiel import notes, platforms, urls
 from kiel.objects import Written
@@ -48,6 +49,8 @@ class Deposit:
     bundle: FileOutcome | None = None
     done: bool = False
     previous: platforms.ManifestRecord | None = None  # the deposit's last manifest note
+    parsed: dict[str, Any] = field(default_factory=dict)  # API bodies, parsed once
+    api_bytes: int = 0  # what the API answers cost so far (Limits.max_api_bytes)
     stopping: Callable[[], bool] | None = None  # the run is stopping: leave a bundle unread
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,20 +64,43 @@ class Deposit:
 
     def answered(self, url: str, written: Written | None, status: str,
                  location: str | None) -> None:
-        """An API job ended: its answer (the stored body), or None when not fetched."""
+        """An API job ended: its answer (the stored body), or None when not fetched.
+
+        The answers of one deposit together stay within ``max_api_bytes``
+        (their bytes, and what parsing them costs): past it the deposit ends
+        in a named failure. Each body is parsed once; its bytes are dropped
+        then, so a listing of many pages is not held, nor read again."""
         body = b""
+        with self._lock:
+            left = self.limits.max_api_bytes - self.api_bytes
         if written is not None and os.path.isfile(written.real):
             with open(written.real, "rb") as f:
-                body = f.read(64 * 1024 * 1024)
+                body = f.read(max(left, 0) + 1)
+        cost = len(body) + 64 * (body.count(b"{") + body.count(b"["))
         if status == "304":
             status = "200"  # the body confirmed is the body of the 200
         with self._lock:
-            self.answers[url] = Answer(status, body, location)
+            self.api_bytes += cost
+            over = self.api_bytes > self.limits.max_api_bytes
+            self.answers[url] = Answer(status, b"" if over else body, location)
             self.waiting.discard(url)
-            if self.waiting or self.done:
+            if self.done or (self.waiting and not over):
                 return
-        self._next(platforms.advance(self.ref, self.answers, self.limits, self.today,
-                                     self.previous))
+        del body
+        if over:
+            self._note(platforms.failure_note(platforms.Failure(
+                "platform-error", f"the API answers of this deposit pass "
+                f"{self.limits.max_api_bytes} bytes together (max_api_bytes) at {url}; "
+                "the listing is not read further", self.ref.platform, self.ref.domain,
+                self.ref.deposit_id, tuple(self.answers)), self.now()))
+            return
+        step = platforms.advance(self.ref, self.answers, self.limits, self.today,
+                                 self.previous, self.parsed)
+        with self._lock:
+            for u, a in self.answers.items():  # only a 200 not parsed yet is read again
+                if a.body and (u in self.parsed or a.status != "200"):
+                    self.answers[u] = Answer(a.status, b"", a.location)
+        self._next(step)
 
     def _next(self, step: Step | Manifest | platforms.Failure) -> None:
         if isinstance(step, Step):
