@@ -184,6 +184,17 @@ def cli(home: Any, *args: str) -> Any:
     return CliRunner().invoke(main, [*args, "--home", str(home.root)])
 
 
+def strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+
+
 def manifests(home: Any) -> list[dict[str, Any]]:
     return [e for e in notes.entries(str(record_dir(home, RID) / "00notes"))
             if e.get("event") == "manifest"]
@@ -442,3 +453,56 @@ def test_a_listing_of_many_large_pages_is_bounded_as_a_whole(tmp_path):
     assert pages.asked == 32
     assert sum(len(a.body) for a in d.answers.values()) < 2 * MiB
     assert peak < 3 * 64 * MiB, peak
+
+
+# -- deposits that ended in an internal error ---------------------------------------------
+
+
+def _three(body: Callable[[int], bytes]) -> list[DvFile]:
+    return [DvFile(50 + i, f"m{i}.csv", body(i)) for i in range(3)]
+
+
+def _deflate64(dv: Dataverse) -> str:
+    dv.files = _three(lambda i: b"%d" % i * 10)
+    dv.bundle = build_zip([(f.name, f.body, zlib.crc32(f.body), 10) for f in dv.files],
+                          method=9)
+    return "compressed in a way Kiel cannot read"
+
+
+def _encrypted(dv: Dataverse) -> str:
+    dv.files = _three(lambda i: b"%d" % i * 10)
+    dv.bundle = build_zip([(f.name, f.body, zlib.crc32(f.body), 10) for f in dv.files],
+                          method=0, flags=1)
+    return "encrypted"
+
+
+def _surrogate_name(dv: Dataverse) -> str:
+    dv.files = [DvFile(61, "caf\udc80.csv", b"x\n"), DvFile(62, "b.csv", b"y\n")]
+    dv.api_body = json.dumps({"status": "OK", "data": {
+        "versionNumber": 1, "versionMinorNumber": 0, "versionState": "RELEASED",
+        "files": [f.entry() for f in dv.files]}}).encode()
+    return "caf\\udc80.csv"
+
+
+def _surrogate_status(dv: Dataverse) -> str:
+    dv.api_body = json.dumps({"status": "ERROR", "message": "bad \udc80 id"}).encode()
+    return "bad \\udc80 id"
+
+
+@pytest.mark.parametrize("deposit", [_deflate64, _encrypted, _surrogate_name,
+                                     _surrogate_status])
+def test_hostile_deposits_end_in_a_note(deposit, home, dv, tmp_path, clock):
+    """A bundle of Deflate64 members, a bundle of encrypted members, a lone
+    surrogate in a file name, and one in an error status each end in the
+    deposit's manifest note, naming what was wrong; the run has no internal
+    error, and the renewal line is written."""
+    words = deposit(dv)
+    set_config(home, max_file_count=2)
+    s = renew(home, tmp_path, clock, dv.link())
+    assert s.input_errors == 0, s.problems
+    assert not [p for p in s.problems if "internal" in str(p).lower()], s.problems
+    (m,) = manifests(home)
+    assert any(words in x for x in strings(m)), m
+    entries = notes.entries(str(record_dir(home, RID) / "00notes"))
+    assert any(e.get("event") == "renewal" for e in entries)
+    assert cli(home, "verify").exit_code == 0

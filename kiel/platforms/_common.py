@@ -10,13 +10,14 @@ answers wherever it likes (docs/datasets.md).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from kiel.platforms.manifests import ManifestRecord
+from kiel.platforms.manifests import ManifestRecord, writable
 from kiel.platforms.types import (
     JSON,
     Answer,
@@ -212,6 +213,10 @@ def finish(ref: DepositRef, ctx: Ctx, version: str | None, files: list[ManifestF
            bundle_url: str | None, limits: Limits) -> Manifest | Failure:
     """The manifest of a listing: its strategy chosen, its limits applied."""
     api = tuple(dict.fromkeys(ctx.used))
+    # A name the platform sent with a lone surrogate is kept as its escape:
+    # every line that names it must be writable as UTF-8.
+    files = [dataclasses.replace(f, path=writable(f.path), url=writable(f.url),
+                                 media_type=writable(f.media_type)) for f in files]
     open_files = [f for f in files if f.access == "open"]
 
     def fail(name: str, message: str) -> Failure:

@@ -73,7 +73,7 @@ def fingerprint(manifest: Manifest) -> str:
     text = json.dumps([manifest.platform, manifest.domain, manifest.deposit_id,
                        manifest.version, manifest.strategy, manifest.bundle_url, files],
                       separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _status(outcome: FileOutcome | None, access: str) -> str:
@@ -105,7 +105,7 @@ def manifest_note(manifest: Manifest, per_file_results: Mapping[str, FileOutcome
             "algorithm": verdict.algorithm if verdict else None,
             "error": urls.redact_text(out.error) if out and out.error else None,
         })
-    return {
+    return _writable_line({
         "event": EVENT, "tist": tist, "platform": manifest.platform,
         "domain": manifest.domain, "deposit": manifest.deposit_id,
         "deposit_version": manifest.version, "strategy": manifest.strategy,
@@ -117,12 +117,34 @@ def manifest_note(manifest: Manifest, per_file_results: Mapping[str, FileOutcome
         "unchanged": unchanged, "failure": None,
         "mismatches": sum(1 for x in files if x["status"] == "mismatch"),
         "files": files,
-    }
+    })
+
+
+def writable(value: Any) -> Any:
+    """``value`` with every string made writable as UTF-8: a lone surrogate
+    (a file name or message a platform sent as ``"\\udc80"`` in JSON) is
+    written as its escape, ``\\udc80``, instead of breaking the line."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {writable(k): writable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [writable(v) for v in value]
+    return value
+
+
+def _writable_line(line: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = writable(line)
+    return out
 
 
 def failure_note(failure: Failure, tist: int) -> dict[str, Any]:
     """The notes line for a deposit that ended in a named failure."""
-    return {
+    return _writable_line({
         "event": EVENT, "tist": tist, "platform": failure.platform, "domain": failure.domain,
         "deposit": failure.deposit_id, "deposit_version": None, "strategy": None,
         "file_count": 0, "total_size": 0, "bundle": None, "bundle_file": None,
@@ -130,7 +152,7 @@ def failure_note(failure: Failure, tist: int) -> dict[str, Any]:
         "unchanged": False,
         "failure": {"name": failure.name, "message": urls.redact_text(failure.message)},
         "mismatches": 0, "files": [],
-    }
+    })
 
 
 def carried(previous: ManifestRecord) -> dict[str, FileOutcome]:
