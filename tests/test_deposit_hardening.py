@@ -506,3 +506,34 @@ def test_hostile_deposits_end_in_a_note(deposit, home, dv, tmp_path, clock):
     entries = notes.entries(str(record_dir(home, RID) / "00notes"))
     assert any(e.get("event") == "renewal" for e in entries)
     assert cli(home, "verify").exit_code == 0
+
+
+# -- one path, two files -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("second", ["wrong bytes", "no size"])
+def test_two_files_under_one_path_are_a_named_failure(second, home, dv, tmp_path, clock):
+    """Two entries of one path: before, they shared one outcome (both ``ok``
+    while one's bytes were wrong), or, one without a size, the fingerprint's
+    sort raised TypeError and the deposit had no note. Now a named failure;
+    an entry listed twice alike is one file."""
+    good = DvFile(71, "x.csv", b"right\n", folder="data")
+    if second == "wrong bytes":
+        other = DvFile(72, "x.csv", b"wrong\n", md5=hashlib.md5(b"other\n").hexdigest(),
+                       folder="data")
+    else:
+        other = DvFile(72, "x.csv", b"right\n", size=None, folder="data")
+    dv.files = [good, other, DvFile(73, "y.csv", b"y\n")]
+    set_config(home, max_file_count=10)
+    s = renew(home, tmp_path, clock, dv.link())
+    assert s.input_errors == 0, s.problems
+    (m,) = manifests(home)
+    assert m["failure"] == {"name": "platform-error", "message": m["failure"]["message"]}, m
+    assert "names data/x.csv for two different files" in m["failure"]["message"]
+
+    dv.files = [good, good, DvFile(73, "y.csv", b"y\n")]  # the same entry twice: one file
+    clock.advance(86400)
+    renew(home, tmp_path, clock, dv.link())
+    m = manifests(home)[-1]
+    assert [(f["path"], f["status"]) for f in m["files"]] == [("data/x.csv", "ok"),
+                                                             ("y.csv", "ok")]

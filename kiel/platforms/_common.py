@@ -217,10 +217,20 @@ def finish(ref: DepositRef, ctx: Ctx, version: str | None, files: list[ManifestF
     # every line that names it must be writable as UTF-8.
     files = [dataclasses.replace(f, path=writable(f.path), url=writable(f.url),
                                  media_type=writable(f.media_type)) for f in files]
-    open_files = [f for f in files if f.access == "open"]
 
     def fail(name: str, message: str) -> Failure:
         return Failure(name, message, ref.platform, ref.domain, ref.deposit_id, api)
+
+    # One path, one file: an entry listed twice alike is one file; two
+    # different files under one path cannot both be judged, nor noted apart.
+    by_path: dict[str, ManifestFile] = {}
+    for f in files:
+        seen = by_path.setdefault(f.path, f)
+        if seen != f:
+            return fail("platform-error", f"the listing names {f.path} for two different "
+                        f"files ({seen.url} and {f.url})")
+    files = list(by_path.values())
+    open_files = [f for f in files if f.access == "open"]
 
     if not open_files:
         if files:

@@ -68,8 +68,12 @@ class ManifestRecord:
 def fingerprint(manifest: Manifest) -> str:
     """What makes two manifests the same deposit state: version, strategy,
     bundle and every file's path, size, checksums, URL and access."""
-    files = sorted([f.path, f.size, f.md5, f.sha1, f.sha256, f.url, f.access]
-                   for f in manifest.files)
+    # By path (the order of every fingerprint written so far); entries of one
+    # path, which a listing should not have, by their text: never a
+    # comparison of a size with None.
+    files = sorted(([f.path, f.size, f.md5, f.sha1, f.sha256, f.url, f.access]
+                    for f in manifest.files),
+                   key=lambda x: (x[0], json.dumps(x[1:], ensure_ascii=True)))
     text = json.dumps([manifest.platform, manifest.domain, manifest.deposit_id,
                        manifest.version, manifest.strategy, manifest.bundle_url, files],
                       separators=(",", ":"), ensure_ascii=False)
