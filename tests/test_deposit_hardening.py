@@ -537,3 +537,37 @@ def test_two_files_under_one_path_are_a_named_failure(second, home, dv, tmp_path
     m = manifests(home)[-1]
     assert [(f["path"], f["status"]) for f in m["files"]] == [("data/x.csv", "ok"),
                                                              ("y.csv", "ok")]
+
+
+# -- a file that mismatched once -------------------------------------------------------------
+
+
+def test_a_mismatched_file_is_asked_again_until_it_matches(home, dv, tmp_path, clock):
+    """The manifest is the same, but a file the last note marks ``mismatch``
+    is fetched again (the others are carried over): once the platform serves
+    the declared bytes, the file is ``ok``, and the deposit then unchanged."""
+    right = b"the declared bytes\n"
+    good = DvFile(81, "good.csv", b"fine\n")
+    bad = DvFile(82, "bad.csv", b"damaged bytes\n", size=len(right),
+                 md5=hashlib.md5(right).hexdigest())
+    dv.files = [good, bad]
+    set_config(home, max_file_count=10)
+    renew(home, tmp_path, clock, dv.link())
+    assert [f["status"] for f in manifests(home)[-1]["files"]] == ["ok", "mismatch"]
+
+    bad.body = right  # the platform repaired its copy; its listing is the same
+    clock.advance(86400)
+    before = len(dv.log)
+    renew(home, tmp_path, clock, dv.link())
+    m = manifests(home)[-1]
+    assert [p for p, _ in dv.log[before:] if "datafile" in p] == ["/api/access/datafile/82"]
+    assert [f["status"] for f in m["files"]] == ["ok", "ok"], m["files"]
+    assert (record_dir(home, RID) / m["files"][1]["file"]).read_bytes() == right
+    assert m["files"][0]["file"] == manifests(home)[0]["files"][0]["file"]
+
+    clock.advance(86400)
+    before = len(dv.log)
+    renew(home, tmp_path, clock, dv.link())
+    assert manifests(home)[-1]["unchanged"] is True
+    assert not [p for p, _ in dv.log[before:] if "datafile" in p]
+    assert cli(home, "verify", "--fixity").exit_code == 0

@@ -33,6 +33,7 @@ from kiel.platforms.fixity import check, check_bundle, digest_file, needed
 from kiel.platforms.manifests import (
     ManifestRecord,
     NotedFile,
+    again,
     carried,
     failure_note,
     fingerprint,
@@ -60,10 +61,9 @@ from kiel.platforms.types import (
 __all__ = [
     "FAILURES", "PLATFORMS", "STRATEGIES", "Answer", "DepositRef", "Failure", "FileOutcome",
     "Limits", "Manifest", "ManifestFile", "ManifestRecord", "NotedFile", "Request", "Step",
-    "Verdict", "advance", "carried", "check", "check_bundle", "digest_file", "failure_note",
-    "fingerprint", "limits_from", "manifest_note", "match", "match_links", "match_page",
-    "needed",
-    "previous", "read_manifests", "start", "unchanged",
+    "Verdict", "advance", "again", "carried", "check", "check_bundle", "digest_file",
+    "failure_note", "fingerprint", "limits_from", "manifest_note", "match", "match_links",
+    "match_page", "needed", "previous", "read_manifests", "start", "unchanged",
 ]
 
 # Order matters only where two could claim a URL; none do today.

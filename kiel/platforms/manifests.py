@@ -170,17 +170,31 @@ def carried(previous: ManifestRecord) -> dict[str, FileOutcome]:
     return out
 
 
+# The outcomes a renewal of an unchanged deposit carries over; a file noted
+# otherwise (mismatch, failed, not fetched) is asked for again.
+SETTLED = ("ok", "unchecked", "restricted", "embargoed")
+
+
+def again(previous: ManifestRecord | None, manifest: Manifest) -> tuple[str, ...] | None:
+    """None when ``previous`` did not note this deposit state (every file is
+    fetched); else the URLs of the files its note left unsettled: a file
+    that mismatched, or was not stored, is asked for again while the rest
+    is carried over, so a platform that now serves the declared bytes is
+    heard."""
+    if previous is None or previous.failure is not None:
+        return None
+    if previous.fingerprint != fingerprint(manifest):
+        return None
+    if manifest.strategy == "bundle":
+        return () if previous.bundle_file is not None else None
+    status = {f.path: f.status for f in previous.files}
+    return tuple(f.url for f in manifest.open_files if status.get(f.path) not in SETTLED)
+
+
 def unchanged(previous: ManifestRecord | None, manifest: Manifest) -> bool:
     """True when ``previous`` noted the same deposit state and every file it
-    fetched was stored: the renewal then costs the API requests and one note."""
-    if previous is None or previous.failure is not None:
-        return False
-    if previous.fingerprint != fingerprint(manifest):
-        return False
-    if manifest.strategy == "bundle":
-        return previous.bundle_file is not None
-    return all(f.status in ("ok", "mismatch", "unchecked", "restricted", "embargoed")
-               for f in previous.files)
+    settled: the renewal then costs the API requests and one note."""
+    return again(previous, manifest) == ()
 
 
 def _record(entry: dict[str, Any]) -> ManifestRecord | None:

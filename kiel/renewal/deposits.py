@@ -127,18 +127,28 @@ class Deposit:
 
     def _manifest(self, m: Manifest) -> None:
         prev = self.previous  # read once, at begin
-        if platforms.unchanged(prev, m):
+        redo = platforms.again(prev, m)
+        if redo == ():
             assert prev is not None
             self._note(platforms.manifest_note(m, platforms.carried(prev), self.now(),
                                                unchanged=True))
             return
+        fetch = m.fetch
         with self._lock:
             self.manifest = m
-            self.files_left = len(m.fetch)
-        if not m.fetch:
+            if redo is not None and prev is not None:
+                # The same deposit state: what settled is carried over, the rest asked again.
+                fetch = redo
+                asked, before = set(redo), platforms.carried(prev)
+                for f in m.files:
+                    out = before.get(f.path)
+                    if f.url not in asked and out is not None:
+                        self.outcomes[f.path] = out
+            self.files_left = len(fetch)
+        if not fetch:
             self._finish()
             return
-        for url in m.fetch:
+        for url in fetch:
             target = urls.classify(url)
             queued = not isinstance(target, str) and self.enqueue(self.record, target, self,
                                                                   "file", None)
