@@ -571,3 +571,36 @@ def test_a_mismatched_file_is_asked_again_until_it_matches(home, dv, tmp_path, c
     assert manifests(home)[-1]["unchanged"] is True
     assert not [p for p, _ in dv.log[before:] if "datafile" in p]
     assert cli(home, "verify", "--fixity").exit_code == 0
+
+
+# -- max_total_size --------------------------------------------------------------------------
+
+
+def test_max_total_size_counts_what_is_served(home, dv, tmp_path, clock):
+    """Eight files declared 10 bytes each, served 300 KiB each, under a
+    ``max_total_size`` of 500 KiB: files are queued a few at a time and,
+    once what is stored passes the limit, the rest are not fetched, each
+    noted with why (before: all eight fetched, the declared 80 bytes passed)."""
+    dv.files = [DvFile(90 + i, f"part{i}.bin", bytes([i]) * 300 * 1024, size=10, md5=None)
+                for i in range(8)]
+    set_config(home, max_file_count=10, max_total_size="500KiB")
+    renew(home, tmp_path, clock, dv.link())
+    (m,) = manifests(home)
+    held = [f for f in m["files"] if f["status"] == "failed"]
+    fetched = [f for f in m["files"] if f["file"]]
+    assert held and len(fetched) + len(held) == 8, m["files"]
+    assert len(fetched) <= 2 + 4  # the limit passed at the second, at most 4 more in flight
+    assert all("over max_total_size (512000)" in f["error"] for f in held)
+    assert dv.asked("/api/access/datafile/") == len(fetched)
+
+
+def test_sizes_that_cancel_out_are_not_a_total(home, dv, tmp_path, clock):
+    """A size of +10^12 and one of -10^12 declared together: the negative one
+    is no size, so the total passes ``max_total_size`` and is refused."""
+    dv.files = [DvFile(101, "huge.bin", b"a", size=10**12, md5=None),
+                DvFile(102, "negative.bin", b"b", size=-(10**12), md5=None)]
+    set_config(home, max_file_count=10)
+    renew(home, tmp_path, clock, dv.link())
+    (m,) = manifests(home)
+    assert m["failure"]["name"] == "too-large-size", m
+    assert dv.asked("/api/access/datafile/") == 0

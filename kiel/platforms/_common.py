@@ -156,11 +156,12 @@ def lst(value: Any, where: str) -> list[Any]:
 
 
 def as_int(value: Any) -> int | None:
-    """A size as platforms write it: a number, or digits in a string."""
+    """A size as platforms write it: a number, or digits in a string; a
+    negative number is no size (it would offset a lie elsewhere in a sum)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if value >= 0 else None
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None

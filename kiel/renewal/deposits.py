@@ -28,6 +28,10 @@ from kiel.objects import Written
 from kiel.platforms import Answer, DepositRef, FileOutcome, Manifest, ManifestFile, Step
 from kiel.renewal.record import RecordRenewal
 
+# Files of one deposit queued at a time: what is stored can pass
+# max_total_size by at most this many bodies before the rest is held back.
+WINDOW = 4
+
 Enqueue = Callable[[RecordRenewal, urls.Target, "Deposit", str, str | None], bool]
 
 
@@ -51,6 +55,10 @@ class Deposit:
     previous: platforms.ManifestRecord | None = None  # the deposit's last manifest note
     parsed: dict[str, Any] = field(default_factory=dict)  # API bodies, parsed once
     api_bytes: int = 0  # what the API answers cost so far (Limits.max_api_bytes)
+    pending: list[str] = field(default_factory=list)  # file URLs not queued yet
+    by_url: dict[str, list[ManifestFile]] = field(default_factory=dict)
+    flying: set[str] = field(default_factory=set)  # file URLs queued, not ended
+    stored: int = 0  # bytes of the files stored so far (against max_total_size)
     stopping: Callable[[], bool] | None = None  # the run is stopping: leave a bundle unread
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -133,42 +141,74 @@ class Deposit:
             self._note(platforms.manifest_note(m, platforms.carried(prev), self.now(),
                                                unchanged=True))
             return
-        fetch = m.fetch
+        fetch = tuple(dict.fromkeys(m.fetch))
         with self._lock:
             self.manifest = m
+            for f in m.files:
+                self.by_url.setdefault(f.url, []).append(f)
             if redo is not None and prev is not None:
                 # The same deposit state: what settled is carried over, the rest asked again.
-                fetch = redo
+                fetch = tuple(dict.fromkeys(redo))
                 asked, before = set(redo), platforms.carried(prev)
                 for f in m.files:
                     out = before.get(f.path)
                     if f.url not in asked and out is not None:
                         self.outcomes[f.path] = out
             self.files_left = len(fetch)
+            self.pending = list(fetch)
         if not fetch:
             self._finish()
             return
-        for url in fetch:
+        self._pump()
+
+    def _pump(self) -> None:
+        """Queue the next files, :data:`WINDOW` at a time, while what is stored
+        stays within ``max_total_size``: the sizes served count, not only
+        the sizes declared (a platform may understate them)."""
+        while True:
+            with self._lock:
+                if not self.pending or len(self.flying) >= WINDOW:
+                    return
+                url = self.pending.pop(0)
+                stored, limit = self.stored, self.limits.max_total_size
+                stop = stored > limit or (self.stopping is not None and self.stopping())
+                if not stop:
+                    self.flying.add(url)
+            if stop:
+                why = "the run is stopping" if stored <= limit else \
+                    f"the files stored so far hold {stored} bytes, over max_total_size ({limit})"
+                self._settle(url, FileOutcome(None, error=f"not fetched: {why}"))
+                continue
             target = urls.classify(url)
             queued = not isinstance(target, str) and self.enqueue(self.record, target, self,
                                                                   "file", None)
             if not queued:
-                self.file_done(url, None, None, "not fetched: not a URL Kiel fetches, or "
-                                                "an object the record names already")
+                with self._lock:
+                    self.flying.discard(url)
+                self._settle(url, FileOutcome(None, error="not fetched: not a URL Kiel "
+                                              "fetches, or an object the record names already"))
+
+    def _settle(self, url: str, outcome: FileOutcome | None) -> None:
+        """One file of the manifest has its outcome (None: a bundle, noted
+        already); the last one writes the note."""
+        with self._lock:
+            if outcome is not None:  # two paths may name one URL: one fetch, both judged
+                for f in self.by_url.get(url, ()):
+                    self.outcomes[f.path] = outcome
+            self.files_left -= 1
+            last = self.files_left == 0
+        if last:
+            self._finish()
 
     def _file_of(self, url: str) -> ManifestFile | None:
-        assert self.manifest is not None
-        for f in self.manifest.files:
-            if f.url == url:
-                return f
-        return None
+        files = self.by_url.get(url)
+        return files[0] if files else None
 
     def file_done(self, url: str, written: Written | None, object_dir: str | None = None,
                   error: str | None = None) -> None:
         """A file job ended: check what it stored against the manifest."""
         m = self.manifest
         assert m is not None
-        outcome: FileOutcome
         rel = None
         if written is not None and object_dir is not None:
             rel = os.path.relpath(os.path.join(object_dir, written.name), self.record.dir)
@@ -177,32 +217,32 @@ class Deposit:
         # which every file is asked conditionally, does not leave them failed.
         ok = written is not None and written.note.status in ("200", "304") \
             and os.path.isfile(written.real)
+        size = 0
+        outcome: FileOutcome | None = None
         if m.strategy == "bundle" and url == m.bundle_url:
             if ok and written is not None:
                 size, found = platforms.digest_file(written.real, ("sha256", "sha1"))
-                for path, out in platforms.check_bundle(
-                        written.real, m, max_total=self.limits.max_total_size,
-                        stop=self.stopping).items():
-                    self.outcomes[path] = out
+                inside = platforms.check_bundle(written.real, m,
+                                                max_total=self.limits.max_total_size,
+                                                stop=self.stopping)
+                with self._lock:
+                    self.outcomes.update(inside)
                 self.bundle = FileOutcome(None, size, found, rel)
             else:
                 self.bundle = FileOutcome(None, error=error or _failed(written))
         else:
             f = self._file_of(url)
-            if f is not None:
-                if ok and written is not None:
-                    size, found = platforms.digest_file(
-                        written.real, ("sha256", "sha1") + platforms.needed(f))
-                    outcome = FileOutcome(platforms.check(f, size, found), size, found, rel)
-                else:
-                    outcome = FileOutcome(None, error=error or _failed(written))
-                with self._lock:
-                    self.outcomes[f.path] = outcome
+            if f is not None and ok and written is not None:
+                size, found = platforms.digest_file(
+                    written.real, ("sha256", "sha1") + platforms.needed(f))
+                outcome = FileOutcome(platforms.check(f, size, found), size, found, rel)
+            else:
+                outcome = FileOutcome(None, error=error or _failed(written))
         with self._lock:
-            self.files_left -= 1
-            last = self.files_left == 0
-        if last:
-            self._finish()
+            self.flying.discard(url)
+            self.stored += size
+        self._settle(url, outcome)
+        self._pump()
 
     def _finish(self) -> None:
         m = self.manifest
