@@ -604,3 +604,56 @@ def test_sizes_that_cancel_out_are_not_a_total(home, dv, tmp_path, clock):
     (m,) = manifests(home)
     assert m["failure"]["name"] == "too-large-size", m
     assert dv.asked("/api/access/datafile/") == 0
+
+
+# -- the size of the notes -------------------------------------------------------------------
+
+
+def test_an_unchanged_manifest_is_a_reference_to_the_last_listing(home, dv, tmp_path, clock):
+    """An unchanged deposit's note names the note that lists its files
+    (``same_as``, its tist) and lists none: a short line a renewal, however
+    many files. ``show``, ``report`` and ``verify --fixity`` read it with the
+    files of the note it names."""
+    dv.files = [DvFile(110 + i, f"table{i}.csv", b"%d\n" % i * 50) for i in range(40)]
+    set_config(home, max_file_count=50)
+    renew(home, tmp_path, clock, dv.link())
+    first = manifests(home)[0]
+    for _ in range(2):
+        clock.advance(86400)
+        renew(home, tmp_path, clock, dv.link())
+    raw = [line for line in (record_dir(home, RID) / "00notes").read_bytes().splitlines()
+           if b'"event":"manifest"' in line]
+    assert len(raw) == 3 and all(len(line) < 1200 for line in raw[1:]), [len(x) for x in raw]
+    m2, m3 = manifests(home)[1:]
+    assert m2["unchanged"] and m3["unchanged"]
+    assert m2["same_as"] == m3["same_as"] == first["tist"]
+    assert m2["files"] == m3["files"] == []
+
+    from kiel.platforms import read_manifests
+
+    recs = read_manifests(str(record_dir(home, RID)))
+    assert [len(r.files) for r in recs] == [40, 40, 40]
+    assert [f.status for f in recs[-1].files] == ["ok"] * 40
+    assert [f.file for f in recs[-1].files] == [f["file"] for f in first["files"]]
+    r = cli(home, "show", RID)
+    assert r.exit_code == 0 and "table39.csv" in r.output, r.output
+    r = cli(home, "verify", "--fixity")
+    assert r.exit_code == 0, r.output
+    r = cli(home, "report")
+    assert r.exit_code == 0 and "40 files" in r.output, r.output
+
+
+def test_a_deposit_of_too_many_files_is_refused_not_listed(home, dv, tmp_path, clock):
+    """A listing of 10 001 files (a bundle offered): ``too-many-files``, and
+    the note lists none (before: every file, in one line, at every renewal)."""
+    files = [{"label": f"f{i}", "restricted": False,
+              "dataFile": {"id": 1000 + i, "filename": f"f{i}.csv", "filesize": 1}}
+             for i in range(10_001)]
+    dv.api_body = json.dumps({"status": "OK", "data": {
+        "versionNumber": 1, "versionMinorNumber": 0, "versionState": "RELEASED",
+        "files": files}}).encode()
+    renew(home, tmp_path, clock, dv.link())
+    (m,) = manifests(home)
+    assert m["failure"] == {"name": "too-many-files", "message": "the deposit lists 10001 "
+                            "files, over the 10000 a manifest note keeps"}
+    assert m["files"] == []

@@ -158,4 +158,6 @@ def limits_from(config: object) -> Limits:
     """The limits a :class:`kiel.config.Config` sets."""
     return Limits(max_file_count=getattr(config, "max_file_count", Limits.max_file_count),
                   max_total_size=getattr(config, "max_total_size", Limits.max_total_size),
-                  max_api_bytes=getattr(config, "max_api_bytes", Limits.max_api_bytes))
+                  max_api_bytes=getattr(config, "max_api_bytes", Limits.max_api_bytes),
+                  max_listed_files=getattr(config, "max_listed_files",
+                                           Limits.max_listed_files))

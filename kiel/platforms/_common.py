@@ -222,6 +222,9 @@ def finish(ref: DepositRef, ctx: Ctx, version: str | None, files: list[ManifestF
     def fail(name: str, message: str) -> Failure:
         return Failure(name, message, ref.platform, ref.domain, ref.deposit_id, api)
 
+    if len(files) > limits.max_listed_files:
+        return fail("too-many-files", f"the deposit lists {len(files)} files, over the "
+                    f"{limits.max_listed_files} a manifest note keeps")
     # One path, one file: an entry listed twice alike is one file; two
     # different files under one path cannot both be judged, nor noted apart.
     by_path: dict[str, ManifestFile] = {}

@@ -8,6 +8,7 @@ as the record's id and version files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -55,6 +56,14 @@ class ManifestRecord:
     failure: str | None  # a name of kiel.platforms.types.FAILURES
     message: str | None
     files: tuple[NotedFile, ...]
+    # An unchanged note names the earlier note that lists its files (by its
+    # tist) instead of listing them again; read back, ``files`` are that note's.
+    same_as: int | None = None
+
+    @property
+    def listed_at(self) -> int:
+        """The tist of the note that lists this state's files."""
+        return self.same_as if self.same_as is not None else self.tist
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -91,10 +100,17 @@ def _status(outcome: FileOutcome | None, access: str) -> str:
 
 
 def manifest_note(manifest: Manifest, per_file_results: Mapping[str, FileOutcome], tist: int,
-                  bundle: FileOutcome | None = None, unchanged: bool = False) -> dict[str, Any]:
+                  bundle: FileOutcome | None = None, unchanged: bool = False,
+                  same_as: int | None = None) -> dict[str, Any]:
     """The notes line for ``manifest``; ``per_file_results`` maps each
     file's path to what the engine did with it (missing: not fetched);
-    ``bundle`` is the bundle's own outcome for the bundle strategy."""
+    ``bundle`` is the bundle's own outcome for the bundle strategy.
+
+    ``same_as``, with ``unchanged``, is the tist of the earlier note whose
+    files this renewal carried over: the line then names it and lists no
+    files (an unchanged deposit of thousands of files costs one short line
+    a renewal, not its listing again); :func:`read_manifests` gives such a
+    note the files of the one it names."""
     files = []
     for f in manifest.files:
         out = per_file_results.get(f.path)
@@ -120,7 +136,8 @@ def manifest_note(manifest: Manifest, per_file_results: Mapping[str, FileOutcome
         "api": [urls.redact(u) for u in manifest.api_urls], "fingerprint": fingerprint(manifest),
         "unchanged": unchanged, "failure": None,
         "mismatches": sum(1 for x in files if x["status"] == "mismatch"),
-        "files": files,
+        **({"same_as": same_as, "files": []} if unchanged and same_as is not None
+           else {"files": files}),
     })
 
 
@@ -222,7 +239,8 @@ def _record(entry: dict[str, Any]) -> ManifestRecord | None:
         api_urls=tuple(u for u in entry.get("api") or () if isinstance(u, str)),
         fingerprint=_str(entry.get("fingerprint")), unchanged=entry.get("unchanged") is True,
         failure=_str(failure.get("name")) if failure else None,
-        message=_str(failure.get("message")) if failure else None, files=tuple(files))
+        message=_str(failure.get("message")) if failure else None, files=tuple(files),
+        same_as=_int(entry.get("same_as")) if entry.get("unchanged") is True else None)
 
 
 def read_manifests(record_dir: str) -> list[ManifestRecord]:
@@ -234,7 +252,8 @@ def read_manifests(record_dir: str) -> list[ManifestRecord]:
     path = os.path.join(record_dir, notes.NOTES)
     if not os.path.isfile(path):  # missing, or a planted fifo that must not block
         return []
-    out = []
+    out: list[ManifestRecord] = []
+    listed: dict[tuple[tuple[str, str, str], int], tuple[NotedFile, ...]] = {}
     try:
         with open(path, "rb") as f:
             for raw in f:
@@ -246,8 +265,15 @@ def read_manifests(record_dir: str) -> list[ManifestRecord]:
                     continue
                 if isinstance(entry, dict) and entry.get("event") == EVENT:
                     rec = _record(entry)
-                    if rec is not None:
-                        out.append(rec)
+                    if rec is None:
+                        continue
+                    if rec.same_as is not None:
+                        # The files of the note it names (one tuple, shared).
+                        rec = dataclasses.replace(rec, files=listed.get(
+                            (rec.key, rec.same_as), rec.files))
+                    else:
+                        listed[(rec.key, rec.tist)] = rec.files
+                    out.append(rec)
     except OSError:
         return out
     return out

@@ -153,6 +153,9 @@ class Failure:
 # 64 bytes more for each ``{`` or ``[`` (what a parsed container costs at
 # least), so a listing is bounded as a whole, not only answer by answer.
 MAX_API_BYTES = 64 * 1024**2
+# The files one manifest note may list: a deposit listing more ends in
+# too-many-files (its note would be megabytes, and read by every reader).
+MAX_LISTED_FILES = 10_000
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class Limits:
     max_file_count: int = 200
     max_total_size: int = 64 * 1024**3
     max_api_bytes: int = MAX_API_BYTES
+    max_listed_files: int = MAX_LISTED_FILES
 
 
 @dataclass(frozen=True)

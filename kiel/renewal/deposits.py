@@ -139,7 +139,8 @@ class Deposit:
         if redo == ():
             assert prev is not None
             self._note(platforms.manifest_note(m, platforms.carried(prev), self.now(),
-                                               unchanged=True))
+                                               unchanged=True, same_as=prev.listed_at
+                                               if prev.files else None))
             return
         fetch = tuple(dict.fromkeys(m.fetch))
         with self._lock:
