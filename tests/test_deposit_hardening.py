@@ -657,3 +657,32 @@ def test_a_deposit_of_too_many_files_is_refused_not_listed(home, dv, tmp_path, c
     assert m["failure"] == {"name": "too-many-files", "message": "the deposit lists 10001 "
                             "files, over the 10000 a manifest note keeps"}
     assert m["files"] == []
+
+
+# -- a file the record fetches itself ---------------------------------------------------------
+
+
+def test_a_file_the_record_links_itself_is_checked_by_its_deposit(home, dv, tmp_path, clock):
+    """The record links the dataset and one of its files: the file is one
+    object, fetched once, and the deposit judges the body the record's own
+    job stored (before: ``failed``, never checked). A deposit API URL the
+    record links is one object too, its answer read by the deposit."""
+    dv.files = [DvFile(121, "a.csv", b"a\n1\n"), DvFile(122, "b.csv", b"b\n2\n")]
+    set_config(home, max_file_count=10)
+    direct = dv.url("/api/access/datafile/121")
+    api = dv.url(f"/api/datasets/:persistentId/versions/:latest-published?persistentId={PID}")
+    src = write_amf(tmp_path / "a.xml", text(RID, dv.link(), direct, api))
+    s = run(home, src, clock=clock)
+    assert s.input_errors == 0, s.problems
+    (m,) = manifests(home)
+    assert m["failure"] is None, m
+    by = {f["path"]: f for f in m["files"]}
+    assert by["a.csv"]["status"] == "ok", by["a.csv"]
+    assert by["b.csv"]["status"] == "ok"
+    rdir = record_dir(home, RID)
+    assert (rdir / by["a.csv"]["file"]).read_bytes() == b"a\n1\n"
+    assert dv.asked("/api/access/datafile/121") == 1
+    assert dv.asked("/api/datasets/") == 1
+    entries = notes.entries(str(rdir / "00notes"))
+    order = [e.get("event") for e in entries]
+    assert order == ["manifest", "renewal"], order  # the manifest before the record's line

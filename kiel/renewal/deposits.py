@@ -110,6 +110,21 @@ class Deposit:
                     self.answers[u] = Answer(a.status, b"", a.location)
         self._next(step)
 
+    def _api_of_record(self, url: str) -> Callable[[Written | None, str | None, str | None],
+                                                   None]:
+        def heard(written: Written | None, _dir: str | None, _error: str | None) -> None:
+            if written is None:
+                self.answered(url, None, "000", None)
+            else:
+                self.answered(url, written, written.note.status, written.note.location)
+        return heard
+
+    def _file_of_record(self, url: str) -> Callable[[Written | None, str | None, str | None],
+                                                    None]:
+        def heard(written: Written | None, object_dir: str | None, error: str | None) -> None:
+            self.file_done(url, written, object_dir, error)
+        return heard
+
     def _next(self, step: Step | Manifest | platforms.Failure) -> None:
         if isinstance(step, Step):
             asks = []
@@ -120,11 +135,12 @@ class Deposit:
                         asks.append(req)
             for req in asks:
                 target = urls.classify(req.url)
-                if isinstance(target, str) or not self.enqueue(self.record, target, self,
-                                                               "api", req.accept):
-                    # Not a URL Kiel fetches, or already an object of the record:
-                    # answered as nothing, so the platform helper decides.
+                if isinstance(target, str):
+                    # Not a URL Kiel fetches: answered as nothing, the helper decides.
                     self.answered(req.url, None, "000", None)
+                elif not self.enqueue(self.record, target, self, "api", req.accept):
+                    # An object of the record already: its answer, once its job ends.
+                    self.record.watch(target.fetch, self._api_of_record(req.url))
             return
         if isinstance(step, platforms.Failure):
             self._note(platforms.failure_note(step, self.now()))
@@ -181,13 +197,17 @@ class Deposit:
                 self._settle(url, FileOutcome(None, error=f"not fetched: {why}"))
                 continue
             target = urls.classify(url)
-            queued = not isinstance(target, str) and self.enqueue(self.record, target, self,
-                                                                  "file", None)
-            if not queued:
+            if isinstance(target, str):
                 with self._lock:
                     self.flying.discard(url)
-                self._settle(url, FileOutcome(None, error="not fetched: not a URL Kiel "
-                                              "fetches, or an object the record names already"))
+                self._settle(url, FileOutcome(None, error=f"not fetched: {target}"))
+            elif not self.enqueue(self.record, target, self, "file", None):
+                # The record's own link or discovery fetches it: the deposit
+                # judges the body that job stores, once it ends (it holds no
+                # place in the window: that job is the record's).
+                with self._lock:
+                    self.flying.discard(url)
+                self.record.watch(target.fetch, self._file_of_record(url))
 
     def _settle(self, url: str, outcome: FileOutcome | None) -> None:
         """One file of the manifest has its outcome (None: a bundle, noted
