@@ -686,3 +686,42 @@ def test_a_file_the_record_links_itself_is_checked_by_its_deposit(home, dv, tmp_
     entries = notes.entries(str(rdir / "00notes"))
     order = [e.get("event") for e in entries]
     assert order == ["manifest", "renewal"], order  # the manifest before the record's line
+
+
+def test_sigterm_is_honoured_while_a_bundle_is_checked(home, dv, tmp_path):
+    """A bundle of four honest members of 1 GiB of zeros (4 MB fetched,
+    about 20 s of inflating and hashing): SIGTERM during its check ends the
+    run within seconds, the members left ``unchecked`` (the run is
+    stopping), the deposit noted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    data, crc, size = deflated_zeros(1024)
+    dv.files = [DvFile(130 + i, f"big{i}.bin", b"", size=size, md5=None) for i in range(4)]
+    dv.bundle = build_zip([(f.name, data, crc, size) for f in dv.files])
+    set_config(home, max_file_count=2, max_total_size="16GiB")
+    src = write_amf(tmp_path / "a.xml", text(RID, dv.link()))
+    p = subprocess.Popen([sys.executable, "-m", "kiel", "renew", "--home", home.root,
+                          "--no-progress", str(src)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not dv.asked("/api/access/dataset/") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert dv.asked("/api/access/dataset/"), dv.log
+        time.sleep(1.5)  # the bundle is stored and its first member being inflated
+        t = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        took = time.monotonic() - t
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 143, err
+    assert took < 8, took
+    (m,) = manifests(home)
+    assert m["bundle_file"] and m["failure"] is None, m
+    assert any(f["error"] == "not checked: the run is stopping" for f in m["files"]), m["files"]

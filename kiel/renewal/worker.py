@@ -302,7 +302,7 @@ class Worker:
         if not rec.claim(f"deposit:{ref.platform}:{ref.domain}:{ref.deposit_id}"):
             return
         d = Deposit(rec, ref, platforms.limits_from(self.ctx.cfg), today(self.ctx.clock),
-                    self._enqueue, lambda: int(self.ctx.clock()))
+                    self._enqueue, lambda: int(self.ctx.clock()), stopping=self.ctx.stopping)
         d.begin()
 
     def _enqueue(self, rec: RecordRenewal, target: urls.Target, deposit: Deposit, role: str,
