@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
+from typing import Any
 
 from kiel.platforms import archiveorg, dataverse, dryad, figshare, osf, zenodo
 from kiel.platforms._common import Ctx, Need, Stop
@@ -32,6 +33,7 @@ from kiel.platforms.fixity import check, check_bundle, digest_file, needed
 from kiel.platforms.manifests import (
     ManifestRecord,
     NotedFile,
+    again,
     carried,
     failure_note,
     fingerprint,
@@ -59,10 +61,9 @@ from kiel.platforms.types import (
 __all__ = [
     "FAILURES", "PLATFORMS", "STRATEGIES", "Answer", "DepositRef", "Failure", "FileOutcome",
     "Limits", "Manifest", "ManifestFile", "ManifestRecord", "NotedFile", "Request", "Step",
-    "Verdict", "advance", "carried", "check", "check_bundle", "digest_file", "failure_note",
-    "fingerprint", "limits_from", "manifest_note", "match", "match_links", "match_page",
-    "needed",
-    "previous", "read_manifests", "start", "unchanged",
+    "Verdict", "advance", "again", "carried", "check", "check_bundle", "digest_file",
+    "failure_note", "fingerprint", "limits_from", "manifest_note", "match", "match_links",
+    "match_page", "needed", "previous", "read_manifests", "start", "unchanged",
 ]
 
 # Order matters only where two could claim a URL; none do today.
@@ -122,18 +123,20 @@ def start(ref: DepositRef, limits: Limits | None = None, today: str | None = Non
 
 
 def advance(ref: DepositRef, answers: Mapping[str, Answer], limits: Limits | None = None,
-            today: str | None = None, previous: ManifestRecord | None = None
-            ) -> Step | Manifest | Failure:
+            today: str | None = None, previous: ManifestRecord | None = None,
+            parsed: dict[str, Any] | None = None) -> Step | Manifest | Failure:
     """The next step, given every answer fetched so far for this deposit
     (keyed by the URL of its :class:`Request`). ``today`` (``YYYY-MM-DD``)
     tells a past embargo from a running one. ``previous`` is the deposit's
     last manifest note (:func:`previous`): with it an unchanged deposit costs
-    one API request (docs/datasets.md, Requests per renewal)."""
+    one API request (docs/datasets.md, Requests per renewal). ``parsed``
+    keeps each body parsed once across calls, by URL: a caller that passes
+    it may drop the bytes of an answer once its URL is there."""
     module = PLATFORMS.get(ref.platform)
     if module is None:
         return Failure("platform-scope", f"no platform helper named {ref.platform!r}",
                        ref.platform, ref.domain, ref.deposit_id)
-    ctx = Ctx(ref, answers, today, previous)
+    ctx = Ctx(ref, answers, today, previous, parsed)
     resolve: Callable[[Ctx, Limits], Manifest | Failure] = module.resolve
     try:
         return resolve(ctx, limits or Limits())
@@ -154,4 +157,7 @@ def advance(ref: DepositRef, answers: Mapping[str, Answer], limits: Limits | Non
 def limits_from(config: object) -> Limits:
     """The limits a :class:`kiel.config.Config` sets."""
     return Limits(max_file_count=getattr(config, "max_file_count", Limits.max_file_count),
-                  max_total_size=getattr(config, "max_total_size", Limits.max_total_size))
+                  max_total_size=getattr(config, "max_total_size", Limits.max_total_size),
+                  max_api_bytes=getattr(config, "max_api_bytes", Limits.max_api_bytes),
+                  max_listed_files=getattr(config, "max_listed_files",
+                                           Limits.max_listed_files))

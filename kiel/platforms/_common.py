@@ -10,13 +10,14 @@ answers wherever it likes (docs/datasets.md).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from kiel.platforms.manifests import ManifestRecord
+from kiel.platforms.manifests import ManifestRecord, writable
 from kiel.platforms.types import (
     JSON,
     Answer,
@@ -54,9 +55,13 @@ class Stop(Exception):
 
 class Ctx:
     def __init__(self, ref: DepositRef, answers: Mapping[str, Answer],
-                 today: str | None = None, previous: ManifestRecord | None = None):
+                 today: str | None = None, previous: ManifestRecord | None = None,
+                 parsed: dict[str, Any] | None = None):
         self.ref = ref
         self.answers = answers
+        # Bodies parsed at an earlier step, by final URL: an answer is parsed
+        # once, and its caller may drop the bytes (kiel.renewal.deposits).
+        self.parsed = parsed if parsed is not None else {}
         self.today = today  # YYYY-MM-DD, to tell a past embargo from a running one
         # The deposit's last manifest note: a helper that sees the same version
         # again takes its files from it instead of listing them (one request).
@@ -83,7 +88,7 @@ class Ctx:
             return None
         out = []
         for f in prev.files:
-            if f.url is None:
+            if f.url is None or ":***@" in f.url:  # a redacted URL is not the one to ask
                 return None
             access = f.status if f.status in ("restricted", "embargoed") else "open"
             out.append(ManifestFile(path=f.path, size=f.size, url=f.url,
@@ -118,10 +123,14 @@ class Ctx:
         if status != "200":
             detail = "no complete answer" if status == "000" else f"status {status}"
             raise Stop("platform-error", f"{detail} from {final}")
+        if final in self.parsed:
+            return self.parsed[final]
         try:
-            return json.loads(got.body)
-        except ValueError:
+            value = json.loads(got.body)
+        except (ValueError, RecursionError):
             raise Stop("platform-error", f"not JSON at {final}") from None
+        self.parsed[final] = value
+        return value
 
 
 def obj(value: Any, where: str) -> dict[str, Any]:
@@ -147,11 +156,12 @@ def lst(value: Any, where: str) -> list[Any]:
 
 
 def as_int(value: Any) -> int | None:
-    """A size as platforms write it: a number, or digits in a string."""
+    """A size as platforms write it: a number, or digits in a string; a
+    negative number is no size (it would offset a lie elsewhere in a sum)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if value >= 0 else None
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
@@ -170,8 +180,11 @@ def hexsum(value: Any) -> str | None:
 
 
 def base_of(url: str) -> str:
+    """Scheme and authority of ``url``: the host lower-cased, a user and
+    password kept as given (the platform is sent what the record names)."""
     parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    return f"{parts.scheme.lower()}://{userinfo}{at}{hostport.lower()}"
 
 
 def host_of(url: str) -> str:
@@ -201,10 +214,27 @@ def finish(ref: DepositRef, ctx: Ctx, version: str | None, files: list[ManifestF
            bundle_url: str | None, limits: Limits) -> Manifest | Failure:
     """The manifest of a listing: its strategy chosen, its limits applied."""
     api = tuple(dict.fromkeys(ctx.used))
-    open_files = [f for f in files if f.access == "open"]
+    # A name the platform sent with a lone surrogate is kept as its escape:
+    # every line that names it must be writable as UTF-8.
+    files = [dataclasses.replace(f, path=writable(f.path), url=writable(f.url),
+                                 media_type=writable(f.media_type)) for f in files]
 
     def fail(name: str, message: str) -> Failure:
         return Failure(name, message, ref.platform, ref.domain, ref.deposit_id, api)
+
+    if len(files) > limits.max_listed_files:
+        return fail("too-many-files", f"the deposit lists {len(files)} files, over the "
+                    f"{limits.max_listed_files} a manifest note keeps")
+    # One path, one file: an entry listed twice alike is one file; two
+    # different files under one path cannot both be judged, nor noted apart.
+    by_path: dict[str, ManifestFile] = {}
+    for f in files:
+        seen = by_path.setdefault(f.path, f)
+        if seen != f:
+            return fail("platform-error", f"the listing names {f.path} for two different "
+                        f"files ({seen.url} and {f.url})")
+    files = list(by_path.values())
+    open_files = [f for f in files if f.access == "open"]
 
     if not open_files:
         if files:

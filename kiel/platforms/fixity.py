@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 
 from kiel.platforms.types import (
     ALGORITHMS,
     FileOutcome,
+    Limits,
     Manifest,
     ManifestFile,
     Verdict,
@@ -74,22 +76,39 @@ def digest_file(path: str, algorithms: Iterable[str] = ALGORITHMS) -> tuple[int,
     return size, {alg: h.hexdigest() for alg, h in hashers.items()}
 
 
+class _Lie(Exception):
+    """A member inflates to more than was declared for it."""
+
+
 def check_bundle(path: str, manifest: Manifest | Iterable[ManifestFile],
-                 max_member: int = 64 * 1024**3) -> dict[str, FileOutcome]:
+                 max_member: int = 64 * 1024**3, max_total: int | None = None,
+                 stop: Callable[[], bool] | None = None) -> dict[str, FileOutcome]:
     """Each file of ``manifest`` checked inside the stored bundle zip at
     ``path``, by path (or, failing that, by the only member with its base
     name: Dataverse puts files under folders of its own). A file the zip
     does not hold is ``unchecked`` with an error; a zip that cannot be read
     leaves every file so. ``file`` of each outcome is None: the bytes are in
-    the bundle."""
+    the bundle.
+
+    A zip is read as a hostile input: a member whose own header disagrees
+    with the size the platform declared is a mismatch before one byte is
+    inflated, and one that inflates past the declared size (or past the
+    header's, where the platform declares none) is stopped at the first
+    byte too many. Everything inflated together stays under ``max_total``
+    (the sizes declared, by default); ``stop`` is asked between chunks, so
+    a run being stopped does not wait for a bundle."""
     files = manifest.files if isinstance(manifest, Manifest) else tuple(manifest)
     out: dict[str, FileOutcome] = {}
+    if max_total is None:
+        max_total = Limits().max_total_size
     try:
         zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as e:
+    except (OSError, zipfile.BadZipFile, ValueError, NotImplementedError,
+            RuntimeError) as e:
         for f in files:
             out[f.path] = FileOutcome(None, error=f"bundle not readable: {e}")
         return out
+    spent = 0
     with zf:
         members = {i.filename: i for i in zf.infolist() if not i.is_dir()}
         by_base: dict[str, list[zipfile.ZipInfo]] = {}
@@ -104,23 +123,62 @@ def check_bundle(path: str, manifest: Manifest | Iterable[ManifestFile],
                 out[f.path] = FileOutcome(Verdict("unchecked", detail="not in the bundle"),
                                           error="not in the bundle")
                 continue
-            if info.file_size > max_member:
+            if f.size is not None and info.file_size != f.size:
+                out[f.path] = FileOutcome(
+                    Verdict("mismatch", "size", str(f.size), str(info.file_size),
+                            "the bundle's header declares another size than the platform"),
+                    size=info.file_size,
+                    error=f"the bundle declares {info.file_size} bytes, the platform {f.size}; "
+                          "not inflated")
+                continue
+            limit = f.size if f.size is not None else info.file_size
+            if limit > max_member:
                 out[f.path] = FileOutcome(Verdict("unchecked", detail="member too large"),
                                           size=info.file_size, error="member too large")
+                continue
+            if stop is not None and stop():
+                out[f.path] = FileOutcome(Verdict("unchecked", detail="stopped"),
+                                          error="not checked: the run is stopping")
+                continue
+            if spent + limit > max_total:
+                out[f.path] = FileOutcome(
+                    Verdict("unchecked", detail="bundle budget"),
+                    error=f"not checked: inflating it would pass the {max_total} bytes "
+                          "allowed for the whole bundle")
                 continue
             hashers = {alg: hashlib.new(alg) for alg in ALGORITHMS}
             size = 0
             try:
                 with zf.open(info) as member:
                     while True:
-                        chunk = member.read(_CHUNK)
+                        chunk = member.read(min(_CHUNK, limit - size + 1))
                         if not chunk:
                             break
                         size += len(chunk)
+                        spent += len(chunk)
+                        if size > limit:
+                            raise _Lie(f"inflates to more than the {limit} bytes declared; "
+                                       "stopped there")
+                        if stop is not None and stop():
+                            raise _Lie("not checked: the run is stopping")
                         for h in hashers.values():
                             h.update(chunk)
-            except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
+            except _Lie as e:
+                verdict = Verdict("mismatch", "size", str(limit), f"more than {limit}",
+                                  str(e)) if size > limit else Verdict("unchecked",
+                                                                       detail=str(e))
+                out[f.path] = FileOutcome(verdict, size=size, error=str(e))
+                continue
+            except (OSError, zipfile.BadZipFile, EOFError, ValueError, zlib.error) as e:
                 out[f.path] = FileOutcome(Verdict("unchecked", detail=str(e)), error=str(e))
+                continue
+            except NotImplementedError as e:  # Deflate64, implode...: methods zipfile lacks
+                msg = f"member compressed in a way Kiel cannot read ({e})"
+                out[f.path] = FileOutcome(Verdict("unchecked", detail=msg), error=msg)
+                continue
+            except RuntimeError as e:  # an encrypted member: zipfile asks for a password
+                msg = f"member not readable: {e}"
+                out[f.path] = FileOutcome(Verdict("unchecked", detail=msg), error=msg)
                 continue
             found = {alg: h.hexdigest() for alg, h in hashers.items()}
             out[f.path] = FileOutcome(check(f, size, found), size, found)

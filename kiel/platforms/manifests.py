@@ -8,6 +8,7 @@ as the record's id and version files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kiel import notes
+from kiel import notes, urls
 from kiel.platforms.types import ALGORITHMS, Failure, FileOutcome, Manifest, Verdict
 
 EVENT = "manifest"
@@ -55,6 +56,14 @@ class ManifestRecord:
     failure: str | None  # a name of kiel.platforms.types.FAILURES
     message: str | None
     files: tuple[NotedFile, ...]
+    # An unchanged note names the earlier note that lists its files (by its
+    # tist) instead of listing them again; read back, ``files`` are that note's.
+    same_as: int | None = None
+
+    @property
+    def listed_at(self) -> int:
+        """The tist of the note that lists this state's files."""
+        return self.same_as if self.same_as is not None else self.tist
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -68,12 +77,16 @@ class ManifestRecord:
 def fingerprint(manifest: Manifest) -> str:
     """What makes two manifests the same deposit state: version, strategy,
     bundle and every file's path, size, checksums, URL and access."""
-    files = sorted([f.path, f.size, f.md5, f.sha1, f.sha256, f.url, f.access]
-                   for f in manifest.files)
+    # By path (the order of every fingerprint written so far); entries of one
+    # path, which a listing should not have, by their text: never a
+    # comparison of a size with None.
+    files = sorted(([f.path, f.size, f.md5, f.sha1, f.sha256, f.url, f.access]
+                    for f in manifest.files),
+                   key=lambda x: (x[0], json.dumps(x[1:], ensure_ascii=True)))
     text = json.dumps([manifest.platform, manifest.domain, manifest.deposit_id,
                        manifest.version, manifest.strategy, manifest.bundle_url, files],
                       separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _status(outcome: FileOutcome | None, access: str) -> str:
@@ -87,48 +100,80 @@ def _status(outcome: FileOutcome | None, access: str) -> str:
 
 
 def manifest_note(manifest: Manifest, per_file_results: Mapping[str, FileOutcome], tist: int,
-                  bundle: FileOutcome | None = None, unchanged: bool = False) -> dict[str, Any]:
+                  bundle: FileOutcome | None = None, unchanged: bool = False,
+                  same_as: int | None = None) -> dict[str, Any]:
     """The notes line for ``manifest``; ``per_file_results`` maps each
     file's path to what the engine did with it (missing: not fetched);
-    ``bundle`` is the bundle's own outcome for the bundle strategy."""
+    ``bundle`` is the bundle's own outcome for the bundle strategy.
+
+    ``same_as``, with ``unchanged``, is the tist of the earlier note whose
+    files this renewal carried over: the line then names it and lists no
+    files (an unchanged deposit of thousands of files costs one short line
+    a renewal, not its listing again); :func:`read_manifests` gives such a
+    note the files of the one it names."""
     files = []
     for f in manifest.files:
         out = per_file_results.get(f.path)
         verdict: Verdict | None = out.verdict if out else None
         files.append({
-            "path": f.path, "size": f.size, "url": f.url, "media_type": f.media_type,
+            "path": f.path, "size": f.size, "url": urls.redact(f.url), "media_type": f.media_type,
             "declared": f.declared(),
             "found": {a: v for a, v in (out.found if out else {}).items() if a in ALGORITHMS},
             "found_size": out.size if out else None,
             "file": out.file if out else None,
             "status": _status(out, f.access),
             "algorithm": verdict.algorithm if verdict else None,
-            "error": out.error if out else None,
+            "error": urls.redact_text(out.error) if out and out.error else None,
         })
-    return {
+    return _writable_line({
         "event": EVENT, "tist": tist, "platform": manifest.platform,
         "domain": manifest.domain, "deposit": manifest.deposit_id,
         "deposit_version": manifest.version, "strategy": manifest.strategy,
         "file_count": manifest.file_count, "total_size": manifest.total_size,
-        "bundle": manifest.bundle_url if manifest.strategy == "bundle" else None,
+        "bundle": urls.redact(manifest.bundle_url) if manifest.strategy == "bundle"
+        and manifest.bundle_url else None,
         "bundle_file": bundle.file if bundle else None,
-        "api": list(manifest.api_urls), "fingerprint": fingerprint(manifest),
+        "api": [urls.redact(u) for u in manifest.api_urls], "fingerprint": fingerprint(manifest),
         "unchanged": unchanged, "failure": None,
         "mismatches": sum(1 for x in files if x["status"] == "mismatch"),
-        "files": files,
-    }
+        **({"same_as": same_as, "files": []} if unchanged and same_as is not None
+           else {"files": files}),
+    })
+
+
+def writable(value: Any) -> Any:
+    """``value`` with every string made writable as UTF-8: a lone surrogate
+    (a file name or message a platform sent as ``"\\udc80"`` in JSON) is
+    written as its escape, ``\\udc80``, instead of breaking the line."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {writable(k): writable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [writable(v) for v in value]
+    return value
+
+
+def _writable_line(line: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = writable(line)
+    return out
 
 
 def failure_note(failure: Failure, tist: int) -> dict[str, Any]:
     """The notes line for a deposit that ended in a named failure."""
-    return {
+    return _writable_line({
         "event": EVENT, "tist": tist, "platform": failure.platform, "domain": failure.domain,
         "deposit": failure.deposit_id, "deposit_version": None, "strategy": None,
         "file_count": 0, "total_size": 0, "bundle": None, "bundle_file": None,
-        "api": list(failure.api_urls), "fingerprint": None, "unchanged": False,
-        "failure": {"name": failure.name, "message": failure.message},
+        "api": [urls.redact(u) for u in failure.api_urls], "fingerprint": None,
+        "unchanged": False,
+        "failure": {"name": failure.name, "message": urls.redact_text(failure.message)},
         "mismatches": 0, "files": [],
-    }
+    })
 
 
 def carried(previous: ManifestRecord) -> dict[str, FileOutcome]:
@@ -142,17 +187,31 @@ def carried(previous: ManifestRecord) -> dict[str, FileOutcome]:
     return out
 
 
+# The outcomes a renewal of an unchanged deposit carries over; a file noted
+# otherwise (mismatch, failed, not fetched) is asked for again.
+SETTLED = ("ok", "unchecked", "restricted", "embargoed")
+
+
+def again(previous: ManifestRecord | None, manifest: Manifest) -> tuple[str, ...] | None:
+    """None when ``previous`` did not note this deposit state (every file is
+    fetched); else the URLs of the files its note left unsettled: a file
+    that mismatched, or was not stored, is asked for again while the rest
+    is carried over, so a platform that now serves the declared bytes is
+    heard."""
+    if previous is None or previous.failure is not None:
+        return None
+    if previous.fingerprint != fingerprint(manifest):
+        return None
+    if manifest.strategy == "bundle":
+        return () if previous.bundle_file is not None else None
+    status = {f.path: f.status for f in previous.files}
+    return tuple(f.url for f in manifest.open_files if status.get(f.path) not in SETTLED)
+
+
 def unchanged(previous: ManifestRecord | None, manifest: Manifest) -> bool:
     """True when ``previous`` noted the same deposit state and every file it
-    fetched was stored: the renewal then costs the API requests and one note."""
-    if previous is None or previous.failure is not None:
-        return False
-    if previous.fingerprint != fingerprint(manifest):
-        return False
-    if manifest.strategy == "bundle":
-        return previous.bundle_file is not None
-    return all(f.status in ("ok", "mismatch", "unchecked", "restricted", "embargoed")
-               for f in previous.files)
+    settled: the renewal then costs the API requests and one note."""
+    return again(previous, manifest) == ()
 
 
 def _record(entry: dict[str, Any]) -> ManifestRecord | None:
@@ -180,7 +239,8 @@ def _record(entry: dict[str, Any]) -> ManifestRecord | None:
         api_urls=tuple(u for u in entry.get("api") or () if isinstance(u, str)),
         fingerprint=_str(entry.get("fingerprint")), unchanged=entry.get("unchanged") is True,
         failure=_str(failure.get("name")) if failure else None,
-        message=_str(failure.get("message")) if failure else None, files=tuple(files))
+        message=_str(failure.get("message")) if failure else None, files=tuple(files),
+        same_as=_int(entry.get("same_as")) if entry.get("unchanged") is True else None)
 
 
 def read_manifests(record_dir: str) -> list[ManifestRecord]:
@@ -192,7 +252,8 @@ def read_manifests(record_dir: str) -> list[ManifestRecord]:
     path = os.path.join(record_dir, notes.NOTES)
     if not os.path.isfile(path):  # missing, or a planted fifo that must not block
         return []
-    out = []
+    out: list[ManifestRecord] = []
+    listed: dict[tuple[tuple[str, str, str], int], tuple[NotedFile, ...]] = {}
     try:
         with open(path, "rb") as f:
             for raw in f:
@@ -204,8 +265,15 @@ def read_manifests(record_dir: str) -> list[ManifestRecord]:
                     continue
                 if isinstance(entry, dict) and entry.get("event") == EVENT:
                     rec = _record(entry)
-                    if rec is not None:
-                        out.append(rec)
+                    if rec is None:
+                        continue
+                    if rec.same_as is not None:
+                        # The files of the note it names (one tuple, shared).
+                        rec = dataclasses.replace(rec, files=listed.get(
+                            (rec.key, rec.same_as), rec.files))
+                    else:
+                        listed[(rec.key, rec.tist)] = rec.files
+                    out.append(rec)
     except OSError:
         return out
     return out

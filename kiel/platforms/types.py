@@ -149,12 +149,24 @@ class Failure:
             raise ValueError(f"unknown failure {self.name!r}")
 
 
+# What the API answers of one deposit may cost together: their bytes, and
+# 64 bytes more for each ``{`` or ``[`` (what a parsed container costs at
+# least), so a listing is bounded as a whole, not only answer by answer.
+MAX_API_BYTES = 64 * 1024**2
+# The files one manifest note may list: a deposit listing more ends in
+# too-many-files (its note would be megabytes, and read by every reader).
+MAX_LISTED_FILES = 10_000
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Settings ``max_file_count`` and ``max_total_size`` (kiel.conf)."""
+    """Settings ``max_file_count`` and ``max_total_size`` (kiel.conf), and
+    the budget of a deposit's API answers together (``max_api_bytes``)."""
 
     max_file_count: int = 200
     max_total_size: int = 64 * 1024**3
+    max_api_bytes: int = MAX_API_BYTES
+    max_listed_files: int = MAX_LISTED_FILES
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kiel import notes, platforms, urls
 from kiel.objects import Written
 from kiel.platforms import Answer, DepositRef, FileOutcome, Manifest, ManifestFile, Step
 from kiel.renewal.record import RecordRenewal
+
+# Files of one deposit queued at a time: what is stored can pass
+# max_total_size by at most this many bodies before the rest is held back.
+WINDOW = 4
 
 Enqueue = Callable[[RecordRenewal, urls.Target, "Deposit", str, str | None], bool]
 
@@ -48,6 +53,13 @@ class Deposit:
     bundle: FileOutcome | None = None
     done: bool = False
     previous: platforms.ManifestRecord | None = None  # the deposit's last manifest note
+    parsed: dict[str, Any] = field(default_factory=dict)  # API bodies, parsed once
+    api_bytes: int = 0  # what the API answers cost so far (Limits.max_api_bytes)
+    pending: list[str] = field(default_factory=list)  # file URLs not queued yet
+    by_url: dict[str, list[ManifestFile]] = field(default_factory=dict)
+    flying: set[str] = field(default_factory=set)  # file URLs queued, not ended
+    stored: int = 0  # bytes of the files stored so far (against max_total_size)
+    stopping: Callable[[], bool] | None = None  # the run is stopping: leave a bundle unread
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin(self) -> None:
@@ -60,20 +72,58 @@ class Deposit:
 
     def answered(self, url: str, written: Written | None, status: str,
                  location: str | None) -> None:
-        """An API job ended: its answer (the stored body), or None when not fetched."""
+        """An API job ended: its answer (the stored body), or None when not fetched.
+
+        The answers of one deposit together stay within ``max_api_bytes``
+        (their bytes, and what parsing them costs): past it the deposit ends
+        in a named failure. Each body is parsed once; its bytes are dropped
+        then, so a listing of many pages is not held, nor read again."""
         body = b""
+        with self._lock:
+            left = self.limits.max_api_bytes - self.api_bytes
         if written is not None and os.path.isfile(written.real):
             with open(written.real, "rb") as f:
-                body = f.read(64 * 1024 * 1024)
+                body = f.read(max(left, 0) + 1)
+        cost = len(body) + 64 * (body.count(b"{") + body.count(b"["))
         if status == "304":
             status = "200"  # the body confirmed is the body of the 200
         with self._lock:
-            self.answers[url] = Answer(status, body, location)
+            self.api_bytes += cost
+            over = self.api_bytes > self.limits.max_api_bytes
+            self.answers[url] = Answer(status, b"" if over else body, location)
             self.waiting.discard(url)
-            if self.waiting or self.done:
+            if self.done or (self.waiting and not over):
                 return
-        self._next(platforms.advance(self.ref, self.answers, self.limits, self.today,
-                                     self.previous))
+        del body
+        if over:
+            self._note(platforms.failure_note(platforms.Failure(
+                "platform-error", f"the API answers of this deposit pass "
+                f"{self.limits.max_api_bytes} bytes together (max_api_bytes) at {url}; "
+                "the listing is not read further", self.ref.platform, self.ref.domain,
+                self.ref.deposit_id, tuple(self.answers)), self.now()))
+            return
+        step = platforms.advance(self.ref, self.answers, self.limits, self.today,
+                                 self.previous, self.parsed)
+        with self._lock:
+            for u, a in self.answers.items():  # only a 200 not parsed yet is read again
+                if a.body and (u in self.parsed or a.status != "200"):
+                    self.answers[u] = Answer(a.status, b"", a.location)
+        self._next(step)
+
+    def _api_of_record(self, url: str) -> Callable[[Written | None, str | None, str | None],
+                                                   None]:
+        def heard(written: Written | None, _dir: str | None, _error: str | None) -> None:
+            if written is None:
+                self.answered(url, None, "000", None)
+            else:
+                self.answered(url, written, written.note.status, written.note.location)
+        return heard
+
+    def _file_of_record(self, url: str) -> Callable[[Written | None, str | None, str | None],
+                                                    None]:
+        def heard(written: Written | None, object_dir: str | None, error: str | None) -> None:
+            self.file_done(url, written, object_dir, error)
+        return heard
 
     def _next(self, step: Step | Manifest | platforms.Failure) -> None:
         if isinstance(step, Step):
@@ -85,11 +135,12 @@ class Deposit:
                         asks.append(req)
             for req in asks:
                 target = urls.classify(req.url)
-                if isinstance(target, str) or not self.enqueue(self.record, target, self,
-                                                               "api", req.accept):
-                    # Not a URL Kiel fetches, or already an object of the record:
-                    # answered as nothing, so the platform helper decides.
+                if isinstance(target, str):
+                    # Not a URL Kiel fetches: answered as nothing, the helper decides.
                     self.answered(req.url, None, "000", None)
+                elif not self.enqueue(self.record, target, self, "api", req.accept):
+                    # An object of the record already: its answer, once its job ends.
+                    self.record.watch(target.fetch, self._api_of_record(req.url))
             return
         if isinstance(step, platforms.Failure):
             self._note(platforms.failure_note(step, self.now()))
@@ -100,66 +151,119 @@ class Deposit:
 
     def _manifest(self, m: Manifest) -> None:
         prev = self.previous  # read once, at begin
-        if platforms.unchanged(prev, m):
+        redo = platforms.again(prev, m)
+        if redo == ():
             assert prev is not None
             self._note(platforms.manifest_note(m, platforms.carried(prev), self.now(),
-                                               unchanged=True))
+                                               unchanged=True, same_as=prev.listed_at
+                                               if prev.files else None))
             return
+        fetch = tuple(dict.fromkeys(m.fetch))
         with self._lock:
             self.manifest = m
-            self.files_left = len(m.fetch)
-        if not m.fetch:
+            for f in m.files:
+                self.by_url.setdefault(f.url, []).append(f)
+            if redo is not None and prev is not None:
+                # The same deposit state: what settled is carried over, the rest asked again.
+                fetch = tuple(dict.fromkeys(redo))
+                asked, before = set(redo), platforms.carried(prev)
+                for f in m.files:
+                    out = before.get(f.path)
+                    if f.url not in asked and out is not None:
+                        self.outcomes[f.path] = out
+            self.files_left = len(fetch)
+            self.pending = list(fetch)
+        if not fetch:
             self._finish()
             return
-        for url in m.fetch:
+        self._pump()
+
+    def _pump(self) -> None:
+        """Queue the next files, :data:`WINDOW` at a time, while what is stored
+        stays within ``max_total_size``: the sizes served count, not only
+        the sizes declared (a platform may understate them)."""
+        while True:
+            with self._lock:
+                if not self.pending or len(self.flying) >= WINDOW:
+                    return
+                url = self.pending.pop(0)
+                stored, limit = self.stored, self.limits.max_total_size
+                stop = stored > limit or (self.stopping is not None and self.stopping())
+                if not stop:
+                    self.flying.add(url)
+            if stop:
+                why = "the run is stopping" if stored <= limit else \
+                    f"the files stored so far hold {stored} bytes, over max_total_size ({limit})"
+                self._settle(url, FileOutcome(None, error=f"not fetched: {why}"))
+                continue
             target = urls.classify(url)
-            queued = not isinstance(target, str) and self.enqueue(self.record, target, self,
-                                                                  "file", None)
-            if not queued:
-                self.file_done(url, None, None, "not fetched: not a URL Kiel fetches, or "
-                                                "an object the record names already")
+            if isinstance(target, str):
+                with self._lock:
+                    self.flying.discard(url)
+                self._settle(url, FileOutcome(None, error=f"not fetched: {target}"))
+            elif not self.enqueue(self.record, target, self, "file", None):
+                # The record's own link or discovery fetches it: the deposit
+                # judges the body that job stores, once it ends (it holds no
+                # place in the window: that job is the record's).
+                with self._lock:
+                    self.flying.discard(url)
+                self.record.watch(target.fetch, self._file_of_record(url))
+
+    def _settle(self, url: str, outcome: FileOutcome | None) -> None:
+        """One file of the manifest has its outcome (None: a bundle, noted
+        already); the last one writes the note."""
+        with self._lock:
+            if outcome is not None:  # two paths may name one URL: one fetch, both judged
+                for f in self.by_url.get(url, ()):
+                    self.outcomes[f.path] = outcome
+            self.files_left -= 1
+            last = self.files_left == 0
+        if last:
+            self._finish()
 
     def _file_of(self, url: str) -> ManifestFile | None:
-        assert self.manifest is not None
-        for f in self.manifest.files:
-            if f.url == url:
-                return f
-        return None
+        files = self.by_url.get(url)
+        return files[0] if files else None
 
     def file_done(self, url: str, written: Written | None, object_dir: str | None = None,
                   error: str | None = None) -> None:
         """A file job ended: check what it stored against the manifest."""
         m = self.manifest
         assert m is not None
-        outcome: FileOutcome
         rel = None
         if written is not None and object_dir is not None:
             rel = os.path.relpath(os.path.join(object_dir, written.name), self.record.dir)
-        ok = written is not None and written.note.status == "200"
+        # A 304 links the body an earlier attempt stored: that body is judged
+        # as a 200's would be (re-hashed), so a night without the API, after
+        # which every file is asked conditionally, does not leave them failed.
+        ok = written is not None and written.note.status in ("200", "304") \
+            and os.path.isfile(written.real)
+        size = 0
+        outcome: FileOutcome | None = None
         if m.strategy == "bundle" and url == m.bundle_url:
             if ok and written is not None:
                 size, found = platforms.digest_file(written.real, ("sha256", "sha1"))
-                for path, out in platforms.check_bundle(written.real, m).items():
-                    self.outcomes[path] = out
+                inside = platforms.check_bundle(written.real, m,
+                                                max_total=self.limits.max_total_size,
+                                                stop=self.stopping)
+                with self._lock:
+                    self.outcomes.update(inside)
                 self.bundle = FileOutcome(None, size, found, rel)
             else:
                 self.bundle = FileOutcome(None, error=error or _failed(written))
         else:
             f = self._file_of(url)
-            if f is not None:
-                if ok and written is not None:
-                    size, found = platforms.digest_file(
-                        written.real, ("sha256", "sha1") + platforms.needed(f))
-                    outcome = FileOutcome(platforms.check(f, size, found), size, found, rel)
-                else:
-                    outcome = FileOutcome(None, error=error or _failed(written))
-                with self._lock:
-                    self.outcomes[f.path] = outcome
+            if f is not None and ok and written is not None:
+                size, found = platforms.digest_file(
+                    written.real, ("sha256", "sha1") + platforms.needed(f))
+                outcome = FileOutcome(platforms.check(f, size, found), size, found, rel)
+            else:
+                outcome = FileOutcome(None, error=error or _failed(written))
         with self._lock:
-            self.files_left -= 1
-            last = self.files_left == 0
-        if last:
-            self._finish()
+            self.flying.discard(url)
+            self.stored += size
+        self._settle(url, outcome)
+        self._pump()
 
     def _finish(self) -> None:
         m = self.manifest

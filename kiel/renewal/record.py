@@ -52,6 +52,11 @@ class RecordRenewal:
     on_finish: Callable[[RecordRenewal], None] | None = None
     _pending: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # How each job ended, by the URL it fetched, for a deposit whose file the
+    # record fetched first (Deposit waits for it instead of noting it failed).
+    _ended: dict[str, Ended] = field(default_factory=dict)
+    _watch: dict[str, list[Callable[[Any, str | None, str | None], None]]] = \
+        field(default_factory=dict)
 
     def expect(self, n: int = 1) -> None:
         """Raise the count for ``n`` jobs about to be queued."""
@@ -67,8 +72,34 @@ class RecordRenewal:
                 raise CountdownError(f"record {self.id}: ended twice")
             self._pending -= 1
             finished = self._pending == 0
+            left = [cb for cbs in self._watch.values() for cb in cbs] if finished else []
+            if finished:
+                self._watch.clear()
+        for cb in left:  # a URL that ended under another name (a redirect): heard as such
+            cb(None, None, "not fetched: the record's own fetch of it ended elsewhere")
         if finished and self.on_finish is not None:
             self.on_finish(self)
+
+    def ended(self, url: str, written: Any, object_dir: str | None,
+              error: str | None) -> None:
+        """A job of this record that fetched ``url`` ended (``written``: its
+        :class:`kiel.objects.Written`, or None); whoever watches it hears."""
+        with self._lock:
+            self._ended[url] = Ended(written, object_dir, error)
+            cbs = self._watch.pop(url, [])
+        for cb in cbs:
+            cb(written, object_dir, error)
+
+    def watch(self, url: str, cb: Callable[[Any, str | None, str | None], None]) -> None:
+        """Call ``cb(written, object_dir, error)`` once the record's job for
+        ``url`` ends (at once when it has); at the record's end at the
+        latest."""
+        with self._lock:
+            got = self._ended.get(url)
+            if got is None:
+                self._watch.setdefault(url, []).append(cb)
+                return
+        cb(got.written, got.object_dir, got.error)
 
     def claim(self, name: str) -> bool:
         """Take the object ``name`` for this renewal; False when it already has it
@@ -90,6 +121,13 @@ class RecordRenewal:
     def add_urls(self, branch: str, name: str) -> None:
         with self._lock:
             self.urls.setdefault(branch, []).append(name)
+
+
+@dataclass(frozen=True)
+class Ended:
+    written: Any  # kiel.objects.Written or None
+    object_dir: str | None
+    error: str | None
 
 
 class Damaged(Exception):

@@ -56,10 +56,13 @@ class ObjectJob:
     def tell(self, written: objects.Written | None, object_dir: str | None,
              error: str | None = None, res: Result | None = None) -> None:
         """Tell the job's deposit how it ended: once, whatever the path."""
-        if self.deposit is None or self.told:
+        if self.told:
             return
         self.told = True
         key = self.key or self.target.fetch
+        self.record.ended(key, written, object_dir, error)  # a deposit may watch it
+        if self.deposit is None:
+            return
         if self.role == "api":
             self.deposit.answered(key, written, res.status if res else "000",
                                   res.location if res else None)
@@ -299,7 +302,7 @@ class Worker:
         if not rec.claim(f"deposit:{ref.platform}:{ref.domain}:{ref.deposit_id}"):
             return
         d = Deposit(rec, ref, platforms.limits_from(self.ctx.cfg), today(self.ctx.clock),
-                    self._enqueue, lambda: int(self.ctx.clock()))
+                    self._enqueue, lambda: int(self.ctx.clock()), stopping=self.ctx.stopping)
         d.begin()
 
     def _enqueue(self, rec: RecordRenewal, target: urls.Target, deposit: Deposit, role: str,
