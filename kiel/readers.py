@@ -96,17 +96,12 @@ def small(path: str, limit: int, problems: Problems) -> bytes | None:
 def manifests(record_dir: str, problems: Problems) -> list[ManifestRecord]:
     """Every manifest note of a record directory, oldest first, read as
     every other notes line is (see module doc)."""
-    from kiel.platforms.manifests import EVENT
-    from kiel.platforms.manifests import _record as manifest_record
+    from kiel.platforms.manifests import manifest_records
 
     path = os.path.join(record_dir, notes.NOTES)
-    out = []
+    out: list[ManifestRecord] = []
     try:
-        for e in notes.entries_with(path, b'"manifest"'):
-            if e.get("event") == EVENT:
-                rec = manifest_record(e)
-                if rec is not None:
-                    out.append(rec)
+        manifest_records(notes.entries_with(path, b'"manifest"'), out)
     except OSError as err:  # NotRegular, or a read error in mid-file
         problems.add_error(err, path)
     return out

@@ -244,38 +244,42 @@ def _record(entry: dict[str, Any]) -> ManifestRecord | None:
 
 
 def read_manifests(record_dir: str) -> list[ManifestRecord]:
-    """Every manifest note of a record directory, oldest first.
-
-    ``verify``, ``show`` and ``report`` call this for every record: only
-    lines that mention the event are parsed (a torn last line is skipped,
-    as every reader of notes does)."""
-    path = os.path.join(record_dir, notes.NOTES)
-    if not os.path.isfile(path):  # missing, or a planted fifo that must not block
-        return []
+    """Every manifest note of a record directory, oldest first, for the
+    renewal (:func:`previous`). Read as every reader reads notes
+    (:func:`kiel.notes.entries_with`: a regular file only, bounded lines,
+    only lines that mention the event parsed); a file that cannot be read
+    has no manifests here (the readers report it: kiel/readers.py)."""
     out: list[ManifestRecord] = []
-    listed: dict[tuple[tuple[str, str, str], int], tuple[NotedFile, ...]] = {}
     try:
-        with open(path, "rb") as f:
-            for raw in f:
-                if not raw.endswith(b"\n") or b'"manifest"' not in raw:
-                    continue
-                try:
-                    entry = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(entry, dict) and entry.get("event") == EVENT:
-                    rec = _record(entry)
-                    if rec is None:
-                        continue
-                    if rec.same_as is not None:
-                        # The files of the note it names (one tuple, shared).
-                        rec = dataclasses.replace(rec, files=listed.get(
-                            (rec.key, rec.same_as), rec.files))
-                    else:
-                        listed[(rec.key, rec.tist)] = rec.files
-                    out.append(rec)
+        out = manifest_records(
+            notes.entries_with(os.path.join(record_dir, notes.NOTES), b'"manifest"'), out)
     except OSError:
-        return out
+        pass
+    return out
+
+
+def manifest_records(entries: Iterable[dict[str, Any]],
+                     out: list[ManifestRecord] | None = None) -> list[ManifestRecord]:
+    """The manifest notes among parsed notes lines, oldest first, each
+    unchanged one (``same_as``) given the files of the note it names. The
+    one reader of the manifest line: the renewal and show, report and
+    verify (kiel/readers.py) all call it. Records are appended to ``out``
+    as they are read, so a caller that meets a read error keeps those
+    read before it."""
+    out = [] if out is None else out
+    listed: dict[tuple[tuple[str, str, str], int], tuple[NotedFile, ...]] = {}
+    for entry in entries:
+        if entry.get("event") != EVENT:
+            continue
+        rec = _record(entry)
+        if rec is None:
+            continue
+        if rec.same_as is not None:
+            # The files of the note it names (one tuple, shared).
+            rec = dataclasses.replace(rec, files=listed.get((rec.key, rec.same_as), rec.files))
+        else:
+            listed[(rec.key, rec.tist)] = rec.files
+        out.append(rec)
     return out
 
 
