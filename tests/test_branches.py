@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import text, write_amf
 
 from kiel import branches, records
 from kiel.cli import main
+
+from kit.homes import text, write_amf
 
 BAD = """<?xml version="1.0"?>
 <branches>
@@ -199,7 +200,7 @@ def test_a_branch_that_finds_nothing_in_any_record_is_warned(tmp_path: Path):
                     text("RePEc:aaa:wpaper:1", "http://a/1", display="http://a/d"))
     r = CliRunner().invoke(main, ["check-branches", str(good), "--records", str(src.parent)])
     assert r.exit_code == 0, r.output
-    assert r.stderr == (f"warning: line 3: 'file/ulr' found no URL in any of the 1 records: "
+    assert r.stderr == ("warning: line 3: 'file/ulr' found no URL in any of the 1 records: "
                         "a misspelt element, or one these records do not use\n")
     assert "line 2: 'displaypage' found 1 URLs" in r.stdout
     empty = tmp_path / "empty"

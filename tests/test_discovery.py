@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -34,32 +31,11 @@ from kiel.report import ArchiveFulltext, DayFulltext, render_html, report
 from kiel.report import format_text as report_text
 from kiel.show import format_text, show
 
+from kit.homes import minimal_pdf
+from kit.servers import Answer, Site
+from kit.stores import StoreBuilder, line
+
 LANDING = os.path.join(os.path.dirname(__file__), "fixtures", "landing")
-
-
-def minimal_pdf(text: str = "Kiel test") -> bytes:
-    """A real one-page PDF 1.4: objects, a content stream and an exact xref."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>"),
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return bytes(out)
 
 
 # file -> (page URL, expected discoveries), from landing/expected.json (the
@@ -129,33 +105,12 @@ def _local(url: str) -> str:
     return parts.path + ("?" + parts.query if parts.query else "")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    table: ClassVar[dict[str, tuple[int, dict[str, str], bytes]]] = {}
-
-    def do_GET(self) -> None:
-        status, headers, body = self.table.get(self.path, (404, {}, b"no such file"))
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    _Handler.table = routes()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    table: dict[object, Answer] = {path: (status, list(headers.items()), body)
+                                   for path, (status, headers, body) in routes().items()}
+    with Site(table=table) as s:
+        yield s.url()
 
 
 def _to_site(url: str, site: str) -> str:
@@ -373,8 +328,6 @@ DAY = 86400
 
 class DiscoveryStore:
     def __init__(self, home: str) -> None:
-        from test_show import StoreBuilder
-
         self.b = StoreBuilder(home)
         self.home = home
 
@@ -386,8 +339,6 @@ class DiscoveryStore:
                 body: bytes = b"", location: str | None = None,
                 discovered: list[tuple[str, str]] | None = None,
                 via: tuple[str, str] | None = None) -> None:
-        from test_show import line
-
         d = self.b.object_dir(rid, url)
         name = f"{tist}_{status}_{mtype}"
         with open(os.path.join(d, name), "xb") as f:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from kiel import notes, store
-from conftest import attempts, object_dir, record_dir, run, text, write_amf
-import hostile_server as hs
+
+from kit import servers as hs
+from kit.homes import attempts, object_dir, record_dir, run, text, write_amf
 
 EARLIER = "RePEc:aaa:wpaper:1"  # stored by the first run, must stay byte-identical
 GOOD = "RePEc:bbb:wpaper:2"  # a good record in the same run as the hostile input
@@ -282,13 +283,6 @@ def test_ids_with_c1_control_characters_are_reported(inputs, home):
 
 
 # --- branch values ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def srv():
-    s = hs.HostileServer()
-    yield s
-    s.close()
 
 
 def test_hostile_branch_values(inputs, home, srv):

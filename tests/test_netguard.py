@@ -15,44 +15,20 @@ import threading
 import time
 from pathlib import Path
 
-import hostile_server as hs
 import httpx
 import pytest
 
 from kiel import netguard
 from kiel.fetch import Fetcher, Limits, Result
 
+from kit import servers as hs
+
 LOOPBACK = netguard.Policy(allow=(ipaddress.ip_network("127.0.0.0/8"),
                                   ipaddress.ip_network("::1/128")))
 NOTHING = netguard.Policy()
 
 
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-needs_ipv6 = pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback on this machine")
-
-
-@pytest.fixture
-def srv():
-    s = hs.HostileServer()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def srv6():
-    if not _has_ipv6():
-        pytest.skip("no IPv6 loopback on this machine")
-    s = hs.HostileServer("::1")
-    yield s
-    s.close()
+needs_ipv6 = pytest.mark.skipif(not hs.has_ipv6(), reason="no IPv6 loopback on this machine")
 
 
 def fetcher(policy: netguard.Policy | None, **kw) -> Fetcher:
@@ -145,7 +121,7 @@ def test_unspecified_ipv4_never_reaches_a_service_on_loopback(srv, tmp_path):
 
 
 def test_ipv4_mapped_loopback_is_judged_as_loopback(srv, tmp_path):
-    if not _has_ipv6():
+    if not hs.has_ipv6():
         pytest.skip("no IPv6 on this machine")
     srv.route("/p", hs.good())
     only_v6 = netguard.Policy(allow=(ipaddress.ip_network("::1/128"),))

@@ -10,22 +10,24 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from test_oai import (
-    OAI,
-    RECORDS,
-    T0,
-    Client,
-    Rec,
-    make_home,
-    oai_id,
-    write_record,
-)
 
 from kiel.oai import ChangeLog, build, create_app, fold, rebuild, refresh
 from kiel.oai import index as index_mod
 from kiel.oai.changes import changes_dir, read, segments
 from kiel.redist import record_path
 from kiel.tist import iso
+
+from kit.oai import (
+    OAI,
+    RECORDS,
+    T0,
+    Client,
+    Rec,
+    amf_bytes,
+    make_home,
+    oai_id,
+    write_record,
+)
 
 
 def listing(client: Client, **args) -> list[tuple[str, str, bool]]:
@@ -61,8 +63,6 @@ def home(tmp_path: Path) -> Path:
 
 
 def new_version(home: Path, rid: str, tist: int, title: str) -> None:
-    from test_oai import amf_bytes
-
     d = home / "store" / record_path(rid)
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{tist}.amf.xml").write_bytes(amf_bytes(rid, title))
@@ -198,8 +198,6 @@ def test_the_renewal_appends_as_it_goes_and_refresh_folds(tmp_path):
 def test_a_rebuild_killed_by_sigkill_resumes_where_it_stopped(tmp_path):
     import signal
     import time
-
-    from test_oai import amf_bytes
 
     h = make_home(tmp_path / "h", recs=[], page_size=1000)
     for i in range(4000):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import run, text, write_amf
-from test_oai import OAI, Client  # Client validates every response
-
 from kiel.oai import build, create_app
 from kiel.tist import iso
+
+from kit.homes import run, text, write_amf
+from kit.oai import OAI, Client  # Client validates every response
 
 
 def headers(client: Client, **args) -> list[tuple[str, str, bool]]:

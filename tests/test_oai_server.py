@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -13,12 +11,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_oai import make_home
 
 from kiel.oai import build, create_app
 from kiel.oai.server import Background, Limits
 
-KIEL = str(Path(sys.executable).with_name("kiel"))
+from kit.cli import kiel
+from kit.oai import make_home
 
 
 @pytest.fixture
@@ -100,10 +98,8 @@ def test_a_request_waits_for_a_slot_then_is_served(home):
             app.slots.release()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KIEL_HOME": ""}
-    return subprocess.run([KIEL, "oai", *args], check=False, capture_output=True, text=True, env=env,
-                          timeout=60)
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return kiel("oai", *args, script=True, env={"KIEL_HOME": ""}, timeout=60)
 
 
 def test_cli_refuses_a_port_out_of_range_and_a_missing_home(home, tmp_path):

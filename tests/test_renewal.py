@@ -12,8 +12,8 @@ from werkzeug import Response
 from kiel import notes, store
 from kiel.errors import BranchesError, ConfigError, LockHeld
 from kiel.home import Lock
-from conftest import (attempts, object_dir, record_dir, run, set_config, text,
-                      write_amf)
+
+from kit.homes import attempts, object_dir, record_dir, run, set_config, text, write_amf
 
 PDF = b"%PDF-1.4\n" + b"x" * 2000 + b"\n%%EOF\n"
 HTML = b"<!DOCTYPE html><html><head><title>t</title></head><body>page</body></html>\n"

@@ -15,8 +15,8 @@ from werkzeug import Response
 from kiel import notes, renewal
 from kiel.errors import LockHeld
 from kiel.home import Lock
-from conftest import (attempts, object_dir, record_dir, run, set_config, text,
-                      write_amf)
+
+from kit.homes import attempts, object_dir, record_dir, run, set_config, text, write_amf
 
 
 def notes_of(d: Path) -> list[dict]:

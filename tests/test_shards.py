@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_home, text, write_amf
 
 from kiel.errors import LockHeld
 from kiel.home import Home, Lock, clean_abandoned, tmp_abandoned, tmp_name, tmp_owner
+
+from kit.homes import make_home, text, write_amf
 
 HOLD = """
 import sys

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from werkzeug import Response
 
-import hostile_server as hs
 from kiel import netguard, notes
 from kiel.fetch import Fetcher, Limits
 from kiel.home import Lock
-from conftest import (attempts, make_home, object_dir, record_dir, run, set_config, text,
-                      write_amf)
+
+from kit import servers as hs
+from kit.homes import attempts, make_home, object_dir, record_dir, run, set_config, text, write_amf
 
 
 def slow_site(httpserver, delay=0.3):

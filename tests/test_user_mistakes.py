@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_home, text, write_amf
 
 from kiel.cli import main
+
+from kit.homes import make_home, text, write_amf
+
 
 def run(*args: str) -> tuple[int, str]:
     """Run in-process; a traceback shows as an exception that is not SystemExit."""
