@@ -17,6 +17,7 @@ from kiel.oai.server import Background, Limits
 
 from kit.cli import kiel
 from kit.oai import make_home
+from kit.servers import wait_until
 
 
 @pytest.fixture
@@ -46,15 +47,18 @@ def http_get(url: str) -> tuple[int, dict, float]:
 def test_idle_sockets_past_the_limit_get_503_at_once(home):
     with Background(create_app(str(home)), limits(connection_limit=10)) as srv:
         port = int(srv.url.split(":")[2].split("/")[0])
+        channels = srv.server._map  # the listener and every open connection
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
         try:
-            time.sleep(0.3)
+            # the server has taken its limit: the next connection is shed
+            assert wait_until(lambda: len(channels) >= 10, timeout=10), len(channels)
             status, headers, took = http_get(srv.url + "?verb=Identify")
             assert status == 503 and headers["Retry-After"] == "10" and took < 3
         finally:
             for s in idle:
                 s.close()
-        time.sleep(0.3)
+        # the server has seen the idle connections close
+        assert wait_until(lambda: len(channels) < 10, timeout=10), len(channels)
         assert http_get(srv.url + "?verb=Identify")[0] == 200
 
 
