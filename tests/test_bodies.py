@@ -40,7 +40,7 @@ def fetch(srv: hs.HostileServer, route: hs.Route, tmp_path: Path, **limits) -> R
 
 
 def assert_whole(res: Result, tmp_path: Path, body: bytes = BODY) -> None:
-    assert res.status == "200" and res.error is None, res
+    assert res.status == "200" and res.error is None and res.tmp_path is not None, res
     assert Path(res.tmp_path).read_bytes() == body
     assert res.size == len(body) and res.type == "application-pdf"
     assert res.encoding is None  # decoded: nothing left to name

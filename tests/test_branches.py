@@ -73,6 +73,7 @@ def test_unprefixed_names_match_namespaced_and_plain_amf(tmp_path: Path):
                   "<a:url>http://x/2</a:url></a:file></a:text></a:amf>")
     for path, want in ((plain, "http://x/1"), (ns, "http://x/2")):
         (rec,) = list(records.read_file(str(path)))
+        assert isinstance(rec, records.Record), rec
         assert b.evaluate(records.parse_stored(rec.xml)) == [(want, None)]
 
 
@@ -163,7 +164,8 @@ def test_discover_attribute_invalid_is_a_problem_with_its_line():
 
 def test_check_branches_command_reports_a_bad_discover(tmp_path: Path):
     bad = tmp_path / "branches.xml"
-    bad.write_text('<branches>\n  <branch xpath="displaypage" discover="sometimes"/>\n</branches>\n')
+    bad.write_text('<branches>\n  <branch xpath="displaypage" discover="sometimes"/>\n'
+                   '</branches>\n')
     r = CliRunner().invoke(main, ["check-branches", str(bad)])
     assert r.exit_code == 1, r.output
     assert f"{bad}, line 2: discover='sometimes': must be yes or no" in r.output

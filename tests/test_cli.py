@@ -28,7 +28,7 @@ def test_init_never_overwrites(tmp_path: Path):
 
 
 def test_every_command_has_help_with_an_example():
-    for name, cmd in main.commands.items():
+    for name, _cmd in main.commands.items():
         r = CliRunner().invoke(main, [name, "--help"])
         assert r.exit_code == 0, name
         assert "Example" in r.output or "example" in r.output, name

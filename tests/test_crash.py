@@ -44,7 +44,7 @@ def kiel(home: Path, src: Path, fault: str | None = None) -> int:
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
-    out = {}
+    out: dict[str, tuple[str, str | bytes]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = Path(dirpath) / name

@@ -13,6 +13,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -88,7 +89,7 @@ def routes() -> dict[str, tuple[int, dict[str, str], bytes]]:
     out: dict[str, tuple[int, dict[str, str], bytes]] = {}
     for name, (page, expected) in CASES.items():
         out[_local(page)] = (200, {"Content-Type": "text/html; charset=utf-8"}, read(name))
-        for rule, url in expected:
+        for _rule, url in expected:
             out[_local(url)] = (200, {"Content-Type": "application/pdf"}, PDF)
     out["/research/papers/wp-17.html"] = (200, {"Content-Type": "text/html"},
                                           read("relative.html"))
@@ -168,7 +169,7 @@ PAGE = "https://journal.example.org/a/b/page.html"
 
 
 def found(html: str, page: str = PAGE, declared: str | None = "text/html",
-          **kw: int) -> list[tuple[str, str]]:
+          **kw: Any) -> list[tuple[str, str]]:
     return [(f.rule, f.url) for f in discover(html.encode("utf-8"), page, declared, **kw)]
 
 
@@ -288,11 +289,13 @@ def test_jsonld_forms() -> None:
       {"@type": "Thesis", "contentUrl": "/c.pdf"},
       {"@type": "WebPage", "mainEntity": {"@type": "ScholarlyArticle",
         "encoding": [{"contentUrl": "/d.docx",
-          "encodingFormat": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+          "encodingFormat": "DOCX_TYPE"},
           {"contentUrl": "/d.html", "encodingFormat": "text/html"}]}},
       {"@type": "Dataset", "distribution": {"contentUrl": "/data.csv"}}
     ]</script>
     <script type="application/ld+json">{"@type": "ScholarlyArticle", "encoding": 5}</script>"""
+    html = html.replace("DOCX_TYPE",
+                        "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     o = "https://journal.example.org"
     assert found(html) == [("jsonld", o + "/a.pdf"), ("jsonld", o + "/b.pdf"),
                            ("jsonld", o + "/c.pdf"), ("jsonld", o + "/d.docx")]
@@ -444,9 +447,9 @@ def test_fulltext_status_of_an_empty_or_broken_record(tmp_path) -> None:
 def test_show_puts_discovered_objects_under_their_page(dstore: DiscoveryStore) -> None:
     view = show(dstore.home, R3)
     by_url = {o.url: o for o in view.objects}
-    assert by_url[P3].via is not None and by_url[P3].via.rule == "citation_pdf_url"
-    assert by_url[L3].discovered is not None and by_url[L3].discovered.found == (
-        Found(P3, "citation_pdf_url"),)
+    via, discovered = by_url[P3].via, by_url[L3].discovered
+    assert via is not None and via.rule == "citation_pdf_url"
+    assert discovered is not None and discovered.found == (Found(P3, "citation_pdf_url"),)
     text = format_text(view)
     block = text.split("objects  3\n", 1)[1].splitlines()
     assert block == [

@@ -72,7 +72,9 @@ def test_each_host_rule_alone_finds_the_expected_link(rule: str) -> None:
     (c,) = [c for c in hostrules.rules() if c.rule.name == rule]
     case = HOST_CASES[f"{rule}.html"]
     doc = lxml_html.document_fromstring((HOSTS / f"{rule}.html").read_bytes())
-    urls = [u for u in (urljoin(case["page"], v) for v in c.xpath(doc)) if c.form.search(u)]
+    found = c.xpath(doc)
+    assert isinstance(found, list)
+    urls = [u for u in (urljoin(case["page"], str(v)) for v in found) if c.form.search(u)]
     assert urls[:1] == [u for _, u in case["expect"]]
 
 
@@ -236,6 +238,7 @@ def _get(client: httpx.Client, site: Site, url: str) -> httpx.Response:
 
 @pytest.mark.parametrize("kind", ["host:nber", "plain_pdf_link", "signposting_item"])
 def test_served_under_the_real_host_name(site: Site, kind: str) -> None:
+    headers: list[tuple[str, str]]
     if kind == "host:nber":
         page = HOST_CASES["nber.html"]["page"]
         body, headers = (HOSTS / "nber.html").read_bytes(), []

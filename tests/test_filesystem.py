@@ -43,7 +43,8 @@ def test_real_full_disk_stops_cleanly_and_the_next_run_completes(tmp_path, site,
     try:
         home = mnt / "home"
         make_home(home)
-        src = write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:0", site.url_for("/b.html")))
+        src = write_amf(tmp_path / "in" / "a.xml",
+                        text("RePEc:aaa:wpaper:0", site.url_for("/b.html")))
         assert renew(home, str(src)).returncode == 0
         before = files_of(home)
         many = [text(f"RePEc:aaa:wpaper:{i}", site.url_for("/a.pdf") + f"?{i}",
@@ -85,7 +86,8 @@ def test_injected_enospc_in_a_body_fails_that_attempt_only(tmp_path, site, step)
     home = tmp_path / "home"
     make_home(home)
     src = write_amf(tmp_path / "in" / "a.xml",
-                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"), display=site.url_for("/b.html")),
+                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"),
+                         display=site.url_for("/b.html")),
                     text("RePEc:aaa:wpaper:2", site.url_for("/a.pdf") + "?2"))
     r = renew(home, str(src), "--quiet", env={"KIEL_FAULT": f"{step}:enospc"})
     assert r.returncode == 0, (step, r.returncode, r.stderr)
@@ -105,7 +107,8 @@ def test_injected_enospc_at_each_write_step(tmp_path, site, step):
     home = tmp_path / "home"
     make_home(home)
     src = write_amf(tmp_path / "in" / "a.xml",
-                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"), display=site.url_for("/b.html")))
+                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"),
+                         display=site.url_for("/b.html")))
     assert renew(home, str(src)).returncode == 0
     before = files_of(home)
     write_amf(tmp_path / "in" / "a.xml",

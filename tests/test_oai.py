@@ -105,7 +105,8 @@ def test_write_index_from_entries(tmp_path):
     entries = [Entry(T0 + (i % 7), f"RePEc:a{i % 3}a:s:{i}", i % 5 == 0,
                      tuple(record_sets(f"RePEc:a{i % 3}a:s:{i}"))) for i in range(50)]
     stats = write_index(str(h), reversed(entries + [None]), chunk=8)
-    assert (stats.records, stats.skipped, stats.deleted, stats.sets) == (50, 1, 10, 7)  # RePEc, 3 archives, 3 series
+    # sets: RePEc, 3 archives, 3 series
+    assert (stats.records, stats.skipped, stats.deleted, stats.sets) == (50, 1, 10, 7)
     index = open_current(str(h))
     keys = [index.key(i) for i in range(index.count)]
     assert keys == sorted((e.datestamp, e.id.encode()) for e in entries)
@@ -200,7 +201,8 @@ def test_list_records_amf_is_the_stored_bytes(client, home):
     status, _h, data = client.raw(urlencode({"verb": "ListRecords", "metadataPrefix": "amf",
                                              "set": "RePEc:aaa:wpaper"}))
     validate(data)
-    stored = (home / "store" / record_path("RePEc:aaa:wpaper:1") / f"{T0 + 500}.amf.xml").read_bytes()
+    stored = (home / "store" / record_path("RePEc:aaa:wpaper:1")
+              / f"{T0 + 500}.amf.xml").read_bytes()
     amf_element = stored.split(b"\n", 1)[1].rstrip(b"\n")
     assert b"<metadata>" + amf_element + b"</metadata>" in data
     assert b"Growth &amp; &lt;Trade&gt;" in amf_element
@@ -230,9 +232,11 @@ def test_get_record_both_formats_and_deleted(client, home):
     header = root.find(f"{OAI}GetRecord/{OAI}record/{OAI}header")
     assert header_tuple(header) == rec_tuple(RECORDS[7])
     assert oai_id("info:x/y z") == f"oai:{REPO}:info:x/y%20z"
-    root = client.get(verb="GetRecord", metadataPrefix="oai_dc", identifier=oai_id("urn:\u00e9t\u00e9:1"))
+    root = client.get(verb="GetRecord", metadataPrefix="oai_dc",
+                      identifier=oai_id("urn:\u00e9t\u00e9:1"))
     assert root.findtext(f".//{DC}title") == "Non-ASCII id"
-    root = client.get(verb="GetRecord", metadataPrefix="amf", identifier=oai_id("RePEc:aaa:wpaper:4"))
+    root = client.get(verb="GetRecord", metadataPrefix="amf",
+                      identifier=oai_id("RePEc:aaa:wpaper:4"))
     rec = root.find(f"{OAI}GetRecord/{OAI}record")
     assert rec.find(OAI + "header").get("status") == "deleted"
     assert rec.findtext(f"{OAI}header/{OAI}datestamp") == iso(T0 + 86400 * 3)
@@ -261,14 +265,16 @@ def test_a_record_back_unchanged_moves_forward(client, home):
     (d / "00gone").unlink()
     back = T0 + 86400 * 5
     with open(d / "00notes", "a") as f:
-        f.write('{"event":"back","tist":%d,"id":"RePEc:aaa:wpaper:4"}\n' % back)
+        f.write(f'{{"event":"back","tist":{back},"id":"RePEc:aaa:wpaper:4"}}\n')
     stats = rebuild(str(home), now=lambda: back + 7)
     assert stats.changed == 1
     root = client.get(verb="ListRecords", metadataPrefix="amf", **{"from": iso(back)})
     assert [header_tuple(h) for h in root.iter(OAI + "header")] == [
-        (oai_id("RePEc:aaa:wpaper:4"), iso(back + 7), False, tuple(record_sets("RePEc:aaa:wpaper:4")))]
+        (oai_id("RePEc:aaa:wpaper:4"), iso(back + 7), False,
+         tuple(record_sets("RePEc:aaa:wpaper:4")))]
     assert root.findtext(f".//{{{AMF_NS}}}title") == "Four"
-    got = client.get(verb="GetRecord", metadataPrefix="oai_dc", identifier=oai_id("RePEc:aaa:wpaper:4"))
+    got = client.get(verb="GetRecord", metadataPrefix="oai_dc",
+                     identifier=oai_id("RePEc:aaa:wpaper:4"))
     assert got.findtext(f".//{OAI}datestamp") == iso(back + 7)
     assert got.findtext(f".//{DC}title") == "Four"
     # With the index lost, the datestamp comes from the notes: the return.

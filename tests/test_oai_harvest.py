@@ -61,7 +61,7 @@ def test_harvest_everything_in_both_formats(server, method):
                  r.header.setSpecs) for r in got] == [
             (oai_id(w.id), iso(w.datestamp), w.gone is not None, record_sets(w.id))
             for w in want]
-        for rec, w in zip(got, want):
+        for rec, w in zip(got, want, strict=True):
             if w.gone is not None:
                 assert getattr(rec, "metadata", None) is None
                 continue

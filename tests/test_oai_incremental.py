@@ -61,7 +61,7 @@ def objects():
     o.close()
 
 
-class Harvester(Sickle):
+class Harvester(Sickle):  # type: ignore[misc]  # sickle is untyped
     """Sickle, remembering its first answer: the responseDate a harvester keeps."""
 
     first = None
@@ -85,6 +85,7 @@ def harvest(url: str, since: str | None) -> tuple[str, dict[str, tuple[str, bool
             got[h.identifier.removeprefix(f"oai:{REPO}:")] = (h.datestamp, h.deleted)
     except NoRecordsMatch:
         pass
+    assert sickle.first is not None, "no answer at all"
     return sickle.first.xml.findtext(OAI + "responseDate"), got
 
 
@@ -140,7 +141,10 @@ def test_incremental_harvests_see_every_change(home, tmp_path, objects):
             time.sleep(0.05)
         r1, got = harvest(url, r0)
         assert renewal.is_alive()  # still at work on A's object
-        assert set(got) == {"RePEc:aaa:wpaper:1"} and got["RePEc:aaa:wpaper:1"][0] >= r0, (r0, got, os.popen("cat " + home.var + "/oai/changes/*; cat " + home.var + "/oai/current/records").read())
+        oai_state = os.popen("cat " + home.var + "/oai/changes/*; cat " + home.var
+                             + "/oai/current/records").read
+        assert set(got) == {"RePEc:aaa:wpaper:1"} and got["RePEc:aaa:wpaper:1"][0] >= r0, (
+            r0, got, oai_state())
         objects.release.set()
         renewal.join(30)
         next_second()

@@ -30,7 +30,7 @@ from kit.oai import (
 )
 
 
-def listing(client: Client, **args) -> list[tuple[str, str, bool]]:
+def listing(client: Client, **args) -> list[tuple[str | None, str | None, bool]]:
     out = []
     root = client.get(verb="ListIdentifiers", metadataPrefix="amf", **args)
     while True:
@@ -43,7 +43,7 @@ def listing(client: Client, **args) -> list[tuple[str, str, bool]]:
         root = client.get(verb="ListIdentifiers", resumptionToken=tok.text)
 
 
-def set_specs(client: Client) -> list[str]:
+def set_specs(client: Client) -> list[str | None]:
     """Every setSpec of ListSets, following the resumption tokens to the end."""
     out = []
     root = client.get(verb="ListSets")
@@ -84,7 +84,8 @@ def test_a_change_is_listed_the_moment_its_line_is_written(home):
     full = listing(client)
     assert len(full) == len(before) + 1
     assert (oai_id("RePEc:aaa:wpaper:2"), iso(T0 + 100), False) not in full
-    rec = client.get(verb="GetRecord", metadataPrefix="amf", identifier=oai_id("RePEc:aaa:wpaper:2"))
+    rec = client.get(verb="GetRecord", metadataPrefix="amf",
+                     identifier=oai_id("RePEc:aaa:wpaper:2"))
     assert rec.findtext(f".//{OAI}datestamp") == iso(now)
     assert b"Two, again" in etree.tostring(rec)
     sets = set_specs(client)  # the new archive and its series, on whichever page
@@ -106,7 +107,8 @@ def test_two_processes_append_whole_lines_to_one_segment(home):
     code = ("import os,sys\n"
             "fd=os.open(sys.argv[1],os.O_WRONLY|os.O_APPEND)\n"
             "for i in range(2000):\n"
-            " os.write(fd,b'%d\\tversion\\t1\\tRePEc:p%s:s:%d\\n'%(1700000000+i,sys.argv[2].encode(),i))\n")
+            " os.write(fd,b'%d\\tversion\\t1\\tRePEc:p%s:s:%d\\n'"
+            "%(1700000000+i,sys.argv[2].encode(),i))\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, path, tag]) for tag in ("a", "b")]
     for p in procs:
         assert p.wait(60) == 0

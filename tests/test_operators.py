@@ -160,9 +160,9 @@ def test_which_duplicate_wins_does_not_depend_on_the_walk(tmp_path):
     assert r.stderr == (f"error: {d / 'aaa' / 'x.xml'}, line 3 (record {rid}): handle of "
                         f"archive zzz in {d / 'aaa'}, the directory of archive aaa; skipped "
                         "(setting archive_dirs)\n"), r.stderr
-    from kit.homes import record_dir as rd  # noqa: F401
-
     from kiel.redist import record_path
+
+    from kit.homes import record_dir as rd  # noqa: F401
 
     rdir = home / "store" / record_path(rid)
     (v,) = [p for p in rdir.iterdir() if p.name.endswith(".amf.xml")]

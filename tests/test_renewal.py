@@ -106,7 +106,8 @@ def test_changed_body_is_a_new_regular_file(home, httpserver, tmp_path, clock):
 
 
 def test_one_added_space_is_a_new_version(home, httpserver, tmp_path, clock):
-    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", extra="<abstract>a b</abstract>"))
+    src = write_amf(tmp_path / "a.xml",
+                    text("RePEc:aaa:wpaper:1", extra="<abstract>a b</abstract>"))
     run(home, src, clock=clock)
     first = int(clock())
     clock.advance()
@@ -352,8 +353,8 @@ def test_oldest_00last_first(home, httpserver, tmp_path, clock):
     run(home, write_amf(tmp_path / "b.xml", text("RePEc:aaa:wpaper:2", r[2])), clock=clock)
     clock.advance()
     order.clear()
-    write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:2", r[2]), text("RePEc:aaa:wpaper:1", r[1]),
-              text("RePEc:aaa:wpaper:3", r[3]))
+    write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:2", r[2]),
+              text("RePEc:aaa:wpaper:1", r[1]), text("RePEc:aaa:wpaper:3", r[3]))
     run(home, tmp_path / "a.xml", clock=clock)
     assert order == ["/r3", "/r1", "/r2"]
 

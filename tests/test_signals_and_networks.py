@@ -228,7 +228,8 @@ def test_stop_ends_an_attempt_in_flight_within_a_second(tmp_path, kind):
 
 
 def test_sigterm_ends_a_run_within_seconds_whatever_the_servers_do(tmp_path):
-    """A real ``kiel renew``: FTP 220- lines and an HTTP body dripping, SIGTERM once both are under way."""
+    """A real ``kiel renew``: FTP 220- lines and an HTTP body dripping, SIGTERM once both
+    are under way."""
     home = make_home(tmp_path / "home", "total_timeout = 600\nread_timeout = 30\n"
                                          "concurrency = 4\n")
     srv = hs.HostileServer()

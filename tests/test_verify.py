@@ -339,13 +339,14 @@ def test_store_made_by_real_renewals_is_clean(tmp_path, httpserver):
     """The tools agree with the renewal: three real runs against a local
     server (links, a shared URL, a redirect, 404, refused, a long URL, a
     non-ASCII URL) leave a store verify finds nothing in."""
-    from kit.homes import TEST_SETTINGS, Clock, text, write_amf
-    from kit.homes import run as renew
     from werkzeug import Response
 
     from kiel import home as home_mod
     from kiel.report import report
     from kiel.show import show
+
+    from kit.homes import TEST_SETTINGS, Clock, text, write_amf
+    from kit.homes import run as renew
 
     h = home_mod.Home(str(tmp_path / "home"))
     home_mod.init(h)

@@ -57,6 +57,7 @@ def kiel(*args: str | os.PathLike[str], home: object = None,
                           preexec_fn=preexec, input=input)
 
 
-def renew(home: object, *args: str | os.PathLike[str], **kw: object) -> subprocess.CompletedProcess[str]:
+def renew(home: object, *args: str | os.PathLike[str],
+          **kw: object) -> subprocess.CompletedProcess[str]:
     """``kiel renew --no-progress ARGS... --home HOME``."""
     return kiel("renew", "--no-progress", *args, home=home, **kw)  # type: ignore[arg-type]

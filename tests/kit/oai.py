@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import gzip
 import io
+import json
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -107,12 +108,13 @@ def write_record(store: Path, rec: Rec) -> Path:
         (d / f"{tist}.amf.xml").write_bytes(amf_bytes(rec.id, title, rec.extra))
     last = rec.versions[-1][0]
     (d / "00last").write_text(f"{last} {last + 2}\n")
-    (d / "00notes").write_text('{"event":"renewal","tist":%d,"id":"%s"}\n' % (last, rec.id))
+    (d / "00notes").write_text(json.dumps({"event": "renewal", "tist": last, "id": rec.id},
+                                          separators=(",", ":"), ensure_ascii=False) + "\n")
     if rec.gone is not None:
         (d / "00gone").write_text(f"{rec.gone}\n")
         with open(d / "00notes", "a") as f:
-            f.write('{"event":"gone","tist":%d}\n' % rec.gone)
-    for n, (url, statuses) in enumerate(rec.objects):
+            f.write(f'{{"event":"gone","tist":{rec.gone}}}\n')
+    for _n, (url, statuses) in enumerate(rec.objects):
         from kiel.escape import escape
 
         o = d / escape(url)
@@ -216,11 +218,13 @@ def request_attrs(root) -> dict:
 
 def harvest(client: Client, verb: str, **args) -> tuple[list, list]:
     """Follow resumption tokens; return the items and the token elements seen."""
-    items, tokens = [], []
+    items: list[etree._Element] = []
+    tokens: list[etree._Element] = []
     root = client.get(verb=verb, **args)
     while True:
         body = root.find(OAI + verb)
         tag = {"ListRecords": "record", "ListIdentifiers": "header", "ListSets": "set"}[verb]
+        assert body is not None, verb
         items.extend(body.findall(OAI + tag))
         tok = body.find(OAI + "resumptionToken")
         if tok is None:

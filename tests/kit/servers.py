@@ -24,8 +24,8 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from kiel import store
 
@@ -43,7 +43,7 @@ def response_head(status: str, headers: list[tuple[str, str]] | None = None,
 class Conn:
     """One accepted connection, as a route sees it."""
 
-    def __init__(self, server: "HostileServer", sock: socket.socket, path: str,
+    def __init__(self, server: HostileServer, sock: socket.socket, path: str,
                  headers: dict[str, str]):
         self.server = server
         self.sock = sock
@@ -147,7 +147,7 @@ class HostileServer:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._asked = threading.Condition(self._lock)
-        cls = _TCPServer
+        cls: type[_TCPServer] = _TCPServer
         if ":" in host:
             cls = type("_TCPServer6", (_TCPServer,), {"address_family": socket.AF_INET6})
         self._srv = cls((host, port), _Handler)
@@ -364,7 +364,7 @@ class SilentTLS:
 MARKERS = (store.LAST, store.GONE)  # the only files a renewal replaces
 
 
-def snapshot(root: str | os.PathLike) -> dict[str, tuple[str, bytes]]:
+def snapshot(root: str | os.PathLike[str]) -> dict[str, tuple[str, bytes]]:
     """Every file under ``root``: ("link", target) or ("file", bytes)."""
     out = {}
     for dirpath, _dirs, files in os.walk(root):
@@ -379,7 +379,7 @@ def snapshot(root: str | os.PathLike) -> dict[str, tuple[str, bytes]]:
     return out
 
 
-def assert_preserved(before: dict[str, tuple[str, bytes]], root: str | os.PathLike) -> None:
+def assert_preserved(before: dict[str, tuple[str, bytes]], root: str | os.PathLike[str]) -> None:
     """Every earlier file is still there, byte-identical; notes only grew at their end."""
     after = snapshot(root)
     for rel, (kind, data) in before.items():
@@ -393,7 +393,7 @@ def assert_preserved(before: dict[str, tuple[str, bytes]], root: str | os.PathLi
             assert after[rel] == (kind, data), f"{rel} changed"
 
 
-def assert_clean(home_root: str | os.PathLike) -> None:
+def assert_clean(home_root: str | os.PathLike[str]) -> None:
     """No temporary file left; every path, link targets included, inside the home."""
     root = os.path.realpath(home_root)
     for dirpath, dirs, files in os.walk(root):
@@ -405,7 +405,7 @@ def assert_clean(home_root: str | os.PathLike) -> None:
                 assert os.path.exists(p), f"dangling link {p}"
 
 
-def grep_home(home_root: str | os.PathLike, needle: bytes,
+def grep_home(home_root: str | os.PathLike[str], needle: bytes,
               except_versions: bool = False) -> list[str]:
     """Every file (and name) under the home that holds ``needle``.
 
