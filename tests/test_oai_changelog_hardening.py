@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
-from conftest import Clock, run, text, write_amf
 from lxml import etree
 
 from kiel.oai import build, create_app
 from kiel.oai.changes import changes_dir
 from kiel.tist import iso
+
+from kit.homes import Clock, run, text, write_amf
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 IDS = ["RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:2"]

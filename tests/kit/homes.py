@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from kiel import home as home_mod
 from kiel import renewal, store
@@ -83,13 +84,20 @@ def run(h: home_mod.Home, *inputs: Path | str, clock: Clock | None = None, **opt
                                             clock=clock or Clock(), **opts))
 
 
-def record_dir(h: home_mod.Home, rid: str) -> Path:
+class HasStore(Protocol):
+    """A home, or any test value that names a store directory."""
+
+    @property
+    def store(self) -> str: ...
+
+
+def record_dir(h: HasStore, rid: str) -> Path:
     from kiel.redist import record_path
 
     return Path(h.store) / record_path(rid)
 
 
-def object_dir(h: home_mod.Home, rid: str, url: str) -> Path:
+def object_dir(h: HasStore, rid: str, url: str) -> Path:
     from kiel.escape import escape
 
     return record_dir(h, rid) / escape(url)
