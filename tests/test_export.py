@@ -1,0 +1,431 @@
+"""``kiel export``: a store made by real renewals over three nights against a
+server on 127.0.0.1, written as WARC and WACZ, then read back by warcio,
+replayed by pywb and checked by py-wacz (docs/export.md)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+import subprocess
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import TEST_SETTINGS, Clock, run, set_config, text, write_amf
+from pytest_httpserver import HTTPServer
+from test_discovery import minimal_pdf
+from warcio.archiveiterator import ArchiveIterator
+from werkzeug import Request, Response
+
+from kiel import home as home_mod
+from kiel import store
+from kiel.export import ExportError, Selection, export, parse_when
+
+FIXTURES = Path(__file__).parent / "fixtures" / "platforms" / "dataverse"
+BIN = Path(sys.executable).parent
+NIGHT = 86400
+PID = "doi:10.7910/DVN/KIEL01"
+# What the server sends in a header, as bytes on the wire: UTF-8 and a Latin-1 byte.
+DISPOSITION = 'attachment; filename="caf\u00c3\u00a9 \u00e2\u0082\u00ac.pdf"'  # UTF-8 bytes
+DISPOSITION_BYTES = b'attachment; filename="caf\xc3\xa9 \xe2\x82\xac.pdf"'
+LATIN = "M\u00fcller"
+LATIN_BYTES = b"M\xfcller"
+
+
+def page(title: str, body: str) -> bytes:
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"</head><body><h1>{title}</h1><p>{body}</p></body></html>").encode()
+
+
+def landing() -> bytes:
+    return (b"<!DOCTYPE html><html><head><meta charset='utf-8'><title>A paper</title>"
+            b"<meta name='citation_pdf_url' content='/files/1.pdf'></head>"
+            b"<body><h1>A paper</h1><p>Landing page text of Kiel</p></body></html>")
+
+
+@dataclass
+class Site:
+    """The server's answers, night by night."""
+
+    night: int = 0
+    seen_conditional: list[str] = field(default_factory=list)
+
+    def handler(self, request: Request) -> Response:
+        p = request.path
+        if p == "/same.pdf":
+            return Response(minimal_pdf("always the same"), content_type="application/pdf")
+        if p == "/changes.html":
+            return Response(page("Changing", f"version of night {min(self.night, 1)}"),
+                            content_type="text/html; charset=utf-8")
+        if p == "/etag.html":
+            if request.headers.get("If-None-Match") == '"v1"':
+                self.seen_conditional.append(p)
+                return Response(status=304, headers={"ETag": '"v1"',
+                                                     "X-Night": str(self.night)})
+            return Response(page("Tagged", "confirmed by 304 later"),
+                            content_type="text/html", headers={"ETag": '"v1"'})
+        if p == "/redirect":
+            return Response(b"", status=302, headers={"Location": "/target.html"})
+        if p == "/target.html":
+            return Response(page("Target", "where the redirect leads"),
+                            content_type="text/html")
+        if p == "/missing":
+            return Response(b"not here", status=404, content_type="text/plain")
+        if p == "/gz.html":
+            body = gzip.compress(page("Compressed", "sent gzip-encoded"))
+            return Response(body, content_type="text/html",
+                            headers={"Content-Encoding": "gzip"})
+        if p == "/nonascii.pdf":
+            return Response(minimal_pdf("non-ASCII header values"),
+                            content_type="application/pdf",
+                            headers={"Content-Disposition": DISPOSITION, "X-Author": LATIN})
+        if p == "/paper/1":
+            return Response(landing(), content_type="text/html")
+        if p == "/files/1.pdf":
+            return Response(minimal_pdf("the discovered full text"),
+                            content_type="application/pdf")
+        if p == "/other.html":
+            return Response(page("Other", f"night {self.night}"), content_type="text/html")
+        return deposit(request)
+
+
+def deposit(request: Request) -> Response:
+    p = request.path
+    if p == "/dataset.xhtml":
+        return Response(b"<html><body>dataset</body></html>", content_type="text/html")
+    if p == "/api/datasets/:persistentId/versions/:latest-published":
+        api = (FIXTURES / "api" / "kiel01-latest.json").read_bytes()
+        return Response(api, content_type="application/json")
+    if p == "/api/access/datafile/11":
+        return Response((FIXTURES / "files" / "panel.dta").read_bytes(),
+                        content_type="application/x-stata")
+    if p == "/api/access/datafile/12":
+        return Response((FIXTURES / "files" / "analysis.do").read_bytes(),
+                        content_type="text/plain")
+    return Response(b"no such path", status=404)
+
+
+@dataclass(frozen=True)
+class Store:
+    home: str
+    nights: tuple[int, int, int]
+    urls: dict[str, str]
+    tmp: Path
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def kstore(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    tmp = tmp_path_factory.mktemp("export")
+    site = Site()
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.expect_request("").respond_with_handler(site.handler)
+    server.start()
+    try:
+        h = home_mod.Home(str(tmp / "home"))
+        home_mod.init(h)
+        with open(h.conf, "a", encoding="utf-8") as f:
+            f.write(TEST_SETTINGS)
+        set_config(h, max_file_count=10)
+        u = {n: server.url_for(p) for n, p in (
+            ("same", "/same.pdf"), ("changes", "/changes.html"), ("etag", "/etag.html"),
+            ("redirect", "/redirect"), ("target", "/target.html"), ("missing", "/missing"),
+            ("gz", "/gz.html"), ("nonascii", "/nonascii.pdf"), ("landing", "/paper/1"),
+            ("full", "/files/1.pdf"), ("other", "/other.html"))}
+        u["dataset"] = server.url_for("/dataset.xhtml") + f"?persistentId={PID}"
+        u["refused"] = f"http://127.0.0.1:{_closed_port()}/nothing"
+        clock = Clock()
+        nights = []
+        for night in range(3):
+            site.night = night
+            extra = "<abstract>changed on the second night</abstract>" if night else ""
+            src = write_amf(
+                tmp / "in" / "a.xml",
+                text("RePEc:aaa:wpaper:1", u["same"], u["changes"], u["etag"], u["redirect"],
+                     u["missing"], u["gz"], u["nonascii"], display=u["landing"], extra=extra),
+                text("RePEc:aaa:wpaper:4", u["dataset"]),
+                text("RePEc:bbb:wpaper:1", u["other"], u["refused"]))
+            s = run(h, src, clock=clock)
+            assert s.input_errors == 0, s.problems
+            nights.append(int(clock()))
+            clock.advance(NIGHT)
+        assert site.seen_conditional, "the server never saw a conditional request"
+    finally:
+        server.stop()
+    return Store(h.root, (nights[0], nights[1], nights[2]), u, tmp)
+
+
+# -- reading an export back ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rec:
+    type: str
+    uri: str
+    date: str
+    id: str
+    warc: dict[str, str]
+    http: bytes | None  # the HTTP header block as written
+    status: str | None
+    payload: bytes
+
+
+def read_warc(path: Path) -> list[Rec]:
+    out = []
+    with open(path, "rb") as f:
+        for r in ArchiveIterator(f, arc2warc=False, ensure_http_headers=False):
+            http_block = None
+            status = None
+            if r.http_headers is not None:
+                status = r.http_headers.get_statuscode()
+            payload = r.raw_stream.read()
+            out.append(Rec(r.rec_type, r.rec_headers.get_header("WARC-Target-URI") or "",
+                           r.rec_headers.get_header("WARC-Date"),
+                           r.rec_headers.get_header("WARC-Record-ID"),
+                           dict(r.rec_headers.headers), http_block, status, payload))
+    return out
+
+
+def fields(rec: Rec) -> list[tuple[str, str]]:
+    out = []
+    for line in rec.payload.decode("utf-8").split("\r\n"):
+        if line:
+            k, v = line.split(": ", 1)
+            out.append((k, v))
+    return out
+
+
+def store_attempts(root: str, sel: Selection, prefix: str = "") -> dict[str, str]:
+    """Every attempt file of the store the selection takes, by store path,
+    with its status: what an export must hold, found by listing the store."""
+    out = {}
+    base = Path(root) / "store"
+    for d in sorted(base.rglob("00url")):
+        obj = d.parent
+        rel_rec = str(obj.parent.relative_to(base))
+        if prefix and not rel_rec.startswith(prefix):
+            continue
+        for name in os.listdir(obj):
+            parsed = store.parse_attempt(name)
+            if parsed and sel.takes(parsed[0]) and parsed[1] != "000":
+                out[str((obj / name).relative_to(base))] = parsed[1]
+    return out
+
+
+def store_versions(root: str, sel: Selection, prefix: str = "") -> set[str]:
+    base = Path(root) / "store"
+    return {str(p.relative_to(base)) for p in base.rglob("*.amf.xml")
+            if sel.takes(int(p.name.split(".")[0]))
+            and str(p.parent.relative_to(base)).startswith(prefix)}
+
+
+def exported(kstore: Store, name: str, sel: Selection | None = None) -> Path:
+    out = kstore.tmp / name
+    if not out.exists():
+        export(kstore.home, str(out), sel or Selection())
+    return out
+
+
+# -- the tests ----------------------------------------------------------------------
+
+def test_warcio_check_passes(kstore):
+    out = exported(kstore, "all.warc.gz")
+    r = subprocess.run([str(BIN / "warcio"), "check", "-v", str(out)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "digest pass" in r.stdout  # it did check digests
+
+
+def test_each_record_its_own_gzip_member(kstore):
+    out = exported(kstore, "all.warc.gz")
+    data = out.read_bytes()
+    members = 0
+    while data:
+        d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        record = d.decompress(data)
+        assert record.startswith(b"WARC/1.1\r\n") and record.endswith(b"\r\n\r\n")
+        data = d.unused_data
+        members += 1
+    assert members == len(read_warc(out))
+
+
+def test_every_payload_is_the_stored_file_byte_for_byte(kstore):
+    out = exported(kstore, "all.warc.gz")
+    recs = read_warc(out)
+    assert recs[0].type == "warcinfo"
+    by_id = {r.id: r for r in recs}
+    base = Path(kstore.home) / "store"
+    linked = {}
+    for m in (r for r in recs if r.type == "metadata" and "WARC-Refers-To" in r.warc):
+        f = dict(fields(m))
+        target = by_id[m.warc["WARC-Refers-To"]]
+        linked[f["store-file"]] = target
+        stored = (base / f["store-file"]).read_bytes()
+        if target.type == "revisit":
+            original = by_id[target.warc["WARC-Refers-To"]]
+            assert original.type == "response" and original.payload == stored
+            assert target.warc["WARC-Refers-To-Target-URI"] == original.uri
+            assert target.warc["WARC-Refers-To-Date"] == original.date
+            assert target.warc["WARC-Payload-Digest"] == original.warc["WARC-Payload-Digest"]
+            assert target.payload == b""
+        else:
+            assert target.payload == stored, f["store-file"]
+        assert f["record"].startswith("urn:kiel:record:RePEc:")
+    # every attempt file with an answer, and nothing else
+    assert set(linked) == set(store_attempts(kstore.home, Selection()))
+    versions = {r.payload for r in recs if r.type == "resource"}
+    assert versions == {(base / v).read_bytes()
+                        for v in store_versions(kstore.home, Selection())}
+
+
+def test_the_mapping_of_each_kind_of_answer(kstore):
+    recs = read_warc(exported(kstore, "all.warc.gz"))
+    u = kstore.urls
+    n1, n2, n3 = kstore.nights
+
+    def at(url: str, tist: int) -> Rec:
+        (r,) = [r for r in recs if r.uri == url and r.type in ("response", "revisit")
+                and r.date == _iso(tist)]
+        return r
+
+    # the same body: one response, then revisits of it
+    assert at(u["same"], n1).type == "response"
+    for n in (n2, n3):
+        rv = at(u["same"], n)
+        assert rv.type == "revisit" and rv.warc["WARC-Refers-To-Date"] == _iso(n1)
+        assert rv.warc["WARC-Profile"] == ("http://netpreserve.org/warc/1.1/revisit/"
+                                           "identical-payload-digest")
+    # a body that changed: a response each time it changed
+    assert at(u["changes"], n1).type == at(u["changes"], n2).type == "response"
+    assert at(u["changes"], n1).payload != at(u["changes"], n2).payload
+    assert at(u["changes"], n3).type == "revisit"
+    # a 304 is a revisit replayed as the 200 it confirmed, its own fields kept
+    rv = at(u["etag"], n2)
+    assert rv.type == "revisit" and rv.status == "200"
+    raw = _raw_record(exported(kstore, "all.warc.gz"), rv.id)
+    assert b"X-Night: 1\r\n" in raw and b'ETag: "v1"\r\n' in raw
+    # a redirect: its status line and Location, no payload
+    red = at(u["redirect"], n1)
+    assert red.type == "response" and red.status == "302" and red.payload == b""
+    raw = _raw_record(exported(kstore, "all.warc.gz"), red.id)
+    assert b"\r\nLocation: /target.html\r\n" in raw and b"\r\nContent-Length: 0\r\n" in raw
+    # a 404 with its body
+    miss = at(u["missing"], n1)
+    assert (miss.status, miss.payload) == ("404", b"not here")
+    # gzip on the wire, stored decoded: the body as stored, the coding kept aside
+    gz = at(u["gz"], n1)
+    raw = _raw_record(exported(kstore, "all.warc.gz"), gz.id)
+    assert b"\r\nX-Archive-Orig-Content-Encoding: gzip\r\n" in raw
+    assert b"\r\nContent-Encoding:" not in raw
+    assert gz.payload.startswith(b"<!DOCTYPE html>") and b"Compressed" in gz.payload
+    assert b"\r\nContent-Length: %d\r\n" % len(gz.payload) in raw
+    # non-ASCII header values: the bytes received, not percent-encoded
+    raw = _raw_record(exported(kstore, "all.warc.gz"), at(u["nonascii"], n1).id)
+    assert b"\r\nContent-Disposition: " + DISPOSITION_BYTES + b"\r\n" in raw
+    assert b"\r\nX-Author: " + LATIN_BYTES + b"\r\n" in raw
+    # 000: never a response, counted in a metadata record
+    assert not [r for r in recs if r.uri == u["refused"] and r.type != "metadata"]
+    (na,) = [r for r in recs if r.uri == u["refused"] and r.type == "metadata"]
+    assert [k for k, _ in fields(na)].count("no-answer") == 3
+    # versions: resource records under the record's URI, at their tist
+    vs = [r for r in recs if r.type == "resource" and r.uri == "urn:kiel:record:RePEc:aaa:wpaper:1"]
+    assert [r.date for r in vs] == [_iso(n1), _iso(n2)]
+    assert all(r.warc["Content-Type"] == "application/xml" for r in vs)
+
+
+def test_discovered_and_deposit_files_name_where_they_came_from(kstore):
+    recs = read_warc(exported(kstore, "all.warc.gz"))
+    u = kstore.urls
+    meta = [dict(fields(r)) for r in recs if r.type == "metadata" and r.uri == u["full"]]
+    assert meta and all(m["via"] == f"{u['landing']} citation_pdf_url" for m in meta)
+    dep = [dict(fields(r)) for r in recs
+           if r.type == "metadata" and "/api/access/datafile/" in r.uri]
+    assert len(dep) == 2
+    for m in dep:
+        assert m["deposit"].startswith(f"dataverse 127.0.0.1 {PID}")
+        assert "/api/datasets/:persistentId/versions/:latest-published" in m["manifest"]
+        assert m["record"] == "urn:kiel:record:RePEc:aaa:wpaper:4"
+
+
+def _iso(tist: int) -> str:
+    from kiel.tist import iso
+
+    return iso(tist)
+
+
+def _raw_record(path: Path, rid: str) -> bytes:
+    data = path.read_bytes()
+    while data:
+        d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        record = d.decompress(data)
+        if f"WARC-Record-ID: {rid}\r\n".encode() in record:
+            return record
+        data = d.unused_data
+    raise AssertionError(rid)
+
+
+# -- selection -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,sel_args,prefix", [
+    ("from", {"since": 1}, ""),
+    ("until", {"until": 0}, ""),
+    ("between", {"since": 1, "until": 1}, ""),
+    ("prefix", {"prefixes": ("RePEc:bbb",)}, "RePEc/bbb"),
+    ("record", {"prefixes": ("RePEc:aaa:wpaper:4", "RePEc:aaa:wpaper:4")},
+     "RePEc/aaa/wpaper/4"),
+])
+def test_selection_takes_exactly_what_it_names(kstore, name, sel_args, prefix):
+    nights = kstore.nights
+    sel = Selection(
+        prefixes=sel_args.get("prefixes", ()),
+        since=parse_when(str(nights[sel_args["since"]])) if "since" in sel_args else None,
+        before=parse_when(str(nights[sel_args["until"]]), end=True)
+        if "until" in sel_args else None)
+    recs = read_warc(exported(kstore, f"sel-{name}.warc.gz", sel))
+    got = {dict(fields(r))["store-file"] for r in recs
+           if r.type == "metadata" and "WARC-Refers-To" in r.warc}
+    assert got == set(store_attempts(kstore.home, sel, prefix))
+    assert got
+    base = Path(kstore.home) / "store"
+    versions = {r.payload for r in recs if r.type == "resource"}
+    assert versions == {(base / v).read_bytes() for v in store_versions(kstore.home, sel, prefix)}
+    info = dict(fields(recs[0]))
+    assert info["selection-prefixes"] == (" ".join(sel.prefixes) or "(the whole store)")
+
+
+def test_when_takes_a_tist_or_an_iso_date():
+    assert parse_when("1700000000") == 1700000000
+    assert parse_when("1700000000", end=True) == 1700000001
+    assert parse_when("2023-11-14") == 1699920000
+    assert parse_when("2023-11-14", end=True) == 1699920000 + NIGHT
+    assert parse_when("2023-11-14T22:13:20Z") == 1700000000
+    assert parse_when("2023-11-14T23:13:20+01:00") == 1700000000
+    with pytest.raises(ExportError, match="not a tist nor an ISO 8601 date"):
+        parse_when("yesterday")
+
+
+def test_cli_refuses_a_wrong_ending_and_an_existing_output(kstore, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "kiel", "export", "--home", kstore.home,
+                        "-o", str(tmp_path / "x.zip")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "must end in .warc.gz (WARC) or .wacz (WACZ)" in r.stderr
+    (tmp_path / "there.warc.gz").write_bytes(b"precious")
+    r = subprocess.run([sys.executable, "-m", "kiel", "export", "--home", kstore.home,
+                        "-o", str(tmp_path / "there.warc.gz")], capture_output=True, text=True)
+    assert r.returncode == 2 and "exists: an export never replaces a file" in r.stderr
+    assert (tmp_path / "there.warc.gz").read_bytes() == b"precious"
+    r = subprocess.run([sys.executable, "-m", "kiel", "export", "--home", kstore.home,
+                        "-o", str(tmp_path / "ok.warc.gz"), "RePEc:bbb"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "3 attempts without an answer noted" in r.stdout
+    assert sorted(os.listdir(tmp_path)) == ["ok.warc.gz", "there.warc.gz"]  # no leftovers
