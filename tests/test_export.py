@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import TEST_SETTINGS, Clock, run, set_config, text, write_amf
 from pytest_httpserver import HTTPServer
@@ -21,7 +22,7 @@ from warcio.archiveiterator import ArchiveIterator
 from werkzeug import Request, Response
 
 from kiel import home as home_mod
-from kiel import store
+from kiel import notes, store
 from kiel.export import ExportError, Selection, export, parse_when
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms" / "dataverse"
@@ -429,3 +430,88 @@ def test_cli_refuses_a_wrong_ending_and_an_existing_output(kstore, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "3 attempts without an answer noted" in r.stdout
     assert sorted(os.listdir(tmp_path)) == ["ok.warc.gz", "there.warc.gz"]  # no leftovers
+
+
+# -- replay in pywb ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pywb(kstore: Store):
+    """A real pywb on 127.0.0.1 with the export in collection ``kiel``."""
+    out = exported(kstore, "all.warc.gz")
+    root = kstore.tmp / "pywb"
+    root.mkdir()
+    for args in (["init", "kiel"], ["add", "kiel", str(out)]):
+        subprocess.run([str(BIN / "wb-manager"), *args], cwd=root, check=True,
+                       capture_output=True, timeout=120)
+    port = _closed_port()
+    log = open(root / "wayback.log", "wb")  # noqa: SIM115  # closed below
+    proc = subprocess.Popen([str(BIN / "wayback"), "-p", str(port), "-b", "127.0.0.1"],
+                            cwd=root, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=10) as client:
+            for _ in range(600):  # until it answers, or it died
+                assert proc.poll() is None, (root / "wayback.log").read_text()
+                try:
+                    client.get(base + "/")
+                    break
+                except httpx.TransportError:
+                    _wait_port(port)
+            yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _wait_port(port: int) -> None:
+    """Block until something listens on ``port`` (at most 0.1 s)."""
+    s = socket.socket()
+    s.settimeout(0.1)
+    try:
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        import select
+
+        select.select([], [], [], 0.1)
+    finally:
+        s.close()
+
+
+def test_pywb_replays_every_attempt_at_its_time(kstore, pywb):
+    base = Path(kstore.home) / "store"
+    seen = {"200": 0, "304": 0, "302": 0, "404": 0, "revisit": 0}
+    with httpx.Client(timeout=30) as client:
+        for rel, status in sorted(store_attempts(kstore.home, Selection()).items()):
+            path = base / rel
+            url = (path.parent / "00url").read_text().rstrip("\n")
+            tist = int(path.name.split("_")[0])
+            ts = _iso(tist).replace("-", "").replace(":", "").replace("T", "")[:14]
+            r = client.get(f"{pywb}/kiel/{ts}id_/{url}")
+            stored = path.read_bytes()  # through a link: the earlier body
+            if status.startswith("3") and status != "304":
+                assert r.status_code == int(status), (rel, r.status_code)
+                loc = dict(notes_headers(path))["location"]
+                assert r.headers["location"].endswith(loc), (rel, r.headers["location"])
+                seen["302"] += 1
+                continue
+            # a 304 replays as the body it confirmed, with that answer's status
+            want = 200 if status == "304" else int(status)
+            assert (r.status_code, r.content) == (want, stored), rel
+            seen[status if status in seen else "200"] += 1
+            seen["revisit"] += path.is_symlink()
+    assert all(seen.values()), seen
+    # and a record's versions under its URI, each at its time
+    rdir = base / "RePEc" / "aaa" / "wpaper" / "1"
+    with httpx.Client(timeout=30) as client:
+        for tist, name in store.versions(str(rdir)):
+            ts = _iso(tist).replace("-", "").replace(":", "").replace("T", "")[:14]
+            r = client.get(f"{pywb}/kiel/{ts}id_/urn:kiel:record:RePEc:aaa:wpaper:1")
+            assert (r.status_code, r.content) == (200, (rdir / name).read_bytes())
+
+
+def notes_headers(path: Path) -> list[tuple[str, str]]:
+    for e in notes.entries(str(path.parent / "00notes")):
+        if e.get("file") == path.name:
+            return [(k.lower(), v) for k, v in e["headers"]]
+    raise AssertionError(path)
