@@ -5,10 +5,12 @@ replayed by pywb and checked by py-wacz (docs/export.md)."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import socket
 import subprocess
 import sys
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -515,3 +517,57 @@ def notes_headers(path: Path) -> list[tuple[str, str]]:
         if e.get("file") == path.name:
             return [(k.lower(), v) for k, v in e["headers"]]
     raise AssertionError(path)
+
+
+# -- WACZ ------------------------------------------------------------------------------
+
+def test_wacz_validates_and_its_index_is_what_cdxj_indexer_makes(kstore, tmp_path):
+    out = exported(kstore, "all.wacz")
+    r = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(out)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "the passed WACZ is valid" in r.stdout, r.stdout + r.stderr
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        assert names == ["archive/all.warc.gz", "indexes/index.cdx", "pages/pages.jsonl",
+                         "datapackage.json", "datapackage-digest.json"]
+        assert z.getinfo("archive/all.warc.gz").compress_type == zipfile.ZIP_STORED
+        z.extractall(tmp_path)
+        package = json.loads(z.read("datapackage.json"))
+    assert package["wacz_version"] == "1.1.1"
+    warc = tmp_path / "archive" / "all.warc.gz"
+    # the WARC inside is a whole export: warcio checks it
+    r = subprocess.run([str(BIN / "warcio"), "check", str(warc)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the index lines are those py-wacz's indexer writes for that WARC, sorted
+    theirs = subprocess.run([str(BIN / "cdxj-indexer"), str(warc)], capture_output=True,
+                            check=True).stdout.splitlines()
+    ours = (tmp_path / "indexes" / "index.cdx").read_bytes().splitlines()
+    assert ours == sorted(theirs) and len(ours) > 40
+    # every page listed is a stored 200 HTML page or PDF, at an attempt's time
+    pages = [json.loads(x) for x in (tmp_path / "pages" / "pages.jsonl").read_text().splitlines()]
+    assert pages[0]["format"] == "json-pages-1.0"
+    urls = {p["url"] for p in pages[1:]}
+    u = kstore.urls
+    assert {u["landing"], u["full"], u["same"], u["target"], u["gz"]} <= urls
+    assert u["missing"] not in urls and u["redirect"] not in urls
+
+
+def test_wacz_index_sorts_through_chunk_files(kstore, tmp_path, monkeypatch):
+    """The index is sorted on disk, not in memory: with tiny chunks the
+    package is the same."""
+    from kiel.export import output
+
+    orig = output.ExternalSort
+
+    def tiny(workdir: str, chunk_bytes: int = 0) -> output.ExternalSort:
+        return orig(workdir, chunk_bytes=512)
+
+    monkeypatch.setattr(output, "ExternalSort", tiny)
+    out = tmp_path / "tiny.wacz"
+    export(kstore.home, str(out))
+    with zipfile.ZipFile(out) as z:
+        lines = z.read("indexes/index.cdx").splitlines()
+    assert lines == sorted(lines) and len(lines) > 40
+    r = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(out)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout

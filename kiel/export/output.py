@@ -114,7 +114,6 @@ def cdxj_line(record: ArcWarcRecord, offset: int, length: int, filename: str) ->
     entry: dict[str, str] = {"url": url}
     if kind == "resource":
         entry["mime"] = (record.content_type or "").split(";")[0].strip()
-        entry["status"] = "200"
     else:
         http = record.http_headers
         entry["mime"] = "warc/revisit" if kind == "revisit" else \
