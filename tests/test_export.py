@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cdp_pipe import ALL_TEXT, Browser, Files
 from conftest import TEST_SETTINGS, Clock, run, set_config, text, write_amf
 from pytest_httpserver import HTTPServer
 from test_discovery import minimal_pdf
@@ -531,6 +533,13 @@ def test_wacz_validates_and_its_index_is_what_cdxj_indexer_makes(kstore, tmp_pat
         assert names == ["archive/all.warc.gz", "indexes/index.cdx", "pages/pages.jsonl",
                          "datapackage.json", "datapackage-digest.json"]
         assert z.getinfo("archive/all.warc.gz").compress_type == zipfile.ZIP_STORED
+        # ReplayWeb.page takes an entry's data offset from the central
+        # directory when that has no extra field: the local header must agree.
+        raw = out.read_bytes()
+        for info in z.infolist():
+            local_extra = int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30],
+                                         "little")
+            assert local_extra == len(info.extra), info.filename
         z.extractall(tmp_path)
         package = json.loads(z.read("datapackage.json"))
     assert package["wacz_version"] == "1.1.1"
@@ -571,3 +580,56 @@ def test_wacz_index_sorts_through_chunk_files(kstore, tmp_path, monkeypatch):
     r = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(out)], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stdout
+
+
+# -- ReplayWeb.page --------------------------------------------------------------------
+
+TOP = Path(__file__).resolve().parent.parent
+RWP = Path(os.environ.get("KIEL_REPLAYWEBPAGE", TOP / ".venv" / "share" / "replaywebpage"))
+ARTIFACTS = Path(os.environ.get("KIEL_TEST_ARTIFACTS", TOP / ".venv" / "test-artifacts"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _need(what: str, ok: bool) -> None:
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing in CI: scripts/setup-env --test installs it")
+    pytest.skip(f"{what} is not installed (scripts/setup-env --test installs it)")
+
+
+def test_replaywebpage_opens_the_wacz_and_shows_a_stored_page(kstore, tmp_path):
+    _need("chromium", CHROMIUM is not None)
+    _need(f"ReplayWeb.page ({RWP})", (RWP / "sw.js").is_file() and (RWP / "ui.js").is_file())
+    out = exported(kstore, "all.wacz")
+    n1, n2, _ = kstore.nights
+    shots = []
+    for url, tist, want, not_want in (
+            (kstore.urls["landing"], n1, "Landing page text of Kiel", None),
+            (kstore.urls["changes"], n1, "version of night 0", "version of night 1"),
+            (kstore.urls["changes"], n2, "version of night 1", "version of night 0")):
+        ts = _iso(tist).replace("-", "").replace(":", "").replace("T", "")[:14]
+        # The embedding page: ReplayWeb.page's own app and service worker
+        # under /replay/, the package beside them; nothing leaves 127.0.0.1.
+        embed = (f'<!doctype html><html><head><script src="/replay/ui.js"></script></head>'
+                 f'<body style="margin:0"><replay-web-page style="display:block;width:1000px;'
+                 f'height:700px" source="/all.wacz" url="{url}" ts="{ts}" '
+                 f'replayBase="/replay/" embed="replayonly"></replay-web-page></body></html>')
+        with Files({"/": embed.encode(), "/all.wacz": str(out)}, {"/replay/": str(RWP)}) as fs:
+            browser = Browser(CHROMIUM, str(tmp_path / f"profile-{len(shots)}"),
+                              f"http://127.0.0.1:{fs.port}/", str(tmp_path / "chromium.log"))
+            try:
+                shown = browser.wait_for(ALL_TEXT, lambda v, w=want: w in (v or ""), 90)
+                shot = browser.screenshot()
+            finally:
+                browser.close()
+        assert want in (shown or ""), (shown, fs.requests[-20:])
+        if not_want:
+            assert not_want not in shown
+        assert any(r.startswith("GET /all.wacz") for r in fs.requests)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"export-replaywebpage-{len(shots)}.png"
+        path.write_bytes(shot)
+        shots.append(path)
+        assert shot.startswith(b"\x89PNG")
+    print("ReplayWeb.page screenshots:", *shots)

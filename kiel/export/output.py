@@ -161,39 +161,42 @@ class Package:
             arc = "archive/" + self.warc_name
             z.write(warc.path, arc, compress_type=zipfile.ZIP_STORED)
             resources.append(_resource(arc, "sha256:" + warc.sha256.hexdigest(), warc.size))
+            # Index and pages go in from files of known size: a streamed entry
+            # would carry a ZIP64 field in its local header, which readers that
+            # take the data offset from the central directory (ReplayWeb.page)
+            # do not expect.
+            index_path = os.path.join(self.workdir, "index.cdx")
             h = hashlib.sha256()
-            size = 0
-            with z.open(_info("indexes/index.cdx", zipfile.ZIP_DEFLATED), "w",
-                        force_zip64=True) as f:
+            with open(index_path, "wb") as f:
                 for line in self.index:
-                    data = line + b"\n"
-                    f.write(data)
-                    h.update(data)
-                    size += len(data)
-            resources.append(_resource("indexes/index.cdx", "sha256:" + h.hexdigest(), size))
-            h = hashlib.sha256()
-            size = 0
-            with open(self.pages_path, "rb") as src, \
-                    z.open(_info("pages/pages.jsonl", zipfile.ZIP_DEFLATED), "w",
-                           force_zip64=True) as f:
-                while chunk := src.read(1 << 20):
-                    f.write(chunk)
-                    h.update(chunk)
-                    size += len(chunk)
-            resources.append(_resource("pages/pages.jsonl", "sha256:" + h.hexdigest(), size))
+                    f.write(line + b"\n")
+                    h.update(line + b"\n")
+            for arc, path, digest in (("indexes/index.cdx", index_path, h.hexdigest()),
+                                      ("pages/pages.jsonl", self.pages_path,
+                                       _sha256_file(self.pages_path))):
+                z.write(path, arc, compress_type=zipfile.ZIP_DEFLATED)
+                resources.append(_resource(arc, "sha256:" + digest, os.path.getsize(path)))
             package = {"profile": "data-package", "resources": resources, "title": title,
                        "created": created, "wacz_version": WACZ_VERSION, "software": software}
             data = json.dumps(package, indent=2).encode("utf-8")
             z.writestr(_info("datapackage.json", zipfile.ZIP_DEFLATED), data)
-            digest = {"path": "datapackage.json",
+            signed = {"path": "datapackage.json",
                       "hash": "sha256:" + hashlib.sha256(data).hexdigest()}
             z.writestr(_info("datapackage-digest.json", zipfile.ZIP_DEFLATED),
-                       json.dumps(digest, indent=2).encode("utf-8"))
+                       json.dumps(signed, indent=2).encode("utf-8"))
 
     def cleanup(self) -> None:
         if not self.pages.closed:
             self.pages.close()
         self.index.cleanup()
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _info(name: str, compress: int) -> zipfile.ZipInfo:
