@@ -51,12 +51,17 @@ def export(prefixes: tuple[str, ...], output: str, since: str | None, until: str
         click.echo(f"not exported: {p}")
     if s.problem_count > len(s.problems):
         click.echo(f"... and {s.problem_count - len(s.problems)} more")
-    click.echo(f"wrote {s.output} ({human(s.bytes)}): {s.records} records, "
-               f"{s.versions} versions, {s.responses} responses ({s.redirects} redirects), "
-               f"{s.revisits} revisits, {s.metadata} metadata records; "
-               f"{s.no_answer} attempts without an answer noted, "
+    click.echo(f"wrote {s.output} ({human(s.bytes)}): {_n(s.records, 'record')}, "
+               f"{_n(s.versions, 'version')}, {_n(s.responses, 'response')} "
+               f"({_n(s.redirects, 'redirect')}), {_n(s.revisits, 'revisit')}, "
+               f"{_n(s.metadata, 'metadata record')}; "
+               f"{_n(s.no_answer, 'attempt')} without an answer noted, "
                f"{s.not_written} without a file")
     if s.format == "wacz":
         click.echo(f"pages listed: {s.pages}")
     if s.problem_count:
         raise SystemExit(1)
+
+
+def _n(n: int, one: str) -> str:
+    return f"{n} {one if n == 1 else one + 's'}"
