@@ -27,6 +27,7 @@ from werkzeug import Request, Response
 
 from kiel import home as home_mod
 from kiel import notes, store
+from kiel.escape import escape
 from kiel.export import ExportError, Selection, export, parse_when
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms" / "dataverse"
@@ -633,3 +634,40 @@ def test_replaywebpage_opens_the_wacz_and_shows_a_stored_page(kstore, tmp_path):
         shots.append(path)
         assert shot.startswith(b"\x89PNG")
     print("ReplayWeb.page screenshots:", *shots)
+
+
+def test_a_damaged_store_is_exported_with_each_problem_named(kstore, tmp_path):
+    """What cannot be exported is named, the rest is written, exit status 1;
+    the store is not touched."""
+    home = tmp_path / "home"
+    shutil.copytree(kstore.home, home, symlinks=True)
+    base = home / "store"
+    u = kstore.urls
+    n1, n2, n3 = kstore.nights
+    same = base / "RePEc/aaa/wpaper/1" / escape(u["same"])
+    (same / f"{n2}_200_application-pdf").unlink()  # named by the notes, gone
+    (same / f"{n3}_200_application-pdf").unlink()
+    (same / f"{n3}_200_application-pdf").symlink_to("../../../../../../outside")  # leaves
+    changes = base / "RePEc/aaa/wpaper/1" / escape(u["changes"])
+    first = changes / f"{n1}_200_text-html"
+    first.write_bytes(first.read_bytes().replace(b"night 0", b"night X"))  # bit rot
+    before = {p: p.read_bytes() for p in base.rglob("*") if p.is_file() and not p.is_symlink()}
+    out = tmp_path / "damaged.warc.gz"
+    r = subprocess.run([sys.executable, "-m", "kiel", "export", "--home", str(home),
+                        "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    rel = f"RePEc/aaa/wpaper/1/{escape(u['same'])}"
+    assert (f"not exported: {rel}/{n2}_200_application-pdf: named by the notes but missing: "
+            "not exported") in r.stdout
+    assert (f"not exported: {rel}/{n3}_200_application-pdf: a link to no attempt file in "
+            "the store: not exported") in r.stdout
+    assert f"{escape(u['changes'])}/{n1}_200_text-html: sha1 " in r.stdout
+    assert "written as it is now" in r.stdout
+    recs = read_warc(out)
+    (bad,) = [x for x in recs if x.uri == u["changes"] and x.date == _iso(n1)
+              and x.type == "response"]
+    assert b"night X" in bad.payload
+    assert len([x for x in recs if x.uri == u["same"] and x.type != "metadata"]) == 1
+    subprocess.run([str(BIN / "warcio"), "check", str(out)], check=True, capture_output=True)
+    assert before == {p: p.read_bytes() for p in base.rglob("*")
+                      if p.is_file() and not p.is_symlink()}

@@ -436,12 +436,22 @@ def _note_of(obj_dir: str, name: str) -> AttemptNote | None:
 
 
 def _record_id(record_dir: str, store_root: str) -> str:
-    """The record's id as its renewal notes give it; else as its path tells."""
+    """The record's id as its newest renewal line gives it (the end of its
+    notes, as a renewal reads them); else as its path tells."""
     from kiel.show import _id_from_path
 
     rid = None
     path = os.path.join(record_dir, notes.NOTES)
-    if os.path.isfile(path):
+    try:
+        tail = notes.tail(path)
+    except notes.NotRegular:
+        tail = notes.Tail((), True)
+    for e in reversed(tail.entries):
+        r = notes.parse_renewal(e)
+        if r is not None and r.id:
+            rid = r.id
+            break
+    if rid is None and not tail.whole:
         for e in notes.entries(path):
             r = notes.parse_renewal(e)
             if r is not None and r.id:
