@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -130,6 +131,23 @@ def _closed_port() -> int:
     return port
 
 
+def _ftp_server(root: Path):
+    """A real FTP server on 127.0.0.1 (anonymous, read-only) serving one PDF."""
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import ThreadedFTPServer
+
+    (root / "pub").mkdir(parents=True)
+    (root / "pub" / "paper.pdf").write_bytes(minimal_pdf("over FTP"))
+    auth = DummyAuthorizer()
+    auth.add_anonymous(str(root))
+    handler = type("Handler", (FTPHandler,), {"authorizer": auth})
+    server = ThreadedFTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.05},
+                     daemon=True).start()
+    return server
+
+
 @pytest.fixture(scope="module")
 def kstore(tmp_path_factory: pytest.TempPathFactory) -> Store:
     tmp = tmp_path_factory.mktemp("export")
@@ -137,6 +155,7 @@ def kstore(tmp_path_factory: pytest.TempPathFactory) -> Store:
     server = HTTPServer(host="127.0.0.1", port=0)
     server.expect_request("").respond_with_handler(site.handler)
     server.start()
+    ftp = _ftp_server(tmp / "ftproot")
     try:
         h = home_mod.Home(str(tmp / "home"))
         home_mod.init(h)
@@ -150,6 +169,7 @@ def kstore(tmp_path_factory: pytest.TempPathFactory) -> Store:
             ("full", "/files/1.pdf"), ("other", "/other.html"))}
         u["dataset"] = server.url_for("/dataset.xhtml") + f"?persistentId={PID}"
         u["refused"] = f"http://127.0.0.1:{_closed_port()}/nothing"
+        u["ftp"] = f"ftp://127.0.0.1:{ftp.address[1]}/pub/paper.pdf"
         clock = Clock()
         nights = []
         for night in range(3):
@@ -160,7 +180,7 @@ def kstore(tmp_path_factory: pytest.TempPathFactory) -> Store:
                 text("RePEc:aaa:wpaper:1", u["same"], u["changes"], u["etag"], u["redirect"],
                      u["missing"], u["gz"], u["nonascii"], display=u["landing"], extra=extra),
                 text("RePEc:aaa:wpaper:4", u["dataset"]),
-                text("RePEc:bbb:wpaper:1", u["other"], u["refused"]))
+                text("RePEc:bbb:wpaper:1", u["other"], u["refused"], u["ftp"]))
             s = run(h, src, clock=clock)
             assert s.input_errors == 0, s.problems
             nights.append(int(clock()))
@@ -168,6 +188,7 @@ def kstore(tmp_path_factory: pytest.TempPathFactory) -> Store:
         assert site.seen_conditional, "the server never saw a conditional request"
     finally:
         server.stop()
+        ftp.close_all()
     return Store(h.root, (nights[0], nights[1], nights[2]), u, tmp)
 
 
@@ -288,7 +309,7 @@ def test_every_payload_is_the_stored_file_byte_for_byte(kstore):
         assert f["record"].startswith("urn:kiel:record:RePEc:")
     # every attempt file with an answer, and nothing else
     assert set(linked) == set(store_attempts(kstore.home, Selection()))
-    versions = {r.payload for r in recs if r.type == "resource"}
+    versions = {r.payload for r in recs if r.uri.startswith("urn:kiel:record:")}
     assert versions == {(base / v).read_bytes()
                         for v in store_versions(kstore.home, Selection())}
 
@@ -342,6 +363,11 @@ def test_the_mapping_of_each_kind_of_answer(kstore):
     assert not [r for r in recs if r.uri == u["refused"] and r.type != "metadata"]
     (na,) = [r for r in recs if r.uri == u["refused"] and r.type == "metadata"]
     assert [k for k, _ in fields(na)].count("no-answer") == 3
+    # FTP: no HTTP answer to write: a resource record each time, the body as stored
+    ftp = [r for r in recs if r.uri == u["ftp"] and r.type != "metadata"]
+    assert [r.type for r in ftp] == ["resource"] * 3
+    assert {r.warc["Content-Type"] for r in ftp} == {"application/pdf"}
+    assert {r.payload for r in ftp} == {minimal_pdf("over FTP")}
     # versions: resource records under the record's URI, at their tist
     vs = [r for r in recs if r.type == "resource" and r.uri == "urn:kiel:record:RePEc:aaa:wpaper:1"]
     assert [r.date for r in vs] == [_iso(n1), _iso(n2)]
@@ -402,7 +428,7 @@ def test_selection_takes_exactly_what_it_names(kstore, name, sel_args, prefix):
     assert got == set(store_attempts(kstore.home, sel, prefix))
     assert got
     base = Path(kstore.home) / "store"
-    versions = {r.payload for r in recs if r.type == "resource"}
+    versions = {r.payload for r in recs if r.uri.startswith("urn:kiel:record:")}
     assert versions == {(base / v).read_bytes() for v in store_versions(kstore.home, sel, prefix)}
     info = dict(fields(recs[0]))
     assert info["selection-prefixes"] == (" ".join(sel.prefixes) or "(the whole store)")
@@ -501,7 +527,8 @@ def test_pywb_replays_every_attempt_at_its_time(kstore, pywb):
                 seen["302"] += 1
                 continue
             # a 304 replays as the body it confirmed, with that answer's status
-            want = 200 if status == "304" else int(status)
+            # (an FTP answer is a resource record: replayed as a 200)
+            want = 200 if status == "304" or url.startswith("ftp://") else int(status)
             assert (r.status_code, r.content) == (want, stored), rel
             seen[status if status in seen else "200"] += 1
             seen["revisit"] += path.is_symlink()

@@ -290,7 +290,13 @@ class _Walk:
             except FileNotFoundError:
                 self.problem(path, "named by the notes but missing: not exported")
                 continue
-            if stat.S_ISLNK(mode):
+            ftp = url.lower().startswith("ftp://")
+            if stat.S_ISLNK(mode) and ftp:
+                # An FTP answer has no HTTP block for a revisit to carry:
+                # the body is written again, as the resource it is.
+                target = self._link_target(obj_dir, path)
+                written = self._response(url, a, path) if target else None
+            elif stat.S_ISLNK(mode):
                 written = self._revisit(obj_dir, url, a, path, by_file)
             elif stat.S_ISREG(mode):
                 written = self._response(url, a, path)
@@ -336,11 +342,9 @@ class _Walk:
 
     def _revisit(self, obj_dir: str, url: str, a: AttemptNote, path: str,
                  by_file: dict[str, AttemptNote]) -> str | None:
-        target = os.path.normpath(os.path.join(obj_dir, os.readlink(path)))
-        parsed = store.parse_attempt(os.path.basename(target))
-        if parsed is None or not inside(self.store_root, target) or \
-                not os.path.isfile(target) or os.path.islink(target):
-            self.problem(path, "a link to no attempt file in the store: not exported")
+        target = self._link_target(obj_dir, path)
+        parsed = store.parse_attempt(os.path.basename(target)) if target else None
+        if target is None or parsed is None:
             return None
         t_tist, t_status, _ = parsed
         t_dir = os.path.dirname(target)
@@ -367,6 +371,16 @@ class _Walk:
                                       t_url, t_tist, refers))
         self.counts["revisits"] += 1
         return rid
+
+    def _link_target(self, obj_dir: str, path: str) -> str | None:
+        """The attempt file a link names, when it is one in the store."""
+        target = os.path.normpath(os.path.join(obj_dir, os.readlink(path)))
+        if store.parse_attempt(os.path.basename(target)) is None or \
+                not inside(self.store_root, target) or not os.path.isfile(target) or \
+                os.path.islink(target):
+            self.problem(path, "a link to no attempt file in the store: not exported")
+            return None
+        return target
 
     def _link(self, url: str, a: AttemptNote, path: str, written: str,
               ctx: _RecordContext) -> None:
