@@ -123,12 +123,13 @@ def export(home_root: str, output: str, selection: Selection = Selection()) -> E
         raise ExportError(f"{output} exists: an export never replaces a file")
     work = tempfile.mkdtemp(prefix=store.TMP_PREFIX + "export-",
                             dir=os.path.dirname(out_path))
+    package: Package | None = None
     try:
         base = os.path.basename(out_path)
         warc_name = base if fmt == "warc" else base[:-len(".wacz")] + ".warc.gz"
         warc = WarcFile(os.path.join(work, warc_name))
-        package = Package(work, warc_name) if fmt == "wacz" else None
         try:
+            package = Package(work, warc_name) if fmt == "wacz" else None
             walk = _Walk(store_root, selection, warc, package)
             walk.warcinfo(home_root, warc_name)
             for record_dir in _record_dirs(store_root, selection.prefixes):
@@ -140,13 +141,14 @@ def export(home_root: str, output: str, selection: Selection = Selection()) -> E
             made = os.path.join(work, "package.wacz")
             package.finish(warc, made, iso(int(datetime.now(timezone.utc).timestamp())),
                            f"Kiel store {store_root}", f"Kiel {__version__}")
-            package.cleanup()
         try:
             os.link(made, out_path)
         except FileExistsError:
             raise ExportError(f"{output} exists: an export never replaces a file") from None
         size = os.path.getsize(out_path)
     finally:
+        if package is not None:
+            package.cleanup()
         shutil.rmtree(work, ignore_errors=True)
     c = walk.counts
     return ExportSummary(
