@@ -552,6 +552,8 @@ def notes_headers(path: Path) -> list[tuple[str, str]]:
 # -- WACZ ------------------------------------------------------------------------------
 
 def test_wacz_validates_and_its_index_is_what_cdxj_indexer_makes(kstore, tmp_path):
+    if not (BIN / "wacz").exists() and sys.version_info < (3, 11):
+        pytest.skip("py-wacz needs Python 3.11 (setup.cfg installs it from there on)")
     out = exported(kstore, "all.wacz")
     r = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(out)], capture_output=True,
                        text=True, timeout=300)
@@ -605,9 +607,10 @@ def test_wacz_index_sorts_through_chunk_files(kstore, tmp_path, monkeypatch):
     with zipfile.ZipFile(out) as z:
         lines = z.read("indexes/index.cdx").splitlines()
     assert lines == sorted(lines) and len(lines) > 40
-    r = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(out)], capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stdout
+    if (BIN / "wacz").exists():
+        r = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(out)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout
 
 
 # -- ReplayWeb.page --------------------------------------------------------------------
