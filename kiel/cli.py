@@ -49,6 +49,7 @@ from kiel import home as home_mod
 from kiel import records as records_mod
 from kiel import urls as urls_mod
 from kiel.cli_common import get_home, home_option, library_errors, no_contact_warning
+from kiel.cli_export import export
 from kiel.cli_oai import oai
 from kiel.cli_tools import report, show, verify
 from kiel.text import human
@@ -294,3 +295,4 @@ main.add_command(show)
 main.add_command(verify)
 main.add_command(report)
 main.add_command(oai)
+main.add_command(export)
