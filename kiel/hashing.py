@@ -12,6 +12,9 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 
 CHUNK = 1 << 20
+# The checksums a platform may declare and Kiel computes, strongest first:
+# a file is judged by the strongest one both sides know.
+ALGORITHMS = ("sha256", "sha1", "md5")
 
 
 class Hashes:

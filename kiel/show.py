@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from kiel import discovery, notes, readers, store
 from kiel.errors import NotFound
 from kiel.escape import unescape
-from kiel.platforms.manifests import ManifestRecord, newest
+from kiel.notes import ManifestRecord
+from kiel.platforms.manifests import newest
 from kiel.readers import Problems, Unreadable
 from kiel.redist import record_path
 from kiel.tist import iso

@@ -28,18 +28,15 @@ import stat
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kiel import notes, readers, store
 from kiel.errors import NotFound
 from kiel.escape import escape, inside, within
 from kiel.home import Home, Lock
 from kiel.inflight import InFlight
-from kiel.notes import AttemptNote
+from kiel.notes import AttemptNote, ManifestRecord
 from kiel.redist import record_path, repec_parts
-
-if TYPE_CHECKING:
-    from kiel.platforms.manifests import ManifestRecord
 
 BREACH = "breach"
 WARNING = "warning"

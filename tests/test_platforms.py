@@ -300,7 +300,7 @@ def test_new_version_through_the_concept_id(server: Server, client: httpx.Client
     note = manifest_note(first, {f.path: FileOutcome(check(f, f.size, {"md5": f.md5 or ""}),
                                                      f.size, {"md5": f.md5 or ""}, "x/y")
                                  for f in first.files}, 1)
-    from kiel.platforms.manifests import _record
+    from kiel.notes import parse_manifest as _record
     prev = _record(json.loads(json.dumps(note)))
     assert isinstance(again, Manifest) and unchanged(prev, again)  # same version, same checksums: nothing to fetch
     server.overrides["zenodo.org/api/records/1000"] = (
