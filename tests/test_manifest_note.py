@@ -83,7 +83,7 @@ def test_one_typed_line_one_writer_one_reader():
     assert again.unchanged and again.same_as is None and len(again.files) == 6
     assert failed.failure == "platform-404" and failed.files == ()
     # Written back, a record read is the line it was read from.
-    for rec, line in zip(recs, written):
+    for rec, line in zip(recs, written, strict=True):
         if rec.same_as is None:
             assert notes.dumps(rec.line()) == line
     assert notes.parse_manifest({"event": "manifest", "tist": "x"}) is None
