@@ -25,7 +25,8 @@ import socket
 import sys
 import urllib.parse
 
-NOT_FOUND = b"<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1></body></html>\n"
+NOT_FOUND = (b"<html><head><title>404 Not Found</title></head>"
+             b"<body><h1>404 Not Found</h1></body></html>\n")
 
 
 class Server:
@@ -59,8 +60,9 @@ class Server:
                     if ":" in line:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
-                keep = (version == "HTTP/1.1" and headers.get("connection", "").lower() != "close") or \
-                    headers.get("connection", "").lower() == "keep-alive"
+                connection = headers.get("connection", "").lower()
+                keep = (version == "HTTP/1.1" and connection != "close") or \
+                    connection == "keep-alive"
                 await asyncio.sleep(self.delay)
                 await self._answer(loop, writer, method, target, headers, keep)
                 if not keep:
@@ -90,7 +92,7 @@ class Server:
                               NOT_FOUND, conn, method)
         with f:
             st = os.fstat(f.fileno())
-            etag = '"%x-%x"' % (int(st.st_mtime), st.st_size)
+            etag = f'"{int(st.st_mtime):x}-{st.st_size:x}"'
             lm = email.utils.formatdate(int(st.st_mtime), usegmt=True)
             ctype = b"application/pdf" if full.endswith(".pdf") else \
                 b"text/html" if full.endswith(".html") else b"application/octet-stream"
@@ -103,7 +105,8 @@ class Server:
                 not_modified = etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*"
             elif ims is not None:
                 try:
-                    not_modified = email.utils.parsedate_to_datetime(ims).timestamp() >= int(st.st_mtime)
+                    since = email.utils.parsedate_to_datetime(ims).timestamp()
+                    not_modified = since >= int(st.st_mtime)
                 except (TypeError, ValueError):
                     pass
             if not_modified:
@@ -123,7 +126,8 @@ class Server:
         return b"\r\n".join(out) + b"\r\n\r\n"
 
     def _send(self, writer, status, extra, body, conn, method) -> None:
-        writer.write(self._head(status, extra, len(body), conn) + (body if method != "HEAD" else b""))
+        writer.write(self._head(status, extra, len(body), conn)
+                     + (body if method != "HEAD" else b""))
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -174,13 +174,14 @@ def plan(n_records: int, seed: int = 1, port: int = 18480) -> Plan:
         st = status[u]
         if st == 301:
             tpath = "/r" + path
-            objects.append(Obj(u, path, kind, 301, size, f"http://{_host(rng, port)}{tpath}", tpath))
+            objects.append(Obj(u, path, kind, 301, size, f"http://{_host(rng, port)}{tpath}",
+                               tpath))
         else:
             objects.append(Obj(u, path, kind, st, size))
 
     records = tuple(
         Record(rid, archive, ser, f"Synthetic paper {i} of {archive}:{ser}", urls[0], urls[1])
-        for i, ((rid, archive, ser), urls) in enumerate(zip(records_meta, slot))
+        for i, ((rid, archive, ser), urls) in enumerate(zip(records_meta, slot, strict=False))
     )
     return Plan(seed, port, records, tuple(objects))
 
@@ -189,7 +190,8 @@ def _amf_text(r: Record) -> str:
     return (
         f'  <text id="{r.id}">\n'
         f"    <title>{r.title}</title>\n"
-        f"    <hasauthor><person><name>Author {r.id.rsplit(':', 1)[-1]}</name></person></hasauthor>\n"
+        f"    <hasauthor><person><name>Author {r.id.rsplit(':', 1)[-1]}</name></person>"
+        "</hasauthor>\n"
         f"    <displaypage>{r.displaypage}</displaypage>\n"
         f"    <file>\n      <url>{r.file_url}</url>\n"
         f"      <format>application/pdf</format>\n    </file>\n"

@@ -575,9 +575,10 @@ def records_only(ctx: Ctx, reps: int, points: tuple[int, ...]) -> None:
                 r = measure([ctx.kiel, "renew", "--home", home, os.path.join(coll, "amf")],
                             None, ctx.log)
                 app, alloc, files = du(home)
-                ctx.samples.append(Sample("records", "kiel", phase, rep, r.wall, r.rss_kb, r.rc, app,
-                                          alloc, files, n=n, cpu=r.cpu, load=r.load))
-                say(f"  records {n:6} {phase:4} rep {rep}: {r.wall:7.2f} s  {n / r.wall:8.0f} rec/s  "
+                ctx.samples.append(Sample("records", "kiel", phase, rep, r.wall, r.rss_kb, r.rc,
+                                          app, alloc, files, n=n, cpu=r.cpu, load=r.load))
+                say(f"  records {n:6} {phase:4} rep {rep}: {r.wall:7.2f} s  "
+                    f"{n / r.wall:8.0f} rec/s  "
                     f"{r.cpu:6.2f} cpu-s  {r.rss_kb / 1024:6.1f} MB  rc {r.rc}  load {r.load:.1f}")
             rmtree(home)
 
@@ -602,8 +603,8 @@ def big_object(ctx: Ctx) -> None:
         kiel_home(ctx, home, extra="max_body = 3GiB\ntotal_timeout = 3600\n")
         r = measure([ctx.kiel, "renew", "--home", home, amf], None, ctx.log, ctx)
         app, alloc, files = du(home)
-        ctx.samples.append(Sample("big", "kiel", "cold", 0, r.wall, r.rss_kb, r.rc, app, alloc, files,
-                                  r.server_cpu, cpu=r.cpu, load=r.load))
+        ctx.samples.append(Sample("big", "kiel", "cold", 0, r.wall, r.rss_kb, r.rc, app, alloc,
+                                  files, r.server_cpu, cpu=r.cpu, load=r.load))
         say(f"  2 GiB body: kiel {r.wall:.2f} s  {r.rss_kb / 1024:.1f} MB  rc {r.rc}  "
             f"{app / 2**30:.2f} GiB stored")
         dest = os.path.join(work, "curl")
@@ -611,8 +612,8 @@ def big_object(ctx: Ctx) -> None:
         r = measure(["curl", "-s", "-o", "2g.bin", f"http://127.0.0.1:{ctx.port}/big/2g.bin"],
                     dest, ctx.log, ctx)
         app, alloc, files = du(dest)
-        ctx.samples.append(Sample("big", "curl", "cold", 0, r.wall, r.rss_kb, r.rc, app, alloc, files,
-                                  r.server_cpu, cpu=r.cpu, load=r.load))
+        ctx.samples.append(Sample("big", "curl", "cold", 0, r.wall, r.rss_kb, r.rc, app, alloc,
+                                  files, r.server_cpu, cpu=r.cpu, load=r.load))
         say(f"  2 GiB body: curl {r.wall:.2f} s  {r.rss_kb / 1024:.1f} MB  rc {r.rc}")
     finally:
         rmtree(work)
@@ -717,7 +718,8 @@ def ratios_and_targets(summary: dict, m: generate.Manifest) -> tuple[list, list]
             targets.append((f"Records only, {'cold' if phase == 'cold' else 'unchanged'}: "
                             f">= {want} rec/s (at {best['n']} records)",
                             best["n"] / best["wall"], want, "ge"))
-    kiel_rss = [r["rss_mb_max"] for r in rows if r["tool"] == "kiel" and r["case"] in ("zero", "delay", "records")]
+    kiel_rss = [r["rss_mb_max"] for r in rows
+                if r["tool"] == "kiel" and r["case"] in ("zero", "delay", "records")]
     if kiel_rss:
         targets.append(("Peak RSS of every Kiel run < 200 MB", max(kiel_rss), 200, "lt"))
     small = _find(rows, "records", "kiel", "cold", 1000)
@@ -748,8 +750,8 @@ def render(ctx: Ctx, summary: dict, info: dict, args) -> str:
                f"{m.bodies_200} bodies of 200, {m.body_bytes / 1e6:.1f} MB of body bytes; "
                f"32 hosts 127.0.0.1-32, port {m.port}, seed {m.seed}.\n")
     out.append("| case | tool | run | reps | wall s (median) | min-max | objects/s | peak RSS MB | "
-               "CPU s | CPU ms/object | on disk MB (apparent) | on disk MB (du) | files | server CPU s | "
-               "load | exit |")
+               "CPU s | CPU ms/object | on disk MB (apparent) | on disk MB (du) | files | "
+               "server CPU s | load | exit |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     order = {"zero": 0, "delay": 1}
     tools = {"kiel": 0, "wget": 1, "curl": 2}
@@ -757,7 +759,8 @@ def render(ctx: Ctx, summary: dict, info: dict, args) -> str:
                     key=lambda r: (order[r["case"]], tools.get(r["tool"], 9),
                                    HISTORY_PHASES.get(r["phase"], 0), r["phase"])):
         out.append(f"| {'0 ms (nginx)' if r['case'] == 'zero' else '50 ms'} | {r['tool']} | "
-                   f"{r['phase']} | {r['reps']} | {r['wall']:.2f} | {r['wall_min']:.2f}-{r['wall_max']:.2f} | "
+                   f"{r['phase']} | {r['reps']} | {r['wall']:.2f} | "
+                   f"{r['wall_min']:.2f}-{r['wall_max']:.2f} | "
                    f"{r['objects_per_s']:.0f} | {r['rss_mb']:.1f} | {r['cpu']:.2f} | "
                    f"{r['cpu'] * 1000 / m.requests:.2f} | {r['apparent'] / 1e6:.1f} | "
                    f"{r['allocated'] / 1e6:.1f} | {r['files']:.0f} | {r['server_cpu']:.1f} | "
@@ -775,32 +778,40 @@ def render(ctx: Ctx, summary: dict, info: dict, args) -> str:
         out.append(f"| {label} | {_fmt_t(v)} |")
     rec = [r for r in rows if r["case"] == "records"]
     if rec:
-        out.append("\n| records only | run | reps | wall s (median) | min-max | records/s | CPU s | peak RSS MB | "
-                   "home MB (du) | load | exit |\n|---|---|---|---|---|---|---|---|---|---|---|")
+        out.append("\n| records only | run | reps | wall s (median) | min-max | records/s | "
+                   "CPU s | peak RSS MB | home MB (du) | load | exit |\n"
+                   "|---|---|---|---|---|---|---|---|---|---|---|")
         for r in sorted(rec, key=lambda r: (r["n"], r["phase"])):
-            out.append(f"| {r['n']} | {'cold' if r['phase'] == 'cold' else 'unchanged'} | {r['reps']} | "
+            run = "cold" if r["phase"] == "cold" else "unchanged"
+            out.append(f"| {r['n']} | {run} | {r['reps']} | "
                        f"{r['wall']:.2f} | {r['wall_min']:.2f}-{r['wall_max']:.2f} | "
-                       f"{r['n'] / r['wall']:.0f} | {r['cpu']:.2f} | {r['rss_mb']:.1f} | {r['allocated'] / 1e6:.1f} | "
+                       f"{r['n'] / r['wall']:.0f} | {r['cpu']:.2f} | {r['rss_mb']:.1f} | "
+                       f"{r['allocated'] / 1e6:.1f} | "
                        f"{r['load']:.1f} | {','.join(map(str, r['rc']))} |")
     big = [r for r in rows if r["case"] == "big"]
     if big:
-        out.append("\n| 2 GiB body | wall s | MB/s | CPU s | peak RSS MB | stored GiB | exit |\n|---|---|---|---|---|---|---|")
+        out.append("\n| 2 GiB body | wall s | MB/s | CPU s | peak RSS MB | stored GiB | exit |\n"
+                   "|---|---|---|---|---|---|---|")
         for r in big:
             out.append(f"| {r['tool']} | {r['wall']:.2f} | {BIG / 1e6 / r['wall']:.0f} | "
-                       f"{r['cpu']:.2f} | {r['rss_mb']:.1f} | {r['apparent'] / 2**30:.2f} | {','.join(map(str, r['rc']))} |")
+                       f"{r['cpu']:.2f} | {r['rss_mb']:.1f} | {r['apparent'] / 2**30:.2f} | "
+                       f"{','.join(map(str, r['rc']))} |")
     chk = [r for r in rows if r["case"] == "check"]
     if chk:
-        out.append("\n| server check | curl parallel | wall s | floor s (requests x delay / parallel) | "
-                   "server CPU s |\n|---|---|---|---|---|")
+        out.append("\n| server check | curl parallel | wall s | "
+                   "floor s (requests x delay / parallel) | server CPU s |\n|---|---|---|---|---|")
         for r in chk:
             par = int(r["tool"][4:])
             delay = args.delay if r["phase"] == "delay" else 0.0
             out.append(f"| {'50 ms' if r['phase'] == 'delay' else '0 ms (nginx)'} | {par} | "
-                       f"{r['wall']:.2f} | {m.requests * delay / par:.2f} | {r['server_cpu']:.1f} |")
+                       f"{r['wall']:.2f} | {m.requests * delay / par:.2f} | "
+                       f"{r['server_cpu']:.1f} |")
     out.append("\n| target | measured | limit | met |\n|---|---|---|---|")
     for label, v, limit, how in targets:
-        ok = None if v is None else (v <= limit if how == "le" else v < limit if how == "lt" else v >= limit)
-        out.append(f"| {label} | {_fmt_t(v)} | {limit} | {'n/a' if ok is None else 'met' if ok else 'NOT met'} |")
+        ok = None if v is None else (v <= limit if how == "le" else v < limit if how == "lt"
+                                     else v >= limit)
+        met = "n/a" if ok is None else "met" if ok else "NOT met"
+        out.append(f"| {label} | {_fmt_t(v)} | {limit} | {met} |")
     out.append("\nMachine: " + "; ".join(f"{k} {v}" for k, v in info.items() if k != "date"))
     return "\n".join(out) + "\n"
 
@@ -872,12 +883,14 @@ def main(argv: list[str] | None = None) -> int:
     have_kiel = subprocess.run([kiel, "renew", "--help"], capture_output=True).returncode == 0
     if not have_kiel:
         say(f"{kiel} renew is not available: Kiel is left out of this run")
-    ctx = Ctx(out=out, coll=coll, manifest=m, kiel=kiel if have_kiel and "kiel" not in args.skip else None,
+    ctx = Ctx(out=out, coll=coll, manifest=m,
+              kiel=kiel if have_kiel and "kiel" not in args.skip else None,
               port=args.port, log=os.path.join(out, "children.log"),
               history_days=tuple(sorted({int(x) for x in args.history_days.split(",") if x})))
     for days in ctx.history_days:
         history_phase(days)  # names the rows, in order
-    tools = [t for t in ("kiel", "wget", "curl") if t not in args.skip and (t != "kiel" or ctx.kiel)]
+    tools = [t for t in ("kiel", "wget", "curl")
+             if t not in args.skip and (t != "kiel" or ctx.kiel)]
     servers = Servers(ctx)
     info = machine()
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M")
@@ -925,7 +938,8 @@ def main(argv: list[str] | None = None) -> int:
             f.write(text)
         with open(base + ".json", "w", encoding="utf-8") as f:
             json.dump({"args": vars(args), "machine": info, "manifest": asdict(m),
-                       "summary": summary, "samples": [asdict(s) for s in ctx.samples]}, f, indent=1)
+                       "summary": summary, "samples": [asdict(s) for s in ctx.samples]},
+                      f, indent=1)
         say("\n" + text)
         say(f"written: {base}.md and {base}.json")
     return 0

@@ -54,7 +54,7 @@ def synthetic(n: int):
     the real external sort; about 10 records share each datestamp.
     """
     for i in range(n):
-        archive, series = "a%02d" % (i % 40), "s%02d" % (i // 40 % 25)
+        archive, series = f"a{i % 40:02d}", f"s{i // 40 % 25:02d}"
         rid = f"RePEc:{archive}:{series}:{i:07d}"
         ds = T0 + (i * 7919 % n) // 10
         yield Entry(ds, rid, i % 100 == 0, tuple(record_sets(rid)))
@@ -177,7 +177,7 @@ def night(args: argparse.Namespace) -> int:
         for rid in ids:
             d = os.path.join(home, "store", record_path(rid))
             os.makedirs(d, exist_ok=True)
-            with open(os.path.join(d, "%d.amf.xml" % night_ds), "wb") as f:
+            with open(os.path.join(d, f"{night_ds}.amf.xml"), "wb") as f:
                 f.write(b"<amf/>")
         t = time.perf_counter()
         with ChangeLog.open(home, now=lambda: night_ds) as log:
@@ -218,7 +218,7 @@ def write_store(home: str, n: int) -> None:
         d = os.path.join(store, record_path(rid))
         os.makedirs(d, exist_ok=True)
         ds = T0 + i
-        with open(os.path.join(d, "%d.amf.xml" % ds), "wb") as f:
+        with open(os.path.join(d, f"{ds}.amf.xml"), "wb") as f:
             f.write(b'<?xml version="1.0" encoding="UTF-8"?>\n<amf xmlns="http://amf.openlib.org">'
                     b'<text id="%s"><title>Record %d</title><file><url>http://example.org/%d.pdf'
                     b"</url></file></text></amf>\n" % (rid.encode(), i, i))
@@ -284,7 +284,8 @@ def load(args: argparse.Namespace) -> int:
         def harvester(k: int) -> None:
             url = None
             while time.monotonic() < stop:
-                q = url or f"{srv.url}?verb=ListRecords&metadataPrefix=oai_dc&set=RePEc:a{k % 40:02d}"
+                q = url or (f"{srv.url}?verb=ListRecords&metadataPrefix=oai_dc"
+                            f"&set=RePEc:a{k % 40:02d}")
                 t = time.perf_counter()
                 try:
                     with urllib.request.urlopen(q, timeout=60) as r:
@@ -294,7 +295,8 @@ def load(args: argparse.Namespace) -> int:
                     body, kind = b"", "503" if e.code == 503 else "other"
                 lat = time.perf_counter() - t
                 m = re.search(rb">([^<]+)</resumptionToken>", body)
-                url = f"{srv.url}?verb=ListRecords&resumptionToken={m.group(1).decode()}" if m else None
+                url = (f"{srv.url}?verb=ListRecords&resumptionToken={m.group(1).decode()}"
+                       if m else None)
                 with lock:
                     got[kind] += 1
                     got["lat"].append(lat)

@@ -128,7 +128,8 @@ def notes_cost(out: str, nights_list: tuple[int, ...] = (0, 30, 365, 3650),
                     notes.tail(rnotes)
                 rbest = min(rbest, (time.process_time() - t0) / n)
             lines.append(f"  {nights:5} nights  object {size:9} bytes  {best * 1e6:7.1f} us/object"
-                         f"   record {os.path.getsize(rnotes):9} bytes  {rbest * 1e6:7.1f} us/record")
+                         f"   record {os.path.getsize(rnotes):9} bytes  "
+                         f"{rbest * 1e6:7.1f} us/record")
     finally:
         harness.rmtree(work)
     return "\n".join(lines)
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.notes_cost:
         print(notes_cost(out))
         return 0
-    pyspy = shutil.which("py-spy", path=os.path.join(REPO, ".venv", "bin")) or shutil.which("py-spy")
+    pyspy = (shutil.which("py-spy", path=os.path.join(REPO, ".venv", "bin"))
+             or shutil.which("py-spy"))
     if not pyspy:
         raise SystemExit("py-spy is missing: .venv/bin/pip install py-spy")
     kiel = os.path.join(REPO, ".venv", "bin", "kiel")
@@ -173,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     what = f"records{a.records}" if a.records else f"{a.size}-{int(a.delay * 1000)}ms"
     try:
         if a.records:
-            harness.kiel_home(ctx, home, branches='<branches><branch xpath="nothing"/></branches>\n')
+            harness.kiel_home(ctx, home,
+                              branches='<branches><branch xpath="nothing"/></branches>\n')
         else:
             servers.delay(a.delay) if a.delay else servers.nginx()
             harness.kiel_home(ctx, home)
@@ -187,12 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             subprocess.run([harness.TIME, "-f", "%e s wall, %U s user, %S s sys, %M KB peak",
                             "-o", raw + ".time", pyspy, "record", "--idle" if a.idle else "--gil",
-                            "--threads" if a.idle else "--nonblocking", "-r", str(a.rate), "-f", "raw",
-                            "-o", raw, "--", sys.executable, kiel, "renew", "--home", home,
-                            os.path.join(coll, "amf")],
+                            "--threads" if a.idle else "--nonblocking", "-r", str(a.rate),
+                            "-f", "raw", "-o", raw, "--", sys.executable, kiel, "renew",
+                            "--home", home, os.path.join(coll, "amf")],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             with open(raw + ".time") as f:
-                print(f"{phase}: {time.perf_counter() - t0:.2f} s ({f.read().strip()}, py-spy included)")
+                print(f"{phase}: {time.perf_counter() - t0:.2f} s "
+                      f"({f.read().strip()}, py-spy included)")
             print(top(raw))
     finally:
         servers.stop()

@@ -6,6 +6,8 @@ configuration errors; 74 the store could not be written; 75 another renewal
 holds the lock; 130 and 143 after SIGINT and SIGTERM.
 """
 
+# ruff: noqa: E402 - a stop is handled before the modules below load (see _loading)
+
 from __future__ import annotations
 
 import os
@@ -14,6 +16,30 @@ import sys
 import threading
 import time
 from types import FrameType
+
+
+def _stopped_while_loading(signum: int, _frame: FrameType | None) -> None:
+    """A stop while kiel still loads: nothing has started and nothing is held,
+    so the process ends at once and quietly, with the status a stopped run has."""
+    os._exit(128 + signum)
+
+
+def _is_the_kiel_command() -> bool:
+    """Whether this process runs the kiel command (python -m kiel, or the
+    console script), rather than a program that imports this module."""
+    top = sys.modules.get("__main__")
+    spec = getattr(top, "__spec__", None)
+    return (getattr(spec, "name", None) == "kiel.__main__"
+            or os.path.basename(getattr(top, "__file__", None) or "") == "kiel")
+
+
+# Loading the modules below takes a good part of a second: a Ctrl-C or SIGTERM
+# then must not end in a traceback. Once they are loaded, the default handlers
+# are back, and renew installs its own.
+_loading = _is_the_kiel_command()
+if _loading:
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_sig, _stopped_while_loading)
 
 import click
 
@@ -27,6 +53,10 @@ from kiel.cli_oai import oai
 from kiel.cli_tools import report, show, verify
 from kiel.text import human
 from kiel.tist import duration, iso
+
+if _loading:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -23,7 +23,8 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = "/tmp/kiel-tools-demo"
-PDF = b"%PDF-1.4\n" + b"%\xe2\xe3\xcf\xd3\n" + b"1 0 obj << /Type /Catalog >> endobj\n" * 54 + b"%%EOF\n"
+PDF = (b"%PDF-1.4\n" + b"%\xe2\xe3\xcf\xd3\n" + b"1 0 obj << /Type /Catalog >> endobj\n" * 54
+       + b"%%EOF\n")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -1,65 +1,29 @@
-"""Shared fixtures: a fresh home, AMF input files, a controllable clock.
+"""Fixtures only: a fresh home, a controllable clock, local servers, mounts.
 
-Fetching is tested against real HTTP servers on 127.0.0.1
-(pytest-httpserver), never against mocked transports.
+Fetching is tested against real servers on 127.0.0.1 (pytest-httpserver, the
+kit's own servers, pyftpdlib), never against mocked transports. What tests
+share besides fixtures lives in tests/kit/.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
-import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kiel import home as home_mod
-from kiel import renewal, store
 
-AMF_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<amf xmlns="http://amf.openlib.org">\n'
-
-# Test homes allow loopback (denied by default) and keep retries short. Their
-# collections are tiny, so one record gone is a large share: the tests of the
-# share itself set gone_max_share back.
-TEST_SETTINGS = """
-contact = mailto:tests@example.org
-gone_max_share = 100%
-allow_networks = 127.0.0.0/8, ::1/128
-retries = 0
-retry_delay = 0.05
-connect_timeout = 3
-read_timeout = 3
-total_timeout = 10
-"""
-
-
-class Clock:
-    """A clock the test moves: whole stores become comparable."""
-
-    def __init__(self, t: float = 1_700_000_000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float = 100.0) -> None:
-        self.t += seconds
+from kit import servers as hs
+from kit.homes import TEST_SETTINGS, Clock
 
 
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-def make_home(path: Path, extra: str = "") -> Path:
-    """A home made as an operator makes one (``kiel init``), set up for tests."""
-    subprocess.run([sys.executable, "-m", "kiel", "init", "--home", str(path)], check=True,
-                   capture_output=True)
-    with open(path / "etc" / "kiel.conf", "a", encoding="utf-8") as f:
-        f.write(TEST_SETTINGS + extra)
-    return path
 
 
 @pytest.fixture
@@ -69,55 +33,6 @@ def home(tmp_path: Path) -> home_mod.Home:
     with open(h.conf, "a", encoding="utf-8") as f:
         f.write(TEST_SETTINGS)
     return h
-
-
-def set_config(h: home_mod.Home, **values: object) -> None:
-    with open(h.conf, "a", encoding="utf-8") as f:
-        for k, v in values.items():
-            f.write(f"{k} = {v}\n")
-
-
-def text(rid: str | None, *urls: str, display: str | None = None, extra: str = "") -> str:
-    """One AMF text noun with a displaypage and file/url children."""
-    idattr = f' id="{rid}"' if rid is not None else ""
-    parts = [f"<text{idattr}><title>Title of {rid}</title>{extra}"]
-    if display:
-        parts.append(f"<displaypage>{display}</displaypage>")
-    for u in urls:
-        parts.append(f"<file><url>{u}</url><format>application/pdf</format></file>")
-    parts.append("</text>")
-    return "".join(parts)
-
-
-def write_amf(path: Path, *texts: str, gz: bool = False) -> Path:
-    data = (AMF_HEAD + "\n".join(texts) + "\n</amf>\n").encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if gz:
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def run(h: home_mod.Home, *inputs: Path | str, clock: Clock | None = None, **opts):
-    return renewal.renew(h, renewal.Options(inputs=tuple(str(p) for p in inputs),
-                                            clock=clock or Clock(), **opts))
-
-
-def record_dir(h: home_mod.Home, rid: str) -> Path:
-    from kiel.redist import record_path
-
-    return Path(h.store) / record_path(rid)
-
-
-def object_dir(h: home_mod.Home, rid: str, url: str) -> Path:
-    from kiel.escape import escape
-
-    return record_dir(h, rid) / escape(url)
-
-
-def attempts(d: Path) -> list[str]:
-    return sorted(n for n in os.listdir(d) if store.parse_attempt(n))
 
 
 @pytest.fixture
@@ -145,3 +60,40 @@ def ftp_server(tmp_path):
     yield f"ftp://127.0.0.1:{server.address[1]}"
     server.close_all()
     t.join(10)
+
+
+@pytest.fixture
+def srv() -> Iterator[hs.HostileServer]:
+    """A raw TCP server on 127.0.0.1 whose routes write their answers byte by byte."""
+    s = hs.HostileServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def srv6() -> Iterator[hs.HostileServer]:
+    """The same on ::1; skipped where the machine has no IPv6 loopback."""
+    if not hs.has_ipv6():
+        pytest.skip("no IPv6 loopback on this machine")
+    s = hs.HostileServer("::1")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def mountable() -> bool:
+    """Skips the test where this process may not mount (a tmpfs probe, once a session)."""
+    probe = Path("/tmp") / f"kiel-mount-probe-{os.getpid()}"
+    probe.mkdir(exist_ok=True)
+    try:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
+                            capture_output=True).returncode == 0
+        if ok:
+            subprocess.run(["umount", str(probe)], check=True)
+    except FileNotFoundError:
+        ok = False
+    finally:
+        probe.rmdir()
+    if not ok:
+        pytest.skip("this machine cannot mount a tmpfs (needs root or CAP_SYS_ADMIN)")
+    return ok

@@ -13,6 +13,7 @@ from lxml import etree
 
 _PATH = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "generate.py")
 _spec = importlib.util.spec_from_file_location("bench_generate", _PATH)
+assert _spec is not None and _spec.loader is not None
 generate = importlib.util.module_from_spec(_spec)
 sys.modules["bench_generate"] = generate
 _spec.loader.exec_module(generate)

@@ -13,6 +13,7 @@ from kiel import notes, objects
 _BENCH = os.path.join(os.path.dirname(__file__), os.pardir, "bench")
 sys.path.insert(0, _BENCH)
 _spec = importlib.util.spec_from_file_location("bench_harness", os.path.join(_BENCH, "harness.py"))
+assert _spec is not None and _spec.loader is not None
 harness = importlib.util.module_from_spec(_spec)
 sys.modules["bench_harness"] = harness
 _spec.loader.exec_module(harness)

@@ -15,24 +15,18 @@ import os
 import zlib
 from pathlib import Path
 
-import hostile_server as hs
 import pytest
 
 from kiel import netguard
 from kiel.fetch import Fetcher, Limits, Result
+
+from kit import servers as hs
 
 LOOPBACK = netguard.Policy(allow=(ipaddress.ip_network("127.0.0.0/8"),))
 # 200 000 bytes that compress, with a PDF head for the type
 BODY = b"%PDF-1.4\n" + b"".join(b"line %06d of a long body\n" % i for i in range(8000))
 BODY = BODY[:199_994] + b"%%EOF\n"
 assert len(BODY) == 200_000
-
-
-@pytest.fixture
-def srv():
-    s = hs.HostileServer()
-    yield s
-    s.close()
 
 
 def fetch(srv: hs.HostileServer, route: hs.Route, tmp_path: Path, **limits) -> Result:
@@ -46,7 +40,7 @@ def fetch(srv: hs.HostileServer, route: hs.Route, tmp_path: Path, **limits) -> R
 
 
 def assert_whole(res: Result, tmp_path: Path, body: bytes = BODY) -> None:
-    assert res.status == "200" and res.error is None, res
+    assert res.status == "200" and res.error is None and res.tmp_path is not None, res
     assert Path(res.tmp_path).read_bytes() == body
     assert res.size == len(body) and res.type == "application-pdf"
     assert res.encoding is None  # decoded: nothing left to name

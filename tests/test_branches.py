@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import text, write_amf
 
 from kiel import branches, records
 from kiel.cli import main
+
+from kit.homes import text, write_amf
 
 BAD = """<?xml version="1.0"?>
 <branches>
@@ -72,6 +73,7 @@ def test_unprefixed_names_match_namespaced_and_plain_amf(tmp_path: Path):
                   "<a:url>http://x/2</a:url></a:file></a:text></a:amf>")
     for path, want in ((plain, "http://x/1"), (ns, "http://x/2")):
         (rec,) = list(records.read_file(str(path)))
+        assert isinstance(rec, records.Record), rec
         assert b.evaluate(records.parse_stored(rec.xml)) == [(want, None)]
 
 
@@ -162,7 +164,8 @@ def test_discover_attribute_invalid_is_a_problem_with_its_line():
 
 def test_check_branches_command_reports_a_bad_discover(tmp_path: Path):
     bad = tmp_path / "branches.xml"
-    bad.write_text('<branches>\n  <branch xpath="displaypage" discover="sometimes"/>\n</branches>\n')
+    bad.write_text('<branches>\n  <branch xpath="displaypage" discover="sometimes"/>\n'
+                   '</branches>\n')
     r = CliRunner().invoke(main, ["check-branches", str(bad)])
     assert r.exit_code == 1, r.output
     assert f"{bad}, line 2: discover='sometimes': must be yes or no" in r.output
@@ -199,7 +202,7 @@ def test_a_branch_that_finds_nothing_in_any_record_is_warned(tmp_path: Path):
                     text("RePEc:aaa:wpaper:1", "http://a/1", display="http://a/d"))
     r = CliRunner().invoke(main, ["check-branches", str(good), "--records", str(src.parent)])
     assert r.exit_code == 0, r.output
-    assert r.stderr == (f"warning: line 3: 'file/ulr' found no URL in any of the 1 records: "
+    assert r.stderr == ("warning: line 3: 'file/ulr' found no URL in any of the 1 records: "
                         "a misspelt element, or one these records do not use\n")
     assert "line 2: 'displaypage' found 1 URLs" in r.stdout
     empty = tmp_path / "empty"

@@ -9,11 +9,12 @@ import re
 from datetime import datetime, timezone
 
 from click.testing import CliRunner
-from conftest import run, text, write_amf
 
 from kiel import store
 from kiel.capacity import Night, capacity, pace
 from kiel.cli import main
+
+from kit.homes import run, text, write_amf
 
 DAY = 86400
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -12,12 +9,9 @@ from click.testing import CliRunner
 from kiel import __version__
 from kiel.cli import main
 from kiel.home import Lock
-from conftest import make_home, text, write_amf
 
-
-def kiel(*args: str, env=None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiel", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120, **kw)
+from kit.cli import kiel
+from kit.homes import make_home, text, write_amf
 
 
 def test_init_never_overwrites(tmp_path: Path):
@@ -34,7 +28,7 @@ def test_init_never_overwrites(tmp_path: Path):
 
 
 def test_every_command_has_help_with_an_example():
-    for name, cmd in main.commands.items():
+    for name, _cmd in main.commands.items():
         r = CliRunner().invoke(main, [name, "--help"])
         assert r.exit_code == 0, name
         assert "Example" in r.output or "example" in r.output, name

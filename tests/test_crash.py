@@ -15,15 +15,15 @@ import hashlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kiel import notes, store
 from kiel.verify import verify
-from conftest import make_home, text, write_amf
+
+from kit.cli import renew
+from kit.homes import make_home, text, write_amf
 
 BIG = b"%PDF-1.4\n" + bytes(range(256)) * 1200 + b"\n%%EOF\n"  # several 64 KiB chunks
 
@@ -39,16 +39,12 @@ POINTS = [("write.tmp", n) for n in (1, 2)] + \
 
 
 def kiel(home: Path, src: Path, fault: str | None = None) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "KIEL_FAULT"}
-    if fault:
-        env["KIEL_FAULT"] = fault
-    r = subprocess.run([sys.executable, "-m", "kiel", "renew", "--home", str(home), "--quiet",
-                        "--no-progress", str(src)], env=env, capture_output=True, timeout=120)
-    return r.returncode
+    """One quiet renewal with ``fault`` injected (none: KIEL_FAULT removed)."""
+    return renew(home, "--quiet", src, env={"KIEL_FAULT": fault}).returncode
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
-    out = {}
+    out: dict[str, tuple[str, str | bytes]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = Path(dirpath) / name

@@ -23,7 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from kiel import notes
-from conftest import record_dir, run, set_config, text, write_amf
+
+from kit.homes import record_dir, run, set_config, text, write_amf
 
 PID = "doi:10.7910/DVN/HARD01"
 
@@ -267,7 +268,7 @@ def test_a_night_without_the_api_is_recovered_from(home, dv, tmp_path, clock):
     assert [code for p, code in dv.log[before:] if "datafile" in p] == [304] * 3
     assert [f["status"] for f in m["files"]] == ["ok"] * 3, m["files"]
     rdir = record_dir(home, RID)
-    for f, src in zip(m["files"], dv.files):
+    for f, src in zip(m["files"], dv.files, strict=True):
         assert (rdir / f["file"]).read_bytes() == src.body
         assert f["found"]["sha256"] == hashlib.sha256(src.body).hexdigest()
 
@@ -394,7 +395,7 @@ def drive(deposit: Any, port: int, tmp_path: Path) -> None:
             n += 1
             body = tmp_path / f"body{n}"
             body.write_bytes(r.content)
-            written = type("W", (), {"name": body.name, "link": None, "real": str(body),
+            written: Any = type("W", (), {"name": body.name, "link": None, "real": str(body),
                                      "note": type("N", (), {"status": str(r.status_code)})})
             if role == "api":
                 deposit.answered(url, written, str(r.status_code), None)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -34,32 +32,11 @@ from kiel.report import ArchiveFulltext, DayFulltext, render_html, report
 from kiel.report import format_text as report_text
 from kiel.show import format_text, show
 
+from kit.homes import minimal_pdf
+from kit.servers import Answer, Site
+from kit.stores import StoreBuilder, line
+
 LANDING = os.path.join(os.path.dirname(__file__), "fixtures", "landing")
-
-
-def minimal_pdf(text: str = "Kiel test") -> bytes:
-    """A real one-page PDF 1.4: objects, a content stream and an exact xref."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>"),
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return bytes(out)
 
 
 # file -> (page URL, expected discoveries), from landing/expected.json (the
@@ -112,7 +89,7 @@ def routes() -> dict[str, tuple[int, dict[str, str], bytes]]:
     out: dict[str, tuple[int, dict[str, str], bytes]] = {}
     for name, (page, expected) in CASES.items():
         out[_local(page)] = (200, {"Content-Type": "text/html; charset=utf-8"}, read(name))
-        for rule, url in expected:
+        for _rule, url in expected:
             out[_local(url)] = (200, {"Content-Type": "application/pdf"}, PDF)
     out["/research/papers/wp-17.html"] = (200, {"Content-Type": "text/html"},
                                           read("relative.html"))
@@ -129,33 +106,12 @@ def _local(url: str) -> str:
     return parts.path + ("?" + parts.query if parts.query else "")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    table: ClassVar[dict[str, tuple[int, dict[str, str], bytes]]] = {}
-
-    def do_GET(self) -> None:
-        status, headers, body = self.table.get(self.path, (404, {}, b"no such file"))
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    _Handler.table = routes()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    table: dict[object, Answer] = {path: (status, list(headers.items()), body)
+                                   for path, (status, headers, body) in routes().items()}
+    with Site(table=table) as s:
+        yield s.url()
 
 
 def _to_site(url: str, site: str) -> str:
@@ -213,7 +169,7 @@ PAGE = "https://journal.example.org/a/b/page.html"
 
 
 def found(html: str, page: str = PAGE, declared: str | None = "text/html",
-          **kw: int) -> list[tuple[str, str]]:
+          **kw: Any) -> list[tuple[str, str]]:
     return [(f.rule, f.url) for f in discover(html.encode("utf-8"), page, declared, **kw)]
 
 
@@ -333,11 +289,13 @@ def test_jsonld_forms() -> None:
       {"@type": "Thesis", "contentUrl": "/c.pdf"},
       {"@type": "WebPage", "mainEntity": {"@type": "ScholarlyArticle",
         "encoding": [{"contentUrl": "/d.docx",
-          "encodingFormat": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+          "encodingFormat": "DOCX_TYPE"},
           {"contentUrl": "/d.html", "encodingFormat": "text/html"}]}},
       {"@type": "Dataset", "distribution": {"contentUrl": "/data.csv"}}
     ]</script>
     <script type="application/ld+json">{"@type": "ScholarlyArticle", "encoding": 5}</script>"""
+    html = html.replace("DOCX_TYPE",
+                        "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     o = "https://journal.example.org"
     assert found(html) == [("jsonld", o + "/a.pdf"), ("jsonld", o + "/b.pdf"),
                            ("jsonld", o + "/c.pdf"), ("jsonld", o + "/d.docx")]
@@ -373,8 +331,6 @@ DAY = 86400
 
 class DiscoveryStore:
     def __init__(self, home: str) -> None:
-        from test_show import StoreBuilder
-
         self.b = StoreBuilder(home)
         self.home = home
 
@@ -386,8 +342,6 @@ class DiscoveryStore:
                 body: bytes = b"", location: str | None = None,
                 discovered: list[tuple[str, str]] | None = None,
                 via: tuple[str, str] | None = None) -> None:
-        from test_show import line
-
         d = self.b.object_dir(rid, url)
         name = f"{tist}_{status}_{mtype}"
         with open(os.path.join(d, name), "xb") as f:
@@ -493,9 +447,9 @@ def test_fulltext_status_of_an_empty_or_broken_record(tmp_path) -> None:
 def test_show_puts_discovered_objects_under_their_page(dstore: DiscoveryStore) -> None:
     view = show(dstore.home, R3)
     by_url = {o.url: o for o in view.objects}
-    assert by_url[P3].via is not None and by_url[P3].via.rule == "citation_pdf_url"
-    assert by_url[L3].discovered is not None and by_url[L3].discovered.found == (
-        Found(P3, "citation_pdf_url"),)
+    via, discovered = by_url[P3].via, by_url[L3].discovered
+    assert via is not None and via.rule == "citation_pdf_url"
+    assert discovered is not None and discovered.found == (Found(P3, "citation_pdf_url"),)
     text = format_text(view)
     block = text.split("objects  3\n", 1)[1].splitlines()
     assert block == [

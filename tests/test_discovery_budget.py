@@ -9,7 +9,8 @@ import time
 from kiel import htmlparse, notes
 from kiel.discovery import read_page
 from kiel.platforms import match_page
-from conftest import object_dir, run, text, write_amf
+
+from kit.homes import object_dir, run, text, write_amf
 
 HEAD = b"<!DOCTYPE html><html><head><title>A paper</title>"
 PDF_META = b'<meta name="citation_pdf_url" content="/files/paper.pdf">'

@@ -9,7 +9,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from kiel import notes
-from conftest import object_dir, record_dir, run, text, write_amf
+
+from kit.homes import object_dir, record_dir, run, text, write_amf
 
 PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 

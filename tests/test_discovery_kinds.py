@@ -13,7 +13,8 @@ import pytest
 from kiel import notes
 from kiel.discovery import discover, is_page
 from kiel.mediatype import attempt_type, body_kind, has_document_tag, is_pdf, sniff
-from conftest import object_dir, run, text, write_amf
+
+from kit.homes import object_dir, run, text, write_amf
 
 # A tag manager snippet: libmagic 5.44 types a body that opens with it as
 # application/javascript, as it does the article pages of large platforms.

@@ -9,11 +9,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -22,6 +19,8 @@ from lxml import html as lxml_html
 
 from kiel import hostrules, signposting
 from kiel.discovery import RULES, Found, discover, read_page
+
+from kit.servers import Site
 
 TOP = Path(__file__).resolve().parent.parent
 FIX = TOP / "tests" / "fixtures"
@@ -73,7 +72,9 @@ def test_each_host_rule_alone_finds_the_expected_link(rule: str) -> None:
     (c,) = [c for c in hostrules.rules() if c.rule.name == rule]
     case = HOST_CASES[f"{rule}.html"]
     doc = lxml_html.document_fromstring((HOSTS / f"{rule}.html").read_bytes())
-    urls = [u for u in (urljoin(case["page"], v) for v in c.xpath(doc)) if c.form.search(u)]
+    found = c.xpath(doc)
+    assert isinstance(found, list)
+    urls = [u for u in (urljoin(case["page"], str(v)) for v in found) if c.form.search(u)]
     assert urls[:1] == [u for _, u in case["expect"]]
 
 
@@ -221,48 +222,23 @@ def test_a_dropped_value_is_noted() -> None:
 
 # --- one rule of each kind through a real local server -------------------------------
 
-class _Site(BaseHTTPRequestHandler):
-    """Answers for any host name (the Host header is the real host's)."""
-
-    table: ClassVar[dict[tuple[str, str], tuple[int, list[tuple[str, str]], bytes]]] = {}
-    log: ClassVar[list[tuple[str, str]]] = []
-
-    def do_GET(self) -> None:
-        host = (self.headers.get("Host") or "").split(":")[0]
-        self.log.append((host, self.path))
-        status, headers, body = self.table.get((host, self.path), (404, [], b"not here"))
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def site() -> Iterator[Site]:
+    """Answers for any host name (the Host header is the real host's)."""
+    with Site() as s:
+        yield s
 
 
-def _get(client: httpx.Client, site: str, url: str) -> httpx.Response:
+def _get(client: httpx.Client, site: Site, url: str) -> httpx.Response:
     # The real URL asked of the local server: its path, and its host in Host.
     parts = urlsplit(url)
     path = parts.path + ("?" + parts.query if parts.query else "")
-    return client.get(site + path, headers={"Host": parts.hostname or ""})
+    return client.get(site.url(path), headers={"Host": parts.hostname or ""})
 
 
 @pytest.mark.parametrize("kind", ["host:nber", "plain_pdf_link", "signposting_item"])
-def test_served_under_the_real_host_name(site: str, kind: str) -> None:
+def test_served_under_the_real_host_name(site: Site, kind: str) -> None:
+    headers: list[tuple[str, str]]
     if kind == "host:nber":
         page = HOST_CASES["nber.html"]["page"]
         body, headers = (HOSTS / "nber.html").read_bytes(), []
@@ -274,8 +250,7 @@ def test_served_under_the_real_host_name(site: str, kind: str) -> None:
         page, body = c["page"], c["body"].encode()
         headers = [(k, v) for k, v in c["headers"] if k == "Link"]
     p = urlsplit(page)
-    _Site.log = []
-    _Site.table = {(p.hostname or "", p.path + ("?" + p.query if p.query else "")):
+    site.table = {(p.hostname or "", p.path + ("?" + p.query if p.query else "")):
                    (200, [("Content-Type", "text/html; charset=utf-8"), *headers], body)}
     with httpx.Client(timeout=5) as client:
         r = _get(client, site, page)
@@ -284,10 +259,10 @@ def test_served_under_the_real_host_name(site: str, kind: str) -> None:
                          headers=list(r.headers.multi_items()))
         assert [f.rule for f in found] == [kind]
         f = urlsplit(found[0].url)
-        _Site.table[(f.hostname or "", f.path + ("?" + f.query if f.query else ""))] = (
+        site.table[(f.hostname or "", f.path + ("?" + f.query if f.query else ""))] = (
             200, [("Content-Type", "application/pdf")], PDF)
         assert _get(client, site, found[0].url).content == PDF
-    assert [h for h, _ in _Site.log] == [p.hostname, f.hostname]
+    assert [h for h, _ in site.requests] == [p.hostname, f.hostname]
 
 
 def test_fixture_files_are_small() -> None:

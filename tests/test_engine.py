@@ -10,11 +10,9 @@ re-read from their first line at every renewal.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import resource
-import socketserver
 import stat
 import subprocess
 import sys
@@ -27,16 +25,10 @@ from werkzeug import Response
 
 from kiel import notes
 from kiel.verify import verify
-from conftest import make_home, record_dir, text, write_amf
-from test_filesystem import MOUNT
 
-
-def kiel(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
-         preexec=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiel", "renew", "--home", str(home),
-                           "--no-progress", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout,
-                          preexec_fn=preexec)
+from kit.cli import renew
+from kit.homes import make_home, text, write_amf
+from kit.servers import Answer, Site
 
 
 def renewal_lines(rdir: Path) -> list[dict]:
@@ -56,7 +48,7 @@ def test_a_record_sharing_a_redirecting_page_is_renewed_once(tmp_path, httpserve
     src = write_amf(tmp_path / "a.xml",
                     *[text(i, display=httpserver.url_for("/page")) for i in ids])
     for n in range(6):
-        r = kiel(home, str(src))
+        r = renew(home, str(src))
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr and "Semaphore" not in r.stderr
         summary = json.loads(sorted(Path(home, "var", "runs").glob("*.json"),
@@ -93,7 +85,7 @@ def test_a_shared_fetch_whose_owner_hits_a_planted_link_releases_its_followers(
     outside.write_bytes(b"")
     os.symlink(outside, odir / "00notes")
     args = [str(src)] + (["--max-time", max_time] if max_time else [])
-    r = kiel(home, *args, timeout=60)
+    r = renew(home, *args, timeout=60)
     assert r.returncode == 1, r.stderr  # damage in the store needs a person
     assert "a symbolic link" in r.stderr
     assert outside.read_bytes() == b""  # never written through
@@ -119,10 +111,10 @@ def test_a_shared_fetch_whose_owner_hits_a_full_disk_ends_the_run(tmp_path, http
     ids = [f"RePEc:aaa:wpaper:{i}" for i in range(8)]
     src = write_amf(tmp_path / "a.xml", *[text(i, httpserver.url_for("/shared")) for i in ids])
     args = [str(src)] + (["--max-time", max_time] if max_time else [])
-    r = kiel(home, *args, env={"KIEL_FAULT": "notes.before@1:enospc"}, timeout=60)
+    r = renew(home, *args, env={"KIEL_FAULT": "notes.before@1:enospc"}, timeout=60)
     assert r.returncode == 74, (r.returncode, r.stderr)
     assert "No space left on device" in r.stderr
-    r = kiel(home, str(src), timeout=60)
+    r = renew(home, str(src), timeout=60)
     assert r.returncode == 0, r.stderr
     for i in ids:
         assert (record_dir_of(home, i) / "00last").exists(), i
@@ -156,7 +148,7 @@ def test_a_damaged_store_file_skips_its_record_and_the_run_goes_on(tmp_path, htt
     ids = ["RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:2"]
     url = httpserver.url_for("/a")
     src = write_amf(tmp_path / "a.xml", *[text(i, url + f"?{n}") for n, i in enumerate(ids)])
-    assert kiel(home, str(src)).returncode == 0
+    assert renew(home, str(src)).returncode == 0
     write_amf(tmp_path / "a.xml", *[text(i, url + f"?{n}", extra="<note>v2</note>")
                                     for n, i in enumerate(ids)])
     rdir = record_dir_of(home, ids[0])
@@ -174,7 +166,7 @@ def test_a_damaged_store_file_skips_its_record_and_the_run_goes_on(tmp_path, htt
         target.unlink()
     make, words = KINDS[kind]
     make(target)
-    r = kiel(home, str(src), timeout=60)
+    r = renew(home, str(src), timeout=60)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert str(target) in r.stderr and words in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
@@ -213,7 +205,7 @@ def test_a_retry_waits_without_holding_a_worker_or_its_host(tmp_path, httpserver
     src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:0", httpserver.url_for("/flaky")),
                     *[text(f"RePEc:aaa:wpaper:{n + 1}", httpserver.url_for(f"/p{n}"))
                       for n in range(10)])
-    r = kiel(home, str(src))
+    r = renew(home, str(src))
     assert r.returncode == 0, r.stderr
     assert hits[0] == "/flaky" and hits.count("/flaky") == 2
     # every other object came before the retry
@@ -224,54 +216,35 @@ def test_a_retry_waits_without_holding_a_worker_or_its_host(tmp_path, httpserver
     assert lines[0].get("retried") and lines[1]["attempt"] == 2
 
 
-class _KeepAlive(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
-        body = b"body of " + self.path.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
+def _body_of_path(host: str, path: str) -> Answer:
+    return 200, [("Content-Type", "text/plain")], b"body of " + path.encode()
 
 
 def test_a_run_fits_a_small_open_files_limit(tmp_path):
     """240 objects on 60 origins (keep-alive servers) under ``ulimit -n 128``
     with no room to raise it: the run completes, nothing blamed on the store."""
-    servers = [_Server(("127.0.0.1", 0), _KeepAlive) for _ in range(60)]
-    for s in servers:
-        threading.Thread(target=s.serve_forever, daemon=True).start()
+    servers = [Site(_body_of_path) for _ in range(60)]  # keep-alive, HTTP/1.1
     try:
         home = make_home(tmp_path / "h")
         texts = [text(f"RePEc:aaa:wpaper:{n}",
-                      *[f"http://127.0.0.1:{servers[(n * 4 + k) % 60].server_port}/o{n}-{k}"
+                      *[f"http://127.0.0.1:{servers[(n * 4 + k) % 60].port}/o{n}-{k}"
                         for k in range(4)]) for n in range(60)]
         src = write_amf(tmp_path / "a.xml", *texts)
 
         def limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
 
-        r = kiel(home, str(src), preexec=limit, timeout=120)
+        r = renew(home, str(src), preexec=limit, timeout=120)
         assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
         summary = json.loads(sorted(Path(home, "var", "runs").glob("*.json"))[-1].read_text())
         assert summary["attempts_by_class"] == {"2xx": 240}, summary
     finally:
         for s in servers:
-            s.shutdown()
-            s.server_close()
+            s.close()
 
 
-@pytest.mark.skipif(not MOUNT, reason="this machine cannot mount a tmpfs")
 def test_a_body_larger_than_the_free_disk_fails_that_attempt_and_the_archive_goes_on(
-        tmp_path, httpserver):
+        tmp_path, httpserver, mountable):
     httpserver.expect_request("/big").respond_with_data(b"%PDF-1.4\n" + b"x" * 3_000_000,
                                                         content_type="application/pdf")
     httpserver.expect_request("/small").respond_with_data(b"small", content_type="text/plain")
@@ -284,7 +257,7 @@ def test_a_body_larger_than_the_free_disk_fails_that_attempt_and_the_archive_goe
                         *[text(f"RePEc:aaa:wpaper:{n}", httpserver.url_for("/small") + f"?{n}")
                           for n in range(1, 6)])
         for _ in range(2):  # every run, not only the first, renews everything
-            r = kiel(home, str(src))
+            r = renew(home, str(src))
             assert r.returncode == 0, (r.returncode, r.stderr)
         for n in range(6):
             assert (record_dir_of(home, f"RePEc:aaa:wpaper:{n}") / "00last").exists(), n
@@ -302,13 +275,13 @@ def test_a_version_a_crash_left_unnoted_is_adopted(tmp_path):
     home = make_home(tmp_path / "h")
     rid = "RePEc:aaa:wpaper:1"
     src = write_amf(tmp_path / "a.xml", text(rid))
-    r = kiel(home, str(src), env={"KIEL_FAULT": "publish.linked@1"})
+    r = renew(home, str(src), env={"KIEL_FAULT": "publish.linked@1"})
     assert r.returncode == -9
     rdir = record_dir_of(home, rid)
     (v1,) = [n for n in os.listdir(rdir) if n.endswith(".amf.xml")]
     time.sleep(1.1)
     write_amf(tmp_path / "a.xml", text(rid, extra="<note>second</note>"))
-    r = kiel(home, str(src))
+    r = renew(home, str(src))
     assert r.returncode == 0, r.stderr
     adopted = [e for e in notes.entries(str(rdir / "00notes")) if e.get("event") == "adopted"]
     assert [e["version"] for e in adopted] == [v1]
@@ -344,7 +317,7 @@ def test_a_renewal_reads_the_end_of_the_notes_not_the_whole_history(tmp_path, ht
         b"body", content_type="text/plain", headers={"ETag": '"v1"'})
     home = make_home(tmp_path / "h")
     src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", httpserver.url_for("/a")))
-    assert kiel(home, str(src)).returncode == 0
+    assert renew(home, str(src)).returncode == 0
     odir = [d for d in record_dir_of(home, "RePEc:aaa:wpaper:1").iterdir() if d.is_dir()][0]
     before = _read_bytes_of_renewal(home, src)
     # Prepend ten years of history: older lines than any real one.
@@ -367,7 +340,7 @@ def test_a_renewal_reads_the_end_of_the_notes_not_the_whole_history(tmp_path, ht
 def test_a_body_equal_to_an_earlier_one_links_to_it(home, httpserver, tmp_path, clock):
     """A, then B, then A again: the third body is a link to the first file,
     though the renewal reads only the newest lines of the notes."""
-    from conftest import object_dir, run
+    from kit.homes import object_dir, run
 
     bodies = [b"version A " * 50, b"version B " * 50, b"version A " * 50]
     url = httpserver.url_for("/flip")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from kiel import notes
 from kiel.escape import escape
-from conftest import object_dir, record_dir, run, set_config, text, write_amf
-from test_discovery import minimal_pdf
+
+from kit.homes import minimal_pdf, object_dir, record_dir, run, set_config, text, write_amf
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms" / "dataverse"
 

@@ -10,27 +10,10 @@ from pathlib import Path
 import pytest
 
 from kiel import notes
-
 from kiel.verify import verify
-from conftest import make_home, record_dir, run, text, write_amf
 
-
-def can_mount() -> bool:
-    probe = Path("/tmp") / f"kiel-mount-probe-{os.getpid()}"
-    probe.mkdir(exist_ok=True)
-    try:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
-                            capture_output=True).returncode == 0
-        if ok:
-            subprocess.run(["umount", str(probe)], check=True)
-        return ok
-    except FileNotFoundError:
-        return False
-    finally:
-        probe.rmdir()
-
-
-MOUNT = can_mount()
+from kit.cli import renew
+from kit.homes import make_home, record_dir, run, text, write_amf
 
 
 def files_of(root: Path) -> dict[str, bytes]:
@@ -43,12 +26,6 @@ def files_of(root: Path) -> dict[str, bytes]:
     return out
 
 
-def kiel(home: Path, *args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiel", "renew", "--home", str(home),
-                           "--no-progress", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
-
-
 @pytest.fixture
 def site(httpserver):
     httpserver.expect_request("/a.pdf").respond_with_data(b"%PDF-1.4\n" + b"a" * 200_000,
@@ -58,22 +35,22 @@ def site(httpserver):
     return httpserver
 
 
-@pytest.mark.skipif(not MOUNT, reason="this machine cannot mount a tmpfs; the injected-ENOSPC "
-                    "test below covers the same steps")
-def test_real_full_disk_stops_cleanly_and_the_next_run_completes(tmp_path, site):
+# Where mounting is refused, the injected-ENOSPC test below covers the same steps.
+def test_real_full_disk_stops_cleanly_and_the_next_run_completes(tmp_path, site, mountable):
     mnt = tmp_path / "small"
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], check=True)
     try:
         home = mnt / "home"
         make_home(home)
-        src = write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:0", site.url_for("/b.html")))
-        assert kiel(home, str(src)).returncode == 0
+        src = write_amf(tmp_path / "in" / "a.xml",
+                        text("RePEc:aaa:wpaper:0", site.url_for("/b.html")))
+        assert renew(home, str(src)).returncode == 0
         before = files_of(home)
         many = [text(f"RePEc:aaa:wpaper:{i}", site.url_for("/a.pdf") + f"?{i}",
                      display=site.url_for("/b.html")) for i in range(8)]
         write_amf(tmp_path / "in" / "a.xml", *many)
-        r = kiel(home, str(src))
+        r = renew(home, str(src))
         assert r.returncode == 74, (r.returncode, r.stdout, r.stderr)
         assert "No space left on device" in r.stderr and "the run stopped" in r.stderr
         after = files_of(home)
@@ -84,7 +61,7 @@ def test_real_full_disk_stops_cleanly_and_the_next_run_completes(tmp_path, site)
         for p in (home / "store").rglob("*_200_application-pdf"):
             assert p.stat().st_size == 200_009, p
         subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
-        r = kiel(home, str(src))
+        r = renew(home, str(src))
         assert r.returncode == 0, r.stderr
         assert all((record_dir_of(home, f"RePEc:aaa:wpaper:{i}") / "00last").exists()
                    for i in range(8))
@@ -109,9 +86,10 @@ def test_injected_enospc_in_a_body_fails_that_attempt_only(tmp_path, site, step)
     home = tmp_path / "home"
     make_home(home)
     src = write_amf(tmp_path / "in" / "a.xml",
-                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"), display=site.url_for("/b.html")),
+                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"),
+                         display=site.url_for("/b.html")),
                     text("RePEc:aaa:wpaper:2", site.url_for("/a.pdf") + "?2"))
-    r = kiel(home, str(src), "--quiet", env={"KIEL_FAULT": f"{step}:enospc"})
+    r = renew(home, str(src), "--quiet", env={"KIEL_FAULT": f"{step}:enospc"})
     assert r.returncode == 0, (step, r.returncode, r.stderr)
     found = [e for p in (home / "store").rglob("00notes") for e in notes.entries(str(p))
              if e.get("error") == "no-space"]
@@ -129,14 +107,15 @@ def test_injected_enospc_at_each_write_step(tmp_path, site, step):
     home = tmp_path / "home"
     make_home(home)
     src = write_amf(tmp_path / "in" / "a.xml",
-                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"), display=site.url_for("/b.html")))
-    assert kiel(home, str(src)).returncode == 0
+                    text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"),
+                         display=site.url_for("/b.html")))
+    assert renew(home, str(src)).returncode == 0
     before = files_of(home)
     write_amf(tmp_path / "in" / "a.xml",
               text("RePEc:aaa:wpaper:1", site.url_for("/a.pdf"), display=site.url_for("/b.html"),
                    extra="<note>changed</note>"),
               text("RePEc:aaa:wpaper:2", site.url_for("/a.pdf") + "?2"))
-    r = kiel(home, str(src), env={"KIEL_FAULT": f"{step}:enospc"})
+    r = renew(home, str(src), env={"KIEL_FAULT": f"{step}:enospc"})
     assert r.returncode == 74, (step, r.returncode, r.stderr)
     assert "No space left on device (injected" in r.stderr
     after = files_of(home)
@@ -145,7 +124,7 @@ def test_injected_enospc_at_each_write_step(tmp_path, site, step):
             assert after[rel] == data, (step, rel)
         else:
             assert after[rel].startswith(data) or rel.endswith("00last"), (step, rel)
-    r = kiel(home, str(src))
+    r = renew(home, str(src))
     assert r.returncode == 0, (step, r.stderr)
     assert not list((home / "store").rglob(".kiel-tmp-*"))
     breaches = [str(f) for f in verify(str(home)) if f.kind != "notes-torn"]
@@ -182,19 +161,19 @@ def test_planted_link_as_object_file_name_is_not_followed(home, tmp_path, site, 
     assert any("symbolic link" in p for p in s.problems)
 
 
-@pytest.mark.skipif(not MOUNT, reason="needs a read-only mount (root can write anything else)")
-def test_read_only_store_fails_cleanly(tmp_path, site):
+# A read-only mount: root can write anything else.
+def test_read_only_store_fails_cleanly(tmp_path, site, mountable):
     home = tmp_path / "home"
     make_home(home)
     src = write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:1", site.url_for("/b.html")))
-    assert kiel(home, str(src)).returncode == 0
+    assert renew(home, str(src)).returncode == 0
     before = files_of(home)
     write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:1", site.url_for("/b.html"),
                                               extra="<x/>"))
     subprocess.run(["mount", "--bind", str(home / "store"), str(home / "store")], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(home / "store")], check=True)
-        r = kiel(home, str(src))
+        r = renew(home, str(src))
         assert r.returncode == 74, (r.returncode, r.stderr)
         assert "Read-only file system" in r.stderr
     finally:
@@ -203,8 +182,7 @@ def test_read_only_store_fails_cleanly(tmp_path, site):
                                            if k.startswith("var")}}
 
 
-@pytest.mark.skipif(not MOUNT, reason="this machine cannot mount a tmpfs")
-def test_a_full_disk_while_scanning_or_indexing_is_exit_74_with_a_message(tmp_path):
+def test_a_full_disk_while_scanning_or_indexing_is_exit_74_with_a_message(tmp_path, mountable):
     """The run's work files (the scan's sort) and the OAI-PMH index live in
     var/: a full disk there is the store's trouble (74, one clear line), never
     a traceback read as input errors (1)."""
@@ -221,7 +199,7 @@ def test_a_full_disk_while_scanning_or_indexing_is_exit_74_with_a_message(tmp_pa
         filler = mnt / "filler"
         free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
         filler.write_bytes(b"\0" * (free - 256 * 1024))
-        r = kiel(home, str(src))
+        r = renew(home, str(src))
         assert r.returncode == 74, (r.returncode, r.stderr[-2000:])
         assert "Traceback" not in r.stderr
         assert "cannot write the run's work files" in r.stderr
@@ -229,7 +207,7 @@ def test_a_full_disk_while_scanning_or_indexing_is_exit_74_with_a_message(tmp_pa
         assert not list((home / "store").rglob("*.amf.xml"))  # nothing half done
         # room for the store, then none for the index
         filler.unlink()
-        assert kiel(home, str(src)).returncode == 0
+        assert renew(home, str(src)).returncode == 0
         free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
         filler.write_bytes(b"\0" * (free - 8 * 1024))
         r = subprocess.run([sys.executable, "-m", "kiel", "oai", "index", "--rebuild",

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from kiel import notes, store
-from conftest import attempts, object_dir, record_dir, run, text, write_amf
-import hostile_server as hs
+
+from kit import servers as hs
+from kit.homes import attempts, object_dir, record_dir, run, text, write_amf
 
 EARLIER = "RePEc:aaa:wpaper:1"  # stored by the first run, must stay byte-identical
 GOOD = "RePEc:bbb:wpaper:2"  # a good record in the same run as the hostile input
@@ -116,7 +117,7 @@ def test_external_entity_in_an_attribute_is_not_well_formed(inputs, tmp_path, ho
 @pytest.mark.parametrize("where", ["element", "attribute"])
 def test_billion_laughs_is_not_expanded(inputs, home, where):
     ents = '<!ENTITY l0 "lollollollollollollollollollol">' + "".join(
-        f'<!ENTITY l{i} "{("&l%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
     use = '<abstract>&l9;</abstract>' if where == "element" else '<x a="&l9;"/>'
     data = amf(text("RePEc:ccc:wpaper:lol", extra=use), doctype=f"<!DOCTYPE amf [{ents}]>\n")
     s, path = inputs.run("laughs.xml", data)
@@ -282,13 +283,6 @@ def test_ids_with_c1_control_characters_are_reported(inputs, home):
 
 
 # --- branch values ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def srv():
-    s = hs.HostileServer()
-    yield s
-    s.close()
 
 
 def test_hostile_branch_values(inputs, home, srv):

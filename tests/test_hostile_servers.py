@@ -1,7 +1,7 @@
 """Hostile servers (issue 5): what a stranger's server sends never breaks the archive.
 
 Each case is a real misbehaviour on the wire, written byte by byte by
-:mod:`hostile_server`. The pattern of every case: a first run stores a
+:mod:`kit.servers`. The pattern of every case: a first run stores a
 good body of the URL; then the server turns hostile and a second run,
 which also holds a new good record, must end the attempt in ``000`` (or the
 stored status where a complete answer arrived) with a clear ``error`` in
@@ -19,18 +19,12 @@ from pathlib import Path
 import pytest
 
 from kiel import notes
-from conftest import Clock, attempts, object_dir, record_dir, run, set_config, text, write_amf
-import hostile_server as hs
+
+from kit import servers as hs
+from kit.homes import Clock, attempts, object_dir, record_dir, run, set_config, text, write_amf
 
 HOSTILE = "RePEc:aaa:wpaper:1"
 GOOD = "RePEc:bbb:wpaper:2"
-
-
-@pytest.fixture
-def srv():
-    s = hs.HostileServer()
-    yield s
-    s.close()
 
 
 def notes_of(d: Path) -> list[dict]:

@@ -84,7 +84,8 @@ def _deferred(name: str) -> list[tuple[int, set[str]]]:
     out = []
     for fn in ast.walk(tree):
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            out += [(n.lineno, _imports(n)) for n in ast.walk(fn) if _imports(n)]
+            out += [(n.lineno, _imports(n)) for n in ast.walk(fn)
+                    if isinstance(n, (ast.Import, ast.ImportFrom)) and _imports(n)]
     return out
 
 

@@ -166,7 +166,7 @@ def test_fifo_named_directly_or_swapped_in_after_the_walk_is_refused(tmp_path):
 
 
 def test_renewal_goes_on_past_a_fifo(tmp_path):
-    from conftest import make_home
+    from kit.homes import make_home
 
     home = make_home(tmp_path / "home")
     tree = tmp_path / "in"

@@ -12,12 +12,12 @@ import json
 import os
 from pathlib import Path
 
-from conftest import record_dir, run, text, write_amf
-
 from kiel import records
 from kiel.escape import escape
 from kiel.names import owner_matches, same_record
 from kiel.verify import verify
+
+from kit.homes import record_dir, run, text, write_amf
 
 VICTIM = "RePEc:aaa:wpaper:" + "v" * 300
 

@@ -26,7 +26,8 @@ NAMESPACED = b"""<?xml version="1.0" encoding="UTF-8"?>
   <text id="RePEc:aaa:wpaper:ns1" amf:status="draft" xml:lang="en">
     <title amf:lang="de">Titel</title>
     <!-- a comment -->
-    <file><url>http://example.org/a.pdf</url><repec:function repec:kind="main">x</repec:function></file>
+    <file><url>http://example.org/a.pdf</url><repec:function
+      repec:kind="main">x</repec:function></file>
     <q xmlns="urn:q" xmlns:b="urn:q" b:y="3" z="4"><r/></q>
   </text>
   <text id="RePEc:aaa:wpaper:ns2" xmlns:a="http://amf.openlib.org" a:x="1"><title>t</title></text>
@@ -49,14 +50,15 @@ def expected_texts(path: Path) -> dict[str, str]:
     tops = [root] if etree.QName(root).localname == "text" else list(root)
     out = {}
     for el in tops:
-        if not isinstance(el.tag, str) or etree.QName(el).localname != "text" or el.get("id") is None:
+        if (not isinstance(el.tag, str) or etree.QName(el).localname != "text"
+                or el.get("id") is None):
             continue
         el = copy.deepcopy(el)
         el.tail = None
         for node in el.iter():
             if isinstance(node.tag, str) and node.tag[0] != "{":
                 node.tag = f"{{{AMF_NS}}}{node.tag}"
-        out[el.get("id").strip()] = canonical(el)
+        out[(el.get("id") or "").strip()] = canonical(el)
     return out
 
 

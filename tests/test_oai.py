@@ -7,12 +7,9 @@ the OAI-PMH schema (and each oai_dc record against oai_dc.xsd).
 
 from __future__ import annotations
 
-import copy
-import io
 import os
 import shutil
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -23,217 +20,29 @@ from kiel import AMF_NS
 from kiel.oai import build, create_app, rebuild
 from kiel.oai.app import RETRY_AFTER
 from kiel.oai.index import CURRENT, Entry, oai_dir, open_current, write_index
-from kiel.records import serialize
 from kiel.redist import record_path, record_sets
 from kiel.tist import iso
 
-FIXTURES = Path(__file__).parent / "fixtures" / "oai"
-OAI = "{http://www.openarchives.org/OAI/2.0/}"
-DC = "{http://purl.org/dc/elements/1.1/}"
-OAI_DC = "{http://www.openarchives.org/OAI/2.0/oai_dc/}"
-REPO = "test.kiel"
-
-# --- schemas, resolved locally ------------------------------------------------
-
-_LOCAL = {
-    "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd": "OAI-PMH.xsd",
-    "http://www.openarchives.org/OAI/2.0/oai_dc.xsd": "oai_dc.xsd",
-    "http://dublincore.org/schemas/xmls/simpledc20021212.xsd": "simpledc20021212.xsd",
-    "http://www.w3.org/2001/03/xml.xsd": "xml.xsd",
-    "http://www.w3.org/2001/xml.xsd": "xml.xsd",
-}
-
-
-class _LocalSchemas(etree.Resolver):
-    def resolve(self, url, pubid, context):
-        name = _LOCAL.get(url)
-        if name is None and url.startswith(str(FIXTURES)):
-            name = os.path.basename(url)
-        if name is None:
-            raise AssertionError(f"schema import {url} would need the network")
-        return self.resolve_filename(str(FIXTURES / name), context)
-
-
-def _schema(name: str) -> etree.XMLSchema:
-    parser = etree.XMLParser(no_network=True, load_dtd=False, resolve_entities=False)
-    parser.resolvers.add(_LocalSchemas())
-    return etree.XMLSchema(etree.parse(str(FIXTURES / name), parser))
-
-
-OAI_SCHEMA = _schema("OAI-PMH.xsd")
-DC_SCHEMA = _schema("oai_dc.xsd")
-
-
-def validate(body: bytes) -> etree._Element:
-    """Parse a response, validate it and its oai_dc records; return the root."""
-    root = etree.fromstring(body)
-    if not OAI_SCHEMA.validate(root):
-        raise AssertionError(f"not valid OAI-PMH: {OAI_SCHEMA.error_log}\n{body.decode()}")
-    for dc in root.iter(OAI_DC + "dc"):
-        doc = etree.ElementTree(copy.deepcopy(dc))
-        if not DC_SCHEMA.validate(doc):
-            raise AssertionError(f"not valid oai_dc: {DC_SCHEMA.error_log}")
-    return root
-
-
-# --- stores written by hand -----------------------------------------------------
-
-T0 = 1_700_000_000
-
-
-@dataclass
-class Rec:
-    id: str
-    versions: list[tuple[int, str]]  # (tist, title), oldest first
-    gone: int | None = None
-    objects: list[tuple[str, list[str]]] = field(default_factory=list)  # (url, statuses)
-    extra: str = ""  # more AMF inside text, e.g. authors
-
-    @property
-    def datestamp(self) -> int:
-        return self.gone if self.gone is not None else self.versions[-1][0]
-
-
-def amf_bytes(rid: str, title: str, extra: str = "") -> bytes:
-    text = (f'<text xmlns="{AMF_NS}" id="{etree_escape(rid)}"><title>{etree_escape(title)}'
-            f"</title>{extra}<displaypage>http://example.org/{etree_escape(rid)}</displaypage></text>")
-    return serialize(etree.fromstring(text))
-
-
-def etree_escape(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
-
-
-def write_record(store: Path, rec: Rec) -> Path:
-    d = store / record_path(rec.id)
-    d.mkdir(parents=True)
-    for tist, title in rec.versions:
-        (d / f"{tist}.amf.xml").write_bytes(amf_bytes(rec.id, title, rec.extra))
-    last = rec.versions[-1][0]
-    (d / "00last").write_text(f"{last} {last + 2}\n")
-    (d / "00notes").write_text('{"event":"renewal","tist":%d,"id":"%s"}\n' % (last, rec.id))
-    if rec.gone is not None:
-        (d / "00gone").write_text(f"{rec.gone}\n")
-        with open(d / "00notes", "a") as f:
-            f.write('{"event":"gone","tist":%d}\n' % rec.gone)
-    for n, (url, statuses) in enumerate(rec.objects):
-        from kiel.escape import escape
-
-        o = d / escape(url)
-        o.mkdir()
-        (o / "00url").write_text(url + "\n")
-        for k, status in enumerate(statuses):
-            (o / f"{last + k}_{status}_text-html").write_bytes(b"<html>%d</html>" % k)
-        (o / "00notes").write_text("")
-    return d
-
-
-RECORDS = [
-    Rec("RePEc:aaa:wpaper:1", [(T0, "First draft"), (T0 + 500, "Growth & <Trade>")],
-        objects=[("http://example.org/paper1.pdf", ["200"]),
-                 ("http://example.org/missing", ["404", "404"])],
-        extra='<hasauthor><person><name>Ada  Lovelace</name></person></hasauthor>'
-              '<abstract> An abstract. </abstract><keywords>trade, growth</keywords>'),
-    Rec("RePEc:aaa:wpaper:2", [(T0 + 100, "Two")]),
-    Rec("RePEc:aaa:wpaper:3", [(T0 + 100, "Three")]),  # same datestamp as :2
-    Rec("RePEc:aaa:wpaper:4", [(T0 + 200, "Four")], gone=T0 + 86400 * 3),
-    Rec("RePEc:aaa:journl:v:1:y:2007:p:1-9", [(T0 + 300, "Colons in the rest")]),
-    Rec("RePEc:BME:wpaper:7", [(T0 + 86400 * 2, "Mixed case archive")]),
-    Rec("RePEc:bbb:wpaper:1", [(T0 + 86400 * 2, "Other archive")]),
-    Rec("info:x/y z", [(T0 + 86400, "Space in the id")]),
-    Rec("urn:\u00e9t\u00e9:1", [(T0 + 86400 + 1, "Non-ASCII id")]),
-    Rec("RePEc:ccc:wpaper:9", [(T0 + 86400 * 4, "Gone and back")]),
-]
-
-
-def expected(recs=RECORDS) -> list[Rec]:
-    return sorted(recs, key=lambda r: (r.datestamp, r.id.encode()))
-
-
-def make_home(root: Path, recs=RECORDS, page_size: int = 3, max_requests: int = 4) -> Path:
-    (root / "etc").mkdir(parents=True)
-    (root / "var").mkdir()
-    store = root / "store"
-    store.mkdir()
-    (root / "etc" / "kiel.conf").write_text(
-        "[kiel]\n"
-        f"repository_identifier = {REPO}\n"
-        "repository_name = Test archive\n"
-        "admin_email = oai@example.org\n"
-        "base_url = http://127.0.0.1/oai\n"
-        f"page_size = {page_size}\n"
-        f"max_requests = {max_requests}\n"
-        "request_wait = 0.2\n")
-    for rec in recs:
-        write_record(store, rec)
-    return root
-
-
-def oai_id(rid: str) -> str:
-    from urllib.parse import quote
-
-    return f"oai:{REPO}:" + quote(rid, safe="-_.!~*'();/?:@&=+$,")
-
-
-class Client:
-    """Calls the WSGI application directly, as a server would."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def raw(self, query: str = "", method: str = "GET", body: bytes = b""):
-        env = {"REQUEST_METHOD": method, "QUERY_STRING": query if method == "GET" else "",
-               "PATH_INFO": "/oai", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
-               "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
-               "CONTENT_TYPE": "application/x-www-form-urlencoded",
-               "wsgi.url_scheme": "http"}
-        got = {}
-
-        def start_response(status, headers):
-            got["status"], got["headers"] = status, dict(headers)
-
-        data = b"".join(self.app(env, start_response))
-        return got["status"], got["headers"], data
-
-    def get(self, **args) -> etree._Element:
-        return self.query(urlencode(args))
-
-    def query(self, query: str) -> etree._Element:
-        status, headers, data = self.raw(query)
-        assert status == "200 OK", data
-        assert headers["Content-Type"] == "text/xml; charset=utf-8"
-        return validate(data)
-
-    def post(self, **args) -> etree._Element:
-        status, _h, data = self.raw(method="POST", body=urlencode(args).encode())
-        assert status == "200 OK"
-        return validate(data)
-
-
-def error_codes(root) -> list[str]:
-    return [e.get("code") for e in root.iter(OAI + "error")]
-
-
-def request_attrs(root) -> dict:
-    return dict(root.find(OAI + "request").attrib)
-
-
-def harvest(client: Client, verb: str, **args) -> tuple[list, list]:
-    """Follow resumption tokens; return the items and the token elements seen."""
-    items, tokens = [], []
-    root = client.get(verb=verb, **args)
-    while True:
-        body = root.find(OAI + verb)
-        tag = {"ListRecords": "record", "ListIdentifiers": "header", "ListSets": "set"}[verb]
-        items.extend(body.findall(OAI + tag))
-        tok = body.find(OAI + "resumptionToken")
-        if tok is None:
-            break
-        tokens.append(tok)
-        if not tok.text:
-            break
-        root = client.get(verb=verb, resumptionToken=tok.text)
-    return items, tokens
+from kit.oai import (
+    DC,
+    OAI,
+    OAI_DC,
+    RECORDS,
+    REPO,
+    T0,
+    Client,
+    Rec,
+    error_codes,
+    expected,
+    harvest,
+    header_tuple,
+    make_home,
+    oai_id,
+    rec_tuple,
+    request_attrs,
+    validate,
+    write_record,
+)
 
 
 @pytest.fixture
@@ -246,15 +55,6 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def client(home: Path) -> Client:
     return Client(create_app(str(home)))
-
-
-def header_tuple(h) -> tuple:
-    return (h.findtext(OAI + "identifier"), h.findtext(OAI + "datestamp"),
-            h.get("status") == "deleted", tuple(s.text for s in h.findall(OAI + "setSpec")))
-
-
-def rec_tuple(rec: Rec) -> tuple:
-    return (oai_id(rec.id), iso(rec.datestamp), rec.gone is not None, tuple(record_sets(rec.id)))
 
 
 # --- the index ---------------------------------------------------------------------
@@ -305,7 +105,8 @@ def test_write_index_from_entries(tmp_path):
     entries = [Entry(T0 + (i % 7), f"RePEc:a{i % 3}a:s:{i}", i % 5 == 0,
                      tuple(record_sets(f"RePEc:a{i % 3}a:s:{i}"))) for i in range(50)]
     stats = write_index(str(h), reversed(entries + [None]), chunk=8)
-    assert (stats.records, stats.skipped, stats.deleted, stats.sets) == (50, 1, 10, 7)  # RePEc, 3 archives, 3 series
+    # sets: RePEc, 3 archives, 3 series
+    assert (stats.records, stats.skipped, stats.deleted, stats.sets) == (50, 1, 10, 7)
     index = open_current(str(h))
     keys = [index.key(i) for i in range(index.count)]
     assert keys == sorted((e.datestamp, e.id.encode()) for e in entries)
@@ -400,7 +201,8 @@ def test_list_records_amf_is_the_stored_bytes(client, home):
     status, _h, data = client.raw(urlencode({"verb": "ListRecords", "metadataPrefix": "amf",
                                              "set": "RePEc:aaa:wpaper"}))
     validate(data)
-    stored = (home / "store" / record_path("RePEc:aaa:wpaper:1") / f"{T0 + 500}.amf.xml").read_bytes()
+    stored = (home / "store" / record_path("RePEc:aaa:wpaper:1")
+              / f"{T0 + 500}.amf.xml").read_bytes()
     amf_element = stored.split(b"\n", 1)[1].rstrip(b"\n")
     assert b"<metadata>" + amf_element + b"</metadata>" in data
     assert b"Growth &amp; &lt;Trade&gt;" in amf_element
@@ -430,9 +232,11 @@ def test_get_record_both_formats_and_deleted(client, home):
     header = root.find(f"{OAI}GetRecord/{OAI}record/{OAI}header")
     assert header_tuple(header) == rec_tuple(RECORDS[7])
     assert oai_id("info:x/y z") == f"oai:{REPO}:info:x/y%20z"
-    root = client.get(verb="GetRecord", metadataPrefix="oai_dc", identifier=oai_id("urn:\u00e9t\u00e9:1"))
+    root = client.get(verb="GetRecord", metadataPrefix="oai_dc",
+                      identifier=oai_id("urn:\u00e9t\u00e9:1"))
     assert root.findtext(f".//{DC}title") == "Non-ASCII id"
-    root = client.get(verb="GetRecord", metadataPrefix="amf", identifier=oai_id("RePEc:aaa:wpaper:4"))
+    root = client.get(verb="GetRecord", metadataPrefix="amf",
+                      identifier=oai_id("RePEc:aaa:wpaper:4"))
     rec = root.find(f"{OAI}GetRecord/{OAI}record")
     assert rec.find(OAI + "header").get("status") == "deleted"
     assert rec.findtext(f"{OAI}header/{OAI}datestamp") == iso(T0 + 86400 * 3)
@@ -461,14 +265,16 @@ def test_a_record_back_unchanged_moves_forward(client, home):
     (d / "00gone").unlink()
     back = T0 + 86400 * 5
     with open(d / "00notes", "a") as f:
-        f.write('{"event":"back","tist":%d,"id":"RePEc:aaa:wpaper:4"}\n' % back)
+        f.write(f'{{"event":"back","tist":{back},"id":"RePEc:aaa:wpaper:4"}}\n')
     stats = rebuild(str(home), now=lambda: back + 7)
     assert stats.changed == 1
     root = client.get(verb="ListRecords", metadataPrefix="amf", **{"from": iso(back)})
     assert [header_tuple(h) for h in root.iter(OAI + "header")] == [
-        (oai_id("RePEc:aaa:wpaper:4"), iso(back + 7), False, tuple(record_sets("RePEc:aaa:wpaper:4")))]
+        (oai_id("RePEc:aaa:wpaper:4"), iso(back + 7), False,
+         tuple(record_sets("RePEc:aaa:wpaper:4")))]
     assert root.findtext(f".//{{{AMF_NS}}}title") == "Four"
-    got = client.get(verb="GetRecord", metadataPrefix="oai_dc", identifier=oai_id("RePEc:aaa:wpaper:4"))
+    got = client.get(verb="GetRecord", metadataPrefix="oai_dc",
+                     identifier=oai_id("RePEc:aaa:wpaper:4"))
     assert got.findtext(f".//{OAI}datestamp") == iso(back + 7)
     assert got.findtext(f".//{DC}title") == "Four"
     # With the index lost, the datestamp comes from the notes: the return.

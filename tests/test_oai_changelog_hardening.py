@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
-from conftest import Clock, run, text, write_amf
 from lxml import etree
 
 from kiel.oai import build, create_app
 from kiel.oai.changes import changes_dir
 from kiel.tist import iso
+
+from kit.homes import Clock, record_dir, run, text, write_amf
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 IDS = ["RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:2"]
@@ -168,8 +169,6 @@ def test_a_clock_step_back_never_hides_a_new_version(home, tmp_path):
 def test_a_rebuild_reads_a_gigabyte_of_notes_in_bounded_memory(home, tmp_path):
     """A record's 00notes grown to 1 GiB (sparse, one endless line): the
     rebuild reads it as every reader does, a line at a time and bounded."""
-    from conftest import record_dir
-
     renewed_home(home, tmp_path, Clock())
     with open(record_dir(home, IDS[0]) / "00notes", "r+b") as f:
         f.truncate(2**30)

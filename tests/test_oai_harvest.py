@@ -8,62 +8,26 @@ its way out.
 
 from __future__ import annotations
 
-import gzip
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-import zlib
 from pathlib import Path
 
 import pytest
 from lxml import etree
 from sickle import Sickle, oaiexceptions
-from test_oai import RECORDS, REPO, T0, expected, make_home, oai_id, validate
 
 from kiel import AMF_NS
 from kiel.oai import build, create_app
-from kiel.oai.server import Background, Limits
+from kiel.oai.server import Background
 from kiel.redist import record_path, record_sets
 from kiel.tist import iso
 
-LIMITS = Limits(threads=4, connection_limit=64, channel_timeout=30,
-                max_request_body=64 * 1024, retry_after=10)
-KIEL = str(Path(sys.executable).with_name("kiel"))
-
-
-class Validating:
-    """WSGI middleware of the tests: every XML answer must be schema-valid."""
-
-    def __init__(self, app):
-        self.app = app
-        self.checked = 0
-        self.failures: list[str] = []
-
-    def __call__(self, environ, start_response):
-        seen = {}
-
-        def sr(status, headers, exc_info=None):
-            seen["status"], seen["headers"] = status, dict(headers)
-            return start_response(status, headers, exc_info)
-
-        body = b"".join(self.app(environ, sr))
-        if seen["headers"].get("Content-Type", "").startswith("text/xml"):
-            plain = body
-            coding = seen["headers"].get("Content-Encoding")
-            if coding == "gzip":
-                plain = gzip.decompress(body)
-            elif coding == "deflate":
-                plain = zlib.decompress(body)
-            try:
-                validate(plain)
-                self.checked += 1
-            except AssertionError as e:
-                self.failures.append(str(e))
-        return [body]
+from kit.cli import SCRIPT as KIEL
+from kit.oai import LIMITS, RECORDS, REPO, T0, Validating, expected, make_home, oai_id, validate
 
 
 @pytest.fixture
@@ -97,7 +61,7 @@ def test_harvest_everything_in_both_formats(server, method):
                  r.header.setSpecs) for r in got] == [
             (oai_id(w.id), iso(w.datestamp), w.gone is not None, record_sets(w.id))
             for w in want]
-        for rec, w in zip(got, want):
+        for rec, w in zip(got, want, strict=True):
             if w.gone is not None:
                 assert getattr(rec, "metadata", None) is None
                 continue

@@ -15,19 +15,20 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import run, text, write_amf
 from lxml import etree
 from sickle import Sickle
 from sickle.oaiexceptions import BadArgument, NoRecordsMatch
-from test_oai_harvest import LIMITS, Validating
 
 from kiel.oai import create_app, rebuild
 from kiel.oai.server import Background
 from kiel.redist import record_path
+
+from kit.homes import run, text, write_amf
+from kit.oai import LIMITS, Validating
+from kit.servers import Answer, Site
 
 REPO = "kiel.example.org"
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
@@ -39,35 +40,18 @@ class Objects:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.status = {"/flaky": 404}
-        objects = self
+        self.site = Site(self.answer)
+        self.url = self.site.url()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.startswith("/slow"):
-                    objects.release.wait(30)
-                status = objects.status.get(self.path, 200)
-                body = b"%s %d\n" % (self.path.encode(), status)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "text/plain")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # the client was killed while it waited (case 2)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def answer(self, host: str, path: str) -> Answer:
+        if path.startswith("/slow"):
+            self.release.wait(30)
+        status = self.status.get(path, 200)
+        return status, [("Content-Type", "text/plain")], b"%s %d\n" % (path.encode(), status)
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.site.close()
 
 
 @pytest.fixture
@@ -77,7 +61,7 @@ def objects():
     o.close()
 
 
-class Harvester(Sickle):
+class Harvester(Sickle):  # type: ignore[misc]  # sickle is untyped
     """Sickle, remembering its first answer: the responseDate a harvester keeps."""
 
     first = None
@@ -101,6 +85,7 @@ def harvest(url: str, since: str | None) -> tuple[str, dict[str, tuple[str, bool
             got[h.identifier.removeprefix(f"oai:{REPO}:")] = (h.datestamp, h.deleted)
     except NoRecordsMatch:
         pass
+    assert sickle.first is not None, "no answer at all"
     return sickle.first.xml.findtext(OAI + "responseDate"), got
 
 
@@ -156,7 +141,10 @@ def test_incremental_harvests_see_every_change(home, tmp_path, objects):
             time.sleep(0.05)
         r1, got = harvest(url, r0)
         assert renewal.is_alive()  # still at work on A's object
-        assert set(got) == {"RePEc:aaa:wpaper:1"} and got["RePEc:aaa:wpaper:1"][0] >= r0, (r0, got, os.popen("cat " + home.var + "/oai/changes/*; cat " + home.var + "/oai/current/records").read())
+        oai_state = os.popen("cat " + home.var + "/oai/changes/*; cat " + home.var
+                             + "/oai/current/records").read
+        assert set(got) == {"RePEc:aaa:wpaper:1"} and got["RePEc:aaa:wpaper:1"][0] >= r0, (
+            r0, got, oai_state())
         objects.release.set()
         renewal.join(30)
         next_second()

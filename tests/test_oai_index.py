@@ -10,16 +10,6 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from test_oai import (
-    OAI,
-    RECORDS,
-    T0,
-    Client,
-    Rec,
-    make_home,
-    oai_id,
-    write_record,
-)
 
 from kiel.oai import ChangeLog, build, create_app, fold, rebuild, refresh
 from kiel.oai import index as index_mod
@@ -27,8 +17,20 @@ from kiel.oai.changes import changes_dir, read, segments
 from kiel.redist import record_path
 from kiel.tist import iso
 
+from kit.oai import (
+    OAI,
+    RECORDS,
+    T0,
+    Client,
+    Rec,
+    amf_bytes,
+    make_home,
+    oai_id,
+    write_record,
+)
 
-def listing(client: Client, **args) -> list[tuple[str, str, bool]]:
+
+def listing(client: Client, **args) -> list[tuple[str | None, str | None, bool]]:
     out = []
     root = client.get(verb="ListIdentifiers", metadataPrefix="amf", **args)
     while True:
@@ -41,7 +43,7 @@ def listing(client: Client, **args) -> list[tuple[str, str, bool]]:
         root = client.get(verb="ListIdentifiers", resumptionToken=tok.text)
 
 
-def set_specs(client: Client) -> list[str]:
+def set_specs(client: Client) -> list[str | None]:
     """Every setSpec of ListSets, following the resumption tokens to the end."""
     out = []
     root = client.get(verb="ListSets")
@@ -61,8 +63,6 @@ def home(tmp_path: Path) -> Path:
 
 
 def new_version(home: Path, rid: str, tist: int, title: str) -> None:
-    from test_oai import amf_bytes
-
     d = home / "store" / record_path(rid)
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{tist}.amf.xml").write_bytes(amf_bytes(rid, title))
@@ -86,7 +86,8 @@ def test_a_change_is_listed_the_moment_its_line_is_written(home):
     full = listing(client)
     assert len(full) == len(before) + 1
     assert (oai_id("RePEc:aaa:wpaper:2"), iso(T0 + 100), False) not in full
-    rec = client.get(verb="GetRecord", metadataPrefix="amf", identifier=oai_id("RePEc:aaa:wpaper:2"))
+    rec = client.get(verb="GetRecord", metadataPrefix="amf",
+                     identifier=oai_id("RePEc:aaa:wpaper:2"))
     assert rec.findtext(f".//{OAI}datestamp") == iso(now)
     assert b"Two, again" in etree.tostring(rec)
     sets = set_specs(client)  # the new archive and its series, on whichever page
@@ -108,7 +109,8 @@ def test_two_processes_append_whole_lines_to_one_segment(home):
     code = ("import os,sys\n"
             "fd=os.open(sys.argv[1],os.O_WRONLY|os.O_APPEND)\n"
             "for i in range(2000):\n"
-            " os.write(fd,b'%d\\tversion\\t1\\tRePEc:p%s:s:%d\\n'%(1700000000+i,sys.argv[2].encode(),i))\n")
+            " os.write(fd,b'%d\\tversion\\t1\\tRePEc:p%s:s:%d\\n'"
+            "%(1700000000+i,sys.argv[2].encode(),i))\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, path, tag]) for tag in ("a", "b")]
     for p in procs:
         assert p.wait(60) == 0
@@ -200,8 +202,6 @@ def test_the_renewal_appends_as_it_goes_and_refresh_folds(tmp_path):
 def test_a_rebuild_killed_by_sigkill_resumes_where_it_stopped(tmp_path):
     import signal
     import time
-
-    from test_oai import amf_bytes
 
     h = make_home(tmp_path / "h", recs=[], page_size=1000)
     for i in range(4000):

@@ -11,10 +11,18 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from sickle import Sickle
-from test_oai import (
+
+from kiel.oai import ChangeLog, build, create_app
+from kiel.oai.app import choose_encoding
+from kiel.oai.server import Background
+from kiel.redist import record_path
+
+from kit.oai import (
+    LIMITS,
     OAI,
     RECORDS,
     Client,
+    Validating,
     error_codes,
     expected,
     make_home,
@@ -22,12 +30,6 @@ from test_oai import (
     request_attrs,
     validate,
 )
-from test_oai_harvest import LIMITS, Validating
-
-from kiel.oai import ChangeLog, build, create_app
-from kiel.oai.app import choose_encoding
-from kiel.oai.server import Background
-from kiel.redist import record_path
 
 HOSTILE = [
     "verb=GetRecord&metadataPrefix=amf&identifier=oai:test.kiel:RePEc:aaa:wpaper:2%01",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from conftest import run, text, write_amf
-from test_oai import OAI, Client  # Client validates every response
-
 from kiel.oai import build, create_app
 from kiel.tist import iso
 
+from kit.homes import run, text, write_amf
+from kit.oai import OAI, Client  # Client validates every response
 
-def headers(client: Client, **args) -> list[tuple[str, str, bool]]:
+
+def headers(client: Client, **args) -> list[tuple[str | None, str | None, bool]]:
     root = client.get(verb="ListIdentifiers", metadataPrefix="oai_dc", **args)
     return [(h.findtext(OAI + "identifier"), h.findtext(OAI + "datestamp"),
              h.get("status") == "deleted") for h in root.iter(OAI + "header")]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -13,12 +11,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_oai import make_home
 
 from kiel.oai import build, create_app
 from kiel.oai.server import Background, Limits
 
-KIEL = str(Path(sys.executable).with_name("kiel"))
+from kit.cli import kiel
+from kit.oai import make_home
+from kit.servers import wait_until
 
 
 @pytest.fixture
@@ -48,15 +47,18 @@ def http_get(url: str) -> tuple[int, dict, float]:
 def test_idle_sockets_past_the_limit_get_503_at_once(home):
     with Background(create_app(str(home)), limits(connection_limit=10)) as srv:
         port = int(srv.url.split(":")[2].split("/")[0])
+        channels = srv.server._map  # the listener and every open connection
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
         try:
-            time.sleep(0.3)
+            # the server has taken its limit: the next connection is shed
+            assert wait_until(lambda: len(channels) >= 10, timeout=10), len(channels)
             status, headers, took = http_get(srv.url + "?verb=Identify")
             assert status == 503 and headers["Retry-After"] == "10" and took < 3
         finally:
             for s in idle:
                 s.close()
-        time.sleep(0.3)
+        # the server has seen the idle connections close
+        assert wait_until(lambda: len(channels) < 10, timeout=10), len(channels)
         assert http_get(srv.url + "?verb=Identify")[0] == 200
 
 
@@ -100,10 +102,8 @@ def test_a_request_waits_for_a_slot_then_is_served(home):
             app.slots.release()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KIEL_HOME": ""}
-    return subprocess.run([KIEL, "oai", *args], check=False, capture_output=True, text=True, env=env,
-                          timeout=60)
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return kiel("oai", *args, script=True, env={"KIEL_HOME": ""}, timeout=60)
 
 
 def test_cli_refuses_a_port_out_of_range_and_a_missing_home(home, tmp_path):

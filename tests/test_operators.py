@@ -9,25 +9,17 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 from kiel import notes
-from conftest import make_home, text, write_amf
 
+from kit.cli import renew
+from kit.homes import make_home, text, write_amf
 
 # Root reads every directory: without its two capabilities for reading, a
 # directory of mode 0 is unreadable to it as to anyone (setpriv, util-linux).
 NO_READ_ALL = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
                "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
-
-
-def kiel(home: Path, *args: str, env: dict[str, str] | None = None,
-         prefix: list[str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*(prefix or []), sys.executable, "-m", "kiel", "renew", "--home",
-                           str(home), "--no-progress", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
 
 
 def collection(tmp_path: Path, n: int) -> tuple[Path, list[str]]:
@@ -45,10 +37,10 @@ def gone_count(home: Path) -> int:
 def test_an_empty_input_directory_marks_nothing_gone(tmp_path):
     home = make_home(tmp_path / "h", "gone_max_share = 5%\n")
     d, ids = collection(tmp_path, 30)
-    assert kiel(home, str(d)).returncode == 0
+    assert renew(home, str(d)).returncode == 0
     for f in d.iterdir():
         f.unlink()
-    r = kiel(home, "--quiet", str(d))
+    r = renew(home, "--quiet", str(d))
     assert r.returncode == 1, r.stderr
     assert r.stderr == ("error: 30 of 30 records (100.0 %) were not in the input, more than "
                         "gone_max_share (5 %): none was marked gone. If the input is right, "
@@ -59,17 +51,17 @@ def test_an_empty_input_directory_marks_nothing_gone(tmp_path):
 def test_gone_within_the_share_and_past_it_with_allow_gone(tmp_path):
     home = make_home(tmp_path / "h", "gone_max_share = 5%\n")
     d, ids = collection(tmp_path, 40)
-    assert kiel(home, str(d)).returncode == 0
+    assert renew(home, str(d)).returncode == 0
     (d / "0.xml").unlink()  # 1 of 40: 2.5 %
-    r = kiel(home, str(d))
+    r = renew(home, str(d))
     assert r.returncode == 0 and gone_count(home) == 1, r.stderr
     for n in range(1, 6):  # 5 more of 39: 12.8 %
         (d / f"{n}.xml").unlink()
-    r = kiel(home, str(d))
+    r = renew(home, str(d))
     assert r.returncode == 1 and gone_count(home) == 1
     assert "5 of 39 records (12.8 %) were not in the input" in r.stderr
     assert "5 held back from gone" in r.stdout
-    r = kiel(home, "--allow-gone", str(d))
+    r = renew(home, "--allow-gone", str(d))
     assert r.returncode == 0 and gone_count(home) == 6, r.stderr
 
 
@@ -78,9 +70,9 @@ def test_an_unreadable_input_directory_is_an_error_and_marks_nothing_gone(tmp_pa
     d, ids = collection(tmp_path, 4)
     sub = d / "more"
     write_amf(sub / "x.xml", text("RePEc:aaa:wpaper:x"))
-    assert kiel(home, str(d)).returncode == 0
+    assert renew(home, str(d)).returncode == 0
     sub.chmod(0)
-    r = kiel(home, "--quiet", str(d), prefix=NO_READ_ALL)
+    r = renew(home, "--quiet", str(d), prefix=NO_READ_ALL)
     sub.chmod(0o755)
     assert r.returncode == 1, r.stderr
     assert f"error: {sub}: cannot list directory: Permission denied" in r.stderr, r.stderr
@@ -102,7 +94,7 @@ def test_every_server_down_is_an_alert_and_dead_hosts_are_not_tried_all_night(tm
     src = write_amf(tmp_path / "a.xml",
                     *[text(f"RePEc:aaa:wpaper:{i}", f"http://127.0.0.1:{port}/o{i}")
                       for i in range(20)])
-    r = kiel(home, "--quiet", str(src))
+    r = renew(home, "--quiet", str(src))
     assert r.returncode == 69, (r.returncode, r.stderr)
     host = f"http://127.0.0.1:{port}"
     assert r.stderr == (f"alert: 20 of 20 attempts (100 %) could not connect; most affected: "
@@ -114,7 +106,7 @@ def test_every_server_down_is_an_alert_and_dead_hosts_are_not_tried_all_night(tm
     summary = json.loads(next((home / "var" / "runs").glob("*.json")).read_text())
     assert summary["host_down"] == 17 and summary["exit_status"] == 69
     # the next run tries again
-    r = kiel(home, "--quiet", str(src))
+    r = renew(home, "--quiet", str(src))
     errors = []
     for p in sorted((home / "store").rglob("00notes")):
         errors += [e["error"] for e in notes.entries(str(p)) if "status" in e]
@@ -130,7 +122,7 @@ def test_the_run_log_names_every_failing_object(tmp_path, httpserver):
                     text("RePEc:aaa:wpaper:1", httpserver.url_for("/gone"),
                          httpserver.url_for("/ok")),
                     text("RePEc:aaa:wpaper:2", f"http://127.0.0.1:{port}/x"))
-    r = kiel(home, str(src))
+    r = renew(home, str(src))
     assert r.returncode == 0, r.stderr
     (log,) = (home / "var" / "log").glob("*.log")
     text_ = log.read_text()
@@ -142,12 +134,12 @@ def test_the_run_log_names_every_failing_object(tmp_path, httpserver):
 def test_two_runs_in_one_second_keep_both_summaries_and_logs(tmp_path):
     home = make_home(tmp_path / "h")
     src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1"))
+    from kiel import renewal
     from kiel.home import Home
-    from kiel.renewal import Options, renew
 
     h = Home(str(home))
-    a = renew(h, Options(inputs=(str(src),), clock=lambda: 1_800_000_000.0))
-    b = renew(h, Options(inputs=(str(src),), clock=lambda: 1_800_000_000.0))
+    a = renewal.renew(h, renewal.Options(inputs=(str(src),), clock=lambda: 1_800_000_000.0))
+    b = renewal.renew(h, renewal.Options(inputs=(str(src),), clock=lambda: 1_800_000_000.0))
     assert a.summary_file != b.summary_file and a.log != b.log
     assert sorted(p.name for p in (home / "var" / "runs").iterdir()) == [
         "1800000000.1.json", "1800000000.json"]
@@ -163,13 +155,14 @@ def test_which_duplicate_wins_does_not_depend_on_the_walk(tmp_path):
     d = tmp_path / "in"
     write_amf(d / "zzz" / "y.xml", text(rid, extra="<note>real</note>"))
     write_amf(d / "aaa" / "x.xml", text(rid, extra="<note>impostor</note>"))
-    r = kiel(home, "--quiet", str(d))
+    r = renew(home, "--quiet", str(d))
     assert r.returncode == 1
     assert r.stderr == (f"error: {d / 'aaa' / 'x.xml'}, line 3 (record {rid}): handle of "
                         f"archive zzz in {d / 'aaa'}, the directory of archive aaa; skipped "
                         "(setting archive_dirs)\n"), r.stderr
-    from conftest import record_dir as rd  # noqa: F401
     from kiel.redist import record_path
+
+    from kit.homes import record_dir as rd  # noqa: F401
 
     rdir = home / "store" / record_path(rid)
     (v,) = [p for p in rdir.iterdir() if p.name.endswith(".amf.xml")]
@@ -179,7 +172,7 @@ def test_which_duplicate_wins_does_not_depend_on_the_walk(tmp_path):
     d2 = tmp_path / "in2"
     write_amf(d2 / "b.xml", text(rid, extra="<note>b</note>"))
     write_amf(d2 / "a.xml", text(rid, extra="<note>a</note>"))
-    r = kiel(home2, "--quiet", str(d2))
+    r = renew(home2, "--quiet", str(d2))
     assert r.returncode == 1
     assert f"error: {d2 / 'b.xml'}, line 3 (record {rid}): duplicate id, also at " \
         f"{d2 / 'a.xml'}, line 3, which is kept" in r.stderr, r.stderr

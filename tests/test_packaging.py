@@ -68,9 +68,13 @@ def test_setup_env_waits_for_the_dpkg_lock_and_says_what_to_do(tmp_path: Path):
         (bin_ / name).write_text("#!/bin/sh\n" + body, encoding="utf-8")
         (bin_ / name).chmod(stat.S_IRWXU)
     for tool in ("dirname", "grep", "mktemp", "cat", "rm", "touch", "sh"):
-        os.symlink(shutil.which(tool), bin_ / tool)  # chromium is left out: apt must run
+        where = shutil.which(tool)
+        assert where, tool
+        os.symlink(where, bin_ / tool)  # chromium is left out: apt must run
     os.symlink(sys.executable, bin_ / "python3")
-    r = subprocess.run([shutil.which("bash"), str(tmp_path / "scripts" / "setup-env"), "--test"],
+    bash = shutil.which("bash")
+    assert bash
+    r = subprocess.run([bash, str(tmp_path / "scripts" / "setup-env"), "--test"],
                        capture_output=True, text=True, timeout=60,
                        env={"PATH": str(bin_), "KIEL_APT_LOCK_WAIT": "7"})
     assert r.returncode == 1

@@ -14,10 +14,11 @@ import json
 import os
 from pathlib import Path
 
-from conftest import Clock, record_dir, run, text, write_amf
 from werkzeug import Response
 
 from kiel import notes
+
+from kit.homes import Clock, record_dir, run, text, write_amf
 
 SECRETS = (b"secret1", b"secret2", b"secret3", b"secret4")
 

@@ -17,8 +17,9 @@ import sys
 import threading
 import time
 
-from conftest import make_home, text, write_amf
 from werkzeug import Request, Response
+
+from kit.homes import make_home, text, write_amf
 
 N = 6
 LINE = re.compile(rb"\r\x1b\[K(\w+): (\d+)/(\d+) records")

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Clock, object_dir, record_dir, run, text, write_amf
 
 from kiel import home as home_mod
 from kiel.store import parse_attempt
+
+from kit.homes import Clock, object_dir, record_dir, run, text, write_amf
 
 PDF = b"%PDF-1.4\n" + b"p" * 2000 + b"\n%%EOF\n"
 OTHER = b"%PDF-1.4\n" + b"o" * 1000 + b"\n%%EOF\n"

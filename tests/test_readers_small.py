@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Clock, make_home, record_dir, run, text, write_amf
 
 from kiel import home as home_mod
+
+from kit.homes import Clock, make_home, record_dir, run, text, write_amf
 
 RID = "RePEc:aaa:wpaper:1"
 

@@ -12,8 +12,8 @@ from werkzeug import Response
 from kiel import notes, store
 from kiel.errors import BranchesError, ConfigError, LockHeld
 from kiel.home import Lock
-from conftest import (attempts, object_dir, record_dir, run, set_config, text,
-                      write_amf)
+
+from kit.homes import attempts, object_dir, record_dir, run, set_config, text, write_amf
 
 PDF = b"%PDF-1.4\n" + b"x" * 2000 + b"\n%%EOF\n"
 HTML = b"<!DOCTYPE html><html><head><title>t</title></head><body>page</body></html>\n"
@@ -106,7 +106,8 @@ def test_changed_body_is_a_new_regular_file(home, httpserver, tmp_path, clock):
 
 
 def test_one_added_space_is_a_new_version(home, httpserver, tmp_path, clock):
-    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", extra="<abstract>a b</abstract>"))
+    src = write_amf(tmp_path / "a.xml",
+                    text("RePEc:aaa:wpaper:1", extra="<abstract>a b</abstract>"))
     run(home, src, clock=clock)
     first = int(clock())
     clock.advance()
@@ -352,8 +353,8 @@ def test_oldest_00last_first(home, httpserver, tmp_path, clock):
     run(home, write_amf(tmp_path / "b.xml", text("RePEc:aaa:wpaper:2", r[2])), clock=clock)
     clock.advance()
     order.clear()
-    write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:2", r[2]), text("RePEc:aaa:wpaper:1", r[1]),
-              text("RePEc:aaa:wpaper:3", r[3]))
+    write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:2", r[2]),
+              text("RePEc:aaa:wpaper:1", r[1]), text("RePEc:aaa:wpaper:3", r[3]))
     run(home, tmp_path / "a.xml", clock=clock)
     assert order == ["/r3", "/r1", "/r2"]
 

@@ -12,7 +12,18 @@ from click.testing import CliRunner
 from kiel.cli_tools import report as report_cmd
 from kiel.escape import escape
 from kiel.report import DayAttempts, DayGrowth, DayRot, render_html, report
-from test_show import DOI_ID, PDF_URL, REPEC_ID, T0, make_store, version_bytes
+
+from kit.stores import (
+    DOI_ID,
+    PDF_URL,
+    REPEC_ID,
+    T0,
+    StoreBuilder,
+    grown_store,
+    make_store,
+    peak_bytes,
+    version_bytes,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 V1 = len(version_bytes(REPEC_ID, "First"))
@@ -151,8 +162,6 @@ def test_cli_no_store_exits_2(tmp_path):
 
 
 def test_memory_stays_flat_in_the_size_of_the_store(tmp_path):
-    from test_verify import grown_store, peak_bytes
-
     # Over 128 objects in both: urllib's urlsplit keeps a cache of 128.
     small = grown_store(tmp_path / "small", 150)
     large = grown_store(tmp_path / "large", 500)
@@ -163,8 +172,6 @@ def test_memory_stays_flat_in_the_size_of_the_store(tmp_path):
 
 
 def test_hostile_url_is_text_in_the_page(home):
-    from test_show import StoreBuilder
-
     b = StoreBuilder(home)
     url = 'http://"><script>alert(1)</script>.example/'
     b.attempt(DOI_ID, url, T0 + 5, "000", "none", error="dns")

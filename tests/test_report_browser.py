@@ -90,7 +90,8 @@ def measure(tmp_path: Path, report: Report) -> dict:
     doc = lxml.html.document_fromstring(r.stdout or "<html/>")
     found = doc.xpath('//pre[@id="measured"]/text()')
     assert found, f"chromium said: {r.returncode} {r.stderr[-2000:]}"
-    return json.loads(found[0])
+    assert isinstance(found, list)
+    return json.loads(str(found[0]))
 
 
 def overlaps(a: dict, b: dict) -> bool:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run, text, write_amf
 
 from kiel import replies
 from kiel.report import report
+
+from kit.homes import run, text, write_amf
 
 
 @pytest.mark.parametrize("url, status, cls, alive", [

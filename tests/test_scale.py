@@ -15,8 +15,8 @@ from werkzeug import Response
 from kiel import notes, renewal
 from kiel.errors import LockHeld
 from kiel.home import Lock
-from conftest import (attempts, object_dir, record_dir, run, set_config, text,
-                      write_amf)
+
+from kit.homes import attempts, object_dir, record_dir, run, set_config, text, write_amf
 
 
 def notes_of(d: Path) -> list[dict]:
@@ -283,7 +283,7 @@ def test_per_host_limit_and_delay_between_request_starts(home, httpserver, tmp_p
                                               + f"?{i}") for i in range(5)])
     run(home, src, clock=clock)
     assert len(starts) == 5 and peak[0] == 1  # one at a time on this host
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     # host_delay spaces Kiel's request starts; the server sees the first one
     # late by its connection setup, so that gap may look a little shorter
     assert min(gaps[1:]) >= 0.28 and gaps[0] >= 0.2, gaps

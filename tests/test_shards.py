@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_home, text, write_amf
 
 from kiel.errors import LockHeld
 from kiel.home import Home, Lock, clean_abandoned, tmp_abandoned, tmp_name, tmp_owner
+
+from kit.homes import make_home, text, write_amf
 
 HOLD = """
 import sys
@@ -33,6 +34,7 @@ class Holder:
         self.p = subprocess.Popen([sys.executable, "-c", HOLD, str(home), shard],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
+        assert self.p.stdin and self.p.stdout and self.p.stderr
         line = self.p.stdout.readline()
         if line != "held\n":
             self.p.kill()
@@ -40,6 +42,7 @@ class Holder:
         self.pid = self.p.pid
 
     def end(self) -> None:
+        assert self.p.stdin and self.p.stdout and self.p.stderr
         self.p.stdin.close()
         self.p.wait(timeout=10)
         self.p.stdout.close()
@@ -129,9 +132,11 @@ sys.stdin.read()
 def test_temporary_files_belong_to_their_process(tmp_path: Path):
     p = subprocess.Popen([sys.executable, "-c", MAKE_TMP, str(tmp_path)],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdin and p.stdout
     path = p.stdout.readline().strip()
     name = os.path.basename(path)
-    assert tmp_owner(name)[1] == p.pid
+    owner = tmp_owner(name)
+    assert owner is not None and owner[1] == p.pid
     mine = tmp_path / tmp_name()
     mine.write_text("mine")
     old_style = tmp_path / ".kiel-tmp-5f3a9c0e1b2d"  # older versions: no owner in the name

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from werkzeug import Response
 
-import hostile_server as hs
 from kiel import netguard, notes
 from kiel.fetch import Fetcher, Limits
 from kiel.home import Lock
-from conftest import (attempts, make_home, object_dir, record_dir, run, set_config, text,
-                      write_amf)
+
+from kit import servers as hs
+from kit.homes import attempts, make_home, object_dir, record_dir, run, set_config, text, write_amf
 
 
 def slow_site(httpserver, delay=0.3):
@@ -40,14 +40,16 @@ def slow_site(httpserver, delay=0.3):
 def test_signal_ends_the_run_quickly_and_releases_the_lock(home, httpserver, tmp_path, sig,
                                                            status):
     set_config(home, concurrency=2)
-    slow_site(httpserver)
+    hits = slow_site(httpserver)
     ids = [f"RePEc:aaa:wpaper:{i}" for i in range(40)]
     src = write_amf(tmp_path / "a.xml",
                     *[text(i, httpserver.url_for("/slow") + f"?{n}") for n, i in enumerate(ids)])
     p = subprocess.Popen([sys.executable, "-m", "kiel", "renew", "--home", home.root,
                           "--no-progress", str(src)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    # mid-run: requests are in flight and some records are finished
+    assert hs.wait_until(lambda: len(hits) >= 6 and any(
+        (record_dir(home, i) / "00last").exists() for i in ids), timeout=60), hits
     t = time.monotonic()
     p.send_signal(sig)
     out, err = p.communicate(timeout=30)
@@ -69,6 +71,78 @@ def test_signal_ends_the_run_quickly_and_releases_the_lock(home, httpserver, tmp
             assert (rdir / "00last").exists() != bool(last.get("interrupted")), i
     with Lock(home):  # released
         pass
+
+
+def shell_status(returncode: int) -> int:
+    """The status a shell (and cron) reports: 128 + N for a death by signal N."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+# Sent at these many seconds after the process starts: from before Python has
+# set up, through the imports, to the run's own start-up (the lock, the scan).
+STARTUP_DELAYS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
+
+
+# SIGTERM only: for SIGINT, Python's own start-up (before any of Kiel's code
+# runs) turns a Ctrl-C into a KeyboardInterrupt traceback, whatever Kiel does;
+# the test after this one stops a run with SIGINT in the window Kiel's code owns.
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143)])
+def test_a_stop_during_start_up_is_quiet(home, tmp_path, sig, status):
+    """A stop before the first request, at any moment of start-up: the shell's
+    status 128 + N, no traceback. The server holds its answers, so no run can
+    end on its own before the stop reaches it."""
+    release = threading.Event()
+
+    def held(host: str, path: str) -> hs.Answer:
+        release.wait(10)
+        return 200, [("Content-Type", "text/plain")], b"body"
+
+    with hs.Site(held) as site:
+        src = write_amf(tmp_path / "a.xml", *[text(f"RePEc:aaa:wpaper:{i}", site.url(f"/{i}"))
+                                              for i in range(20)])
+        outcomes = []
+        for delay in STARTUP_DELAYS:
+            before = len(site.requests)
+            p = subprocess.Popen([sys.executable, "-m", "kiel", "renew", "--home", home.root,
+                                  "--no-progress", str(src)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            time.sleep(delay)  # not synchronisation: the moment of the stop is the input
+            p.send_signal(sig)
+            _out, err = p.communicate(timeout=60)
+            outcomes.append((delay, shell_status(p.returncode), "Traceback" in err,
+                             len(site.requests) - before, err[-400:]))
+            if len(site.requests) > before:
+                break  # the run got past its start-up: later delays test nothing more
+        release.set()
+    bad = [o for o in outcomes if o[1] != status or o[2]]
+    assert not bad, bad
+    with Lock(home):  # released
+        pass
+
+
+def test_a_ctrl_c_while_kiel_loads_its_modules_is_quiet(home, tmp_path):
+    """SIGINT once kiel's configuration module is loaded (python -X importtime says
+    when): the shell's status 130, no traceback, nothing fetched. (It used to be a
+    KeyboardInterrupt traceback and exit 1, or importlib swallowed it and the run
+    went on to exit 0.)"""
+    with hs.Site(lambda host, path: (200, [("Content-Type", "text/plain")], b"body")) as site:
+        src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", site.url("/1")))
+        p = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "kiel", "renew",
+                              "--home", home.root, "--no-progress", str(src)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stderr is not None
+        seen = []
+        for line in p.stderr:  # one line as each import ends
+            seen.append(line)
+            if line.rstrip().endswith("| kiel.config") or "kiel.config" in line.split("|")[-1]:
+                break
+        p.send_signal(signal.SIGINT)
+        _out, rest = p.communicate(timeout=60)
+        err = "".join(seen) + rest
+        assert any("kiel.config" in line for line in seen), err[-2000:]
+        assert site.requests == []
+    assert shell_status(p.returncode) == 130, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
 
 
 def test_loopback_is_denied_by_default(tmp_path, httpserver, clock):
@@ -183,7 +257,8 @@ def test_stop_ends_an_attempt_in_flight_within_a_second(tmp_path, kind):
 
 
 def test_sigterm_ends_a_run_within_seconds_whatever_the_servers_do(tmp_path):
-    """A real ``kiel renew``: FTP 220- lines and an HTTP body dripping, SIGTERM after 2 s."""
+    """A real ``kiel renew``: FTP 220- lines and an HTTP body dripping, SIGTERM once both
+    are under way."""
     home = make_home(tmp_path / "home", "total_timeout = 600\nread_timeout = 30\n"
                                          "concurrency = 4\n")
     srv = hs.HostileServer()
@@ -195,8 +270,10 @@ def test_sigterm_ends_a_run_within_seconds_whatever_the_servers_do(tmp_path):
         cmd = [sys.executable, "-m", "kiel", "renew", "--home", str(home), "--no-progress",
                str(src)]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2)
-        assert ftp.greeting_lines >= 1 and srv.requests.get("/drip") == 1  # both in flight
+        # both in flight: the greeting has begun and the body is dripping
+        assert hs.wait_until(lambda: ftp.greeting_lines >= 1 and srv.body_bytes.get("/drip"),
+                             timeout=60)
+        assert srv.requests.get("/drip") == 1
         t = time.monotonic()
         p.send_signal(signal.SIGTERM)
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from werkzeug import Response
 
-from conftest import make_home, run, set_config, text, write_amf
+from kit.homes import make_home, run, set_config, text, write_amf
 
 PDF = b"%PDF-1.4\n" + b"p" * 5000
 

@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Clock, record_dir, run, text, write_amf
 from werkzeug import Response
+
+from kit.homes import Clock, record_dir, run, text, write_amf
 
 RID = "RePEc:aaa:wpaper:1"
 OSC52 = "\x1b]52;c;SGVsbG8=\x07"

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_home, text, write_amf
 
 from kiel.cli import main
+
+from kit.homes import make_home, text, write_amf
+
 
 def run(*args: str) -> tuple[int, str]:
     """Run in-process; a traceback shows as an exception that is not SystemExit."""
@@ -69,7 +71,8 @@ def test_missing_home_oai_serve(tmp_path: Path, via_env: bool):
     args = ["oai", "serve", "--bind", "127.0.0.1:9"]
     if via_env:
         p = subprocess.run([sys.executable, "-m", "kiel", *args], capture_output=True,
-                           text=True, check=False, timeout=20, env={**os.environ, "KIEL_HOME": str(home)})
+                           text=True, check=False, timeout=20,
+                           env={**os.environ, "KIEL_HOME": str(home)})
         status, out = p.returncode, p.stdout + p.stderr
     else:
         status, out = run_process(*args, "--home", str(home))

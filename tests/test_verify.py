@@ -17,8 +17,19 @@ from kiel.escape import escape
 from kiel.home import Home, Lock
 from kiel.redist import record_path
 from kiel.verify import KINDS, prefix_path, verify
-from test_show import (DAY, DOI_ID, NEW_URL, PDF_URL, REPEC_ID, T0, line,
-                       make_store)
+
+from kit.stores import (
+    DAY,
+    DOI_ID,
+    NEW_URL,
+    PDF_URL,
+    REPEC_ID,
+    T0,
+    grown_store,
+    line,
+    make_store,
+    peak_bytes,
+)
 
 REC = record_path(REPEC_ID)  # RePEc/aaa/wpaper/1
 PDF_DIR = f"{REC}/{escape(PDF_URL)}"
@@ -333,10 +344,12 @@ def test_store_made_by_real_renewals_is_clean(tmp_path, httpserver):
     non-ASCII URL) leave a store verify finds nothing in."""
     from werkzeug import Response
 
-    from conftest import TEST_SETTINGS, Clock, run as renew, text, write_amf
     from kiel import home as home_mod
     from kiel.report import report
     from kiel.show import show
+
+    from kit.homes import TEST_SETTINGS, Clock, text, write_amf
+    from kit.homes import run as renew
 
     h = home_mod.Home(str(tmp_path / "home"))
     home_mod.init(h)
@@ -400,39 +413,6 @@ def test_levels_above_the_records(home, tmp_path):
         ("bad-name", "RePEc/aaa/notes.txt"), ("bad-name", "RePEc/aaa/wpaper/has space"),
         ("empty-record", "RePEc/aaa/wpaper/has space"),
         ("last-missing", "RePEc/aaa/wpaper/has space/00last")}
-
-
-def grown_store(path, n: int):
-    """``n`` records, twenty to a series, so no one directory grows with n."""
-    from test_show import StoreBuilder
-
-    b = StoreBuilder(str(path))
-    for i in range(n):
-        rid = f"RePEc:aaa:s{i // 20}:{i}"
-        b.version(rid, T0, f"T{i}")
-        url = f"http://h{i % 7}.example.org/{i}"
-        b.attempt(rid, url, T0 + 1, "200", "text-html", b"body %d" % i)
-        b.attempt(rid, url, T0 + DAY, "200", "text-html", b"body %d" % i,
-                  link=f"{T0 + 1}_200_text-html")
-        b.attempt(rid, url, T0 + 2 * DAY, "000", "none", error="timeout")
-    return str(path)
-
-
-def peak_bytes(fn, times: int = 3) -> int:
-    """The lowest peak of ``times`` runs: tracemalloc also counts the threads
-    an earlier test may have left running, and they only ever add."""
-    import tracemalloc
-
-    fn()  # imports and caches first, so only the walk is measured
-    peaks = []
-    for _ in range(times):
-        tracemalloc.start()
-        try:
-            fn()
-            peaks.append(tracemalloc.get_traced_memory()[1])
-        finally:
-            tracemalloc.stop()
-    return min(peaks)
 
 
 def test_memory_stays_flat_in_the_size_of_the_store(tmp_path):

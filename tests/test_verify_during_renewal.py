@@ -19,9 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import make_home, record_dir, text, write_amf
 
 from kiel.home import Home
+
+from kit.homes import make_home, record_dir, text, write_amf
 
 BODY = b"%PDF-1.4\n" + b"x" * 20000 + b"\n%%EOF\n"
 RID = "RePEc:aaa:wpaper:1"

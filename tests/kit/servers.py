@@ -1,4 +1,4 @@
-"""Hostile servers on 127.0.0.1 for the hardening tests (issue 5), and checks of a home.
+"""Local servers for the tests, and checks of a home after a hostile case.
 
 :class:`HostileServer` is a raw TCP server: each route writes the bytes of
 its answer itself, so every misbehaviour (a lying ``Content-Length``, a
@@ -15,15 +15,17 @@ inside the home, and every earlier file byte-identical.
 from __future__ import annotations
 
 import gzip
+import http.server
 import os
 import select
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from kiel import store
 
@@ -41,7 +43,7 @@ def response_head(status: str, headers: list[tuple[str, str]] | None = None,
 class Conn:
     """One accepted connection, as a route sees it."""
 
-    def __init__(self, server: "HostileServer", sock: socket.socket, path: str,
+    def __init__(self, server: HostileServer, sock: socket.socket, path: str,
                  headers: dict[str, str]):
         self.server = server
         self.sock = sock
@@ -144,7 +146,8 @@ class HostileServer:
         self.body_bytes: dict[str, int] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        cls = _TCPServer
+        self._asked = threading.Condition(self._lock)
+        cls: type[_TCPServer] = _TCPServer
         if ":" in host:
             cls = type("_TCPServer6", (_TCPServer,), {"address_family": socket.AF_INET6})
         self._srv = cls((host, port), _Handler)
@@ -167,6 +170,12 @@ class HostileServer:
         with self._lock:
             self.requests[path] = self.requests.get(path, 0) + 1
             self.request_headers.setdefault(path, []).append(headers)
+            self._asked.notify_all()
+
+    def wait_requests(self, path: str, n: int = 1, timeout: float = 30) -> bool:
+        """Wait until ``path`` was asked ``n`` times; False if ``timeout`` passed first."""
+        with self._asked:
+            return self._asked.wait_for(lambda: self.requests.get(path, 0) >= n, timeout)
 
     def count_body(self, path: str, n: int) -> None:
         with self._lock:
@@ -355,7 +364,7 @@ class SilentTLS:
 MARKERS = (store.LAST, store.GONE)  # the only files a renewal replaces
 
 
-def snapshot(root: str | os.PathLike) -> dict[str, tuple[str, bytes]]:
+def snapshot(root: str | os.PathLike[str]) -> dict[str, tuple[str, bytes]]:
     """Every file under ``root``: ("link", target) or ("file", bytes)."""
     out = {}
     for dirpath, _dirs, files in os.walk(root):
@@ -370,7 +379,7 @@ def snapshot(root: str | os.PathLike) -> dict[str, tuple[str, bytes]]:
     return out
 
 
-def assert_preserved(before: dict[str, tuple[str, bytes]], root: str | os.PathLike) -> None:
+def assert_preserved(before: dict[str, tuple[str, bytes]], root: str | os.PathLike[str]) -> None:
     """Every earlier file is still there, byte-identical; notes only grew at their end."""
     after = snapshot(root)
     for rel, (kind, data) in before.items():
@@ -384,7 +393,7 @@ def assert_preserved(before: dict[str, tuple[str, bytes]], root: str | os.PathLi
             assert after[rel] == (kind, data), f"{rel} changed"
 
 
-def assert_clean(home_root: str | os.PathLike) -> None:
+def assert_clean(home_root: str | os.PathLike[str]) -> None:
     """No temporary file left; every path, link targets included, inside the home."""
     root = os.path.realpath(home_root)
     for dirpath, dirs, files in os.walk(root):
@@ -396,7 +405,7 @@ def assert_clean(home_root: str | os.PathLike) -> None:
                 assert os.path.exists(p), f"dangling link {p}"
 
 
-def grep_home(home_root: str | os.PathLike, needle: bytes,
+def grep_home(home_root: str | os.PathLike[str], needle: bytes,
               except_versions: bool = False) -> list[str]:
     """Every file (and name) under the home that holds ``needle``.
 
@@ -442,6 +451,7 @@ class HostileFTP:
         self.body = body
         self.for_seconds = for_seconds
         self.connections = 0
+        self.peers: list[tuple[object, ...]] = []  # accepted control connections, in order
         self.data_connections = 0
         self.greeting_lines = 0
         self.stopping = threading.Event()
@@ -463,10 +473,11 @@ class HostileFTP:
         self.sock.settimeout(0.05)
         while not self.stopping.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 continue
             self.connections += 1
+            self.peers.append(peer)
             t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             t.start()
 
@@ -567,6 +578,7 @@ class TLSServer:
         self.ctx.load_cert_chain(cert, key)
         self.body = body
         self.connections = 0
+        self.peers: list[tuple[object, ...]] = []  # accepted connections, in order
         self.requests = 0
         self.stopping = threading.Event()
         self.sock = socket.socket()
@@ -582,10 +594,11 @@ class TLSServer:
     def _accept(self) -> None:
         while not self.stopping.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 continue
             self.connections += 1
+            self.peers.append(peer)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -610,3 +623,136 @@ class TLSServer:
     def close(self) -> None:
         self.stopping.set()
         self.sock.close()
+
+
+def has_ipv6() -> bool:
+    """Whether this machine has an IPv6 loopback to bind."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+# --- a plain HTTP site ----------------------------------------------------------------
+
+Headers = list[tuple[str, str]]
+Answer = tuple[int, Headers, bytes]
+
+
+class Site:
+    """A well-behaved HTTP/1.1 server on 127.0.0.1 (keep-alive, a thread per
+    connection) that records every request and answers through ``answer``.
+
+    ``answer(host, path)`` gets the Host header's name (no port) and the path
+    with its query; the default answers from :attr:`table`, keyed by path or by
+    ``(host, path)``, else 404. With ``tls`` (a server-side SSLContext) it
+    speaks HTTPS. :meth:`wait_requests` waits on what the server recorded, so a
+    test synchronises on the request itself, never on a sleep.
+    """
+
+    def __init__(self, answer: Callable[[str, str], Answer] | None = None,
+                 table: dict[object, Answer] | None = None, host: str = "127.0.0.1",
+                 port: int = 0, tls: ssl.SSLContext | None = None):
+        self.table: dict[object, Answer] = dict(table or {})
+        self.answer = answer or self._from_table
+        self.requests: list[tuple[str, str]] = []  # (host, path), in arrival order
+        self._asked = threading.Condition()
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+                host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+                site._note(host, self.path)
+                status, headers, body = site.answer(host, self.path)
+                try:
+                    self.send_response(status)
+                    for k, v in headers:
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client went away while the answer was made
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server_cls = type("_Threading", (http.server.ThreadingHTTPServer,),
+                          {"daemon_threads": True,
+                           "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+        self._httpd = server_cls((host, port), Handler)
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+        self.host = host
+        self.port: int = self._httpd.server_address[1]
+        self.scheme = "https" if tls is not None else "http"
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def _from_table(self, host: str, path: str) -> Answer:
+        got = self.table.get((host, path)) or self.table.get(path)
+        return got if got is not None else (404, [("Content-Type", "text/plain")], b"not here")
+
+    def _note(self, host: str, path: str) -> None:
+        with self._asked:
+            self.requests.append((host, path))
+            self._asked.notify_all()
+
+    def url(self, path: str = "") -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    def asked(self, path: str) -> int:
+        """How many times ``path`` was asked so far."""
+        with self._asked:
+            return sum(1 for _, p in self.requests if p == path)
+
+    def wait_requests(self, n: int = 1, path: str | None = None, timeout: float = 30) -> bool:
+        """Wait until ``n`` requests (of ``path``, or of anything) arrived."""
+        with self._asked:
+            return self._asked.wait_for(
+                lambda: sum(1 for _, p in self.requests if path in (None, p)) >= n, timeout)
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> Site:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- waiting on events, never on the clock ---------------------------------------------
+
+def wait_until(ready: Callable[[], object], timeout: float = 30, every: float = 0.02) -> bool:
+    """Wait until ``ready()`` is true (an event a server or the store recorded);
+    False if ``timeout`` seconds pass first. Bounded: a test fails, never hangs."""
+    end = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > end:
+            return False
+        time.sleep(every)
+    return True
+
+
+def accepted_before_now(server: HostileFTP | TLSServer, host: str = "127.0.0.1",
+                        timeout: float = 10) -> list[tuple[object, ...]]:
+    """The connections ``server`` accepted before this call.
+
+    A sentinel connection is dialled and waited for; a listening socket accepts
+    in arrival order, so every connection dialled before it is counted by then.
+    This proves that something was *not* dialled without sleeping on a guess.
+    """
+    with socket.create_connection((host, server.port), timeout=timeout) as s:
+        me = s.getsockname()
+        if not wait_until(lambda: any(p[:2] == me[:2] for p in server.peers), timeout):
+            raise AssertionError(f"the sentinel connection {me} was never accepted")
+        peers = list(server.peers)
+    return peers[:next(i for i, p in enumerate(peers) if p[:2] == me[:2])]
