@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
 from types import FrameType
 
 
@@ -218,15 +218,14 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: float | None, onl
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = renewal.renew(h, renewal.Options(
-            inputs=tuple(os.path.abspath(p) for p in inputs), only=only, shard=shard,
-            max_time=max_time, stop=stop, progress=_progress_printer() if show else None,
-            allow_gone=allow_gone))
+        with ProgressLine(enabled=show) as line:
+            summary = renewal.renew(h, renewal.Options(
+                inputs=tuple(os.path.abspath(p) for p in inputs), only=only, shard=shard,
+                max_time=max_time, stop=stop, progress=line if show else None,
+                allow_gone=allow_gone))
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-        if show:
-            click.echo("\r\033[K", err=True, nl=False)
     for p in summary.problems:
         click.echo(f"error: {p}", err=True)
     if summary.alert:
@@ -238,26 +237,66 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: float | None, onl
     sys.exit(summary.exit_status)
 
 
-def _progress_printer() -> Callable[[renewal.Progress], None]:
-    state = {"last": 0.0}
+class ProgressLine:
+    """The progress line of a run on a terminal (stderr).
 
-    def show(p: renewal.Progress) -> None:
-        now = time.monotonic()
-        if now - state["last"] < 0.2:
+    The renewal reports its counts when something happens; the newest report is
+    always kept, and a timer redraws it at least every second while the run lasts,
+    its clock moved on, so that the line never freezes on an old state. On leaving
+    the block the timer stops and the newest state is drawn one last time, then
+    the line is cleared for what the command prints next.
+    """
+
+    def __init__(self, enabled: bool = True, interval: float = 0.5):
+        self.enabled = enabled
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._newest: tuple[renewal.Progress, float] | None = None
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    def __call__(self, p: renewal.Progress) -> None:
+        """Keep the newest state (from any thread); the timer draws it."""
+        with self._lock:
+            self._newest = (p, time.monotonic())
+
+    def __enter__(self) -> ProgressLine:
+        if self.enabled:
+            self._timer = threading.Thread(target=self._redraw, name="kiel-progress",
+                                           daemon=True)
+            self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
+            self._timer = None
+        if self.enabled:
+            self.draw()
+            click.echo("\r\033[K", err=True, nl=False)
+
+    def _redraw(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.draw()
+
+    def draw(self) -> None:
+        with self._lock:
+            newest = self._newest
+        if newest is None:
             return
-        state["last"] = now
-        rate = p.records_done / p.elapsed if p.elapsed else 0.0
+        p, at = newest
+        elapsed = p.elapsed + (time.monotonic() - at if p.phase != "done" else 0.0)
+        rate = p.records_done / elapsed if elapsed else 0.0
         left = ""
         if p.max_time:
-            left = f", {max(0, int(p.max_time - p.elapsed))}s of budget left"
+            left = f", {max(0, int(p.max_time - elapsed))}s of budget left"
         elif p.phase == "renew" and p.eta is not None:
-            left = f", about {int(p.eta)}s left"
+            left = f", about {int(max(0.0, p.eta - (elapsed - p.elapsed)))}s left"
         click.echo(f"\r\033[K{p.phase}: {p.records_done}/{p.records_found} records, "
                    f"{p.objects_done}/{p.objects_total} objects, {p.fetching} fetching, "
                    f"{human(p.bytes_fetched)}, {rate:.1f} records/s{left}",
                    err=True, nl=False)
-
-    return show
 
 
 def format_summary(s: renewal.Summary) -> str:

@@ -67,6 +67,7 @@ def index_cmd(home: str | None, rebuild: bool) -> None:
       kiel oai index --home /srv/kiel
       kiel oai index --home /srv/kiel --rebuild
     """
+    # The provider is loaded only by the commands that use it (not a cycle).
     from kiel.oai import fold
     from kiel.oai import rebuild as do_rebuild
 
@@ -104,6 +105,7 @@ def serve_cmd(home: str | None, bind: str) -> None:
       kiel oai serve --home /srv/kiel --bind 0.0.0.0:8080
       curl 'http://127.0.0.1:8080/oai?verb=Identify'
     """
+    # The provider and its server are loaded only here (not a cycle).
     from kiel.oai import create_app, fold
     from kiel.oai.app import RETRY_AFTER
     from kiel.oai.index import CURRENT, oai_dir

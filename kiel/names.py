@@ -91,7 +91,9 @@ def version_id(path: str) -> str | None:
     raw = _read_regular(path, _MAX_VERSION)
     if raw is None or len(raw) > _MAX_VERSION:
         return None
-    from lxml import etree  # only when a version is read
+    # lxml and the record reader only when a version is read (not a cycle:
+    # kiel.records imports nothing of names).
+    from lxml import etree
 
     from kiel.records import parse_stored
 

@@ -6,7 +6,8 @@ append first ends it with a newline (docs/contract.md, Notes).
 
 Each kind of line has one dataclass, one writer (its ``line()``) and one
 reader (``parse_*``): :class:`AttemptNote` in object directories,
-:class:`RenewalNote` in record directories, and :class:`EventNote` for the
+:class:`RenewalNote` in record directories, :class:`ManifestRecord` for a
+deposit's manifest in record directories, and :class:`EventNote` for the
 state changes of either (``gone``, ``back``, ``given-up``, ``revived``,
 ``adopted``). A renewal reads only the end of a notes file
 (:func:`tail`): what it needs of the past is in the newest lines, so its
@@ -15,15 +16,17 @@ cost does not grow with the years of history before them.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kiel import faults
+from kiel.hashing import ALGORITHMS
 from kiel.urls import redact_text
 
 NOTES = "00notes"
@@ -475,3 +478,178 @@ def parse_renewal(e: dict[str, Any]) -> RenewalNote | None:
         back=bool(e.get("back")), interrupted=bool(e.get("interrupted")),
         extra={k: v for k, v in e.items() if k not in known},
     )
+
+
+# --- the deposit manifest line ----------------------------------------------------------
+
+MANIFEST = "manifest"
+
+
+@dataclass(frozen=True)
+class NotedFile:
+    """One file of a manifest line: as the platform declared it, and what came of it."""
+
+    path: str
+    size: int | None  # declared
+    url: str | None
+    declared: dict[str, str]
+    found: dict[str, str]
+    found_size: int | None
+    file: str | None  # attempt file, relative to the record directory
+    status: str  # ok, mismatch, unchecked, failed, not-fetched, restricted, embargoed
+    algorithm: str | None = None
+    error: str | None = None
+    media_type: str | None = None
+
+    def line(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "url": self.url,
+                "media_type": self.media_type, "declared": self.declared,
+                "found": self.found, "found_size": self.found_size, "file": self.file,
+                "status": self.status, "algorithm": self.algorithm, "error": self.error}
+
+
+@dataclass(frozen=True)
+class ManifestRecord:
+    """One ``manifest`` line (docs/contract.md, Deposits): what a deposit held
+    and how each file checked out, one line per deposit and renewal. Its keys
+    avoid ``id``, ``version`` and ``current``, which readers of renewal lines
+    take as the record's id and version files."""
+
+    tist: int
+    platform: str
+    domain: str
+    deposit_id: str
+    version: str | None
+    strategy: str | None  # None for a failure
+    file_count: int
+    total_size: int
+    bundle_url: str | None
+    bundle_file: str | None
+    api_urls: tuple[str, ...]
+    fingerprint: str | None
+    unchanged: bool
+    failure: str | None  # a name of kiel.platforms.types.FAILURES
+    message: str | None
+    files: tuple[NotedFile, ...]
+    # An unchanged note names the earlier note that lists its files (by its
+    # tist) instead of listing them again; read back, ``files`` are that note's.
+    # Written, such a line lists no files (but counts their mismatches).
+    same_as: int | None = None
+
+    @property
+    def listed_at(self) -> int:
+        """The tist of the note that lists this state's files."""
+        return self.same_as if self.same_as is not None else self.tist
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.platform, self.domain, self.deposit_id)
+
+    @property
+    def mismatches(self) -> tuple[NotedFile, ...]:
+        return tuple(f for f in self.files if f.status == "mismatch")
+
+    def line(self) -> dict[str, Any]:
+        """The notes line, every string writable as UTF-8 (:func:`writable`)."""
+        listed = self.unchanged and self.same_as is not None
+        line: dict[str, Any] = writable({
+            "event": MANIFEST, "tist": self.tist, "platform": self.platform,
+            "domain": self.domain, "deposit": self.deposit_id,
+            "deposit_version": self.version, "strategy": self.strategy,
+            "file_count": self.file_count, "total_size": self.total_size,
+            "bundle": self.bundle_url, "bundle_file": self.bundle_file,
+            "api": list(self.api_urls), "fingerprint": self.fingerprint,
+            "unchanged": self.unchanged,
+            "failure": {"name": self.failure, "message": self.message}
+            if self.failure is not None else None,
+            "mismatches": len(self.mismatches),
+            **({"same_as": self.same_as, "files": []} if listed
+               else {"files": [f.line() for f in self.files]}),
+        })
+        return line
+
+
+def writable(value: Any) -> Any:
+    """``value`` with every string made writable as UTF-8: a lone surrogate
+    (a file name or message a platform sent as ``"\\udc80"`` in JSON) is
+    written as its escape, ``\\udc80``, instead of breaking the line."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {writable(k): writable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [writable(v) for v in value]
+    return value
+
+
+def parse_manifest(entry: dict[str, Any]) -> ManifestRecord | None:
+    """One ``manifest`` line as written, its ``files`` as listed there (see
+    :func:`manifest_records` for those of an unchanged line)."""
+    tist = entry.get("tist")
+    if entry.get("event") != MANIFEST or not isinstance(tist, int):
+        return None
+    failure = entry.get("failure") if isinstance(entry.get("failure"), dict) else None
+    files = []
+    for raw in entry.get("files") or ():
+        if not isinstance(raw, dict) or not isinstance(raw.get("path"), str):
+            continue
+        files.append(NotedFile(
+            path=raw["path"], size=_int(raw.get("size")), url=_opt_str(raw.get("url")),
+            declared=_sums(raw.get("declared")), found=_sums(raw.get("found")),
+            found_size=_int(raw.get("found_size")), file=_opt_str(raw.get("file")),
+            status=_opt_str(raw.get("status")) or "not-fetched",
+            algorithm=_opt_str(raw.get("algorithm")), error=_opt_str(raw.get("error")),
+            media_type=_opt_str(raw.get("media_type"))))
+    return ManifestRecord(
+        tist=tist, platform=_opt_str(entry.get("platform")) or "",
+        domain=_opt_str(entry.get("domain")) or "",
+        deposit_id=_opt_str(entry.get("deposit")) or "",
+        version=_opt_str(entry.get("deposit_version")),
+        strategy=_opt_str(entry.get("strategy")),
+        file_count=_int(entry.get("file_count")) or 0,
+        total_size=_int(entry.get("total_size")) or 0,
+        bundle_url=_opt_str(entry.get("bundle")),
+        bundle_file=_opt_str(entry.get("bundle_file")),
+        api_urls=tuple(u for u in entry.get("api") or () if isinstance(u, str)),
+        fingerprint=_opt_str(entry.get("fingerprint")),
+        unchanged=entry.get("unchanged") is True,
+        failure=_opt_str(failure.get("name")) if failure else None,
+        message=_opt_str(failure.get("message")) if failure else None, files=tuple(files),
+        same_as=_int(entry.get("same_as")) if entry.get("unchanged") is True else None)
+
+
+def manifest_records(entries: Iterable[dict[str, Any]],
+                     out: list[ManifestRecord] | None = None) -> list[ManifestRecord]:
+    """The manifest lines among parsed notes lines, oldest first, each
+    unchanged one (``same_as``) given the files of the line it names. The
+    one reader of the manifest line: the renewal and show, report and
+    verify (kiel/readers.py) all call it. Records are appended to ``out``
+    as they are read, so a caller that meets a read error keeps those
+    read before it."""
+    out = [] if out is None else out
+    listed: dict[tuple[tuple[str, str, str], int], tuple[NotedFile, ...]] = {}
+    for entry in entries:
+        rec = parse_manifest(entry)
+        if rec is None:
+            continue
+        if rec.same_as is not None:
+            # The files of the line it names (one tuple, shared).
+            rec = dataclasses.replace(rec, files=listed.get((rec.key, rec.same_as), rec.files))
+        else:
+            listed[(rec.key, rec.tist)] = rec.files
+        out.append(rec)
+    return out
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _sums(v: Any) -> dict[str, str]:
+    if not isinstance(v, dict):
+        return {}
+    return {k: x for k, x in v.items() if k in ALGORITHMS and isinstance(x, str)}

@@ -13,13 +13,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kiel import notes
 from kiel.errors import ConfigError
-
-if TYPE_CHECKING:
-    from kiel.platforms.manifests import ManifestRecord
+from kiel.notes import ManifestRecord
 
 
 def store_root(home_root: str) -> str:
@@ -96,12 +94,10 @@ def small(path: str, limit: int, problems: Problems) -> bytes | None:
 def manifests(record_dir: str, problems: Problems) -> list[ManifestRecord]:
     """Every manifest note of a record directory, oldest first, read as
     every other notes line is (see module doc)."""
-    from kiel.platforms.manifests import manifest_records
-
     path = os.path.join(record_dir, notes.NOTES)
     out: list[ManifestRecord] = []
     try:
-        manifest_records(notes.entries_with(path, b'"manifest"'), out)
+        notes.manifest_records(notes.entries_with(path, b'"manifest"'), out)
     except OSError as err:  # NotRegular, or a read error in mid-file
         problems.add_error(err, path)
     return out

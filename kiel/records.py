@@ -26,6 +26,7 @@ from lxml import etree
 from kiel import AMF_NS
 from kiel.escape import within
 from kiel.notes import kind_of
+from kiel.redist import repec_parts
 from kiel.text import has_control
 from kiel.text import printable as printable  # part of this module's API
 
@@ -473,8 +474,6 @@ def claimed_outside_archive(path: str, input_root: str, record_id: str) -> str |
     case-insensitively. With the setting ``archive_dirs`` (on by default)
     the engine skips such a record and reports this reason.
     """
-    from kiel.redist import repec_parts
-
     parts = repec_parts(record_id)
     if parts is None:
         return None
@@ -490,8 +489,6 @@ def claimed_outside_archive(path: str, input_root: str, record_id: str) -> str |
 
 def occurrence(record_id: str, path: str, line: int, input_root: str) -> Occurrence:
     """An :class:`Occurrence`, knowing whether the file is in the handle's archive."""
-    from kiel.redist import repec_parts
-
     parts = repec_parts(record_id)
     adir = archive_dir(path, input_root) if parts else None
     inside = adir is not None and parts is not None and \

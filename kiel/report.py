@@ -25,12 +25,14 @@ from kiel import readers, store
 from kiel.capacity import Capacity, capacity
 from kiel.discovery import fulltext_status
 from kiel.errors import NotFound
+from kiel.home import tmp_name
 from kiel.platforms.manifests import newest
 from kiel.readers import Problems
 from kiel.replies import answered, status_class
 from kiel.show import deposit_tally, object_view
 from kiel.text import human
 from kiel.tist import iso
+from kiel.verify import nothing_matches, prefix_path
 
 CLASSES = ("2xx", "3xx", "4xx", "5xx", "000")
 CLASS_COLORS = {"2xx": "#2e7d32", "3xx": "#1565c0", "4xx": "#ef6c00", "5xx": "#c62828",
@@ -136,7 +138,6 @@ def _day(tist: int) -> str:
 
 def report(home_root: str, prefix: str | None = None, top_hosts: int = 10) -> Report:
     """Walk the store of ``home_root`` (or the part under ``prefix``)."""
-    from kiel.verify import nothing_matches, prefix_path
 
     store_root = readers.store_root(home_root)
     c: Counter[str] = Counter()
@@ -484,7 +485,6 @@ def _through_file(path: str) -> bool:
 def write_html(path: str, page: str) -> None:
     """Write beside ``path`` under a name of this process, then rename: a web
     server never serves half a page, and a failure leaves nothing behind."""
-    from kiel.home import tmp_name
 
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)), tmp_name())
     try:

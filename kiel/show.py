@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from kiel import discovery, notes, readers, store
 from kiel.errors import NotFound
 from kiel.escape import unescape
-from kiel.platforms.manifests import ManifestRecord, newest
+from kiel.notes import ManifestRecord
+from kiel.platforms.manifests import newest
 from kiel.readers import Problems, Unreadable
 from kiel.redist import record_path
 from kiel.tist import iso
@@ -381,7 +382,7 @@ def _attempt_line(a: AttemptView) -> str:
 def _id_from_version(path: str, vs: list[tuple[int, str]]) -> str | None:
     if not vs:
         return None
-    from kiel.records import parse_stored  # lxml only when needed
+    from kiel.records import parse_stored  # lxml only when needed (not a cycle)
 
     try:
         text = parse_stored(notes.read_regular(os.path.join(path, vs[-1][1]), _MAX_VERSION))

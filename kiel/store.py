@@ -11,7 +11,6 @@ with ``symlink(2)``, itself atomic and exclusive. Only ``00last`` and
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import socket
@@ -19,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from kiel import faults
+from kiel import faults, hashing
 
 NameFor = Callable[[int], str]  # the name to try at step 0, 1, 2... (the next free second)
 
@@ -275,11 +274,7 @@ def newest_version(record_dir: str) -> tuple[int, str] | None:
 
 
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return hashing.digest_file(path, ("sha256",))[1]["sha256"]
 
 
 

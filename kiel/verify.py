@@ -28,18 +28,19 @@ import stat
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kiel import notes, readers, store
 from kiel.errors import NotFound
 from kiel.escape import escape, inside, within
 from kiel.home import Home, Lock
 from kiel.inflight import InFlight
-from kiel.notes import AttemptNote
+from kiel.names import record_key, version_id
+from kiel.notes import AttemptNote, ManifestRecord
+from kiel.platforms.fixity import check_bundle, digest_file
+from kiel.platforms.manifests import newest
+from kiel.platforms.types import ManifestFile
 from kiel.redist import record_path, repec_parts
-
-if TYPE_CHECKING:
-    from kiel.platforms.manifests import ManifestRecord
 
 BREACH = "breach"
 WARNING = "warning"
@@ -438,9 +439,6 @@ class _RecordCheck:
         the declaration, or, for a file that never matched it, with what
         Kiel found when it was fetched."""
 
-        from kiel.platforms.fixity import digest_file
-        from kiel.platforms.manifests import newest
-
         notes_path = os.path.join(self.dir, notes.NOTES)
         for rec in newest(readers.manifests(self.dir, readers.Problems())):
             if self.v.fixity and rec.bundle_file:
@@ -513,9 +511,6 @@ class _RecordCheck:
         platform declared; a file that checked ``ok`` when fetched and does
         not now is a breach."""
 
-        from kiel.platforms.fixity import check_bundle
-        from kiel.platforms.types import ManifestFile
-
         where = f"{rec.platform} {rec.deposit_id} bundle"
         full = yield from self.stored_file(bundle_file, notes_path, where)
         if full is None:
@@ -540,8 +535,6 @@ class _RecordCheck:
     def owner(self, version_names: list[str]) -> Iterator[Finding]:
         """A record directory names one record: its newest version's id and
         every id of its notes are the same record (docs/contract.md, Objects)."""
-        from kiel.names import record_key, version_id
-
         ids: list[tuple[str, str]] = []  # (id, where)
         if version_names:
             newest = max(version_names, key=lambda n: int(n.split(".", 1)[0]))
@@ -577,6 +570,8 @@ class _RecordCheck:
             yield self.finding("version-unparseable", full, "over "
                                f"{_MAX_VERSION_PARSE // 2**20} MiB: not an AMF record")
             return
+        # lxml and the record reader are loaded only when a version is parsed
+        # (not a cycle: kiel.records imports nothing of verify).
         from lxml import etree
 
         from kiel.records import parse_stored

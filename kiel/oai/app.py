@@ -29,8 +29,9 @@ from kiel.config import Config, defaults
 from kiel.home import Home
 from kiel.oai import formats
 from kiel.oai.changes import Responses
-from kiel.oai.index import Entry, IndexCache, IndexMissing, entry_for, read_id
+from kiel.oai.index import Entry, IndexCache, IndexMissing, entry_for
 from kiel.oai.token import BadToken, ListPosition, SetsPosition, Tokens, load_key
+from kiel.oai.versions import read_id
 from kiel.redist import record_path
 from kiel.tist import iso
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from kiel import store as _store
 from kiel.notes import NotRegular, open_regular, read_regular
+from kiel.oai.versions import read_id
 
 CHANGES_DIR = "changes"
 SUFFIX = ".log"
@@ -151,8 +152,6 @@ class ChangeLog:
         newest = (version, "") if version is not None and record_id is not None \
             else _store.newest_version(record_dir)
         if record_id is None:  # the caller knows only the directory: the version says
-            from kiel.oai.index import read_id
-
             record_id = read_id(os.path.join(record_dir, newest[1])) if newest else None
             if record_id is None:
                 raise ValueError(f"{record_dir}: no version names the record")

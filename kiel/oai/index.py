@@ -53,13 +53,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lxml import etree
-
 from kiel import store as _store
 from kiel.errors import StoreError
 from kiel.home import Home
-from kiel.notes import entries_with, open_regular, parse_event, parse_renewal, read_regular
+from kiel.notes import entries_with, parse_event, parse_renewal, read_regular
 from kiel.oai import changes as _changes
+from kiel.oai.versions import read_id
 from kiel.redist import record_path, record_sets
 from kiel.spool import merge, write_chunk
 
@@ -150,21 +149,6 @@ def _back_tist(note: dict[str, Any]) -> int | None:
         return event.tist if event.event == "back" else None
     renewal = parse_renewal(note)
     return renewal.tist if renewal is not None and renewal.back else None
-
-
-def read_id(version_path: str) -> str | None:
-    """The ``id`` of the ``text`` noun of a stored version, read lazily."""
-    try:
-        # Our own file object: leaving iterparse early must still close it.
-        with os.fdopen(open_regular(version_path, os.O_RDONLY), "rb") as f:
-            for _event, el in etree.iterparse(f, events=("start",), resolve_entities=False,
-                                              no_network=True, load_dtd=False):
-                if el.getparent() is not None:
-                    rid = el.get("id")
-                    return rid.strip() if rid else None
-    except (OSError, etree.XMLSyntaxError):
-        return None
-    return None
 
 
 def servable_id(rid: str | None) -> bool:

@@ -8,11 +8,11 @@ checksum differs: the file is kept as fetched and the note says so),
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 
+from kiel import hashing
 from kiel.platforms.types import (
     ALGORITHMS,
     FileOutcome,
@@ -21,8 +21,6 @@ from kiel.platforms.types import (
     ManifestFile,
     Verdict,
 )
-
-_CHUNK = 1 << 20
 
 
 def check(file: ManifestFile, size: int | None, found: Mapping[str, str]) -> Verdict:
@@ -63,17 +61,7 @@ def needed(file: ManifestFile) -> tuple[str, ...]:
 
 def digest_file(path: str, algorithms: Iterable[str] = ALGORITHMS) -> tuple[int, dict[str, str]]:
     """Size and checksums of a stored file, read once in chunks."""
-    hashers = {alg: hashlib.new(alg) for alg in dict.fromkeys(algorithms)}
-    size = 0
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            for h in hashers.values():
-                h.update(chunk)
-    return size, {alg: h.hexdigest() for alg, h in hashers.items()}
+    return hashing.digest_file(path, algorithms)
 
 
 class _Lie(Exception):
@@ -146,28 +134,23 @@ def check_bundle(path: str, manifest: Manifest | Iterable[ManifestFile],
                     error=f"not checked: inflating it would pass the {max_total} bytes "
                           "allowed for the whole bundle")
                 continue
-            hashers = {alg: hashlib.new(alg) for alg in ALGORITHMS}
-            size = 0
+            hashes = hashing.Hashes(ALGORITHMS)
             try:
                 with zf.open(info) as member:
-                    while True:
-                        chunk = member.read(min(_CHUNK, limit - size + 1))
-                        if not chunk:
-                            break
-                        size += len(chunk)
+                    # One byte past the limit at most: enough to know it lies.
+                    for chunk in hashing.chunks(member.read, limit + 1):
+                        hashes.update(chunk)
                         spent += len(chunk)
-                        if size > limit:
+                        if hashes.size > limit:
                             raise _Lie(f"inflates to more than the {limit} bytes declared; "
                                        "stopped there")
                         if stop is not None and stop():
                             raise _Lie("not checked: the run is stopping")
-                        for h in hashers.values():
-                            h.update(chunk)
             except _Lie as e:
                 verdict = Verdict("mismatch", "size", str(limit), f"more than {limit}",
-                                  str(e)) if size > limit else Verdict("unchecked",
-                                                                       detail=str(e))
-                out[f.path] = FileOutcome(verdict, size=size, error=str(e))
+                                  str(e)) if hashes.size > limit else Verdict("unchecked",
+                                                                              detail=str(e))
+                out[f.path] = FileOutcome(verdict, size=hashes.size, error=str(e))
                 continue
             except (OSError, zipfile.BadZipFile, EOFError, ValueError, zlib.error) as e:
                 out[f.path] = FileOutcome(Verdict("unchecked", detail=str(e)), error=str(e))
@@ -180,6 +163,6 @@ def check_bundle(path: str, manifest: Manifest | Iterable[ManifestFile],
                 msg = f"member not readable: {e}"
                 out[f.path] = FileOutcome(Verdict("unchecked", detail=msg), error=msg)
                 continue
-            found = {alg: h.hexdigest() for alg, h in hashers.items()}
-            out[f.path] = FileOutcome(check(f, size, found), size, found)
+            found = hashes.hexdigests()
+            out[f.path] = FileOutcome(check(f, hashes.size, found), hashes.size, found)
     return out

@@ -1,77 +1,31 @@
 """The manifest note: what a deposit held and how each file checked out.
 
 One line in the record's ``00notes`` per deposit and renewal, with
-``"event": "manifest"`` (docs/contract.md, Deposits). Its keys avoid
-``id``, ``version`` and ``current``, which readers of renewal lines take
-as the record's id and version files.
+``"event": "manifest"`` (docs/contract.md, Deposits). The line is a typed
+line of :mod:`kiel.notes` (:class:`kiel.notes.ManifestRecord`, its writer
+``line()`` and its reader :func:`kiel.notes.manifest_records`); here it is
+made from a platform's manifest and what the engine did with its files,
+and compared with the deposit's state at the next renewal.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kiel import notes, urls
+from kiel.notes import ManifestRecord, NotedFile, manifest_records, writable
 from kiel.platforms.types import ALGORITHMS, Failure, FileOutcome, Manifest, Verdict
 
-EVENT = "manifest"
-
-
-@dataclass(frozen=True)
-class NotedFile:
-    path: str
-    size: int | None  # declared
-    url: str | None
-    declared: dict[str, str]
-    found: dict[str, str]
-    found_size: int | None
-    file: str | None  # attempt file, relative to the record directory
-    status: str  # ok, mismatch, unchecked, failed, not-fetched, restricted, embargoed
-    algorithm: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class ManifestRecord:
-    """One manifest note as read back."""
-
-    tist: int
-    platform: str
-    domain: str
-    deposit_id: str
-    version: str | None
-    strategy: str | None  # None for a failure
-    file_count: int
-    total_size: int
-    bundle_url: str | None
-    bundle_file: str | None
-    api_urls: tuple[str, ...]
-    fingerprint: str | None
-    unchanged: bool
-    failure: str | None  # a name of kiel.platforms.types.FAILURES
-    message: str | None
-    files: tuple[NotedFile, ...]
-    # An unchanged note names the earlier note that lists its files (by its
-    # tist) instead of listing them again; read back, ``files`` are that note's.
-    same_as: int | None = None
-
-    @property
-    def listed_at(self) -> int:
-        """The tist of the note that lists this state's files."""
-        return self.same_as if self.same_as is not None else self.tist
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.platform, self.domain, self.deposit_id)
-
-    @property
-    def mismatches(self) -> tuple[NotedFile, ...]:
-        return tuple(f for f in self.files if f.status == "mismatch")
+EVENT = notes.MANIFEST
+# The line's type, writer and reader are kiel.notes' (ManifestRecord.line,
+# notes.manifest_records); named here too for the platforms' callers.
+__all__ = ["EVENT", "ManifestRecord", "NotedFile", "SETTLED", "again", "carried",
+           "failure_note", "fingerprint", "manifest_note", "manifest_records", "newest",
+           "previous", "read_manifests", "unchanged", "writable"]
 
 
 def fingerprint(manifest: Manifest) -> str:
@@ -115,65 +69,36 @@ def manifest_note(manifest: Manifest, per_file_results: Mapping[str, FileOutcome
     for f in manifest.files:
         out = per_file_results.get(f.path)
         verdict: Verdict | None = out.verdict if out else None
-        files.append({
-            "path": f.path, "size": f.size, "url": urls.redact(f.url), "media_type": f.media_type,
-            "declared": f.declared(),
-            "found": {a: v for a, v in (out.found if out else {}).items() if a in ALGORITHMS},
-            "found_size": out.size if out else None,
-            "file": out.file if out else None,
-            "status": _status(out, f.access),
-            "algorithm": verdict.algorithm if verdict else None,
-            "error": urls.redact_text(out.error) if out and out.error else None,
-        })
-    return _writable_line({
-        "event": EVENT, "tist": tist, "platform": manifest.platform,
-        "domain": manifest.domain, "deposit": manifest.deposit_id,
-        "deposit_version": manifest.version, "strategy": manifest.strategy,
-        "file_count": manifest.file_count, "total_size": manifest.total_size,
-        "bundle": urls.redact(manifest.bundle_url) if manifest.strategy == "bundle"
+        files.append(NotedFile(
+            path=f.path, size=f.size, url=urls.redact(f.url), media_type=f.media_type,
+            declared=f.declared(),
+            found={a: v for a, v in (out.found if out else {}).items() if a in ALGORITHMS},
+            found_size=out.size if out else None,
+            file=out.file if out else None,
+            status=_status(out, f.access),
+            algorithm=verdict.algorithm if verdict else None,
+            error=urls.redact_text(out.error) if out and out.error else None))
+    return ManifestRecord(
+        tist=tist, platform=manifest.platform, domain=manifest.domain,
+        deposit_id=manifest.deposit_id, version=manifest.version, strategy=manifest.strategy,
+        file_count=manifest.file_count, total_size=manifest.total_size,
+        bundle_url=urls.redact(manifest.bundle_url) if manifest.strategy == "bundle"
         and manifest.bundle_url else None,
-        "bundle_file": bundle.file if bundle else None,
-        "api": [urls.redact(u) for u in manifest.api_urls], "fingerprint": fingerprint(manifest),
-        "unchanged": unchanged, "failure": None,
-        "mismatches": sum(1 for x in files if x["status"] == "mismatch"),
-        **({"same_as": same_as, "files": []} if unchanged and same_as is not None
-           else {"files": files}),
-    })
-
-
-def writable(value: Any) -> Any:
-    """``value`` with every string made writable as UTF-8: a lone surrogate
-    (a file name or message a platform sent as ``"\\udc80"`` in JSON) is
-    written as its escape, ``\\udc80``, instead of breaking the line."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {writable(k): writable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [writable(v) for v in value]
-    return value
-
-
-def _writable_line(line: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = writable(line)
-    return out
+        bundle_file=bundle.file if bundle else None,
+        api_urls=tuple(urls.redact(u) for u in manifest.api_urls),
+        fingerprint=fingerprint(manifest), unchanged=unchanged, failure=None, message=None,
+        files=tuple(files), same_as=same_as if unchanged else None).line()
 
 
 def failure_note(failure: Failure, tist: int) -> dict[str, Any]:
     """The notes line for a deposit that ended in a named failure."""
-    return _writable_line({
-        "event": EVENT, "tist": tist, "platform": failure.platform, "domain": failure.domain,
-        "deposit": failure.deposit_id, "deposit_version": None, "strategy": None,
-        "file_count": 0, "total_size": 0, "bundle": None, "bundle_file": None,
-        "api": [urls.redact(u) for u in failure.api_urls], "fingerprint": None,
-        "unchanged": False,
-        "failure": {"name": failure.name, "message": urls.redact_text(failure.message)},
-        "mismatches": 0, "files": [],
-    })
+    return ManifestRecord(
+        tist=tist, platform=failure.platform, domain=failure.domain,
+        deposit_id=failure.deposit_id, version=None, strategy=None, file_count=0,
+        total_size=0, bundle_url=None, bundle_file=None,
+        api_urls=tuple(urls.redact(u) for u in failure.api_urls), fingerprint=None,
+        unchanged=False, failure=failure.name, message=urls.redact_text(failure.message),
+        files=()).line()
 
 
 def carried(previous: ManifestRecord) -> dict[str, FileOutcome]:
@@ -214,35 +139,6 @@ def unchanged(previous: ManifestRecord | None, manifest: Manifest) -> bool:
     return again(previous, manifest) == ()
 
 
-def _record(entry: dict[str, Any]) -> ManifestRecord | None:
-    tist = entry.get("tist")
-    if not isinstance(tist, int):
-        return None
-    failure = entry.get("failure") if isinstance(entry.get("failure"), dict) else None
-    files = []
-    for raw in entry.get("files") or ():
-        if not isinstance(raw, dict) or not isinstance(raw.get("path"), str):
-            continue
-        files.append(NotedFile(
-            path=raw["path"], size=_int(raw.get("size")), url=_str(raw.get("url")),
-            declared=_sums(raw.get("declared")), found=_sums(raw.get("found")),
-            found_size=_int(raw.get("found_size")), file=_str(raw.get("file")),
-            status=_str(raw.get("status")) or "not-fetched",
-            algorithm=_str(raw.get("algorithm")), error=_str(raw.get("error"))))
-    return ManifestRecord(
-        tist=tist, platform=_str(entry.get("platform")) or "",
-        domain=_str(entry.get("domain")) or "", deposit_id=_str(entry.get("deposit")) or "",
-        version=_str(entry.get("deposit_version")), strategy=_str(entry.get("strategy")),
-        file_count=_int(entry.get("file_count")) or 0,
-        total_size=_int(entry.get("total_size")) or 0,
-        bundle_url=_str(entry.get("bundle")), bundle_file=_str(entry.get("bundle_file")),
-        api_urls=tuple(u for u in entry.get("api") or () if isinstance(u, str)),
-        fingerprint=_str(entry.get("fingerprint")), unchanged=entry.get("unchanged") is True,
-        failure=_str(failure.get("name")) if failure else None,
-        message=_str(failure.get("message")) if failure else None, files=tuple(files),
-        same_as=_int(entry.get("same_as")) if entry.get("unchanged") is True else None)
-
-
 def read_manifests(record_dir: str) -> list[ManifestRecord]:
     """Every manifest note of a record directory, oldest first, for the
     renewal (:func:`previous`). Read as every reader reads notes
@@ -251,35 +147,10 @@ def read_manifests(record_dir: str) -> list[ManifestRecord]:
     has no manifests here (the readers report it: kiel/readers.py)."""
     out: list[ManifestRecord] = []
     try:
-        out = manifest_records(
+        out = notes.manifest_records(
             notes.entries_with(os.path.join(record_dir, notes.NOTES), b'"manifest"'), out)
     except OSError:
         pass
-    return out
-
-
-def manifest_records(entries: Iterable[dict[str, Any]],
-                     out: list[ManifestRecord] | None = None) -> list[ManifestRecord]:
-    """The manifest notes among parsed notes lines, oldest first, each
-    unchanged one (``same_as``) given the files of the note it names. The
-    one reader of the manifest line: the renewal and show, report and
-    verify (kiel/readers.py) all call it. Records are appended to ``out``
-    as they are read, so a caller that meets a read error keeps those
-    read before it."""
-    out = [] if out is None else out
-    listed: dict[tuple[tuple[str, str, str], int], tuple[NotedFile, ...]] = {}
-    for entry in entries:
-        if entry.get("event") != EVENT:
-            continue
-        rec = _record(entry)
-        if rec is None:
-            continue
-        if rec.same_as is not None:
-            # The files of the note it names (one tuple, shared).
-            rec = dataclasses.replace(rec, files=listed.get((rec.key, rec.same_as), rec.files))
-        else:
-            listed[(rec.key, rec.tist)] = rec.files
-        out.append(rec)
     return out
 
 
@@ -300,17 +171,3 @@ def newest(records: Iterable[ManifestRecord]) -> list[ManifestRecord]:
     for rec in records:
         by_key[rec.key] = rec
     return list(by_key.values())
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) else None
-
-
-def _sums(v: Any) -> dict[str, str]:
-    if not isinstance(v, dict):
-        return {}
-    return {k: x for k, x in v.items() if k in ALGORITHMS and isinstance(x, str)}

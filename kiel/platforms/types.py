@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kiel.hashing import ALGORITHMS as ALGORITHMS  # strongest first
+
 # The failures a deposit can end in, as Sandcrawler names them (issue 14).
 FAILURES = ("too-many-files", "too-large-size", "platform-404", "platform-restricted",
             "platform-scope", "platform-error")
 STRATEGIES = ("fileset", "single", "bundle")
-# Checksum algorithms a platform may declare, strongest first: a file is
-# judged by the strongest one both sides know.
-ALGORITHMS = ("sha256", "sha1", "md5")
 
 JSON = "application/json"
 

@@ -351,6 +351,7 @@ class Renewal:
                 self.journal.ended(r.rel)
                 if not r.interrupted:
                     self.stats.add(records_done=1)
+                    self._progress("renew")  # the progress line shows records as they end
                 self.log.write(f"record {r.id}: "
                                f"{'version ' + r.version if r.version else 'unchanged'}, "
                                f"{len(r.objects)} objects"
