@@ -13,9 +13,12 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kiel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kiel.replicas.setting import Replica
 
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -128,6 +131,12 @@ def _lines(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.replace(",", "\n").splitlines() if x.strip())
 
 
+def _replicas(text: str) -> tuple[Replica, ...]:
+    from kiel.replicas.setting import parse
+
+    return parse(text)
+
+
 def _networks(text: str) -> tuple[Network, ...]:
     out: list[Network] = []
     for x in _lines(text):
@@ -236,6 +245,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("archive_dirs", "yes", _bool,
             "Skip and report a RePEc handle found under another archive's directory (input "
             "laid out one directory per archive, as RePEc does)."),
+    # Replicas (docs/replicas.md): kiel replicate and kiel audit.
+    Setting("replicas", "", _replicas,
+            "Copies of this home that kiel replicate keeps and kiel audit compares, separated "
+            "by spaces: rsync://host[:port]/module[/path] (an rsync daemon) or "
+            "[user@]host:path (rsync over ssh); e.g. rsync://back1/kiel rsync://back2/kiel"),
 )
 
 
@@ -283,6 +297,7 @@ class Config:
     max_record: int = 16 * 1024**2
     follow_outside_links: bool = False
     archive_dirs: bool = True
+    replicas: tuple[Replica, ...] = ()
 
     def replace(self, **changes: Any) -> Config:
         from dataclasses import replace

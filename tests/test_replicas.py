@@ -1,0 +1,317 @@
+"""Replicas against real rsync daemons on 127.0.0.1: a front and two backs.
+
+The front is a home renewed over several nights from a local HTTP server;
+the backs are two modules of an rsync daemon the test starts. Every copy is
+read back from disk: its bytes, its links, its inodes and times.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kiel import home as home_mod
+from conftest import Clock, run, set_config, text, write_amf
+
+TIMEOUT = 120
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+PDF2 = b"%PDF-1.5\n" + bytes(range(255, -1, -1)) * 40 + b"\n%%EOF\n"
+HTML = b"<!DOCTYPE html><html><head><title>t</title></head><body>page</body></html>\n"
+
+pytestmark = pytest.mark.skipif(shutil.which("rsync") is None,
+                                reason="rsync is missing (scripts/setup-env installs it)")
+
+
+def free_port() -> int:
+    # An rsync daemon takes no port 0: a port the kernel just gave out is free.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Daemon:
+    port: int
+    backs: dict[str, Path]  # module -> its directory
+    proc: subprocess.Popen[bytes] | None = None
+    conf: Path | None = None
+
+    def url(self, module: str) -> str:
+        return f"rsync://127.0.0.1:{self.port}/{module}"
+
+    def start(self) -> None:
+        assert self.conf is not None
+        self.proc = subprocess.Popen(["rsync", "--daemon", "--no-detach", f"--config={self.conf}",
+                                      f"--port={self.port}", "--address=127.0.0.1"])
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("the rsync daemon did not start") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    backs = {"b1": tmp_path / "back1", "b2": tmp_path / "back2"}
+    for d in backs.values():
+        d.mkdir()
+    conf = tmp_path / "rsyncd.conf"
+    lines = [f"pid file = {tmp_path / 'rsyncd.pid'}", "use chroot = no", "munge symlinks = no",
+             "read only = no", "uid = root", "gid = root", f"log file = {tmp_path / 'rsyncd.log'}"]
+    for name, d in backs.items():
+        lines += [f"[{name}]", f"path = {d}"]
+    conf.write_text("\n".join(lines) + "\n")
+    d = Daemon(free_port(), backs, conf=conf)
+    d.start()
+    yield d
+    d.stop()
+
+
+def kiel(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kiel", *args], capture_output=True, text=True,
+                          timeout=TIMEOUT, env={**os.environ, **(env or {})})
+
+
+def tree(root: Path, top: tuple[str, ...] = ("etc", "store", "var/runs")) -> dict[str, object]:
+    """Every file and link under ``top``: its bytes, or ('link', target)."""
+    out: dict[str, object] = {}
+    for t in top:
+        base = root / t
+        for dirpath, dirs, files in os.walk(base):
+            for n in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+                p = Path(dirpath) / n
+                rel = str(p.relative_to(root))
+                out[rel] = ("link", os.readlink(p)) if p.is_symlink() else p.read_bytes()
+    if (root / "var" / "branches-in-use.xml").exists():
+        out["var/branches-in-use.xml"] = (root / "var" / "branches-in-use.xml").read_bytes()
+    return out
+
+
+def stamps(root: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime in ns) of every file and link under ``root``."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for n in files + dirs:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            if not os.path.isdir(p) or os.path.islink(p):
+                out[os.path.relpath(p, root)] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+@dataclass
+class Site:
+    home: home_mod.Home
+    src: Path
+    clock: Clock
+    ids: tuple[str, ...]
+
+
+@pytest.fixture
+def site(home: home_mod.Home, httpserver, tmp_path: Path) -> Site:
+    """A front renewed over three nights: versions, bodies, links to equal
+    earlier bodies, a body that changed, a 404."""
+    bodies = {"/a.pdf": PDF, "/b.pdf": PDF2, "/page": HTML}
+    for path, body in bodies.items():
+        httpserver.expect_request(path).respond_with_data(body, content_type="application/pdf")
+    httpserver.expect_request("/missing.pdf").respond_with_data(b"no", status=404)
+    a, b, page, miss = (httpserver.url_for(p) for p in ("/a.pdf", "/b.pdf", "/page",
+                                                          "/missing.pdf"))
+    clock = Clock()
+    src = tmp_path / "in" / "records.xml"
+    ids = ("RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:2", "other-3")
+    write_amf(src, text(ids[0], a, display=page), text(ids[1], b, miss), text(ids[2], a))
+    run(home, src, clock=clock)
+    clock.advance(86400)
+    write_amf(src, text(ids[0], a, b, display=page), text(ids[1], b, miss), text(ids[2], a))
+    run(home, src, clock=clock)
+    clock.advance(86400)
+    httpserver.clear()
+    for path, body in {"/a.pdf": PDF2, "/b.pdf": PDF2, "/page": HTML}.items():
+        httpserver.expect_request(path).respond_with_data(body, content_type="application/pdf")
+    httpserver.expect_request("/missing.pdf").respond_with_data(b"no", status=404)
+    run(home, src, clock=clock)
+    return Site(home, src, clock, ids)
+
+
+def configure(h: home_mod.Home, *replicas: str) -> None:
+    set_config(h, replicas=" ".join(replicas))
+
+
+# --- the setting ------------------------------------------------------------------
+
+def test_the_setting_takes_daemons_and_ssh_destinations_and_names_a_wrong_one(home):
+    from kiel.errors import ConfigError
+
+    configure(home, "rsync://back1.example.org/kiel", "rsync://[::1]:8730/kiel/sub/dir",
+              "kiel@back2.example.org:/srv/kiel", "back3:kiel")
+    rs = home.config().replicas
+    assert [(r.spec, r.daemon) for r in rs] == [
+        ("rsync://back1.example.org/kiel", True), ("rsync://[::1]:8730/kiel/sub/dir", True),
+        ("kiel@back2.example.org:/srv/kiel", False), ("back3:kiel", False)]
+    assert [r.url("store/x") for r in rs] == [
+        "rsync://back1.example.org/kiel/store/x", "rsync://[::1]:8730/kiel/sub/dir/store/x",
+        "kiel@back2.example.org:/srv/kiel/store/x", "back3:kiel/store/x"]
+    for wrong in ("/srv/local/path", "back::module", "rsync://host", "ftp://h/x"):
+        set_config(home, replicas=wrong)
+        with pytest.raises(ConfigError) as e:
+            home.config()
+        assert f"replicas = {wrong!r}: {wrong!r} is not a replica; write rsync://" in str(e.value)
+    assert "# replicas = " in (Path(home.conf).read_text())
+
+
+def test_the_ssh_form_runs_rsync_over_the_remote_shell(site, tmp_path):
+    """No sshd here: RSYNC_RSH names a remote shell that runs the command on
+    this machine, so rsync's own remote-shell transport is what is tested
+    (the command line rsync builds for ssh, the server it starts)."""
+    back = tmp_path / "ssh-back"
+    back.mkdir()
+    rsh = tmp_path / "rsh"
+    log = tmp_path / "rsh.log"
+    rsh.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\nshift\nexec \"$@\"\n")
+    rsh.chmod(0o755)
+    configure(site.home, f"backhost:{back}")
+    r = kiel("replicate", "--home", site.home.root, env={"RSYNC_RSH": str(rsh)})
+    assert (r.returncode, r.stderr) == (0, "")
+    assert tree(back) == tree(Path(site.home.root))
+    assert log.read_text().startswith("backhost rsync --server")
+
+
+# --- replicate --------------------------------------------------------------------
+
+def test_replicate_copies_the_home_links_as_links_and_nothing_private(site, daemon):
+    h = site.home
+    front = Path(h.root)
+    configure(h, daemon.url("b1"), daemon.url("b2"))
+    (front / "var" / "log").mkdir(exist_ok=True)
+    r = kiel("replicate", "--home", h.root)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"{daemon.url('b1')}: up to date, ")
+    assert lines[1].startswith(f"{daemon.url('b2')}: up to date, ")
+    want = tree(front)
+    assert any(v[0] == "link" for v in want.values() if isinstance(v, tuple))
+    for back in daemon.backs.values():
+        assert tree(back) == want
+        # locks, logs and work files stay on the front
+        assert sorted(os.listdir(back / "var")) == ["branches-in-use.xml", "runs"]
+        assert not list(back.rglob(".*"))
+    # A second run sends nothing and touches nothing.
+    before = {n: stamps(b) for n, b in daemon.backs.items()}
+    r = kiel("replicate", "--home", h.root, "--quiet")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert {n: stamps(b) for n, b in daemon.backs.items()} == before
+
+
+def test_replicate_sends_only_the_night_and_never_deletes(site, daemon):
+    h = site.home
+    configure(h, daemon.url("b1"), daemon.url("b2"))
+    assert kiel("replicate", "--home", h.root).returncode == 0
+    b1 = daemon.backs["b1"]
+    planted = b1 / "store" / "planted"
+    planted.write_bytes(b"only on the back\n")
+    site.clock.advance(86400)
+    run(h, site.src, clock=site.clock)
+    r = kiel("replicate", "--home", h.root)
+    assert r.returncode == 0, r.stderr
+    assert tree(b1) == {**tree(Path(h.root)), "store/planted": b"only on the back\n"}
+    assert tree(daemon.backs["b2"]) == tree(Path(h.root))
+
+
+def test_a_body_damaged_on_the_front_never_travels_to_the_backs(site, daemon):
+    h = site.home
+    configure(h, daemon.url("b1"))
+    assert kiel("replicate", "--home", h.root).returncode == 0
+    body = bodies(Path(h.root))[0]
+    good = body.read_bytes()
+    with open(body, "r+b") as f:
+        f.truncate(100)
+    r = kiel("replicate", "--home", h.root)
+    assert r.returncode == 0, r.stderr
+    rel = body.relative_to(h.root)
+    assert (daemon.backs["b1"] / rel).read_bytes() == good
+
+
+def bodies(root: Path) -> list[Path]:
+    """The regular attempt files of 200 answers under ``root``, sorted."""
+    return sorted(p for p in (root / "store").rglob("*_200_*")
+                  if p.is_file() and not p.is_symlink())
+
+
+def test_a_replica_down_is_an_alert_after_the_other_was_done(site, daemon):
+    h = site.home
+    down = f"rsync://127.0.0.1:{free_port()}/b1"
+    configure(h, down, daemon.url("b2"), daemon.url("nomodule"))
+    r = kiel("replicate", "--home", h.root, "--quiet")
+    assert r.returncode == 69
+    assert r.stdout == ""
+    alerts = r.stderr.splitlines()
+    assert len(alerts) == 2
+    assert alerts[0].startswith(f"alert: replica {down} unreachable: rsync: [sender] failed to "
+                                "connect to 127.0.0.1 (127.0.0.1): Connection refused")
+    assert alerts[1].startswith(f"alert: replica {daemon.url('nomodule')} unreachable: "
+                                "@ERROR: Unknown module 'nomodule'")
+    assert tree(daemon.backs["b2"]) == tree(Path(h.root))
+
+
+def test_replicate_refuses_while_a_renewal_runs(site, daemon):
+    configure(site.home, daemon.url("b1"))
+    with home_mod.Lock(site.home):
+        r = kiel("replicate", "--home", site.home.root)
+    assert r.returncode == 75
+    assert "another renewal holds" in r.stderr and "renew.lock" in r.stderr
+    assert not (daemon.backs["b1"] / "store").exists()
+
+
+def test_a_replicate_killed_half_way_leaves_no_partial_file_and_the_next_completes_it(
+        site, daemon):
+    h = site.home
+    configure(h, daemon.url("b1"))
+    assert kiel("replicate", "--home", h.root).returncode == 0
+    # A big run summary stands for any big new file: 3 MB at 1000 KiB/s.
+    big = Path(h.root) / "var" / "runs" / "1800000000.json"
+    big.write_bytes(os.urandom(3_000_000))
+    back = daemon.backs["b1"] / "var" / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "kiel", "replicate", "--home", h.root,
+                             "--bwlimit", "1000"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not any(p.name.startswith(".") and p.stat().st_size > 200_000
+                  for p in back.iterdir()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the front dies: kiel and its rsync at once
+    proc.wait(10)
+    # The daemon's receiver sees the connection end and keeps what arrived aside.
+    deadline = time.monotonic() + 30
+    while not (back / ".kiel-partial" / big.name).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not (back / big.name).exists()
+    partial = (back / ".kiel-partial" / big.name).stat().st_size
+    assert 0 < partial < 3_000_000
+    r = kiel("replicate", "--home", h.root)
+    assert r.returncode == 0, r.stderr
+    assert (back / big.name).read_bytes() == big.read_bytes()
+    assert not (back / ".kiel-partial").exists()
+    assert tree(daemon.backs["b1"]) == tree(Path(h.root))
