@@ -24,7 +24,7 @@ from kiel import records as records_mod
 from kiel import urls as urls_mod
 from kiel.cli_common import get_home, home_option, library_errors
 from kiel.cli_oai import oai
-from kiel.cli_replicas import replicate
+from kiel.cli_replicas import audit, replicate
 from kiel.cli_tools import report, show, verify
 from kiel.text import human
 from kiel.tist import iso, parse_duration
@@ -246,3 +246,4 @@ main.add_command(verify)
 main.add_command(report)
 main.add_command(oai)
 main.add_command(replicate)
+main.add_command(audit)

@@ -315,3 +315,198 @@ def test_a_replicate_killed_half_way_leaves_no_partial_file_and_the_next_complet
     assert (back / big.name).read_bytes() == big.read_bytes()
     assert not (back / ".kiel-partial").exists()
     assert tree(daemon.backs["b1"]) == tree(Path(h.root))
+
+
+# --- audit and repair -------------------------------------------------------------
+
+@pytest.fixture
+def three(site, daemon) -> Site:
+    """The front and two backs, all up to date."""
+    configure(site.home, daemon.url("b1"), daemon.url("b2"))
+    r = kiel("replicate", "--home", site.home.root)
+    assert r.returncode == 0, r.stderr
+    return site
+
+
+def everything(daemon: Daemon, front: Path) -> dict[str, dict[str, object]]:
+    return {"front": tree(front), **{n: tree(b) for n, b in daemon.backs.items()}}
+
+
+def all_stamps(daemon: Daemon, front: Path) -> dict[str, dict[str, tuple[int, int]]]:
+    return {"front": stamps(front / "store"),
+            **{n: stamps(b / "store") for n, b in daemon.backs.items()}}
+
+
+def damaged_dir(root: Path) -> Path:
+    (d,) = (root / "var" / "damaged").iterdir()
+    return d
+
+
+def test_audit_of_agreeing_copies_says_so_and_changes_nothing(three, daemon):
+    h = three.home
+    front = Path(h.root)
+    before = all_stamps(daemon, front)
+    r = kiel("audit", "--home", h.root)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == f"audit: front, {daemon.url('b1')}, {daemon.url('b2')}: all copies agree\n"
+    r = kiel("audit", "--home", h.root, "--quiet")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert all_stamps(daemon, front) == before
+    assert not (front / "var" / "damaged").exists()
+    assert [n for n in os.listdir(front / "var") if n.startswith("audit-")] == []
+
+
+def test_audit_finds_each_damage_and_repair_restores_it_from_the_copies_that_agree(
+        three, daemon):
+    h = three.home
+    front = Path(h.root)
+    b1, b2 = daemon.backs["b1"], daemon.backs["b2"]
+    u1, u2 = daemon.url("b1"), daemon.url("b2")
+    good = everything(daemon, front)
+    assert good["front"] == good["b1"] == good["b2"]
+    regular = [p.relative_to(front) for p in bodies(front)]
+    links = sorted(p.relative_to(front) for p in (front / "store").rglob("*_200_*")
+                   if p.is_symlink())
+    versions = sorted(p.relative_to(front) for p in (front / "store").rglob("*.amf.xml"))
+    flipped, truncated, version, link = regular[0], regular[1], versions[0], links[0]
+
+    # A byte flipped on b1, its size and time kept.
+    p = b1 / flipped
+    st = p.stat()
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    p.write_bytes(bytes(data))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # A version deleted on b2.
+    (b2 / version).unlink()
+    # A body truncated on the front.
+    with open(front / truncated, "r+b") as f:
+        f.truncate(10)
+    # A link replaced on b2 by a regular file with the bytes it pointed to.
+    target = b2 / link
+    content = target.read_bytes()
+    target.unlink()
+    target.write_bytes(content)
+
+    before = all_stamps(daemon, front)
+    lines = [
+        f"{flipped}: agree front, {u2}; differ {u1} (matches its notes)",
+        f"{link}: agree front, {u1}; differ {u2} (matches its notes)",
+        f"{truncated}: agree {u1}, {u2}; differ front (matches its notes)",
+        f"{version}: agree front, {u1}; lack {u2} (matches its notes)",
+    ]
+    r = kiel("audit", "--home", h.root)
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.splitlines() == sorted(lines, key=lambda x: x.split(": agree")[0]) + [
+        f"audit: front, {u1}, {u2}: 4 paths diverge"]
+    assert all_stamps(daemon, front) == before  # a plain audit changes nothing
+
+    r = kiel("audit", "--home", h.root, "--repair", "--quiet")
+    assert r.returncode == 1, r.stderr
+    kept = damaged_dir(front).relative_to(front)
+    assert damaged_dir(b1).relative_to(b1) == kept == damaged_dir(b2).relative_to(b2)
+    repairs = sorted([
+        f"{flipped}: restored on {u1}, damaged copy kept as {kept / flipped}",
+        f"{link}: restored on {u2}, damaged copy kept as {kept / link}",
+        f"{truncated}: restored on front, damaged copy kept as {kept / truncated}",
+        f"{version}: restored on {u2}",
+    ], key=lambda x: x.split(": restored")[0])
+    out = r.stdout.splitlines()
+    assert out[:4] == sorted(lines, key=lambda x: x.split(": agree")[0])
+    assert out[4:] == repairs
+    # Every copy holds again what it held before the damage, byte for byte and link for link.
+    assert everything(daemon, front) == good
+    # The damaged copies, kept aside on the machine that held each.
+    assert (b1 / kept / flipped).read_bytes() == bytes(data)
+    assert (front / kept / truncated).read_bytes() == good["front"][str(truncated)][:10]
+    assert not (b2 / kept / link).is_symlink()
+    assert (b2 / kept / link).read_bytes() == content
+    assert sorted(str(p.relative_to(b2 / kept)) for p in (b2 / kept).rglob("*")
+                  if not p.is_dir()) == [str(link)]
+    # Untouched files keep their inode and time; the repaired ones are the only news.
+    after = all_stamps(daemon, front)
+    touched = {"front": {str(truncated)}, "b1": {str(flipped)}, "b2": {str(link), str(version)}}
+    for copy, names in touched.items():
+        for name in names:
+            before[copy].pop(name.removeprefix("store/"), None)
+            after[copy].pop(name.removeprefix("store/"), None)
+    assert after == before
+    r = kiel("audit", "--home", h.root)
+    assert (r.returncode, r.stdout) == (0, f"audit: front, {u1}, {u2}: all copies agree\n")
+
+
+def test_three_disagreeing_copies_are_named_for_a_person_and_left_alone(three, daemon):
+    h = three.home
+    front = Path(h.root)
+    b1, b2 = daemon.backs["b1"], daemon.backs["b2"]
+    u1, u2 = daemon.url("b1"), daemon.url("b2")
+    # A file no notes witness: three contents, or two and a copy missing.
+    urls = sorted(p.relative_to(front) for p in (front / "store").rglob("00url"))
+    three_ways, two_ways, majority = urls[0], urls[1], urls[2]
+    for root, tag in ((front, b"front"), (b1, b"b1"), (b2, b"b2")):
+        (root / three_ways).write_bytes(b"http://" + tag + b"/\n")
+    (b1 / two_ways).write_bytes(b"http://elsewhere/\n")
+    (b2 / two_ways).unlink()
+    (front / majority).write_bytes(b"http://damaged/\n")
+    held = everything(daemon, front)
+    r = kiel("audit", "--home", h.root, "--repair")
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.splitlines() == sorted([
+        f"{three_ways}: agree nobody; differ front, {u1}, {u2} (no majority: a person must "
+        "decide)",
+        f"{two_ways}: agree nobody; differ front, {u1}; lack {u2} (no majority: a person must "
+        "decide)",
+        f"{majority}: agree {u1}, {u2}; differ front (majority)",
+    ]) + [f"{majority}: restored on front, damaged copy kept as "
+          f"{damaged_dir(front).relative_to(front) / majority}",
+          f"audit: front, {u1}, {u2}: 3 paths diverge, 1 copies repaired"]
+    now = everything(daemon, front)
+    assert now["b1"] == held["b1"] and now["b2"] == held["b2"]
+    assert now["front"] == {**held["front"], str(majority): held["b1"][str(majority)]}
+
+
+def test_a_replica_down_during_the_audit_is_an_alert_after_the_other_was_compared(
+        three, daemon):
+    h = three.home
+    front = Path(h.root)
+    body = bodies(front)[0].relative_to(front)
+    (daemon.backs["b2"] / body).write_bytes(b"not the body")
+    down = f"rsync://127.0.0.1:{free_port()}/b1"
+    configure(h, down, daemon.url("b2"))
+    r = kiel("audit", "--home", h.root)
+    assert r.returncode == 69
+    # kiel.conf changed on the front since the last replicate: the backs follow it.
+    assert r.stdout.splitlines() == [
+        f"etc/kiel.conf: agree front; differ {daemon.url('b2')} (the front's state)",
+        f"{body}: agree front; differ {daemon.url('b2')} (matches its notes)",
+        f"audit: front, {daemon.url('b2')}: 2 paths diverge"]
+    (alert,) = r.stderr.splitlines()
+    assert alert.startswith(f"alert: replica {down} unreachable: rsync: [Receiver] failed to "
+                            "connect to 127.0.0.1") or alert.startswith(
+        f"alert: replica {down} unreachable: rsync: [sender] failed to connect to 127.0.0.1")
+
+
+def test_files_only_on_a_back_are_reported_and_never_removed(three, daemon):
+    h = three.home
+    front = Path(h.root)
+    b1, b2 = daemon.backs["b1"], daemon.backs["b2"]
+    u1, u2 = daemon.url("b1"), daemon.url("b2")
+    rdir = next(p for p in (front / "store").rglob("00last")).parent.relative_to(front)
+    (b1 / rdir / "00gone").write_text("1700000000\n")  # the front's record came back
+    (b1 / "store" / "stray").write_bytes(b"a file nobody wrote\n")
+    (b2 / "store" / "stray").write_bytes(b"a file nobody wrote\n")
+    (b1 / "store" / "lonely").write_bytes(b"one copy\n")
+    r = kiel("audit", "--home", h.root, "--repair", "--quiet")
+    assert r.returncode == 1, r.stderr
+    kept = damaged_dir(b1).relative_to(b1)
+    assert r.stdout.splitlines() == sorted([
+        f"{rdir}/00gone: agree front, {u2}; differ {u1} (the front's state)",
+        f"store/lonely: agree nobody; differ {u1}; lack front, {u2} (one copy only: a person "
+        "must decide)",
+        f"store/stray: agree {u1}, {u2}; lack front (all copies that have it)",
+    ]) + sorted([f"{rdir}/00gone: moved aside on {u1} to {kept}/{rdir}/00gone",
+                 "store/stray: restored on front"])
+    assert not (b1 / rdir / "00gone").exists()
+    assert (b1 / kept / rdir / "00gone").read_text() == "1700000000\n"
+    assert (b1 / "store" / "lonely").read_bytes() == b"one copy\n"
+    assert (front / "store" / "stray").read_bytes() == b"a file nobody wrote\n"

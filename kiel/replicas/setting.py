@@ -13,6 +13,7 @@ from dataclasses import dataclass
 _DAEMON = re.compile(r"^rsync://(?:[^@/\s]+@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d+)?"
                      r"/[^/\s]+(?:/\S*)?$")
 _SHELL = re.compile(r"^(?:[^@/:\s]+@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?!:|//)(\S+)$")
+FRONT = "front"  # the home itself, as audit names it beside the replicas
 HELP = ("write rsync://host[:port]/module[/path] (an rsync daemon) or [user@]host:path "
         "(rsync over ssh), separated by spaces")
 
@@ -45,7 +46,7 @@ def parse(text: str) -> tuple[Replica, ...]:
         r = parse_one(word)
         if r.spec.rstrip("/") in (x.spec.rstrip("/") for x in out):
             raise ValueError(f"{word!r} is written twice")
-        if r.spec == "front":
+        if r.spec == FRONT:
             raise ValueError("'front' names the home itself")
         out.append(r)
     return tuple(out)
