@@ -510,3 +510,38 @@ def test_files_only_on_a_back_are_reported_and_never_removed(three, daemon):
     assert (b1 / kept / rdir / "00gone").read_text() == "1700000000\n"
     assert (b1 / "store" / "lonely").read_bytes() == b"one copy\n"
     assert (front / "store" / "stray").read_bytes() == b"a file nobody wrote\n"
+
+
+# --- a replica is a complete home ---------------------------------------------------
+
+def test_a_back_promoted_is_a_complete_home(three, daemon, httpserver):
+    """The steps of docs/replicas.md, Promotion: the front is lost, the
+    operator points --home at a back's directory and carries on."""
+    h = three.home
+    front = Path(h.root)
+    back = daemon.backs["b1"]
+    shutil.rmtree(front)  # the front's disk is gone
+    home = str(back)
+    r = kiel("verify", "--home", home, "--fixity")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = kiel("show", "--home", home, three.ids[0])
+    assert r.returncode == 0 and three.ids[0] in r.stdout
+    r = kiel("report", "--home", home)
+    assert r.returncode == 0 and "\nrecords           3\n" in r.stdout
+    r = kiel("oai", "index", "--home", home)
+    assert r.returncode == 0, r.stderr
+    three.clock.advance(86400)
+    versions = sorted(back.rglob("*.amf.xml"))
+    write_amf(three.src, text(three.ids[0], httpserver.url_for("/a.pdf")),
+              text(three.ids[1], httpserver.url_for("/b.pdf")), text(three.ids[2], "/x"))
+    r = kiel("renew", "--home", home, str(three.src), "--quiet")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert len(sorted(back.rglob("*.amf.xml"))) > len(versions)
+    r = kiel("verify", "--home", home, "--fixity")
+    assert r.returncode == 0, r.stdout
+    # The promoted home replicates to the other back like any front.
+    with open(back / "etc" / "kiel.conf", "a") as f:
+        f.write(f"replicas = {daemon.url('b2')}\n")
+    r = kiel("replicate", "--home", home, "--quiet")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert tree(daemon.backs["b2"]) == tree(back)
