@@ -97,7 +97,7 @@ def replicate(home: str | None, bwlimit: str | None, quiet: bool,
 
     \b
     Example, nightly from cron after the renewal:
-      30 1 * * *  kiel renew --home /srv/kiel -q && kiel replicate --home /srv/kiel -q
+      30 1 * * *  kiel renew --home /srv/kiel -q; kiel replicate --home /srv/kiel -q
     """
     from kiel.replicas.replicate import DONE, UNREACHABLE
     from kiel.replicas.replicate import replicate as run

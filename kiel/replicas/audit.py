@@ -26,6 +26,7 @@ Which copies agree, per path (docs/replicas.md, Who is right):
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections import Counter
@@ -143,20 +144,25 @@ class _Auditor:
         self.listings = [_Listing(r, r.spec, fetched=os.path.join(work, f"r{i}"))
                          for i, r in enumerate(replicas)]
         self.winners: dict[str, Copy] = {}  # decided 00notes: the copy that won
+        self.children = rsync.Children()
 
     # --- looking ------------------------------------------------------------------
 
     def run(self, repair: bool) -> Audit:
         from kiel.verify import verify
 
-        _say(self.progress, "front: hashing bodies and versions against their notes")
-        front_bad = {f"store/{f.path}" for f in verify(self.home.root, fixity=True)
-                     if f.kind == "fixity-failed"}
-        for li in self.listings:
-            self._list(li)
+        def front() -> set[str]:
+            _say(self.progress, "front: hashing bodies and versions against their notes")
+            return {f"store/{f.path}" for f in verify(self.home.root, fixity=True)
+                    if f.kind == "fixity-failed"}
+
+        # The front's hashing and each replica's listings at the same time:
+        # each replica computes its checksums on its own disk.
+        jobs: list[Callable[[], set[str] | None]] = [front]
+        jobs += [functools.partial(self._list, li) for li in self.listings]
+        front_bad = rsync.each(jobs, lambda job: job(), self.children)[0] or set()
         up = [li for li in self.listings if li.down is None]
-        for li in up:
-            self._fetch(li)
+        rsync.each(up, self._fetch, self.children)
         up = [li for li in self.listings if li.down is None]
         paths = set(front_bad).union(*(li.paths for li in up))
         # Notes first: the witness of a body is read from the notes that won.
@@ -180,7 +186,9 @@ class _Auditor:
         return Audit((FRONT, *(li.name for li in up)), tuple(d for d, _ in found), down,
                      tuple(repaired), tuple(failed), damaged if repaired else None)
 
-    def _list(self, li: _Listing) -> None:
+    def _list(self, li: _Listing) -> set[str] | None:
+        """The paths whose copy on the replica differs, is missing, or is
+        the replica's alone."""
         r = li.replica
         _say(self.progress, f"{r}: comparing checksums")
         forward = rsync.argv(self.rsync, r, "--checksum", "--dry-run", rsync.OUT_FORMAT,
@@ -188,10 +196,12 @@ class _Auditor:
         back = rsync.argv(self.rsync, r, "--ignore-existing", "--dry-run", rsync.OUT_FORMAT,
                           *rsync.FILTERS, r.url(), self.root)
         for cmd in (forward, back):
-            run = rsync.run(cmd, lambda item: li.paths.add(item.path) if item.content else None)
+            run = rsync.run(cmd, lambda item: li.paths.add(item.path) if item.content else None,
+                            children=self.children)
             if not run.ok:
                 li.down = run.error or f"rsync exit {run.status}"
-                return
+                return None
+        return None
 
     def _fetch(self, li: _Listing) -> None:
         """The replica's copies of the paths its listings named (a path it
@@ -201,7 +211,7 @@ class _Auditor:
             return
         _say(self.progress, f"{li.replica}: fetching {len(li.paths)} files that differ")
         cmd = rsync.argv(self.rsync, li.replica, li.replica.url(), li.fetched + "/")
-        run = rsync.run(cmd, files_from=sorted(li.paths))
+        run = rsync.run(cmd, files_from=sorted(li.paths), children=self.children)
         if run.unreachable:
             li.down = run.error or f"rsync exit {run.status}"
 

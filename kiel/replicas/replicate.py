@@ -1,7 +1,8 @@
 """``kiel replicate``: bring every replica up to date with the front's home.
 
-Two rsync runs per replica, both under the renewal lock (so the copy is
-the state between two renewals, never half of one):
+The replicas are done at the same time (they are other machines), with two
+rsync runs each, under the renewal lock (so the copy is the state between
+two renewals, never half of one):
 
 1. every replicated file the replica does not have yet
    (``--ignore-existing``): a version, an attempt file or a run summary,
@@ -66,13 +67,15 @@ Progress = Callable[[Replica, str, int], None]  # replica, step, files sent so f
 
 def replicate(home: Home, replicas: Sequence[Replica], *, rsync_bin: str = "rsync",
               bwlimit: str | None = None, progress: Progress | None = None) -> Replication:
-    """Each replica in turn; an unreachable one is noted and the next is done."""
+    """Every replica at once; an unreachable one is noted, the others are done."""
+    children = rsync.Children()
     with Lock(home):
-        return Replication(tuple(_one(home, r, rsync_bin, bwlimit, progress) for r in replicas))
+        return Replication(tuple(rsync.each(
+            replicas, lambda r: _one(home, r, rsync_bin, bwlimit, progress, children), children)))
 
 
 def _one(home: Home, replica: Replica, rsync_bin: str, bwlimit: str | None,
-         progress: Progress | None) -> Outcome:
+         progress: Progress | None, children: rsync.Children) -> Outcome:
     sent = 0
 
     def count(step: str) -> Callable[[rsync.Item], None]:
@@ -94,7 +97,7 @@ def _one(home: Home, replica: Replica, rsync_bin: str, bwlimit: str | None,
         if progress is not None:
             progress(replica, step, sent)
         run = rsync.run(rsync.argv(rsync_bin, replica, *extra, *args, src, replica.url()),
-                        count(step))
+                        count(step), children=children)
         if run.unreachable:
             return Outcome(replica, UNREACHABLE, sent, run.error or f"rsync exit {run.status}")
         if not run.ok:

@@ -11,8 +11,11 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kiel.replicas.setting import Replica
 
@@ -49,6 +52,8 @@ MUTABLE_FILTERS: tuple[str, ...] = (
 MUTABLE_NAMES = frozenset({"00notes", "00last", "00gone"})
 MUTABLE_PATHS = frozenset({"etc/kiel.conf", "etc/branches.xml", "var/branches-in-use.xml"})
 PARTIAL_DIR = ".kiel-partial"
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 # -a keeps links as links, times, modes and owners; --numeric-ids keeps the
 # owners' numbers across machines whose users differ.
 BASE: tuple[str, ...] = ("-a", "--numeric-ids")
@@ -136,8 +141,36 @@ def argv(rsync: str, replica: Replica | None, *args: str) -> list[str]:
     return out + list(args)
 
 
+class Children:
+    """The rsync processes of one command, several at once (one per replica):
+    whoever stops the command ends them all (:meth:`end`), so a transfer is
+    never left running after Kiel has gone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._ended = False
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.add(proc)
+            if self._ended:
+                proc.terminate()
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def end(self) -> None:
+        with self._lock:
+            self._ended = True
+            for proc in self._procs:
+                if proc.poll() is None:
+                    proc.terminate()
+
+
 def run(command: Sequence[str], on_item: Callable[[Item], None] | None = None,
-        files_from: Sequence[str] | None = None) -> Run:
+        files_from: Sequence[str] | None = None, children: Children | None = None) -> Run:
     """Run rsync; each itemized line goes to ``on_item`` as it comes (a
     listing of millions of files is never held); ``files_from`` are paths
     given to ``--files-from`` (one per line, NUL-separated)."""
@@ -149,6 +182,8 @@ def run(command: Sequence[str], on_item: Callable[[Item], None] | None = None,
             cmd[1:1] = [f"--files-from={listing.name}", "--from0"]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=err)
+        if children is not None:
+            children.add(proc)
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:
@@ -162,6 +197,8 @@ def run(command: Sequence[str], on_item: Callable[[Item], None] | None = None,
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait()
+            if children is not None:
+                children.discard(proc)
         err.seek(0)
         lines = [x.strip() for x in err.read().decode("utf-8", "replace").splitlines()
                  if x.strip()]
@@ -175,8 +212,18 @@ def _last_words(lines: list[str]) -> str:
     return "; ".join(shown)
 
 
-def items(command: Sequence[str], files_from: Sequence[str] | None = None
-          ) -> tuple[Run, list[Item]]:
-    out: list[Item] = []
-    r = run(command, out.append, files_from)
-    return r, out
+def each(items: Sequence[_T], fn: Callable[[_T], _R], children: Children) -> list[_R]:
+    """``fn`` on every item at once, one thread each (the replicas are other
+    machines: their disks and the network work in parallel); results in the
+    order of ``items``. Any exception ends every child and is raised."""
+    if len(items) <= 1:
+        return [fn(x) for x in items]
+    pool = ThreadPoolExecutor(max_workers=len(items))
+    try:
+        futures = [pool.submit(fn, x) for x in items]
+        return [f.result() for f in futures]
+    except BaseException:
+        children.end()
+        raise
+    finally:
+        pool.shutdown(wait=True)
