@@ -544,3 +544,36 @@ def test_a_back_promoted_is_a_complete_home(three, daemon, httpserver):
     r = kiel("replicate", "--home", home, "--quiet")
     assert (r.returncode, r.stderr) == (0, "")
     assert tree(daemon.backs["b2"]) == tree(back)
+
+
+def test_sigterm_ends_replicate_and_its_rsync_and_frees_the_lock(site, daemon):
+    h = site.home
+    configure(h, daemon.url("b1"), daemon.url("b2"))
+    big = Path(h.root) / "var" / "runs" / "1800000000.json"
+    big.write_bytes(os.urandom(3_000_000))
+    backs = [b / "var" / "runs" for b in daemon.backs.values()]
+    proc = subprocess.Popen([sys.executable, "-m", "kiel", "replicate", "--home", h.root,
+                             "--bwlimit", "500"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not all(b.is_dir() and any(p.name.startswith(".") for p in b.iterdir())
+                  for b in backs):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # to kiel alone, as cron or systemd would
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    assert err.strip().endswith("stopped by a signal")
+    # Both transfers ended with it: each back keeps its partial aside, no final name.
+    for b in backs:
+        deadline = time.monotonic() + 30
+        while not (b / ".kiel-partial" / big.name).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert not (b / big.name).exists()
+    with home_mod.Lock(h):  # released: a renewal may start
+        pass
+    r = kiel("replicate", "--home", h.root, "--quiet")
+    assert (r.returncode, r.stderr) == (0, "")
+    for b in backs:
+        assert (b / big.name).read_bytes() == big.read_bytes()
