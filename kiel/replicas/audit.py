@@ -196,7 +196,8 @@ class _Auditor:
         back = rsync.argv(self.rsync, r, "--ignore-existing", "--dry-run", rsync.OUT_FORMAT,
                           *rsync.FILTERS, r.url(), self.root)
         for cmd in (forward, back):
-            run = rsync.run(cmd, lambda item: li.paths.add(item.path) if item.content else None,
+            run = rsync.run(cmd, lambda item: li.paths.add(item.path)
+                            if item.content and _relative(item.path) else None,
                             children=self.children)
             if not run.ok:
                 li.down = run.error or f"rsync exit {run.status}"
@@ -292,6 +293,13 @@ class _Auditor:
                 if r is not None and r.version == name and r.version_sha256:
                     found = ("file", r.version_sha256)
         return found
+
+
+def _relative(path: str) -> bool:
+    """A path a listing may name: relative, without ``..`` (rsync itself
+    refuses others; a back is another machine, so Kiel checks again)."""
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and ".." not in parts and "" not in parts
 
 
 def _look(path: str) -> Copy:
