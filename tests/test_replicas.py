@@ -495,6 +495,8 @@ def test_files_only_on_a_back_are_reported_and_never_removed(three, daemon):
     (b1 / "store" / "stray").write_bytes(b"a file nobody wrote\n")
     (b2 / "store" / "stray").write_bytes(b"a file nobody wrote\n")
     (b1 / "store" / "lonely").write_bytes(b"one copy\n")
+    news = front / "var" / "runs" / "1800000000.json"  # a run the backs were not sent yet
+    news.write_bytes(b'{"tist": 1800000000}\n')
     r = kiel("audit", "--home", h.root, "--repair", "--quiet")
     assert r.returncode == 1, r.stderr
     kept = damaged_dir(b1).relative_to(b1)
@@ -503,12 +505,17 @@ def test_files_only_on_a_back_are_reported_and_never_removed(three, daemon):
         f"store/lonely: agree nobody; differ {u1}; lack front, {u2} (one copy only: a person "
         "must decide)",
         f"store/stray: agree {u1}, {u2}; lack front (all copies that have it)",
+        f"var/runs/1800000000.json: agree front; lack {u1}, {u2} (not replicated yet)",
     ]) + sorted([f"{rdir}/00gone: moved aside on {u1} to {kept}/{rdir}/00gone",
-                 "store/stray: restored on front"])
+                 "store/stray: restored on front",
+                 f"var/runs/1800000000.json: restored on {u1}",
+                 f"var/runs/1800000000.json: restored on {u2}"])
     assert not (b1 / rdir / "00gone").exists()
     assert (b1 / kept / rdir / "00gone").read_text() == "1700000000\n"
     assert (b1 / "store" / "lonely").read_bytes() == b"one copy\n"
     assert (front / "store" / "stray").read_bytes() == b"a file nobody wrote\n"
+    for b in (b1, b2):
+        assert (b / "var" / "runs" / news.name).read_bytes() == news.read_bytes()
 
 
 # --- a replica is a complete home ---------------------------------------------------

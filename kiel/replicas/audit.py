@@ -20,7 +20,8 @@ Which copies agree, per path (docs/replicas.md, Who is right):
 - a ``00notes`` whose copies are each the beginning of the longest: the
   longest (notes only grow; a shorter copy is behind or cut);
 - anything else: the content two of the three copies share, or the one
-  content of all copies that have it, when two at least do. Otherwise nobody:
+  content of all copies that have it, when two at least do, or the front's
+  when only the front has it (not replicated yet). Otherwise nobody:
   nothing is changed and the path is named for a person.
 """
 
@@ -243,13 +244,18 @@ class _Auditor:
             if not any(c.key == witness for c in present.values()):
                 return self._nobody(path, copies, "no copy matches its notes")
             win, basis = witness, "matches its notes"
-        elif os.path.basename(path) == notes.NOTES and (longest := _longest(present)):
+        elif os.path.basename(path) == notes.NOTES and len(present) > 1 and \
+                (longest := _longest(present)):
             win, basis = longest, "the others are its beginning"
         else:
             counts = Counter(c.key for c in present.values()).most_common()
-            if len(counts) == 1 and counts[0][1] == 1:
+            if len(counts) == 1 and counts[0][1] == 1 and FRONT in present:
+                # Everything starts on the front: a file only it holds is
+                # one the backs have not been sent yet.
+                win, basis = counts[0][0], "not replicated yet"
+            elif len(counts) == 1 and counts[0][1] == 1:
                 return self._nobody(path, copies, "one copy only")
-            if len(counts) == 1:
+            elif len(counts) == 1:
                 win, basis = counts[0][0], "all copies that have it"
             elif counts[0][1] >= 2 and counts[0][1] > counts[1][1]:
                 win, basis = counts[0][0], "majority"
