@@ -51,6 +51,7 @@ from kiel import urls as urls_mod
 from kiel.cli_common import get_home, home_option, library_errors, no_contact_warning
 from kiel.cli_export import export
 from kiel.cli_oai import oai
+from kiel.cli_replicas import audit, replicate
 from kiel.cli_tools import report, show, verify
 from kiel.text import human
 from kiel.tist import duration, iso
@@ -335,3 +336,5 @@ main.add_command(verify)
 main.add_command(report)
 main.add_command(oai)
 main.add_command(export)
+main.add_command(replicate)
+main.add_command(audit)

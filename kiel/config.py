@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 
 from kiel.errors import ConfigError
+from kiel.replica import Replica
+from kiel.replica import parse as parse_replicas
 from kiel.tist import DURATION_HELP, duration
 
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -106,6 +108,10 @@ def share(text: str) -> float:
 
 def _lines(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.replace(",", "\n").splitlines() if x.strip())
+
+
+def _replicas(text: str) -> tuple[Replica, ...]:
+    return parse_replicas(text)
 
 
 def _networks(text: str) -> tuple[Network, ...]:
@@ -216,6 +222,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("archive_dirs", "yes", _bool,
             "Skip and report a RePEc handle found under another archive's directory (input "
             "laid out one directory per archive, as RePEc does)."),
+    # Replicas (docs/replicas.md): kiel replicate and kiel audit.
+    Setting("replicas", "", _replicas,
+            "Copies of this home that kiel replicate keeps and kiel audit compares, separated "
+            "by spaces: rsync://host[:port]/module[/path] (an rsync daemon) or "
+            "[user@]host:path (rsync over ssh); e.g. rsync://back1/kiel rsync://back2/kiel"),
 )
 
 
@@ -263,6 +274,7 @@ class Config:
     max_record: int = 16 * 1024**2
     follow_outside_links: bool = False
     archive_dirs: bool = True
+    replicas: tuple[Replica, ...] = ()
 
     def replace(self, **changes: Any) -> Config:
         from dataclasses import replace
