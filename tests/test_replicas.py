@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kit.homes import Clock, run, set_config, text, write_amf
 
 from kiel import home as home_mod
+
+from kit.homes import Clock, run, set_config, text, write_amf
 
 TIMEOUT = 120
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
