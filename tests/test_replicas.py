@@ -76,13 +76,13 @@ class Daemon:
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     backs = {"b1": tmp_path / "back1", "b2": tmp_path / "back2"}
-    for d in backs.values():
-        d.mkdir()
+    for back in backs.values():
+        back.mkdir()
     conf = tmp_path / "rsyncd.conf"
     lines = [f"pid file = {tmp_path / 'rsyncd.pid'}", "use chroot = no", "munge symlinks = no",
              "read only = no", "uid = root", "gid = root", f"log file = {tmp_path / 'rsyncd.log'}"]
-    for name, d in backs.items():
-        lines += [f"[{name}]", f"path = {d}"]
+    for name, back in backs.items():
+        lines += [f"[{name}]", f"path = {back}"]
     conf.write_text("\n".join(lines) + "\n")
     d = Daemon(free_port(), backs, conf=conf)
     d.start()
