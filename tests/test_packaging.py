@@ -70,7 +70,7 @@ def test_setup_env_waits_for_the_dpkg_lock_and_says_what_to_do(tmp_path: Path):
     for tool in ("dirname", "grep", "mktemp", "cat", "rm", "touch", "sh"):
         where = shutil.which(tool)
         assert where, tool
-        os.symlink(where, bin_ / tool)  # chromium is left out: apt must run
+        os.symlink(where, bin_ / tool)  # rsync, chromium, ip, openssl, npm left out: apt must run
     os.symlink(sys.executable, bin_ / "python3")
     bash = shutil.which("bash")
     assert bash
@@ -80,7 +80,7 @@ def test_setup_env_waits_for_the_dpkg_lock_and_says_what_to_do(tmp_path: Path):
     assert r.returncode == 1
     assert calls.read_text().splitlines() == [
         "-o DPkg::Lock::Timeout=7 update -qq",
-        "-o DPkg::Lock::Timeout=7 install -y -qq chromium"]
+        "-o DPkg::Lock::Timeout=7 install -y -qq rsync chromium iproute2 openssl npm"]
     assert r.stderr == APT_LOCKED + (
         "setup-env: another process held the apt/dpkg lock for 7s (see above: apt names it); "
         "let it finish and run this again, or set KIEL_APT_LOCK_WAIT to wait longer\n")

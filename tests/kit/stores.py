@@ -150,17 +150,33 @@ def grown_store(path: object, n: int) -> str:
 
 
 def peak_bytes(fn: Callable[[], object], times: int = 3) -> int:
-    """The lowest peak of ``times`` runs: tracemalloc also counts the threads
-    an earlier test may have left running, and they only ever add."""
+    """The lowest peak of ``times`` runs of ``fn``, measured by tracemalloc
+    in a forked child: the child has the calling thread alone, so the
+    threads an earlier test left running (servers, timers) add nothing."""
     import tracemalloc
 
-    fn()  # imports and caches first, so only the walk is measured
-    peaks = []
-    for _ in range(times):
-        tracemalloc.start()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: measure, send the peak, leave without cleanup
+        status = 1
         try:
-            fn()
-            peaks.append(tracemalloc.get_traced_memory()[1])
+            os.close(read)
+            fn()  # imports and caches first, so only the walk is measured
+            peaks = []
+            for _ in range(times):
+                tracemalloc.start()
+                try:
+                    fn()
+                    peaks.append(tracemalloc.get_traced_memory()[1])
+                finally:
+                    tracemalloc.stop()
+            os.write(write, str(min(peaks)).encode())
+            status = 0
         finally:
-            tracemalloc.stop()
-    return min(peaks)
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        answer = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and answer, f"the measuring child failed (wait status {status})"
+    return int(answer)
