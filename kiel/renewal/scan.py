@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from kiel import records, redist, store, urls
+from kiel import records, redist, spool, store, urls
 from kiel.branches import Branch
 from kiel.errors import StoreError
 from kiel.notes import NotRegular
@@ -91,7 +91,7 @@ def scan(inputs: Iterable[str], branches: Sequence[Branch], store_root: str, wor
          tick: Callable[[int], None] | None = None,
          rules: InputRules = InputRules()) -> Scanned:
     """Read every input once; raises :class:`StoreError` when ``var/`` is full."""
-    out = Scanned(ExternalSort(workdir), ExternalSort(workdir, chunk_bytes=512 * 1024))
+    out = Scanned(ExternalSort(workdir), ExternalSort(workdir, chunk_bytes=spool.CHUNK_BYTES // 2))
     url_spool = ExternalSort(workdir)
     try:
         for root in inputs:
