@@ -21,8 +21,8 @@ import stat
 from dataclasses import dataclass, field
 
 from kiel import notes, store, urls
+from kiel.attempt import Result
 from kiel.escape import escape, is_cut
-from kiel.fetch import Result
 from kiel.notes import AttemptNote, EventNote
 
 

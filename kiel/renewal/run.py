@@ -10,6 +10,7 @@ Nothing here prints or exits: the run returns a :class:`Summary`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -34,6 +35,38 @@ from kiel.renewal.scheduler import Scheduler
 from kiel.renewal.shared import SharedFetches
 from kiel.renewal.stats import Stats, Summary
 from kiel.renewal.worker import Context, HostHealth, ObjectJob, Worker, end
+
+
+class Slots:
+    """The records in flight, bounded; released from the loop, waited on by the planner."""
+
+    def __init__(self, n: int):
+        self.free = n
+        self._waiter: asyncio.Future[None] | None = None
+
+    def take(self) -> bool:
+        if self.free > 0:
+            self.free -= 1
+            return True
+        return False
+
+    async def wait(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        fut = self._waiter = loop.create_future()
+        handle = loop.call_later(timeout, self._wake)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def release(self) -> None:
+        self.free += 1
+        self._wake()
 
 
 def renew(home: Home, options: Options | None = None) -> Summary:
@@ -197,6 +230,21 @@ class Renewal:
     # -- renew -----------------------------------------------------------------------------
 
     def _renew(self, scanned: Scanned) -> None:
+        """The records, renewed on one event loop (made for this run, closed after)."""
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._renew_on_loop(scanned))
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+        if self.interrupted is None and self.opt.stop is not None and self.opt.stop.is_set():
+            self.interrupted = "signal"  # a stop after the last record started
+        if self.interrupted == "signal":
+            self.interrupted = getattr(self.opt.stop, "reason", None) or "SIGTERM"
+
+    async def _renew_on_loop(self, scanned: Scanned) -> None:
         cfg = self.cfg
         b = fds.budget(fds.raise_soft_limit(), cfg.concurrency, CLIENTS_PER_THREAD)
         self.log.write(f"open files: limit {b.soft}, {b.workers} workers, "
@@ -207,24 +255,23 @@ class Renewal:
                                  cfg.max_body, user_agent(cfg.contact)),
                           verify_tls=self.opt.verify_tls,
                           guard=netguard.Policy(allow=cfg.allow_networks, deny=cfg.deny_networks),
-                          stop=self.opt.stop, clients_per_thread=b.clients_per_worker)
+                          clients_per_thread=b.clients_per_worker, threads=b.workers)
         self.sched: Scheduler[ObjectJob] = Scheduler(cfg.per_host, cfg.host_delay)
         ctx = Context(cfg, fetcher, self.sched, SharedFetches(scanned.shared_urls), self.stats,
                       HostHealth(cfg.host_down_after), self.store_root, self.clock,
                       self.stopping, self.fatal, self.failed, self.report, self.log.write)
-        self.starter = Worker(ctx)  # deposits the records name start from the main thread
-        workers = [threading.Thread(target=Worker(ctx).loop, name=f"kiel-fetch-{i}",
-                                    daemon=True) for i in range(b.workers)]
-        for w in workers:
-            w.start()
+        self.starter = Worker(ctx)  # deposits the records name start with the record
+        workers = [asyncio.create_task(Worker(ctx).loop(), name=f"kiel-fetch-{i}")
+                   for i in range(b.workers)]
+        watcher = asyncio.create_task(self._watch_stop(workers), name="kiel-stop")
         # Records started and not finished: bounded, so that a record starts only
         # when the workers can soon take its objects (and --max-time means it).
         lookahead = b.workers * (1 if self.opt.max_time else 4)
-        self._inflight = threading.BoundedSemaphore(lookahead + 1)
+        self._inflight = Slots(lookahead + 1)
         last_progress = 0.0
         try:
             for p in plan(scanned.spool, scanned.failed_files, self._duplicate):
-                if not self._wait_slot():
+                if not await self._wait_slot():
                     with self.stats.lock:
                         self.stats.skipped["interrupted"] += 1
                     continue
@@ -232,30 +279,39 @@ class Renewal:
                     continue
                 self._start(p)
                 while self.sched.pending > lookahead and not self.stopping():
-                    self.sched.wait_below(lookahead, timeout=0.5)
+                    await self.sched.wait_below(lookahead, timeout=0.5)
                 if self.opt.progress and time.monotonic() - last_progress > 0.5:
                     last_progress = time.monotonic()
                     self._progress("renew")
         finally:
             scanned.spool.cleanup()
             self.sched.close()
-            while any(w.is_alive() for w in workers):
+            while not all(w.done() for w in workers):
                 if self.stopping():
                     self._cancel_queued()
-                for w in workers:
-                    w.join(0.2)
-            fetcher.close()
-        if self.interrupted is None and self.opt.stop is not None and self.opt.stop.is_set():
-            self.interrupted = "signal"  # a stop after the last record started
-        if self.interrupted == "signal":
-            self.interrupted = getattr(self.opt.stop, "reason", None) or "SIGTERM"
+                await asyncio.wait(workers, timeout=0.2)
+            watcher.cancel()
+            await fetcher.aclose()
+            for w in workers:
+                if not w.cancelled() and w.exception() is not None:
+                    raise w.exception()  # type: ignore[misc]
 
-    def _wait_slot(self) -> bool:
+    async def _watch_stop(self, workers: list[asyncio.Task[None]]) -> None:
+        """The stop, as a cancellation: every worker's wait ends (an attempt in
+        flight is noted ``000 interrupted``), the jobs not started end here."""
+        while not self.stopping():
+            await asyncio.sleep(0.1)
+        self._cancel_queued()
+        for w in workers:
+            w.cancel()
+
+    async def _wait_slot(self) -> bool:
         """A free in-flight slot; False when the run stops while waiting."""
-        while not self._inflight.acquire(timeout=0.5):
+        while not self._inflight.take():
+            await self._inflight.wait(0.5)
             if self.stopping():
                 self._cancel_queued()
-                return self._inflight.acquire(blocking=False)
+                return self._inflight.take()
         return True
 
     def _cancel_queued(self) -> None:
