@@ -40,8 +40,14 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, under another user
-    return True
+        pass  # it exists, under another user
+    # A zombie answers the probe but writes nothing any more: a killed worker
+    # whose parent died with it waits for a reaper that may never come.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 # --- temporary files ---------------------------------------------------------------
 # A temporary file belongs to the process that made it: its name carries the
