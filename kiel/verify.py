@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -312,11 +313,14 @@ class _RecordCheck:
             yield from _ObjectCheck(self, d).run()
 
     def tmp(self, path: str) -> Iterator[Finding]:
-        # Only files: Kiel never makes a temporary directory, so a directory
-        # with that name is someone else's and stays.
-        if self.v.repair and (os.path.islink(path) or not os.path.isdir(path)):
+        # A directory under a temporary name is a new object directory a crash
+        # left half-built (it is renamed into place whole): removed the same way.
+        if self.v.repair:
             try:
-                os.unlink(path)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
                 yield self.finding("tmp-removed", path, "leftover temporary file removed")
                 return
             except OSError as e:

@@ -174,7 +174,7 @@ class Worker:
         url = job.target.fetch
         if job.od is None:
             od = objects.open_dir(rec.dir, job.target.name, repair=rec.repair)
-            rec.object_dir(job.target.name, os.path.basename(od.path))
+            rec.object_dir(job.target.name, od.name)
             ctx.stats.add(objects=1)
             now = int(ctx.clock())
             decision = policy.give_up(policy.Age(od.since, od.ever_ok, od.given_up), now,
@@ -385,6 +385,7 @@ class Worker:
         try:
             exc = fut.exception()
             if exc is not None:
+                objects.abandon(od)
                 rec.error(f"{job.target.name}: not fetched, the shared fetch failed: {exc}")
                 return
             o = fut.result()
@@ -413,6 +414,8 @@ def end(job: ObjectJob, reason: str) -> None:
     try:
         if job.owner is not None:
             job.owner.fail(reason)  # a no-op once resolved
+        if job.od is not None:
+            objects.abandon(job.od)
         job.tell(None, None, reason)
     finally:
         job.record.done()
