@@ -59,6 +59,7 @@ class Sample:
     cpu: float = 0.0  # user + system CPU seconds of the child
     load: float = 0.0  # 1-minute load average just before the run
     ok200: int = 0  # Kiel: attempt files named <tist>_200_<type> in the store
+    csw: int = 0  # context switches of the child, voluntary and involuntary (GNU time %w + %c)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Measured:
     server_cpu: float  # CPU seconds of the server processes meanwhile
     cpu: float  # user + system CPU seconds of the child
     load: float  # 1-minute load average before the start
+    csw: int = 0  # context switches, voluntary + involuntary
 
 
 def measure(cmd: list[str], cwd: str | None, log: str, ctx: Ctx | None = None) -> Measured:
@@ -106,15 +108,16 @@ def measure(cmd: list[str], cwd: str | None, log: str, ctx: Ctx | None = None) -
         lf.write(("\n$ " + " ".join(cmd) + "\n").encode())
         lf.flush()
         t0 = time.perf_counter()
-        p = subprocess.Popen([TIME, "-f", "%M %U %S", "-o", rss_file] + cmd, cwd=cwd, stdout=lf,
+        p = subprocess.Popen([TIME, "-f", "%M %U %S %w %c", "-o", rss_file] + cmd, cwd=cwd, stdout=lf,
                              stderr=subprocess.STDOUT)
         p.wait()
         wall = time.perf_counter() - t0
     cpu = (server_cpu(ctx) - cpu0) if ctx else 0.0
     with open(rss_file) as f:
         # GNU time prefixes "Command exited with non-zero status N" when N != 0.
-        rss, user, system = f.read().split()[-3:]
-    return Measured(wall, int(rss), p.returncode, cpu, float(user) + float(system), load)
+        rss, user, system, vol, invol = f.read().split()[-5:]
+    return Measured(wall, int(rss), p.returncode, cpu, float(user) + float(system), load,
+                    int(vol) + int(invol))
 
 
 def du(path: str) -> tuple[int, int, int]:
@@ -555,7 +558,7 @@ def run_unit(ctx: Ctx, case: str, tool: str, rep: int, warm: bool = True) -> str
         app, alloc, files = du(dest)
         ok200 = kiel_200s(dest) if tool == "kiel" else 0
         ctx.samples.append(Sample(case, tool, phase, rep, r.wall, r.rss_kb, r.rc, app, alloc, files,
-                                  r.server_cpu, cpu=r.cpu, load=r.load, ok200=ok200))
+                                  r.server_cpu, cpu=r.cpu, load=r.load, ok200=ok200, csw=r.csw))
         say(f"  {case:5} {tool:4} {phase:4} rep {rep}: {r.wall:8.2f} s  {r.cpu:6.2f} cpu-s  "
             f"{r.rss_kb / 1024:7.1f} MB  rc {r.rc}  {app / 1e6:9.1f} MB apparent  {files} files  "
             f"server {r.server_cpu:.1f} cpu-s  load {r.load:.1f}"
@@ -679,6 +682,7 @@ def summarize(ctx: Ctx) -> dict:
                "server_cpu": _med([s.server_cpu for s in ss]),
                "cpu": _med([s.cpu for s in ss]),
                "load": _med([s.load for s in ss]),
+               "csw": _med([s.csw for s in ss]),
                "rc": sorted({s.rc for s in ss}),
                "ok200": min(s.ok200 for s in ss)}
         if case in ("zero", "delay"):
@@ -745,6 +749,9 @@ def ratios_and_targets(summary: dict, m: generate.Manifest) -> tuple[list, list]
             targets.append(("50 ms, cold: Kiel >= 8 x faster than wget (ratio <= 0.125)",
                             r_kw, 0.125, "le"))
         targets.append((f"{case}: warm <= 0.45 x Kiel cold", r_self, 0.45, "le"))
+        if kc and kc.get("csw"):
+            targets.append((f"{case}: Kiel cold, context switches per object < 2",
+                            kc["csw"] / m.requests, 2, "lt"))
         hist = sorted((r for r in rows if r["case"] == case and r["tool"] == "kiel"
                        and r["phase"] in HISTORY_PHASES), key=lambda r: HISTORY_PHASES[r["phase"]])
         for kh in hist:
@@ -807,9 +814,9 @@ def render(ctx: Ctx, summary: dict, info: dict, args) -> str:
                f"{m.bodies_200} bodies of 200, {m.body_bytes / 1e6:.1f} MB of body bytes; "
                f"32 hosts 127.0.0.1-32, port {m.port}, seed {m.seed}.\n")
     out.append("| case | tool | run | reps | wall s (median) | min-max | objects/s | peak RSS MB | "
-               "CPU s | CPU ms/object | on disk MB (apparent) | on disk MB (du) | files | server CPU s | "
-               "load | exit |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+               "CPU s | CPU ms/object | ctx switches/object | on disk MB (apparent) | on disk MB (du) | "
+               "files | server CPU s | load | exit |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     order = {"zero": 0, "delay": 1}
     tools = {"kiel": 0, "wget": 1, "curl": 2}
     for r in sorted((r for r in rows if r["case"] in order),
@@ -818,7 +825,8 @@ def render(ctx: Ctx, summary: dict, info: dict, args) -> str:
         out.append(f"| {'0 ms (nginx)' if r['case'] == 'zero' else '50 ms'} | {r['tool']} | "
                    f"{r['phase']} | {r['reps']} | {r['wall']:.2f} | {r['wall_min']:.2f}-{r['wall_max']:.2f} | "
                    f"{r['objects_per_s']:.0f} | {r['rss_mb']:.1f} | {r['cpu']:.2f} | "
-                   f"{r['cpu'] * 1000 / m.requests:.2f} | {r['apparent'] / 1e6:.1f} | "
+                   f"{r['cpu'] * 1000 / m.requests:.2f} | {r.get('csw', 0) / m.requests:.2f} | "
+                   f"{r['apparent'] / 1e6:.1f} | "
                    f"{r['allocated'] / 1e6:.1f} | {r['files']:.0f} | {r['server_cpu']:.1f} | "
                    f"{r['load']:.1f} | {','.join(map(str, r['rc']))} |")
     done = [f"{r['ok200']} ({'0 ms' if r['case'] == 'zero' else '50 ms'})" for r in rows
