@@ -54,6 +54,8 @@ class ObjectDir:
     recovered: int = 0
     new: bool = False
     final: str | None = None  # a new directory's place, while it is built under ``path``
+    notes_fd: int | None = None  # 00notes, open from the tail read to the append
+    notes_whole: bool = True  # 00notes ends with a newline (or is empty)
 
     @property
     def name(self) -> str:
@@ -134,7 +136,12 @@ def _read_past(od: ObjectDir) -> None:
     (its age, carried in the line), the newest body kept here, and whether a
     ``given-up`` came after them. Earlier bodies are found on disk when a new
     body needs them (:func:`_earlier_equal`)."""
-    lines, whole = notes.tail_lines(os.path.join(od.path, notes.NOTES))
+    opened = notes.open_for_tail(os.path.join(od.path, notes.NOTES))
+    lines: list[bytes] = []
+    whole = True
+    if opened is not None:
+        od.notes_fd = opened[0]
+        lines, whole, od.notes_whole = notes.tail_of(*opened)
     newest: AttemptNote | None = None
     decided = False  # given_up is known: an event or an attempt came first
     for raw in reversed(lines):
@@ -204,6 +211,7 @@ def _recover(od: ObjectDir, name: str, parsed: tuple[int, str, str]) -> None:
                        recovered=True, since=od.since if od.since is not None else parsed[0],
                        ever_ok=od.ever_ok or parsed[1][:1] in ("1", "2", "3"))
     notes.append(os.path.join(od.path, notes.NOTES), note.line())
+    od.notes_whole = True
     if sha256:
         od.by_sha.setdefault(sha256, name)
     od.newest_tist = max(od.newest_tist or parsed[0], parsed[0])
@@ -353,7 +361,15 @@ def _append(od: ObjectDir, line: dict[str, Any], sync: bool) -> None:
     """A notes line; a new directory gets its ``00notes`` with it and is
     renamed into place (see the module doc)."""
     if od.final is None:
-        notes.append(os.path.join(od.path, notes.NOTES), line)
+        fd, od.notes_fd = od.notes_fd, None
+        if fd is None:
+            notes.append(os.path.join(od.path, notes.NOTES), line)
+            return
+        try:
+            # The descriptor of the tail read: no second open for the append.
+            notes.append_fd(fd, line, od.notes_whole)
+        finally:
+            os.close(fd)
         return
     _create(os.path.join(od.path, notes.NOTES), notes.dumps(line))
     if sync:
@@ -376,8 +392,12 @@ def _append(od: ObjectDir, line: dict[str, Any], sync: bool) -> None:
     od.path, od.final = od.final, None
 
 
-def abandon(od: ObjectDir) -> None:
-    """A new directory whose job ended without an attempt: it held only ``00url``."""
+def release(od: ObjectDir) -> None:
+    """The job of ``od`` ended: its notes descriptor is closed, and a new
+    directory that got no attempt (it held only ``00url``) is removed."""
+    if od.notes_fd is not None:
+        os.close(od.notes_fd)
+        od.notes_fd = None
     if od.final is not None:
         shutil.rmtree(od.path, ignore_errors=True)
 

@@ -174,6 +174,7 @@ class Worker:
         url = job.target.fetch
         if job.od is None:
             od = objects.open_dir(rec.dir, job.target.name, repair=rec.repair)
+            job.od = od  # released when the job ends, whichever way
             rec.object_dir(job.target.name, od.name)
             ctx.stats.add(objects=1)
             now = int(ctx.clock())
@@ -195,7 +196,6 @@ class Worker:
                 role.add_done_callback(partial(self._follow, job, od))
                 return True
             job.owner = role
-            job.od = od
             body = od.body_file()
             headers = od.validators() if ctx.cfg.conditional and body is not None else {}
             if job.accept:
@@ -385,7 +385,6 @@ class Worker:
         try:
             exc = fut.exception()
             if exc is not None:
-                objects.abandon(od)
                 rec.error(f"{job.target.name}: not fetched, the shared fetch failed: {exc}")
                 return
             o = fut.result()
@@ -405,6 +404,7 @@ class Worker:
         except BaseException as e:  # noqa: BLE001 - sorted by _trouble
             self._trouble(rec, job.target.name, e)
         finally:
+            objects.release(od)
             rec.done()
 
 
@@ -415,7 +415,7 @@ def end(job: ObjectJob, reason: str) -> None:
         if job.owner is not None:
             job.owner.fail(reason)  # a no-op once resolved
         if job.od is not None:
-            objects.abandon(job.od)
+            objects.release(job.od)
         job.tell(None, None, reason)
     finally:
         job.record.done()
