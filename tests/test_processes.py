@@ -128,3 +128,25 @@ def test_processes_counted_from_the_settings():
 def test_set_config_is_used(home):
     set_config(home, processes=3)
     assert home.config().processes == 3
+
+
+def test_the_progress_line_adds_up_the_workers(home, httpserver, tmp_path):
+    from kiel import renewal
+
+    def slow(request):
+        time.sleep(0.1)
+        return Response(b"slow body", content_type="text/plain")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    set_config(home, processes=2, concurrency=2, per_host=2)
+    ids = [f"RePEc:aaa:wpaper:{i}" for i in range(30)]
+    src = write_amf(tmp_path / "a.xml",
+                    *[text(i, httpserver.url_for("/slow") + f"?{n}") for n, i in enumerate(ids)])
+    seen: list[renewal.Progress] = []
+    s = renewal.renew(home, renewal.Options(inputs=(str(src),), progress=seen.append))
+    assert s.records_renewed == 30
+    renew = [p for p in seen if p.phase == "renew"]
+    assert renew, [p.phase for p in seen]
+    assert all(p.records_found == 30 and p.records_done <= 30 for p in renew)
+    assert max(p.records_done for p in renew) > 0
+    assert max(p.objects_done for p in renew) > 0

@@ -18,6 +18,7 @@ import json
 import os
 import select
 import signal
+import struct
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -92,10 +93,11 @@ class Feeder:
     watch over the stop and over workers that died."""
 
     def __init__(self, workers: list[Worker], stopping: Callable[[], bool],
-                 on_stop: Callable[[], None]):
+                 on_stop: Callable[[], None], tick: Callable[[], None] = lambda: None):
         self.workers = workers
         self.stopping = stopping
         self.on_stop = on_stop
+        self.tick = tick
         self.broken = False  # a worker's pipe closed early: it died
 
     def send(self, k: int, data: bytes) -> bool:
@@ -109,6 +111,7 @@ class Feeder:
                 self.on_stop()
                 return False
             if not poller.poll(100):
+                self.tick()
                 continue
             try:
                 view = view[os.write(w.fd, view):]
@@ -177,6 +180,30 @@ def _die_with(parent: int) -> None:
         pass
     if os.getppid() != parent:
         os._exit(70)  # the parent died before the line above
+
+
+class Board:
+    """What each worker has done so far, in memory shared with the parent
+    (an anonymous shared mapping made before the fork): records done, objects
+    found on the way, objects done, fetches under way, bytes fetched. The
+    parent's progress line adds them up."""
+
+    FIELDS = 5
+    _FMT = "5q"
+
+    def __init__(self, n: int):
+        import mmap
+
+        self.n = n
+        self._mem = mmap.mmap(-1, 8 * self.FIELDS * n)
+
+    def post(self, k: int, *values: int) -> None:
+        struct.pack_into(self._FMT, self._mem, 8 * self.FIELDS * k, *values)
+
+    def totals(self) -> tuple[int, ...]:
+        rows = [struct.unpack_from(self._FMT, self._mem, 8 * self.FIELDS * k)
+                for k in range(self.n)]
+        return tuple(sum(col) for col in zip(*rows, strict=True))
 
 
 def forward(workers: list[Worker], signum: int) -> None:

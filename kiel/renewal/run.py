@@ -276,9 +276,21 @@ class Renewal:
         """Fork ``n`` workers, send each its records, merge what they counted."""
         self.log.write(f"renewing in {n} worker processes")
         self.log.flush()  # nothing buffered is written twice
+        board = processes.Board(n) if self.opt.progress else None
         workers = processes.start(
-            n, lambda k, fd, result: self._worker(k, fd, result, n, scanned))
+            n, lambda k, fd, result: self._worker(k, fd, result, n, scanned, board))
         forwarded: list[int] = []
+        shown = [0.0]
+
+        def progress() -> None:
+            if board is None or time.monotonic() - shown[0] < 0.5 or self.opt.progress is None:
+                return
+            shown[0] = time.monotonic()
+            done, found, objects, running, fetched = board.totals()
+            s = self.stats
+            self.opt.progress(Progress(
+                "renew", s.records_found, done, s.objects_total + found, objects, running,
+                fetched, time.monotonic() - self.t0, self.opt.max_time))
 
         def on_stop() -> None:
             if not forwarded:
@@ -287,7 +299,7 @@ class Renewal:
                 processes.forward(workers, signal.SIGINT if reason == "SIGINT"
                                   else signal.SIGTERM)
 
-        feeder = processes.Feeder(workers, self.stopping, on_stop)
+        feeder = processes.Feeder(workers, self.stopping, on_stop, progress)
         try:
             processes.feed(records, feeder, scanned.components, n)
             if self.stopping():
@@ -301,6 +313,7 @@ class Renewal:
             def watch() -> None:
                 if self.stopping():
                     on_stop()
+                progress()
 
             ended = [processes.reap(w, watch) for w in workers]
         for e in ended:
@@ -317,7 +330,8 @@ class Renewal:
             if e.result.get("fatal") and self._fatal is None:
                 self._fatal = StoreError(e.result["fatal"])
 
-    def _worker(self, k: int, fd: int, result: int, n: int, scanned: Scanned) -> None:
+    def _worker(self, k: int, fd: int, result: int, n: int, scanned: Scanned,
+                board: processes.Board | None) -> None:
         """One worker process: its records from ``fd``, renewed on its own loop;
         its counts sent back down ``result``. Ends the process."""
         code = 70
@@ -328,13 +342,20 @@ class Renewal:
 
             signal.signal(signal.SIGTERM, on_signal)
             signal.signal(signal.SIGINT, on_signal)
-            self.opt = dataclasses.replace(self.opt, stop=stop, progress=None)
+            def post(p: Progress) -> None:
+                assert board is not None
+                board.post(k, p.records_done, p.objects_total, p.objects_done, p.fetching,
+                           p.bytes_fetched)
+
+            self.opt = dataclasses.replace(self.opt, stop=stop,
+                                           progress=post if board is not None else None)
             self.stats = Stats()
             self.log.reopen()
             cfg = self.cfg
             self._on_loop(self._renew_on_loop(
                 processes.records_from(fd), scanned.shared_urls,
                 max(1, cfg.concurrency // n), max(1, cfg.per_host // n)))
+            self._progress("renew")  # the worker's last figures for the parent's line
             if self.interrupted is None and stop.is_set():
                 self.interrupted = stop.reason or "SIGTERM"
             self.journal.close()  # its ends, written before the counts
