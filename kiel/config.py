@@ -140,6 +140,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Contact (URL or e-mail) put into the User-Agent, so site owners can reach you."),
     Setting("concurrency", "16", _positive_int, "Objects fetched at the same time, in all."),
     Setting("per_host", "2", _positive_int, "Objects fetched at the same time from one host."),
+    Setting("processes", "0", _nonneg_int,
+            "Worker processes of a renewal (0: one per core). Records that share a URL "
+            "renew in one process; concurrency and per_host are shared out among them, "
+            "and a run with host_delay, or with per_host under processes, uses fewer."),
     Setting("host_delay", "0", _seconds,
             "Minimum seconds between two request starts to the same host."),
     Setting("connect_timeout", "10", _seconds, "Seconds to wait for a connection (and TLS)."),
@@ -236,6 +240,7 @@ class Config:
     contact: str = ""
     concurrency: int = 16
     per_host: int = 2
+    processes: int = 0
     host_delay: float = 0.0
     connect_timeout: float = 10.0
     read_timeout: float = 30.0

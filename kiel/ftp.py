@@ -21,8 +21,9 @@ import time
 from urllib.parse import unquote, urlsplit
 
 from kiel import mediatype, netguard
-from kiel.fetch import BodySink, Deadline, Headers, Limits, Result, TooLarge, classify
-from kiel.netguard import Cancelled, Denied
+from kiel.attempt import BodySink, Headers, Limits, Result, classify
+from kiel.decode import TooLarge
+from kiel.netguard import Cancelled, Deadline, Denied
 from kiel.store import tmp_name, unlink_quiet
 
 

@@ -10,36 +10,31 @@ resolved once, every address it resolves to is judged by its properties
 IPv4-mapped, NAT64 and 6to4 forms unwrapped), and the socket is connected to
 the address that was judged, never to the name.
 
-The same dialling serves HTTP and HTTPS (:class:`GuardedBackend` under
-:class:`GuardedTransport`, httpx's transport interface over a public
-``httpcore.ConnectionPool``) and FTP control and data connections
-(:func:`dial` with :class:`GuardedSocket`).
-
-Every blocking step (name resolution, connect, TLS handshake, each read and
-write) also meets the attempt's :class:`Budget`: its total deadline and,
-when one is given, a stop event, so a signal ends a run within a fraction of
-a second whatever a server does.
+The same decision serves HTTP and HTTPS on the event loop (:func:`adial`,
+the loop's ``getaddrinfo``, deadlines as cancellations: see
+:mod:`kiel.fetch`) and FTP control and data connections, which block in a
+thread (:func:`dial` with :class:`GuardedSocket`): there every blocking step
+(name resolution, connect, each read and write) meets the attempt's
+:class:`Budget`, its total deadline and a stop event, so a signal ends a
+run within a fraction of a second whatever a server does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import math
 import os
 import select
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar
 
-import httpcore
-import httpx
 import idna
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -404,190 +399,80 @@ class GuardedSocket(socket.socket):
             view = view[n:]
 
 
-# --- HTTP: httpcore's network backend, httpx's transport --------------------------------
+# --- HTTP: dialling on the event loop -------------------------------------------------
 
 
-def _readable(sock: socket.socket) -> bool:
-    """True when the peer has sent something or closed (an idle keep-alive gone bad)."""
-    if sock.fileno() == -1:
-        return True
-    p = select.poll()
-    p.register(sock, select.POLLIN)
-    return bool(p.poll(0))
+async def aresolve(host: str, port: int, resolver: Resolver = system_resolver) -> list[str]:
+    """Resolve once, on the event loop: the loop's ``getaddrinfo`` for the
+    system resolver, another resolver in a daemon thread (a resolver that
+    never answers holds no executor). The attempt's deadline is the caller's
+    (a cancellation). A name that does not resolve raises ``socket.gaierror``."""
+    if _is_literal(host):
+        return [host]
+    loop = asyncio.get_running_loop()
+    out: list[str] = []
+    if resolver is system_resolver:
+        for *_, sockaddr in await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+            a = str(sockaddr[0])
+            if a not in out:
+                out.append(a)
+    else:
+        fut: asyncio.Future[list[str]] = loop.create_future()
+
+        def settle(addresses: list[str] | None, error: BaseException | None) -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(addresses or [])
+
+        def work() -> None:
+            try:
+                got, err = list(resolver(host, port)), None
+            except BaseException as e:  # noqa: BLE001 - handed to the loop
+                got, err = None, e
+            try:
+                loop.call_soon_threadsafe(settle, got, err)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits any more
+
+        threading.Thread(target=work, name="kiel-resolve", daemon=True).start()
+        out = await fut
+    if not out:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host} resolves to no address")
+    return out
 
 
-class _Stream(httpcore.NetworkStream):
-    """httpcore's view of one guarded connection: every step meets the budget."""
-
-    def __init__(self, sock: socket.socket):
-        self._sock = sock
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+async def adial(host: str, port: int, policy: Policy | None,
+                resolver: Resolver = system_resolver) -> tuple[socket.socket, Verdict]:
+    """:func:`dial` on the event loop: every address the name resolves to is
+    judged (one denied address denies the host), then the judged literals are
+    connected in order, never the name. A non-blocking socket is returned."""
+    name = encode_host(host)
+    addresses = await aresolve(name, port, resolver)
+    verdicts = []
+    for a in addresses:
+        v = policy.judge(a, name) if policy is not None else Verdict(name, a, True, "unchecked")
+        if not v.allowed:
+            raise Denied(v)
+        verdicts.append(v)
+    loop = asyncio.get_running_loop()
+    last: BaseException | None = None
+    for a, v in zip(addresses, verdicts, strict=True):
+        infos = socket.getaddrinfo(a, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+        family, type_, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, type_, proto)
         try:
-            return bounded(self._sock, lambda: self._sock.recv(max_bytes), timeout)
-        except TimeoutError as e:
-            raise httpcore.ReadTimeout(str(e)) from e
+            sock.setblocking(False)
+            await loop.sock_connect(sock, sockaddr)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock, v
         except OSError as e:
-            raise httpcore.ReadError(str(e)) from e
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        view = memoryview(buffer)
-        try:
-            while view:
-                view = view[self._send(view, timeout):]
-        except TimeoutError as e:
-            raise httpcore.WriteTimeout(str(e)) from e
-        except OSError as e:
-            raise httpcore.WriteError(str(e)) from e
-
-    def _send(self, view: memoryview, timeout: float | None) -> int:
-        return bounded(self._sock, lambda: self._sock.send(view), timeout)
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
-        try:
-            tls = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname,
-                                          do_handshake_on_connect=False)
-            bounded(tls, tls.do_handshake, timeout)
-        except TimeoutError as e:
-            self._sock.close()
-            raise httpcore.ConnectTimeout(str(e)) from e
-        except OSError as e:
-            self._sock.close()
-            raise httpcore.ConnectError(str(e)) from e
+            sock.close()
+            last = e
         except BaseException:
-            self._sock.close()
-            raise
-        return _Stream(tls)
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "ssl_object":
-            return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
-        if info == "client_addr":
-            return self._sock.getsockname()
-        if info == "server_addr":
-            return self._sock.getpeername()
-        if info == "socket":
-            return self._sock
-        if info == "is_readable":
-            return _readable(self._sock)
-        return None
-
-
-class GuardedBackend(httpcore.SyncBackend):
-    """httpcore's network backend, with the policy applied to the address dialled."""
-
-    def __init__(self, policy: Policy | None, resolver: Resolver = system_resolver):
-        self.policy = policy
-        self.resolver = resolver
-
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:
-        try:
-            sock: socket.socket
-            sock, _ = dial(host, port, self.policy, timeout, resolver=self.resolver,
-                           local_address=local_address)
-        except TimeoutError as e:
-            raise httpcore.ConnectTimeout(str(e)) from e
-        except OSError as e:
-            raise httpcore.ConnectError(str(e)) from e
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return _Stream(sock)
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Any = None) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("Kiel connects to no Unix socket")
-
-
-def _httpcore_errors() -> list[tuple[type[Exception], type[httpx.HTTPError]]]:
-    # The same mapping httpx's own HTTPTransport makes, most specific first.
-    return [
-        (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-        (httpcore.ReadTimeout, httpx.ReadTimeout),
-        (httpcore.WriteTimeout, httpx.WriteTimeout),
-        (httpcore.PoolTimeout, httpx.PoolTimeout),
-        (httpcore.TimeoutException, httpx.TimeoutException),
-        (httpcore.ConnectError, httpx.ConnectError),
-        (httpcore.ReadError, httpx.ReadError),
-        (httpcore.WriteError, httpx.WriteError),
-        (httpcore.NetworkError, httpx.NetworkError),
-        (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-        (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-        (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-        (httpcore.ProtocolError, httpx.ProtocolError),
-        (httpcore.ProxyError, httpx.ProxyError),
-    ]
-
-
-_ERRORS = _httpcore_errors()
-
-
-@contextmanager
-def _httpx_errors() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        for src, dst in _ERRORS:
-            if isinstance(exc, src):
-                raise dst(str(exc)) from exc
-        raise
-
-
-class _ResponseStream(httpx.SyncByteStream):
-    def __init__(self, stream: Any):
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[bytes]:
-        with _httpx_errors():
-            yield from self._stream
-
-    def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
-
-
-class GuardedTransport(httpx.BaseTransport):
-    """httpx's transport over ``httpcore.ConnectionPool(network_backend=GuardedBackend)``.
-
-    ``httpx.HTTPTransport`` takes no network backend; this is its public
-    part (request and response mapping, exception mapping), HTTP/1.1 only,
-    no proxy.
-    """
-
-    def __init__(self, *, policy: Policy | None, ssl_context: ssl.SSLContext,
-                 max_connections: int, max_keepalive_connections: int,
-                 keepalive_expiry: float = 5.0, resolver: Resolver = system_resolver):
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context, max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry, http1=True, http2=False,
-            network_backend=GuardedBackend(policy, resolver))
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.SyncByteStream)
-        req = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
-                             port=request.url.port, target=request.url.raw_path),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _httpx_errors():
-            resp = self._pool.handle_request(req)
-        return httpx.Response(status_code=resp.status, headers=resp.headers,
-                              stream=_ResponseStream(resp.stream), extensions=resp.extensions)
-
-    def close(self) -> None:
-        self._pool.close()
-
-    def __exit__(self, exc_type: type[BaseException] | None = None,
-                 exc_value: BaseException | None = None,
-                 traceback: TracebackType | None = None) -> None:
-        self.close()
+            sock.close()
+            raise  # a deadline or a stop: no other address is tried
+    assert last is not None
+    raise last

@@ -129,30 +129,27 @@ def _redacted(value: Any) -> Any:
 
 def append(path: str, entry: dict[str, Any]) -> None:
     """Append one line to the notes file ``path`` (created if missing)."""
-    line = dumps(entry)
     fd = open_regular(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
-        st = os.fstat(fd)
-        if st.st_nlink > 1:
-            # Kiel never hard-links a store file: a second name is someone
-            # else's file (outside the store, or another record's notes),
-            # and a line appended here would land in it.
-            raise NotRegular(path, f"a hard link ({st.st_nlink} names share this file)")
-        size = st.st_size
-        if size:
-            # End a torn last line first, so this line stays whole.
-            if os.pread(fd, 1, size - 1) != b"\n":
-                line = b"\n" + line
-        view = memoryview(line)
-        if faults.ACTIVE and faults.hit("notes.torn"):
-            os.write(fd, view[: len(view) // 2])  # a torn line, for the crash tests
-            faults.die()
-        faults.hit("notes.before")
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        size = _single_name(fd, path).st_size
+        # End a torn last line first, so this line stays whole.
+        append_fd(fd, entry, not size or os.pread(fd, 1, size - 1) == b"\n")
     finally:
         os.close(fd)
+
+
+def append_fd(fd: int, entry: dict[str, Any], ends_whole: bool) -> None:
+    """Append one line through ``fd`` (opened ``O_APPEND``), its file's last
+    byte known (``ends_whole``: empty, or a newline)."""
+    line = dumps(entry) if ends_whole else b"\n" + dumps(entry)
+    view = memoryview(line)
+    if faults.ACTIVE and faults.hit("notes.torn"):
+        os.write(fd, view[: len(view) // 2])  # a torn line, for the crash tests
+        faults.die()
+    faults.hit("notes.before")
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 @dataclass(frozen=True)
@@ -255,20 +252,51 @@ def tail_lines(path: str, window: int = TAIL_WINDOW) -> tuple[list[bytes], bool]
     how long the file is. A missing file is an empty, whole tail.
     """
     try:
-        fd = open_regular(path, os.O_RDONLY)
+        fd, st = _open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return [], True
     try:
-        size = os.fstat(fd).st_size
-        start = max(0, size - window)
-        data = os.pread(fd, size - start, start)
+        return tail_of(fd, st.st_size, window)[:2]
     finally:
         os.close(fd)
+
+
+def open_for_tail(path: str) -> tuple[int, int] | None:
+    """A notes file opened to read its tail and append to it (one descriptor
+    for both), and its size; None when it does not exist."""
+    try:
+        fd, _ = _open_regular(path, os.O_RDWR | os.O_APPEND)
+    except FileNotFoundError:
+        return None
+    try:
+        return fd, _single_name(fd, path).st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _single_name(fd: int, path: str) -> os.stat_result:
+    """The status of a notes file opened to append to, refused when the file
+    has more than one name: Kiel never hard-links a store file, so a second
+    name is someone else's file (outside the store, or another record's
+    notes), and a line appended here would land in it."""
+    st = os.fstat(fd)
+    if st.st_nlink > 1:
+        raise NotRegular(path, f"a hard link ({st.st_nlink} names share this file)")
+    return st
+
+
+def tail_of(fd: int, size: int, window: int = TAIL_WINDOW) -> tuple[list[bytes], bool, bool]:
+    """:func:`tail_lines` of an open file of ``size`` bytes, and whether the
+    file ends with a newline (or is empty)."""
+    start = max(0, size - window)
+    data = os.pread(fd, size - start, start)
+    ends_whole = not data or data.endswith(b"\n")
     lines = data.split(b"\n")
     lines.pop()  # after the last newline: empty, or a torn line
     if start > 0 and lines:
         lines.pop(0)  # the window began inside a line
-    return lines, start == 0
+    return lines, start == 0, ends_whole
 
 
 def parse_line(raw: bytes) -> dict[str, Any] | None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,8 +41,14 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, under another user
-    return True
+        pass  # it exists, under another user
+    # A zombie answers the probe but writes nothing any more: a killed worker
+    # whose parent died with it waits for a reaper that may never come.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 # --- temporary files ---------------------------------------------------------------
 # A temporary file belongs to the process that made it: its name carries the
@@ -86,9 +94,22 @@ def tmp_abandoned(path: str, now_: float | None = None) -> bool:
     return age > FOREIGN_TMP_AGE
 
 
+def remove_tmp(path: str) -> None:
+    """Remove an abandoned temporary name: a file, or a new object directory
+    a crash left half-built under its hidden name (never through a link)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        unlink_quiet(path)
+
+
 def clean_abandoned(directory: str) -> list[str]:
-    """Remove the abandoned temporary files (never directories) of ``directory``;
-    the names removed. Files of running processes are left alone."""
+    """Remove the abandoned temporary files of ``directory`` (a hidden object
+    directory too); the names removed. Those of running processes are left alone."""
     removed: list[str] = []
     try:
         names = os.listdir(directory)
@@ -98,12 +119,9 @@ def clean_abandoned(directory: str) -> list[str]:
         path = os.path.join(directory, name)
         if not name.startswith(TMP_PREFIX) or not tmp_abandoned(path):
             continue
-        try:
-            if not os.path.isdir(path) or os.path.islink(path):
-                os.unlink(path)
-                removed.append(name)
-        except FileNotFoundError:
-            pass  # its process renamed or removed it meanwhile
+        if os.path.lexists(path):
+            remove_tmp(path)
+            removed.append(name)
     return removed
 
 

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 from collections import Counter
 from collections.abc import Generator, Iterator
@@ -358,17 +359,20 @@ class _RecordCheck:
                                    found=str(st.st_nlink))
 
     def tmp(self, path: str) -> Iterator[Finding]:
-        # Only files: Kiel never makes a temporary directory, so a directory
-        # with that name is someone else's and stays.
         if store.tmp_owner(os.path.basename(path)) is not None \
                 and not store.tmp_abandoned(path):
             # Named by a process that still runs (on this host), or by one
             # of another host less than a day ago: a write under way.
             yield self.finding("in-flight", path, "temporary file of a running process")
             return
-        if self.v.repair and (os.path.islink(path) or not os.path.isdir(path)):
+        # A directory under a temporary name is a new object directory a crash
+        # left half-built (it is renamed into place whole): removed the same way.
+        if self.v.repair:
             try:
-                os.unlink(path)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
                 yield self.finding("tmp-removed", path, "leftover temporary file removed")
                 return
             except OSError as e:

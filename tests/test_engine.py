@@ -356,3 +356,48 @@ def test_a_body_equal_to_an_earlier_one_links_to_it(home, httpserver, tmp_path, 
     first, second, third = names
     assert not os.path.islink(d / first) and not os.path.islink(d / second)
     assert os.readlink(d / third) == first
+
+
+def test_a_new_object_directory_appears_whole_or_not_at_all(tmp_path, httpserver):
+    """A new object directory is built under a hidden name and renamed into
+    place complete (00url, the body, 00notes). A SIGKILL just before the
+    rename leaves only the hidden directory, which the next run removes; the
+    record's objects then appear whole."""
+    httpserver.expect_request("/a.pdf").respond_with_data(b"%PDF-1.4 a",
+                                                         content_type="application/pdf")
+    httpserver.expect_request("/b.pdf").respond_with_data(b"%PDF-1.4 b",
+                                                         content_type="application/pdf")
+    home = make_home(tmp_path / "h")
+    rid = "RePEc:aaa:wpaper:1"
+    src = write_amf(tmp_path / "a.xml", text(rid, httpserver.url_for("/a.pdf"),
+                                             httpserver.url_for("/b.pdf")))
+    r = kiel(home, str(src), env={"KIEL_FAULT": "objdir.built@2"})
+    assert r.returncode == -9, r.stderr
+    rdir = record_dir_of(home, rid)
+    hidden = [n for n in os.listdir(rdir) if n.startswith(".kiel-tmp-")]
+    objects = [n for n in os.listdir(rdir) if (rdir / n).is_dir() and n not in hidden]
+    assert len(hidden) == 1 and (rdir / hidden[0]).is_dir()
+    assert sorted(os.listdir(rdir / hidden[0]))[:2] == ["00notes", "00url"]
+    for n in objects:  # the one renamed before the kill is complete
+        names = os.listdir(rdir / n)
+        assert "00url" in names and "00notes" in names and len(names) == 3, names
+    assert [f.kind for f in verify(str(home))].count("tmp-leftover") >= 1
+    r = kiel(home, str(src))
+    assert r.returncode == 0, r.stderr
+    assert not [n for n in os.listdir(rdir) if n.startswith(".kiel-tmp-")]
+    assert len([n for n in os.listdir(rdir) if (rdir / n).is_dir()]) == 2
+    assert not [f for f in verify(str(home)) if f.severity == "breach"]
+
+
+def test_verify_repair_removes_a_hidden_directory_a_crash_left(tmp_path, httpserver):
+    httpserver.expect_request("/a.pdf").respond_with_data(b"%PDF-1.4 a",
+                                                         content_type="application/pdf")
+    home = make_home(tmp_path / "h")
+    rid = "RePEc:aaa:wpaper:1"
+    src = write_amf(tmp_path / "a.xml", text(rid, httpserver.url_for("/a.pdf")))
+    assert kiel(home, str(src), env={"KIEL_FAULT": "objdir.built@1"}).returncode == -9
+    rdir = record_dir_of(home, rid)
+    (hidden,) = [n for n in os.listdir(rdir) if n.startswith(".kiel-tmp-")]
+    r = subprocess.run([sys.executable, "-m", "kiel", "verify", "--home", str(home), "--repair"],
+                       capture_output=True, text=True)
+    assert not (rdir / hidden).exists(), r.stdout + r.stderr

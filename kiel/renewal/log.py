@@ -42,6 +42,19 @@ class RunLog:
             except (OSError, ValueError):
                 pass  # the log is not precious; a full disk is reported by the run
 
+    def flush(self) -> None:
+        with self._lock:
+            try:
+                self._f.flush()
+            except (OSError, ValueError):
+                pass
+
+    def reopen(self) -> None:
+        """In a worker process: a file of its own, written a line at a time,
+        so that the processes' lines never interleave within a line."""
+        self._f = open(self.path, "a", encoding="utf-8", buffering=1)
+        self._lock = threading.Lock()
+
     def close(self) -> None:
         with self._lock:
             try:

@@ -158,7 +158,7 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
             is_gone = True  # the listing says it: no lstat of its own
         elif store.is_tmp(name):
             if store.tmp_abandoned(os.path.join(rdir, name)):
-                store.unlink_quiet(os.path.join(rdir, name))
+                store.remove_tmp(os.path.join(rdir, name))
             continue
         m = store.VERSION_RE.match(name)
         if m:

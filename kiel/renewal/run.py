@@ -10,11 +10,16 @@ Nothing here prints or exits: the run returns a :class:`Summary`.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import shutil
+import signal
 import threading
 import time
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from typing import Any
 
 from kiel import branches as branches_mod
 from kiel import netguard, platforms, store, urls
@@ -23,17 +28,54 @@ from kiel.escape import inside
 from kiel.fetch import CLIENTS_PER_THREAD, Fetcher, Limits, user_agent
 from kiel.home import Home, Lock
 from kiel.notes import NotRegular
-from kiel.renewal import fds, journal
+from kiel.renewal import fds, journal, processes
 from kiel.renewal import record as record_mod
 from kiel.renewal.gone import mark_gone
 from kiel.renewal.log import RunLog, unique_path
-from kiel.renewal.options import Options, Progress
+from kiel.renewal.options import Options, Progress, Stop
 from kiel.renewal.plan import Planned, plan
 from kiel.renewal.scan import InputRules, Scanned, Selection, scan
 from kiel.renewal.scheduler import Scheduler
 from kiel.renewal.shared import SharedFetches
 from kiel.renewal.stats import Stats, Summary
 from kiel.renewal.worker import Context, HostHealth, ObjectJob, Worker, end
+
+
+class Slots:
+    """The records in flight, bounded; released from the loop, waited on by the planner."""
+
+    def __init__(self, n: int):
+        self.free = n
+        self._waiter: asyncio.Future[None] | None = None
+
+    def take(self) -> bool:
+        if self.free > 0:
+            self.free -= 1
+            return True
+        return False
+
+    async def wait(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        fut = self._waiter = loop.create_future()
+        handle = loop.call_later(timeout, self._wake)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def release(self) -> None:
+        self.free += 1
+        self._wake()
+
+
+async def _aiter(items: Iterable[Planned]) -> AsyncIterator[Planned]:
+    for p in items:
+        yield p
 
 
 def renew(home: Home, options: Options | None = None) -> Summary:
@@ -51,6 +93,7 @@ class Renewal:
         self.store_root = home.store
         self.full_run = options.only is None and options.shard is None
         self.interrupted: str | None = None
+        self.lost_worker = False  # a worker process ended without its counts
         self._fatal: BaseException | None = None
         self._fatal_lock = threading.Lock()
         self._safe_parents: set[str] = set()
@@ -135,7 +178,7 @@ class Renewal:
                 self.journal = jr
                 self.dirty = dirty
                 scanned = self._scan(inputs, workdir)
-                self._renew(scanned)
+                self._renew(scanned, workdir)
                 if self.full_run and self._fatal is None:
                     self._gone(scanned, workdir)
                 else:
@@ -159,7 +202,7 @@ class Renewal:
     def _clean_workdir(self, workdir: str) -> None:
         """Remove the run's work files. After a store failure the journal stays:
         the records it names as in flight are repaired by the next run."""
-        if self._fatal is None:
+        if self._fatal is None and not self.lost_worker:
             shutil.rmtree(workdir, ignore_errors=True)
             return
         try:
@@ -196,9 +239,140 @@ class Renewal:
 
     # -- renew -----------------------------------------------------------------------------
 
-    def _renew(self, scanned: Scanned) -> None:
+    def _renew(self, scanned: Scanned, workdir: str) -> None:
+        """The records, renewed on one event loop per process (made for this
+        run, closed after): here, or in worker processes."""
         cfg = self.cfg
-        b = fds.budget(fds.raise_soft_limit(), cfg.concurrency, CLIENTS_PER_THREAD)
+        n = processes.count(cfg.processes, cfg.per_host, cfg.host_delay)
+        records = plan(scanned.spool, scanned.failed_files, self._duplicate)
+        try:
+            if n <= 1:
+                self._on_loop(self._renew_on_loop(
+                    _aiter(records), scanned.shared_urls, cfg.concurrency, cfg.per_host))
+            else:
+                self._renew_in_processes(records, scanned, n)
+        finally:
+            scanned.spool.cleanup()
+        if self.interrupted is None and self.opt.stop is not None and self.opt.stop.is_set():
+            self.interrupted = "signal"  # a stop after the last record started
+        if self.interrupted == "signal":
+            self.interrupted = getattr(self.opt.stop, "reason", None) or "SIGTERM"
+
+    @staticmethod
+    def _on_loop(coro: Coroutine[Any, Any, None]) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(coro)
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    # -- worker processes ----------------------------------------------------------------
+
+    def _renew_in_processes(self, records: Iterable[Planned], scanned: Scanned,
+                            n: int) -> None:
+        """Fork ``n`` workers, send each its records, merge what they counted."""
+        self.log.write(f"renewing in {n} worker processes")
+        self.log.flush()  # nothing buffered is written twice
+        board = processes.Board(n) if self.opt.progress else None
+        workers = processes.start(
+            n, lambda k, fd, result: self._worker(k, fd, result, n, scanned, board))
+        forwarded: list[int] = []
+        shown = [0.0]
+
+        def progress() -> None:
+            if board is None or time.monotonic() - shown[0] < 0.5 or self.opt.progress is None:
+                return
+            shown[0] = time.monotonic()
+            done, found, objects, running, fetched = board.totals()
+            s = self.stats
+            self.opt.progress(Progress(
+                "renew", s.records_found, done, s.objects_total + found, objects, running,
+                fetched, time.monotonic() - self.t0, self.opt.max_time))
+
+        def on_stop() -> None:
+            if not forwarded:
+                forwarded.append(1)
+                reason = getattr(self.opt.stop, "reason", None)
+                processes.forward(workers, signal.SIGINT if reason == "SIGINT"
+                                  else signal.SIGTERM)
+
+        feeder = processes.Feeder(workers, self.stopping, on_stop, progress)
+        try:
+            processes.feed(records, feeder, scanned.components, n)
+            if self.stopping():
+                on_stop()
+                for _ in records:  # the rest, counted as the single process counts them
+                    with self.stats.lock:
+                        self.stats.skipped["interrupted"] += 1
+        finally:
+            feeder.close()
+
+            def watch() -> None:
+                if self.stopping():
+                    on_stop()
+                progress()
+
+            ended = [processes.reap(w, watch) for w in workers]
+        for e in ended:
+            if e.result is None:
+                self.lost_worker = True
+                self.interrupted = "worker-lost"
+                self.report("a worker process ended without its counts ("
+                            + (f"killed by signal {e.signal}" if e.signal else f"exit {e.code}")
+                            + "); the run is incomplete, nothing is marked gone", False)
+                continue
+            self.stats.merge(e.result["stats"])
+            if e.result.get("interrupted") and self.interrupted is None:
+                self.interrupted = e.result["interrupted"]
+            if e.result.get("fatal") and self._fatal is None:
+                self._fatal = StoreError(e.result["fatal"])
+
+    def _worker(self, k: int, fd: int, result: int, n: int, scanned: Scanned,
+                board: processes.Board | None) -> None:
+        """One worker process: its records from ``fd``, renewed on its own loop;
+        its counts sent back down ``result``. Ends the process."""
+        code = 70
+        try:
+            stop = self.opt.stop if isinstance(self.opt.stop, Stop) else Stop()
+            def on_signal(signum: int, _frame: object) -> None:
+                stop.request("SIGINT" if signum == signal.SIGINT else "SIGTERM")
+
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+            def post(p: Progress) -> None:
+                assert board is not None
+                board.post(k, p.records_done, p.objects_total, p.objects_done, p.fetching,
+                           p.bytes_fetched)
+
+            self.opt = dataclasses.replace(self.opt, stop=stop,
+                                           progress=post if board is not None else None)
+            self.stats = Stats()
+            self.log.reopen()
+            cfg = self.cfg
+            self._on_loop(self._renew_on_loop(
+                processes.records_from(fd), scanned.shared_urls,
+                max(1, cfg.concurrency // n), max(1, cfg.per_host // n)))
+            self._progress("renew")  # the worker's last figures for the parent's line
+            if self.interrupted is None and stop.is_set():
+                self.interrupted = stop.reason or "SIGTERM"
+            self.journal.close()  # its ends, written before the counts
+            processes.send_result(result, {
+                "stats": self.stats.counts(), "interrupted": self.interrupted,
+                "fatal": str(self._fatal) if self._fatal else None})
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - the parent hears of it as a lost worker
+            self.log.write(f"worker process {k} failed: {type(e).__name__}: {e}")
+        finally:
+            self.log.close()
+            os._exit(code)
+
+    async def _renew_on_loop(self, records: AsyncIterator[Planned], shared: set[str],
+                             concurrency: int, per_host: int) -> None:
+        cfg = self.cfg
+        b = fds.budget(fds.raise_soft_limit(), concurrency, CLIENTS_PER_THREAD)
         self.log.write(f"open files: limit {b.soft}, {b.workers} workers, "
                        f"{b.clients_per_worker} idle clients each")
         # Where Kiel may connect is decided on the address actually dialled
@@ -207,24 +381,23 @@ class Renewal:
                                  cfg.max_body, user_agent(cfg.contact)),
                           verify_tls=self.opt.verify_tls,
                           guard=netguard.Policy(allow=cfg.allow_networks, deny=cfg.deny_networks),
-                          stop=self.opt.stop, clients_per_thread=b.clients_per_worker)
-        self.sched: Scheduler[ObjectJob] = Scheduler(cfg.per_host, cfg.host_delay)
-        ctx = Context(cfg, fetcher, self.sched, SharedFetches(scanned.shared_urls), self.stats,
+                          clients_per_thread=b.clients_per_worker, threads=b.workers)
+        self.sched: Scheduler[ObjectJob] = Scheduler(per_host, cfg.host_delay)
+        ctx = Context(cfg, fetcher, self.sched, SharedFetches(shared), self.stats,
                       HostHealth(cfg.host_down_after), self.store_root, self.clock,
                       self.stopping, self.fatal, self.failed, self.report, self.log.write)
-        self.starter = Worker(ctx)  # deposits the records name start from the main thread
-        workers = [threading.Thread(target=Worker(ctx).loop, name=f"kiel-fetch-{i}",
-                                    daemon=True) for i in range(b.workers)]
-        for w in workers:
-            w.start()
+        self.starter = Worker(ctx)  # deposits the records name start with the record
+        workers = [asyncio.create_task(Worker(ctx).loop(), name=f"kiel-fetch-{i}")
+                   for i in range(b.workers)]
+        watcher = asyncio.create_task(self._watch_stop(workers), name="kiel-stop")
         # Records started and not finished: bounded, so that a record starts only
         # when the workers can soon take its objects (and --max-time means it).
         lookahead = b.workers * (1 if self.opt.max_time else 4)
-        self._inflight = threading.BoundedSemaphore(lookahead + 1)
+        self._inflight = Slots(lookahead + 1)
         last_progress = 0.0
         try:
-            for p in plan(scanned.spool, scanned.failed_files, self._duplicate):
-                if not self._wait_slot():
+            async for p in records:
+                if not await self._wait_slot():
                     with self.stats.lock:
                         self.stats.skipped["interrupted"] += 1
                     continue
@@ -232,30 +405,38 @@ class Renewal:
                     continue
                 self._start(p)
                 while self.sched.pending > lookahead and not self.stopping():
-                    self.sched.wait_below(lookahead, timeout=0.5)
+                    await self.sched.wait_below(lookahead, timeout=0.5)
                 if self.opt.progress and time.monotonic() - last_progress > 0.5:
                     last_progress = time.monotonic()
                     self._progress("renew")
         finally:
-            scanned.spool.cleanup()
             self.sched.close()
-            while any(w.is_alive() for w in workers):
+            while not all(w.done() for w in workers):
                 if self.stopping():
                     self._cancel_queued()
-                for w in workers:
-                    w.join(0.2)
-            fetcher.close()
-        if self.interrupted is None and self.opt.stop is not None and self.opt.stop.is_set():
-            self.interrupted = "signal"  # a stop after the last record started
-        if self.interrupted == "signal":
-            self.interrupted = getattr(self.opt.stop, "reason", None) or "SIGTERM"
+                await asyncio.wait(workers, timeout=0.2)
+            watcher.cancel()
+            await fetcher.aclose()
+            for w in workers:
+                if not w.cancelled() and w.exception() is not None:
+                    raise w.exception()  # type: ignore[misc]
 
-    def _wait_slot(self) -> bool:
+    async def _watch_stop(self, workers: list[asyncio.Task[None]]) -> None:
+        """The stop, as a cancellation: every worker's wait ends (an attempt in
+        flight is noted ``000 interrupted``), the jobs not started end here."""
+        while not self.stopping():
+            await asyncio.sleep(0.1)
+        self._cancel_queued()
+        for w in workers:
+            w.cancel()
+
+    async def _wait_slot(self) -> bool:
         """A free in-flight slot; False when the run stops while waiting."""
-        while not self._inflight.acquire(timeout=0.5):
+        while not self._inflight.take():
+            await self._inflight.wait(0.5)
             if self.stopping():
                 self._cancel_queued()
-                return self._inflight.acquire(blocking=False)
+                return self._inflight.take()
         return True
 
     def _cancel_queued(self) -> None:
@@ -372,7 +553,7 @@ class Renewal:
             self.log.write("gone: not checked, some input could not be read")
             scanned.seen.cleanup()
             return
-        if self.interrupted in ("SIGTERM", "SIGINT", "signal"):
+        if self.interrupted in ("SIGTERM", "SIGINT", "signal", "worker-lost"):
             scanned.seen.cleanup()
             return
         self._progress("gone")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from kiel import records, redist, store, urls
+from kiel import records, redist, spool, store, urls
 from kiel.branches import Branch
 from kiel.errors import StoreError
 from kiel.notes import NotRegular
@@ -71,6 +71,10 @@ class Scanned:
     spool: ExternalSort
     seen: ExternalSort
     shared_urls: set[str] = field(default_factory=set)
+    # Records linked by shared URLs, each to one record of its connected
+    # component (record directories, relative to the store): records that
+    # share a URL, directly or through others, renew in one process.
+    components: dict[str, str] = field(default_factory=dict)
     failed_files: set[int] = field(default_factory=set)
     complete: bool = True  # every input path was read without error
     records_found: int = 0
@@ -91,13 +95,13 @@ def scan(inputs: Iterable[str], branches: Sequence[Branch], store_root: str, wor
          tick: Callable[[int], None] | None = None,
          rules: InputRules = InputRules()) -> Scanned:
     """Read every input once; raises :class:`StoreError` when ``var/`` is full."""
-    out = Scanned(ExternalSort(workdir), ExternalSort(workdir, chunk_bytes=512 * 1024))
+    out = Scanned(ExternalSort(workdir), ExternalSort(workdir, chunk_bytes=spool.CHUNK_BYTES // 2))
     url_spool = ExternalSort(workdir)
     try:
         for root in inputs:
             _scan(root, branches, store_root, selection, now, interval, full_run, report,
                   stopping, log, tick, out, url_spool, rules)
-        _find_shared(url_spool, out.shared_urls)
+        _find_shared(url_spool, out.shared_urls, out.components)
     except OSError as e:
         out.spool.cleanup()
         out.seen.cleanup()
@@ -190,12 +194,37 @@ def _scan(root: str, branches: Sequence[Branch], store_root: str,
                 tick(seq)
 
 
-def _find_shared(url_spool: ExternalSort, shared: set[str]) -> None:
-    """URLs linked by more than one record: fetched once, linked by the rest."""
+def _find_shared(url_spool: ExternalSort, shared: set[str],
+                 components: dict[str, str] | None = None) -> None:
+    """URLs linked by more than one record: fetched once, linked by the rest.
+    With ``components``: every record linked by one, mapped to one record of
+    its connected component (union-find over the records sharing a URL)."""
+    parent: dict[bytes, bytes] = {}
+
+    def root(x: bytes) -> bytes:
+        r = x
+        while parent.get(r, r) != r:
+            r = parent[r]
+        while x != r:  # path compression
+            parent[x], x = r, parent[x]
+        return r
+
     prev_url = None
     prev_rel = None
+    first_rel = b""
     for line in url_spool:
         url, _, rel = line.partition(b"\t")
-        if url == prev_url and rel != prev_rel:
+        if url != prev_url:
+            first_rel = rel
+        elif rel != prev_rel:
             shared.add(url.decode("utf-8", "surrogateescape"))
+            if components is not None:
+                a, b = root(first_rel), root(rel)
+                if a != b:
+                    parent[b] = a
+                parent.setdefault(a, a)
         prev_url, prev_rel = url, rel
+    if components is not None:
+        for x in list(parent):
+            components[x.decode("utf-8").replace("\x01", "/")] = \
+                root(x).decode("utf-8").replace("\x01", "/")

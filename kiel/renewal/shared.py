@@ -1,20 +1,20 @@
 """URLs linked by several records: fetched once per run, linked by the rest.
 
 The first record to reach a shared URL owns its fetch; the others follow.
-Each shared URL has one :class:`concurrent.futures.Future`: the owner
-resolves it with its outcome, or fails it, on every exit path (a job that
-ends without resolving it fails it: :func:`kiel.renewal.worker.end`), and
-each follower's callback runs exactly once, whichever thread settles it.
+Each shared URL has one :class:`asyncio.Future` on the run's loop: the
+owner resolves it with its outcome, or fails it, on every exit path (a job
+that ends without resolving it fails it: :func:`kiel.renewal.worker.end`),
+and each follower's callback runs exactly once, on the loop.
 No record waits on a shared fetch for ever.
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future
+import asyncio
+from asyncio import Future
 from dataclasses import dataclass
 
-from kiel.fetch import Result
+from kiel.attempt import Result
 
 
 @dataclass(frozen=True)
@@ -45,22 +45,21 @@ class Owner:
     def fail(self, reason: str) -> None:
         if not self.future.done():
             self.future.set_exception(Abandoned(reason))
+            self.future.exception()  # read: a URL nobody follows logs no warning
 
 
 class SharedFetches:
     def __init__(self, urls: frozenset[str] | set[str]):
         self._urls = frozenset(urls)
         self._futures: dict[str, Future[Outcome]] = {}
-        self._lock = threading.Lock()
 
     def role(self, url: str) -> Owner | Future[Outcome] | None:
         """None: not shared. An :class:`Owner`: fetch it and settle. A future:
         follow it (``add_done_callback``)."""
         if url not in self._urls:
             return None
-        with self._lock:
-            f = self._futures.get(url)
-            if f is None:
-                f = self._futures[url] = Future()
-                return Owner(url, f)
-            return f
+        f = self._futures.get(url)
+        if f is None:
+            f = self._futures[url] = asyncio.get_running_loop().create_future()
+            return Owner(url, f)
+        return f

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from kiel.exits import ExitStatus
@@ -76,6 +76,23 @@ class Stats:
             self.bytes_stored += stored
             self.bytes_linked += linked
 
+    def counts(self) -> dict[str, Any]:
+        """Every counter, as JSON values (a worker process hands them over)."""
+        with self.lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lock"}
+
+    def merge(self, counts: dict[str, Any]) -> None:
+        """Add a worker process's :meth:`counts` to these."""
+        with self.lock:
+            for k, v in counts.items():
+                cur = getattr(self, k)
+                if isinstance(cur, Counter):
+                    cur.update(v)
+                elif isinstance(cur, list):
+                    cur.extend(v[:max(0, MAX_LISTED_PROBLEMS - len(cur))])
+                else:
+                    setattr(self, k, cur + v)
+
     def connect_failures(self) -> int:
         return sum(n for e, n in self.errors.items() if e in CONNECT_ERRORS)
 
@@ -113,7 +130,7 @@ class Summary:
     bytes_fetched: int
     bytes_stored: int
     bytes_linked: int
-    interrupted: str | None  # "SIGTERM", "SIGINT", "max-time" or None
+    interrupted: str | None  # "SIGTERM", "SIGINT", "max-time", "worker-lost" or None
     alert: str | None  # a person is needed: most attempts could not connect
     log: str
     summary_file: str
@@ -126,6 +143,8 @@ class Summary:
             return ExitStatus.SIGTERM
         if self.alert:
             return ExitStatus.ALERT
+        if self.interrupted == "worker-lost":
+            return ExitStatus.PROBLEMS
         return ExitStatus.PROBLEMS if self.input_errors or self.gone_held or self.damaged \
             else ExitStatus.OK
 

@@ -1,10 +1,13 @@
-"""Workers: the threads that renew objects, one job at a time.
+"""Workers: the coroutines that renew objects, one job at a time each,
+all on the run's one event loop.
 
 A job is one object of one record (a redirect target is a job of its own).
 Every job ends exactly once: it lowers its record's count when it ends, or
-hands that duty on, to its retry (put back on the scheduler's heap, never
+hands that duty on, to its retry (put back on the scheduler's timer, never
 slept on here) or to the callback of the shared fetch it follows. A job
-that owns a shared fetch settles it on every exit path.
+that owns a shared fetch settles it on every exit path. A worker's only
+wait is the fetch (and the next job): a stop cancels it there, and the
+attempt in flight is noted as ``000 interrupted``.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ import errno
 import os
 import threading
 import time
+from asyncio import Future
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 
 from kiel import discovery, objects, platforms, urls
+from kiel.attempt import Result
 from kiel.config import Config
 from kiel.errors import StoreError
-from kiel.fetch import Fetcher, Result
+from kiel.fetch import Fetcher
 from kiel.notes import NotRegular
 from kiel.renewal import policy
 from kiel.renewal.deposits import Deposit, today
@@ -119,23 +123,23 @@ class Worker:
 
     # -- the loop ------------------------------------------------------------------
 
-    def loop(self) -> None:
+    async def loop(self) -> None:
         while True:
-            got = self.ctx.sched.get()
+            got = await self.ctx.sched.get()
             if got is None:
                 return
             host, job = got
             try:
-                self.run(job)
+                await self.run(job)
             finally:
                 self.ctx.sched.done(host)
 
-    def run(self, job: ObjectJob) -> None:
+    async def run(self, job: ObjectJob) -> None:
         """One job, ended (or handed on) on every path."""
         handed = False
         try:
             if not self.ctx.failed():
-                handed = self._process(job)
+                handed = await self._process(job)
         except BaseException as e:  # noqa: BLE001 - sorted by _trouble
             self._trouble(job.record, job.target.name, e)
         finally:
@@ -166,14 +170,15 @@ class Worker:
 
     # -- one object ------------------------------------------------------------------
 
-    def _process(self, job: ObjectJob) -> bool:
+    async def _process(self, job: ObjectJob) -> bool:
         """True when the job was handed on (a retry, a shared fetch to follow)."""
         ctx = self.ctx
         rec = job.record
         url = job.target.fetch
         if job.od is None:
             od = objects.open_dir(rec.dir, job.target.name, repair=rec.repair)
-            rec.object_dir(job.target.name, os.path.basename(od.path))
+            job.od = od  # released when the job ends, whichever way
+            rec.object_dir(job.target.name, od.name)
             ctx.stats.add(objects=1)
             now = int(ctx.clock())
             decision = policy.give_up(policy.Age(od.since, od.ever_ok, od.given_up), now,
@@ -194,7 +199,6 @@ class Worker:
                 role.add_done_callback(partial(self._follow, job, od))
                 return True
             job.owner = role
-            job.od = od
             body = od.body_file()
             headers = od.validators() if ctx.cfg.conditional and body is not None else {}
             if job.accept:
@@ -202,7 +206,7 @@ class Worker:
             job.headers = headers or None
         od = job.od
         host = urls.host_of(url)
-        res = self._attempt(job, host)
+        res = await self._attempt(job, host)
         extra: dict[str, object] = {"via": job.via} if job.via else {}
         if policy.should_retry(res.status, res.error, job.attempt, ctx.cfg.retries,
                                ctx.stopping()):
@@ -212,7 +216,7 @@ class Worker:
                                        policy.retry_after_seconds(res.retry_after, time.time()),
                                        ctx.cfg.retry_after_cap)
             job.attempt += 1
-            ctx.sched.put_at(host, job, time.monotonic() + delay)
+            ctx.sched.put_later(host, job, delay)
             return True
         link_to = None
         keep_type = None
@@ -316,7 +320,7 @@ class Worker:
             rec, target, deposit=deposit, role=role, key=target.fetch, accept=accept))
         return True
 
-    def _attempt(self, job: ObjectJob, host: str) -> Result:
+    async def _attempt(self, job: ObjectJob, host: str) -> Result:
         ctx = self.ctx
         url = job.target.fetch
         started = ctx.clock()
@@ -328,9 +332,9 @@ class Worker:
                            "not tried again before the next run")
         try:
             if url.startswith("ftp://"):
-                res = ctx.fetcher.fetch_ftp(url, job.od.path, started)
+                res = await ctx.fetcher.afetch_ftp(url, job.od.path, started)
             else:
-                res = ctx.fetcher.fetch(url, job.od.path, job.headers, started)
+                res = await ctx.fetcher.afetch(url, job.od.path, job.headers, started)
         except StoreError as e:
             cause = e.__cause__
             if isinstance(cause, OSError) and cause.errno in NO_SPACE:
@@ -382,7 +386,7 @@ class Worker:
 
     def _follow(self, job: ObjectJob, od: objects.ObjectDir, fut: Future[Outcome]) -> None:
         """Give a record the attempt another record made of the same URL. Runs
-        once, in whichever thread settles the future; ends the job."""
+        once, on the loop, after the owner settled the future; ends the job."""
         rec = job.record
         try:
             exc = fut.exception()
@@ -406,6 +410,7 @@ class Worker:
         except BaseException as e:  # noqa: BLE001 - sorted by _trouble
             self._trouble(rec, job.target.name, e)
         finally:
+            objects.release(od)
             rec.done()
 
 
@@ -415,6 +420,8 @@ def end(job: ObjectJob, reason: str) -> None:
     try:
         if job.owner is not None:
             job.owner.fail(reason)  # a no-op once resolved
+        if job.od is not None:
+            objects.release(job.od)
         job.tell(None, None, reason)
     finally:
         job.record.done()
