@@ -104,7 +104,8 @@ def test_a_worker_killed_ends_the_run_interrupted_and_nothing_is_gone(httpserver
     out, err = p.communicate(timeout=60)
     assert p.returncode == 1, (out, err)
     assert "a worker process ended without its counts (killed by signal 9)" in err
-    summary = json.loads(sorted(Path(home.root, "var", "runs").glob("*.json"))[-1].read_text())
+    summary = json.loads(max(Path(home.root, "var", "runs").glob("*.json"),
+                             key=os.path.getmtime).read_text())
     assert summary["interrupted"] == "worker-lost" and summary["gone"] == 0
     assert not (record_dir(home, old) / "00gone").exists()
     # The next run repairs and completes; then the old record is gone.
