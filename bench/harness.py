@@ -108,8 +108,8 @@ def measure(cmd: list[str], cwd: str | None, log: str, ctx: Ctx | None = None) -
         lf.write(("\n$ " + " ".join(cmd) + "\n").encode())
         lf.flush()
         t0 = time.perf_counter()
-        p = subprocess.Popen([TIME, "-f", "%M %U %S %w %c", "-o", rss_file] + cmd, cwd=cwd, stdout=lf,
-                             stderr=subprocess.STDOUT)
+        p = subprocess.Popen([TIME, "-f", "%M %U %S %w %c", "-o", rss_file] + cmd, cwd=cwd,
+                             stdout=lf, stderr=subprocess.STDOUT)
         p.wait()
         wall = time.perf_counter() - t0
     cpu = (server_cpu(ctx) - cpu0) if ctx else 0.0

@@ -371,7 +371,7 @@ def test_a_new_object_directory_appears_whole_or_not_at_all(tmp_path, httpserver
     rid = "RePEc:aaa:wpaper:1"
     src = write_amf(tmp_path / "a.xml", text(rid, httpserver.url_for("/a.pdf"),
                                              httpserver.url_for("/b.pdf")))
-    r = kiel(home, str(src), env={"KIEL_FAULT": "objdir.built@2"})
+    r = renew(home, str(src), env={"KIEL_FAULT": "objdir.built@2"})
     assert r.returncode == -9, r.stderr
     rdir = record_dir_of(home, rid)
     hidden = [n for n in os.listdir(rdir) if n.startswith(".kiel-tmp-")]
@@ -382,7 +382,7 @@ def test_a_new_object_directory_appears_whole_or_not_at_all(tmp_path, httpserver
         names = os.listdir(rdir / n)
         assert "00url" in names and "00notes" in names and len(names) == 3, names
     assert [f.kind for f in verify(str(home))].count("tmp-leftover") >= 1
-    r = kiel(home, str(src))
+    r = renew(home, str(src))
     assert r.returncode == 0, r.stderr
     assert not [n for n in os.listdir(rdir) if n.startswith(".kiel-tmp-")]
     assert len([n for n in os.listdir(rdir) if (rdir / n).is_dir()]) == 2
@@ -395,7 +395,7 @@ def test_verify_repair_removes_a_hidden_directory_a_crash_left(tmp_path, httpser
     home = make_home(tmp_path / "h")
     rid = "RePEc:aaa:wpaper:1"
     src = write_amf(tmp_path / "a.xml", text(rid, httpserver.url_for("/a.pdf")))
-    assert kiel(home, str(src), env={"KIEL_FAULT": "objdir.built@1"}).returncode == -9
+    assert renew(home, str(src), env={"KIEL_FAULT": "objdir.built@1"}).returncode == -9
     rdir = record_dir_of(home, rid)
     (hidden,) = [n for n in os.listdir(rdir) if n.startswith(".kiel-tmp-")]
     r = subprocess.run([sys.executable, "-m", "kiel", "verify", "--home", str(home), "--repair"],

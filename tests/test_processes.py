@@ -11,13 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import make_home, object_dir, record_dir, set_config, text, write_amf
 from werkzeug import Response
 
 from kiel import notes
 from kiel.renewal import processes
 from kiel.renewal.plan import Planned
 from kiel.urls import Target
+
+from kit.homes import make_home, object_dir, record_dir, set_config, text, write_amf
 
 
 def _children(pid: int) -> list[int]:

@@ -99,7 +99,7 @@ def test_renew_with_more_chunks_than_open_files(tmp_path):
     """RePEc's millions of records spill over a thousand chunks; under a 1 024
     open-files limit the run once ended with exit 74 (too many open files).
     Here the same with 1 KiB chunks, 1 500 records and 128 open files."""
-    from conftest import make_home, text, write_amf
+    from kit.homes import make_home, text, write_amf
 
     h = make_home(tmp_path / "home")
     (h / "etc" / "branches.xml").write_text(NOTHING, encoding="utf-8")
