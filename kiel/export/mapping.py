@@ -20,6 +20,7 @@ from warcio.recordbuilder import RecordBuilder
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 
+from kiel import hashing
 from kiel.notes import AttemptNote, Headers
 from kiel.tist import iso
 
@@ -85,17 +86,15 @@ class Digests:
 
 def digests(head: bytes, path: str | None) -> Digests:
     """One read of the body for both digests WARC asks for."""
-    payload = hashlib.sha1()
+    payload = hashing.Hashes(("sha1",))
     block = hashlib.sha1(head)
-    size = 0
     if path is not None:
         with open(path, "rb", buffering=0) as f:
-            while chunk := f.read(CHUNK):
+            for chunk in hashing.chunks(f.read):
                 payload.update(chunk)
                 block.update(chunk)
-                size += len(chunk)
-    return Digests(sha1_base32(payload.hexdigest()), sha1_base32(block.hexdigest()),
-                   payload.hexdigest(), size)
+    sha1_hex = payload.hexdigests()["sha1"]
+    return Digests(sha1_base32(sha1_hex), sha1_base32(block.hexdigest()), sha1_hex, payload.size)
 
 
 def _clean(text: str) -> str:

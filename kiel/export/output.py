@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from warcio.recordloader import ArcWarcRecord
 from warcio.warcwriter import WARCWriter
 
+from kiel import hashing
 from kiel.spool import ExternalSort
 
 WACZ_VERSION = "1.1.1"
@@ -192,11 +193,7 @@ class Package:
 
 
 def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return hashing.digest_file(path, ("sha256",))[1]["sha256"]
 
 
 def _info(name: str, compress: int) -> zipfile.ZipInfo:
