@@ -62,9 +62,10 @@ def main() -> None:
         f.write("contact = mailto:archive@example.org\n"
                 "# the demo serves its objects on loopback, denied by default\n"
                 "allow_networks = 127.0.0.1/32\nretries = 0\nconnect_timeout = 3\n"
-                "# one fetch at a time: which failures of an unreachable host come\n"
-                "# before its host-down verdict is then the same on every run\n"
-                "concurrency = 1\n")
+                "# one fetch at a time, in one process: which failures of an\n"
+                "# unreachable host come before its host-down verdict is then\n"
+                "# the same on every run\n"
+                "concurrency = 1\nprocesses = 1\n")
     print("\n--- first renewal: every record is virgin ---", flush=True)
     sh(*KIEL, "renew", "--home", home, "--no-progress", inputs)
     time.sleep(1.1)  # a new second, so the second renewal gets new tists

@@ -10,7 +10,7 @@ from kiel import htmlparse, notes
 from kiel.discovery import read_page
 from kiel.platforms import match_page
 
-from kit.homes import object_dir, run, text, write_amf
+from kit.homes import object_dir, run, set_config, text, write_amf
 
 HEAD = b"<!DOCTYPE html><html><head><title>A paper</title>"
 PDF_META = b'<meta name="citation_pdf_url" content="/files/paper.pdf">'
@@ -80,6 +80,7 @@ def test_a_renewal_parses_the_page_once_and_notes_the_cut(home, httpserver, tmp_
         return real(data, charset, max_bytes)
 
     monkeypatch.setattr(htmlparse, "parse", counted)
+    set_config(home, processes=1)  # the parses are counted in this process
     body = bomb(60_000)
     httpserver.expect_request("/a/1").respond_with_data(body, content_type="text/html")
     httpserver.expect_request("/files/paper.pdf").respond_with_data(

@@ -62,7 +62,9 @@ def test_the_line_counts_records_as_they_end_and_draws_the_last_state(tmp_path, 
 
     httpserver.expect_request("/p.pdf").respond_with_handler(answer)
     # The held answer comes within the read timeout.
-    h = make_home(tmp_path / "h", "read_timeout = 30\ntotal_timeout = 60\n")
+    # One process: the test server answers one request at a time, so the held
+    # answer must be the last one asked, after the five others were answered.
+    h = make_home(tmp_path / "h", "read_timeout = 30\ntotal_timeout = 60\nprocesses = 1\n")
     src = write_amf(tmp_path / "a.xml", *[
         text(f"RePEc:aaa:wpaper:{i}", httpserver.url_for("/p.pdf") + f"?n={i}")
         for i in range(N)])
