@@ -140,3 +140,54 @@ def test_a_deposit_link_ends_with_every_file_verified(home, httpserver, tmp_path
                              "/dataset.xhtml"]
     ms = [e for e in notes.entries(str(rdir / "00notes")) if e.get("event") == "manifest"]
     assert len(ms) == 2 and ms[1]["unchanged"] is True
+
+
+def _etagged(body: bytes, content_type: str):
+    """A handler that answers 304 to a request carrying the body's ETag."""
+    from werkzeug import Response
+
+    def handler(request):
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(body, content_type=content_type, headers={"ETag": '"v1"'})
+    return handler
+
+
+def test_discovery_switched_on_later_searches_the_stored_page(home, httpserver, tmp_path,
+                                                              clock):
+    """A page searched under other settings is searched again from its stored
+    body when it answers 304: no second request for the page."""
+    import dataclasses
+
+    pdf = minimal_pdf("found on the second night")
+    httpserver.expect_request("/paper/7").respond_with_handler(
+        _etagged(landing("/files/7.pdf"), "text/html"))
+    httpserver.expect_request("/files/7.pdf").respond_with_data(
+        pdf, content_type="application/pdf")
+    rid = "RePEc:aaa:wpaper:7"
+    page, full = httpserver.url_for("/paper/7"), httpserver.url_for("/files/7.pdf")
+    src = write_amf(tmp_path / "a.xml", text(rid, display=page))
+    off = dataclasses.replace(home.config(), discovery_depth=0)
+    run(home, src, clock=clock, config=off)
+    (night1,) = lines(object_dir(home, rid, page))
+    assert night1["status"] == "200" and "discovered" not in night1
+    assert not object_dir(home, rid, full).exists()
+
+    clock.advance(86400)
+    run(home, src, clock=clock)  # discovery_depth = 1 (the default)
+    night2 = lines(object_dir(home, rid, page))[-1]
+    assert night2["status"] == "304"
+    assert night2["discovered"] == [{"url": full, "rule": "citation_pdf_url"}]
+    (fline,) = lines(object_dir(home, rid, full))
+    assert fline["status"] == "200" and fline["via"] == {"url": page,
+                                                        "rule": "citation_pdf_url"}
+    fdir = object_dir(home, rid, full)
+    assert (fdir / fline["file"]).read_bytes() == pdf
+    assert [r.path for r, _ in httpserver.log] == ["/paper/7", "/paper/7", "/files/7.pdf"]
+
+    # the same settings the next night: the page's reading is carried, not redone
+    clock.advance(86400)
+    run(home, src, clock=clock)
+    night3 = lines(object_dir(home, rid, page))[-1]
+    assert night3["status"] == "304" and night3["searched"] == night2["searched"]
+    assert night3["discovered"] == night2["discovered"]

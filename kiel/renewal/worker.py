@@ -262,29 +262,39 @@ class Worker:
     def _discover(self, job: ObjectJob, od: objects.ObjectDir,
                   res: Result) -> discovery.PageReading | None:
         """What a landing page offers (docs/discovery.md): searched on a 200 HTML
-        body; on a 304, what the page it confirms offered."""
-        if not job.discover or job.depth >= self.ctx.cfg.discovery_depth:
+        body; on a 304, what the page it confirms offered, or its stored body
+        searched again when the rules or settings changed since it was searched."""
+        cfg = self.ctx.cfg
+        if not job.discover or job.depth >= cfg.discovery_depth:
             return None
+        searched = discovery.searched_field(job.discover, cfg.discovery_depth)
         if res.status == "304" and od.body is not None:
-            offered = od.body.extra.get("discovered")
-            if isinstance(offered, list):
+            b = od.body
+            offered = b.extra.get("discovered")
+            if isinstance(offered, list) and b.extra.get("searched") == searched:
                 return discovery.PageReading(tuple(
                     discovery.Found(str(d["url"]), str(d["rule"])) for d in offered
-                    if isinstance(d, dict) and "url" in d and "rule" in d))
-            return None
+                    if isinstance(d, dict) and "url" in d and "rule" in d), searched=searched)
+            stored = od.body_file()
+            if stored is None or not discovery.is_page("200", b.type, b.declared_type):
+                return None
+            return self._search(job, stored, b.declared_type, b.headers or (), searched)
         if res.tmp_path is None or not discovery.is_page(res.status, res.type,
                                                          res.declared_type):
             return None
+        return self._search(job, res.tmp_path, res.declared_type, res.headers, searched)
+
+    def _search(self, job: ObjectJob, path: str, declared_type: str | None,
+                headers: discovery.Headers, searched: str) -> discovery.PageReading:
         # One read of the page serves both readers of its markup.
-        with open(res.tmp_path, "rb") as f:
+        with open(path, "rb") as f:
             page = f.read(discovery.DEFAULT_MAX_BYTES)
-        found = discovery.read_page(page, job.target.fetch, res.declared_type,
-                                    headers=res.headers)
+        found = discovery.read_page(page, job.target.fetch, declared_type, headers=headers)
         if self.ctx.deposits:
             ref = platforms.match_links(job.target.fetch, found.identity)
             if ref is not None:
                 self.start_deposit(job.record, ref)
-        return found
+        return dataclasses.replace(found, searched=searched)
 
     def _discovered(self, job: ObjectJob, found: tuple[discovery.Found, ...]) -> None:
         rec = job.record
