@@ -4,6 +4,7 @@ unconditional request when its own copy no longer has its noted size."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from werkzeug import Request, Response
@@ -11,7 +12,7 @@ from werkzeug import Request, Response
 from kiel import notes
 
 from kit.cli import renew as cli_renew
-from kit.homes import minimal_pdf, object_dir, text, write_amf
+from kit.homes import minimal_pdf, object_dir, run, text, write_amf
 
 ETAG = '"v1"'
 
@@ -54,3 +55,41 @@ def test_refresh_asks_unconditionally_for_one_run(home, httpserver, tmp_path):
     # the refreshed body is the same: a link to the first, not a second copy
     third = lines(object_dir(home, rid, url))[2]
     assert third["link"] == lines(object_dir(home, rid, url))[0]["file"]
+
+
+def test_a_body_that_lost_its_size_is_asked_for_again(home, httpserver, tmp_path, clock):
+    pdf = minimal_pdf("kept whole")
+    server = Recorder(pdf)
+    httpserver.expect_request("/files/2.pdf").respond_with_handler(server)
+    rid = "RePEc:aaa:wpaper:2"
+    url = httpserver.url_for("/files/2.pdf")
+    src = write_amf(tmp_path / "a.xml", text(rid, url))
+    run(home, src, clock=clock)
+    d = object_dir(home, rid, url)
+    (first,) = lines(d)
+    stored = d / first["file"]
+    damaged = pdf[:-7]
+    stored.write_bytes(damaged)  # truncated on disk: its size no longer matches
+    before = os.stat(stored)
+
+    clock.advance(86400)
+    run(home, src, clock=clock)
+    assert server.seen[-1] == (None, None)  # unconditional
+    second = lines(d)[-1]
+    assert second["status"] == "200" and second["link"] is None
+    assert (d / second["file"]).read_bytes() == pdf and not os.path.islink(d / second["file"])
+    assert second["damaged"] == {"file": first["file"], "size": len(damaged),
+                                 "noted": len(pdf)}
+    logs = sorted(Path(home.root, "var", "log").glob("*.log"))
+    assert f"has {len(damaged)} bytes, its notes say {len(pdf)}; asked unconditionally " \
+           f"(record {rid})" in logs[-1].read_text()
+    # the damaged file is left as it was: nothing preserved is rewritten
+    assert stored.read_bytes() == damaged and os.stat(stored).st_mtime_ns == before.st_mtime_ns
+
+    # the new body is the one confirmed from now on
+    clock.advance(86400)
+    run(home, src, clock=clock)
+    assert server.seen[-1][0] == ETAG
+    third = lines(d)[-1]
+    assert third["status"] == "304" and third["link"] == second["file"]
+    assert "damaged" not in third

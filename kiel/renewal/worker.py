@@ -56,6 +56,7 @@ class ObjectJob:
     key: str | None = None  # the URL the deposit asked for (before redirects)
     accept: str | None = None
     told: bool = False  # the deposit has heard how this job ended
+    damaged: dict[str, object] | None = None  # its stored body lost its noted size
 
     def tell(self, written: objects.Written | None, object_dir: str | None,
              error: str | None = None, res: Result | None = None) -> None:
@@ -199,6 +200,11 @@ class Worker:
                 role.add_done_callback(partial(self._follow, job, od))
                 return True
             job.owner = role
+            job.damaged = od.drop_damaged_body()
+            if job.damaged is not None:
+                ctx.log(f"damaged: {od.name}/{job.damaged['file']} has "
+                        f"{job.damaged['size']} bytes, its notes say {job.damaged['noted']}; "
+                        f"asked unconditionally (record {rec.id})")
             body = od.body_file()
             headers = od.validators() if ctx.cfg.conditional and body is not None else {}
             if job.accept:
@@ -208,6 +214,8 @@ class Worker:
         host = urls.host_of(url)
         res = await self._attempt(job, host)
         extra: dict[str, object] = {"via": job.via} if job.via else {}
+        if job.damaged is not None:
+            extra["damaged"] = job.damaged
         if policy.should_retry(res.status, res.error, job.attempt, ctx.cfg.retries,
                                ctx.stopping()):
             objects.note_retry(od, res, job.attempt, extra)
