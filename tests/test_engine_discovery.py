@@ -191,3 +191,35 @@ def test_discovery_switched_on_later_searches_the_stored_page(home, httpserver, 
     night3 = lines(object_dir(home, rid, page))[-1]
     assert night3["status"] == "304" and night3["searched"] == night2["searched"]
     assert night3["discovered"] == night2["discovered"]
+
+
+def test_two_records_linking_one_deposit_ask_its_api_once(home, httpserver, tmp_path, clock):
+    """The deposit's API and files are fetched once per run; the second record
+    links to the first's bodies and still verifies every file."""
+    pid = "doi:10.7910/DVN/KIEL01"
+    api = json.loads((FIXTURES / "api" / "kiel01-latest.json").read_text())
+    httpserver.expect_request("/dataset.xhtml").respond_with_data(
+        b"<html><body>dataset</body></html>", content_type="text/html")
+    httpserver.expect_request("/api/datasets/:persistentId/versions/:latest-published",
+                              query_string={"persistentId": pid}).respond_with_json(api)
+    panel = (FIXTURES / "files" / "panel.dta").read_bytes()
+    analysis = (FIXTURES / "files" / "analysis.do").read_bytes()
+    httpserver.expect_request("/api/access/datafile/11").respond_with_data(
+        panel, content_type="application/x-stata")
+    httpserver.expect_request("/api/access/datafile/12").respond_with_data(
+        analysis, content_type="text/plain")
+    link = httpserver.url_for("/dataset.xhtml") + f"?persistentId={pid}"
+    set_config(home, max_file_count=10)
+    rids = ["RePEc:aaa:wpaper:5", "RePEc:aaa:wpaper:6"]
+    s = run(home, write_amf(tmp_path / "a.xml", *(text(r, link) for r in rids)), clock=clock)
+    assert s.input_errors == 0, s.problems
+    asked = sorted(r.path for r, _ in httpserver.log)
+    assert asked == ["/api/access/datafile/11", "/api/access/datafile/12",
+                     "/api/datasets/:persistentId/versions/:latest-published",
+                     "/dataset.xhtml"]
+    for rid in rids:
+        rdir = record_dir(home, rid)
+        (m,) = [e for e in notes.entries(str(rdir / "00notes")) if e.get("event") == "manifest"]
+        assert m["failure"] is None and m["file_count"] == 2, m
+        assert {(rdir / f["file"]).read_bytes() for f in m["files"]} == {panel, analysis}
+        assert all(f["status"] in ("ok", "mismatch") for f in m["files"]), m["files"]

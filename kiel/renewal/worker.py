@@ -195,7 +195,7 @@ class Worker:
                 return False
             if decision == "revive":
                 objects.note_event(od, "revived", now, reason="the record has a new version")
-            role = ctx.shared.role(url)
+            role = ctx.shared.role(url, always=job.deposit is not None)
             if isinstance(role, Future):
                 role.add_done_callback(partial(self._follow, job, od))
                 return True
@@ -423,8 +423,8 @@ class Worker:
             self.ctx.stats.add(shared=1)
             self.ctx.stats.attempt(parsed[1], res.error, urls.host_of(job.target.fetch),
                                    linked=res.size if written.link else 0)
-            if not self._redirect(job, res):
-                job.tell(written, od.path, res=res)
+            if job.role == "api" or not self._redirect(job, res):
+                job.tell(written, od.path, res=res)  # an API's helper follows redirects
         except BaseException as e:  # noqa: BLE001 - sorted by _trouble
             self._trouble(rec, job.target.name, e)
         finally:
