@@ -223,3 +223,43 @@ def test_two_records_linking_one_deposit_ask_its_api_once(home, httpserver, tmp_
         assert m["failure"] is None and m["file_count"] == 2, m
         assert {(rdir / f["file"]).read_bytes() for f in m["files"]} == {panel, analysis}
         assert all(f["status"] in ("ok", "mismatch") for f in m["files"]), m["files"]
+
+
+def test_a_branch_switched_to_discover_searches_its_stored_pages(home, httpserver, tmp_path,
+                                                                 clock):
+    httpserver.expect_request("/page/8").respond_with_handler(
+        _etagged(landing("/files/8.pdf"), "text/html"))
+    httpserver.expect_request("/files/8.pdf").respond_with_data(
+        minimal_pdf(), content_type="application/pdf")
+    rid = "RePEc:aaa:wpaper:8"
+    page, full = httpserver.url_for("/page/8"), httpserver.url_for("/files/8.pdf")
+    src = write_amf(tmp_path / "a.xml", text(rid, page))  # file/url: discover="no"
+    run(home, src, clock=clock)
+    assert "discovered" not in lines(object_dir(home, rid, page))[0]
+
+    branches = Path(home.root) / "etc" / "branches.xml"
+    branches.write_text(branches.read_text().replace(
+        '<branch xpath="file/url" discover="no"/>', '<branch xpath="file/url" discover="yes"/>'))
+    clock.advance(86400)
+    run(home, src, clock=clock)
+    last = lines(object_dir(home, rid, page))[-1]
+    assert last["status"] == "304"
+    assert last["discovered"] == [{"url": full, "rule": "citation_pdf_url"}]
+    assert lines(object_dir(home, rid, full))[0]["status"] == "200"
+
+
+def test_the_searched_fingerprint_follows_rules_and_settings(monkeypatch):
+    from kiel import discovery
+
+    base = discovery.searched_field(True, 1)
+    assert len(base) == 16 and base == discovery.searched_field(True, 1)
+    assert discovery.searched_field(True, 2) != base
+    assert discovery.searched_field(False, 1) != base
+    monkeypatch.setattr(discovery, "RULES_VERSION", discovery.RULES_VERSION + 1)
+    discovery._rules_digest.cache_clear()
+    try:
+        assert discovery.searched_field(True, 1) != base
+    finally:
+        monkeypatch.undo()
+        discovery._rules_digest.cache_clear()
+    assert discovery.searched_field(True, 1) == base
