@@ -10,6 +10,7 @@ holds the lock; 130 and 143 after SIGINT and SIGTERM.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -195,10 +196,13 @@ def _duration(_ctx: click.Context, _param: click.Parameter,
 @click.option("--allow-gone", is_flag=True,
               help="Mark records gone even when more than gone_max_share of the collection "
                    "would be (after a person checked the input).")
+@click.option("--refresh", is_flag=True,
+              help="Ask every URL unconditionally in this run (no If-None-Match or "
+                   "If-Modified-Since), whatever the 'conditional' setting says.")
 @library_errors
 def renew(inputs: tuple[str, ...], home: str | None, max_time: float | None, only: str | None,
           shard: tuple[int, int] | None, quiet: bool, progress: bool | None,
-          allow_gone: bool) -> None:
+          allow_gone: bool, refresh: bool) -> None:
     """Renew every record of the inputs: store new versions, fetch objects.
 
     INPUTS are AMF files or directories (default: the 'input' setting).
@@ -223,7 +227,8 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: float | None, onl
             summary = renewal.renew(h, renewal.Options(
                 inputs=tuple(os.path.abspath(p) for p in inputs), only=only, shard=shard,
                 max_time=max_time, stop=stop, progress=line if show else None,
-                allow_gone=allow_gone))
+                allow_gone=allow_gone,
+                config=dataclasses.replace(h.config(), conditional=False) if refresh else None))
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

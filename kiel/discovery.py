@@ -14,11 +14,14 @@ expressions are used only on URL strings.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -113,10 +116,13 @@ class PageReading:
     # Where the page says what it is (canonical link, og:url, citation_doi...),
     # for the deposit matcher: the page is parsed once for both readers.
     identity: tuple[str, ...] = ()
+    searched: str | None = None  # :func:`searched_field` of the search that gave it
 
     def fields(self) -> dict[str, object]:
         """The fields of the page's attempt line (docs/discovery.md)."""
         out: dict[str, object] = {"discovered": discovered_field(self.found)}
+        if self.searched:
+            out["searched"] = self.searched
         sign = {k: list(v) for k, v in (("cite-as", self.cite_as),
                                         ("describedby", self.describedby)) if v}
         if sign:
@@ -273,6 +279,29 @@ def discovered_field(found: tuple[Found, ...]) -> list[dict[str, str]]:
 def via_field(page_url: str, rule: str) -> dict[str, str]:
     """The ``via`` field of each attempt line of a discovered object."""
     return {"url": page_url, "rule": rule}
+
+
+# Raised whenever a rule reads pages differently from before: a page whose
+# stored body was searched under another version is searched again.
+RULES_VERSION = 1
+
+
+@functools.cache
+def _rules_digest() -> str:
+    table = resources.files("kiel").joinpath("data/host_rules.json").read_bytes()
+    h = hashlib.sha256(f"{RULES_VERSION}\0{','.join(RULES)}\0".encode())
+    h.update(table)
+    return h.hexdigest()
+
+
+def searched_field(discover: bool, depth: int) -> str:
+    """The ``searched`` field of a page's attempt line: a short fingerprint of
+    what a search of it depended on (the rules and host rules Kiel has, the
+    branch's ``discover``, ``discovery_depth``). A page that answers 304 is
+    searched again, from its stored body, when this differs from the one its
+    stored body was last searched under (docs/discovery.md)."""
+    h = hashlib.sha256(f"{_rules_digest()}\0{int(discover)}\0{depth}".encode())
+    return h.hexdigest()[:16]
 
 
 # --- parsing ---------------------------------------------------------------

@@ -72,6 +72,26 @@ class ObjectDir:
         path = os.path.normpath(os.path.join(self.path, name))
         return path if _is_regular(path) else None
 
+    def drop_damaged_body(self) -> dict[str, object] | None:
+        """Forget :attr:`body` when its file no longer has the size its notes
+        give (a stat, no read): the renewal then asks unconditionally and
+        links nothing to it. The file itself is left as it is. Returns what
+        was found (the ``damaged`` field of the next attempt line), or None."""
+        b = self.body
+        path = self.body_file()
+        if b is None or path is None:
+            return None
+        try:
+            size = os.stat(path, follow_symlinks=False).st_size
+        except OSError:
+            return None
+        if size == b.size:
+            return None
+        if b.sha256 and self.by_sha.get(b.sha256) == (b.link or b.file):
+            del self.by_sha[b.sha256]
+        self.body = None
+        return {"file": os.path.relpath(path, self.path), "size": size, "noted": b.size}
+
     def validators(self) -> dict[str, str]:
         """Headers of a conditional request confirming :attr:`body`."""
         h: dict[str, str] = {}

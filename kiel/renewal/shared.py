@@ -53,10 +53,12 @@ class SharedFetches:
         self._urls = frozenset(urls)
         self._futures: dict[str, Future[Outcome]] = {}
 
-    def role(self, url: str) -> Owner | Future[Outcome] | None:
+    def role(self, url: str, always: bool = False) -> Owner | Future[Outcome] | None:
         """None: not shared. An :class:`Owner`: fetch it and settle. A future:
-        follow it (``add_done_callback``)."""
-        if url not in self._urls:
+        follow it (``add_done_callback``). ``always``: shared whoever links it,
+        though the scan did not see it twice (a deposit's API and files, which
+        only the run finds)."""
+        if url not in self._urls and not always:
             return None
         f = self._futures.get(url)
         if f is None:

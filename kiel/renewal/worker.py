@@ -56,6 +56,7 @@ class ObjectJob:
     key: str | None = None  # the URL the deposit asked for (before redirects)
     accept: str | None = None
     told: bool = False  # the deposit has heard how this job ended
+    damaged: dict[str, object] | None = None  # its stored body lost its noted size
 
     def tell(self, written: objects.Written | None, object_dir: str | None,
              error: str | None = None, res: Result | None = None) -> None:
@@ -194,11 +195,16 @@ class Worker:
                 return False
             if decision == "revive":
                 objects.note_event(od, "revived", now, reason="the record has a new version")
-            role = ctx.shared.role(url)
+            role = ctx.shared.role(url, always=job.deposit is not None)
             if isinstance(role, Future):
                 role.add_done_callback(partial(self._follow, job, od))
                 return True
             job.owner = role
+            job.damaged = od.drop_damaged_body()
+            if job.damaged is not None:
+                ctx.log(f"damaged: {od.name}/{job.damaged['file']} has "
+                        f"{job.damaged['size']} bytes, its notes say {job.damaged['noted']}; "
+                        f"asked unconditionally (record {rec.id})")
             body = od.body_file()
             headers = od.validators() if ctx.cfg.conditional and body is not None else {}
             if job.accept:
@@ -208,6 +214,8 @@ class Worker:
         host = urls.host_of(url)
         res = await self._attempt(job, host)
         extra: dict[str, object] = {"via": job.via} if job.via else {}
+        if job.damaged is not None:
+            extra["damaged"] = job.damaged
         if policy.should_retry(res.status, res.error, job.attempt, ctx.cfg.retries,
                                ctx.stopping()):
             objects.note_retry(od, res, job.attempt, extra)
@@ -262,29 +270,39 @@ class Worker:
     def _discover(self, job: ObjectJob, od: objects.ObjectDir,
                   res: Result) -> discovery.PageReading | None:
         """What a landing page offers (docs/discovery.md): searched on a 200 HTML
-        body; on a 304, what the page it confirms offered."""
-        if not job.discover or job.depth >= self.ctx.cfg.discovery_depth:
+        body; on a 304, what the page it confirms offered, or its stored body
+        searched again when the rules or settings changed since it was searched."""
+        cfg = self.ctx.cfg
+        if not job.discover or job.depth >= cfg.discovery_depth:
             return None
+        searched = discovery.searched_field(job.discover, cfg.discovery_depth)
         if res.status == "304" and od.body is not None:
-            offered = od.body.extra.get("discovered")
-            if isinstance(offered, list):
+            b = od.body
+            offered = b.extra.get("discovered")
+            if isinstance(offered, list) and b.extra.get("searched") == searched:
                 return discovery.PageReading(tuple(
                     discovery.Found(str(d["url"]), str(d["rule"])) for d in offered
-                    if isinstance(d, dict) and "url" in d and "rule" in d))
-            return None
+                    if isinstance(d, dict) and "url" in d and "rule" in d), searched=searched)
+            stored = od.body_file()
+            if stored is None or not discovery.is_page("200", b.type, b.declared_type):
+                return None
+            return self._search(job, stored, b.declared_type, b.headers or (), searched)
         if res.tmp_path is None or not discovery.is_page(res.status, res.type,
                                                          res.declared_type):
             return None
+        return self._search(job, res.tmp_path, res.declared_type, res.headers, searched)
+
+    def _search(self, job: ObjectJob, path: str, declared_type: str | None,
+                headers: discovery.Headers, searched: str) -> discovery.PageReading:
         # One read of the page serves both readers of its markup.
-        with open(res.tmp_path, "rb") as f:
+        with open(path, "rb") as f:
             page = f.read(discovery.DEFAULT_MAX_BYTES)
-        found = discovery.read_page(page, job.target.fetch, res.declared_type,
-                                    headers=res.headers)
+        found = discovery.read_page(page, job.target.fetch, declared_type, headers=headers)
         if self.ctx.deposits:
             ref = platforms.match_links(job.target.fetch, found.identity)
             if ref is not None:
                 self.start_deposit(job.record, ref)
-        return found
+        return dataclasses.replace(found, searched=searched)
 
     def _discovered(self, job: ObjectJob, found: tuple[discovery.Found, ...]) -> None:
         rec = job.record
@@ -405,8 +423,8 @@ class Worker:
             self.ctx.stats.add(shared=1)
             self.ctx.stats.attempt(parsed[1], res.error, urls.host_of(job.target.fetch),
                                    linked=res.size if written.link else 0)
-            if not self._redirect(job, res):
-                job.tell(written, od.path, res=res)
+            if job.role == "api" or not self._redirect(job, res):
+                job.tell(written, od.path, res=res)  # an API's helper follows redirects
         except BaseException as e:  # noqa: BLE001 - sorted by _trouble
             self._trouble(rec, job.target.name, e)
         finally:
