@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from kiel.exits import ExitStatus
-from kiel.notes import status_class
 from kiel.renewal.policy import CONNECT_ERRORS
+from kiel.replies import status_class
 
 MAX_LISTED_PROBLEMS = 1000
 
@@ -63,9 +63,12 @@ class Stats:
 
     def attempt(self, status: str, error: str | None, host: str, *, retried: bool = False,
                 fetched: int = 0, stored: int = 0, linked: int = 0) -> None:
+        """One attempt; ``host`` is ``scheme://host:port`` (:func:`kiel.urls.host_of`),
+        so that the reply is classed by what it means in its protocol (an FTP 550
+        is a 4xx, not a 5xx), as ``kiel report`` counts it."""
         with self.lock:
             self.attempts += 1
-            self.by_class[status_class(status)] += 1
+            self.by_class[status_class(host, status)] += 1
             if error:
                 self.errors[error] += 1
                 if error in CONNECT_ERRORS:
