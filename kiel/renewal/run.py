@@ -629,15 +629,9 @@ class Renewal:
             time.monotonic() - self.t0, self.opt.max_time))
 
     def _alert(self) -> str | None:
-        """A person is needed: most attempts could not connect (cron mails it)."""
-        s = self.stats
-        failures = s.connect_failures()
-        if s.attempts < self.cfg.alert_min_attempts or \
-                failures < self.cfg.alert_share * s.attempts:
-            return None
-        top = ", ".join(f"{h} ({n})" for h, n in s.unreachable_hosts.most_common(3))
-        return (f"{failures} of {s.attempts} attempts ({100 * failures / s.attempts:.0f} %) "
-                f"could not connect; most affected: {top}")
+        """A person is needed: most attempts could not connect, or were denied
+        by the network guard (cron mails it)."""
+        return self.stats.alert(self.cfg.alert_share, self.cfg.alert_min_attempts)
 
     def _summary(self, end_t: int, log_path: str, suffix: str) -> Summary:
         s = self.stats

@@ -11,6 +11,8 @@ from kiel.exits import ExitStatus
 from kiel.renewal.policy import CONNECT_ERRORS
 from kiel.replies import status_class
 
+DENIED = "denied"  # the error of an attempt the network guard refused
+
 MAX_LISTED_PROBLEMS = 1000
 
 
@@ -40,6 +42,7 @@ class Stats:
     by_class: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     unreachable_hosts: Counter[str] = field(default_factory=Counter)
+    denied_hosts: Counter[str] = field(default_factory=Counter)  # refused by the network guard
     retries: int = 0
     shared: int = 0
     not_modified: int = 0
@@ -73,6 +76,8 @@ class Stats:
                 self.errors[error] += 1
                 if error in CONNECT_ERRORS:
                     self.unreachable_hosts[host] += 1
+                elif error == DENIED:
+                    self.denied_hosts[host] += 1
             if retried:
                 self.retries += 1
             self.bytes_fetched += fetched
@@ -98,6 +103,37 @@ class Stats:
 
     def connect_failures(self) -> int:
         return sum(n for e, n in self.errors.items() if e in CONNECT_ERRORS)
+
+    def denied(self) -> int:
+        """Attempts the network guard refused to dial (``000 denied``)."""
+        return self.errors[DENIED]
+
+    def alert(self, share: float, min_attempts: int) -> str | None:
+        """A person is needed: ``share`` of the attempts (at least ``min_attempts``)
+        could not connect or were refused by the network guard. Each cause is
+        named in its own words: a denial is a setting (or a resolver's sinkhole
+        answer), not a network that is down."""
+        failures, denied = self.connect_failures(), self.denied()
+        if self.attempts < min_attempts or failures + denied < share * self.attempts \
+                or not failures + denied:
+            return None
+
+        def top(hosts: Counter[str]) -> str:
+            return ", ".join(f"{h} ({n})" for h, n in hosts.most_common(3))
+
+        def pct(n: int) -> str:
+            return f"{n} of {self.attempts} attempts ({100 * n / self.attempts:.0f} %)"
+
+        parts = []
+        if failures:
+            parts.append(f"{pct(failures)} could not connect; most affected: "
+                         f"{top(self.unreachable_hosts)}")
+        if denied:
+            parts.append(f"{pct(denied)} were denied by the network guard (the address "
+                         "dialled is in deny_networks or an always-refused kind, and not in "
+                         "allow_networks; or the resolver answers with such addresses); "
+                         f"most affected: {top(self.denied_hosts)}")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -134,7 +170,7 @@ class Summary:
     bytes_stored: int
     bytes_linked: int
     interrupted: str | None  # "SIGTERM", "SIGINT", "max-time", "worker-lost" or None
-    alert: str | None  # a person is needed: most attempts could not connect
+    alert: str | None  # a person is needed: most attempts could not connect or were denied
     log: str
     summary_file: str
 
