@@ -229,8 +229,21 @@ class Renewal:
             self.stats.skipped.update(s.skipped)
         return s
 
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Records found and not renewed, by reason: every summary has
+        found = renewed + the sum of skipped."""
+        if n:
+            with self.stats.lock:
+                self.stats.skipped[reason] += n
+
+    def _dropped(self, rid: str, src: str) -> None:
+        """A record read before its file failed: found, then dropped with the file."""
+        self.skip("input_file_failed")
+        self.log.write(f"record {rid} ({src}): not renewed, its input file failed later")
+
     def _duplicate(self, rid: str, src: str, kept: str) -> None:
         self.stats.add(duplicates=1)
+        self.skip("duplicate")
         file, _, line = src.rpartition(":")
         kfile, _, kline = kept.rpartition(":")
         self.report(f"{file}, line {line} (record {rid}): duplicate id, also at {kfile}, line "
@@ -244,7 +257,7 @@ class Renewal:
         run, closed after): here, or in worker processes."""
         cfg = self.cfg
         n = processes.count(cfg.processes, cfg.per_host, cfg.host_delay)
-        records = plan(scanned.spool, scanned.failed_files, self._duplicate)
+        records = plan(scanned.spool, scanned.failed_files, self._duplicate, self._dropped)
         try:
             if n <= 1:
                 self._on_loop(self._renew_on_loop(
@@ -301,12 +314,13 @@ class Renewal:
 
         feeder = processes.Feeder(workers, self.stopping, on_stop, progress)
         try:
-            processes.feed(records, feeder, scanned.components, n)
+            unsent = processes.feed(records, feeder, scanned.components, n)
             if self.stopping():
                 on_stop()
-                for _ in records:  # the rest, counted as the single process counts them
-                    with self.stats.lock:
-                        self.stats.skipped["interrupted"] += 1
+            # The record not sent and the rest, counted as the single process
+            # counts them (or as lost with a worker that died).
+            reason = self._stop_reason() if self.stopping() else "worker_lost"
+            self.skip(reason, unsent + sum(1 for _ in records))
         finally:
             feeder.close()
 
@@ -398,8 +412,7 @@ class Renewal:
         try:
             async for p in records:
                 if not await self._wait_slot():
-                    with self.stats.lock:
-                        self.stats.skipped["interrupted"] += 1
+                    self.skip(self._stop_reason())
                     continue
                 if self._stop_starting():
                     continue
@@ -455,16 +468,19 @@ class Renewal:
         if self.stopping():
             if self.interrupted is None and self._fatal is None:
                 self.interrupted = "signal"
-            reason = "interrupted"
+            reason = self._stop_reason()
         elif self.opt.max_time is not None and time.monotonic() - self.t0 > self.opt.max_time:
             self.interrupted = self.interrupted or "max-time"
             reason = "max_time"
         else:
             return False
         self._inflight.release()
-        with self.stats.lock:
-            self.stats.skipped[reason] += 1
+        self.skip(reason)
         return True
+
+    def _stop_reason(self) -> str:
+        """Why records are not reached: a stop (signal), or a failure of our own disk."""
+        return "run_failed" if self._fatal is not None else "interrupted"
 
     def _safe_dir(self, rel: str) -> bool:
         """No component of a record directory is a symbolic link (planted links)."""
@@ -481,6 +497,7 @@ class Renewal:
         handed = False
         try:
             if not self._safe_dir(p.rel):
+                self.skip("outside_store")
                 self.report(f"{rdir}: leads outside the store (a symbolic link); record {p.id} "
                             "not renewed", False)
                 return
@@ -491,6 +508,7 @@ class Renewal:
                                      changed_hook=lambda kind, v: self._changed(kind, p, v))
             except record_mod.Damaged as e:
                 self.stats.add(damaged=1)
+                self.skip("damaged")
                 self.report(f"record {p.id}: {e}; not renewed (the record directory needs a "
                             "person)", False)
                 self.journal.ended(p.rel)
@@ -518,8 +536,12 @@ class Renewal:
             r.done()  # the starter's token
         except OSError as e:
             self.fatal(e, rdir)
+            if not handed:
+                self.skip("run_failed")
         except Exception as e:  # noqa: BLE001 - one record never kills the run
             self.report(f"record {p.id}: internal error {type(e).__name__}: {e}", False)
+            if not handed:
+                self.skip("error")
         finally:
             if not handed:
                 self._inflight.release()
@@ -533,16 +555,22 @@ class Renewal:
                 if not r.interrupted:
                     self.stats.add(records_done=1)
                     self._progress("renew")  # the progress line shows records as they end
+                else:
+                    self.skip("interrupted")
                 self.log.write(f"record {r.id}: "
                                f"{'version ' + r.version if r.version else 'unchanged'}, "
                                f"{len(r.objects)} objects"
                                + (f", errors: {r.errors}" if r.errors else ""))
+            else:
+                self.skip("run_failed")  # its 00last is not written: first next time
         except NotRegular as e:
             self.stats.add(damaged=1)
+            self.skip("damaged")
             self.report(f"{e.filename}: {e.what} where a regular file belongs; record {r.id} "
                         "not finished (the record directory needs a person)", False)
         except OSError as e:
             self.fatal(e, r.dir)
+            self.skip("run_failed")
         finally:
             self._inflight.release()
 
@@ -643,6 +671,12 @@ class Renewal:
         alert = self._alert()
         if alert:
             self.log.write("alert: " + alert)
+        missing = s.records_found - s.records_done - sum(s.skipped.values())
+        if missing and self.lost_worker:
+            self.skip("worker_lost", missing)  # counted by a process that did not report
+        elif missing:
+            self.log.write(f"counts: {s.records_found} found, {s.records_done} renewed, "
+                           f"skipped {dict(s.skipped)}: {missing} records unaccounted for")
         summary = Summary(
             tist=self.tist, end=end_t, duration=round(time.monotonic() - self.t0, 3),
             full_run=self.full_run, records_found=s.records_found,
