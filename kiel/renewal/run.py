@@ -31,7 +31,7 @@ from kiel.notes import NotRegular
 from kiel.renewal import fds, journal, processes
 from kiel.renewal import record as record_mod
 from kiel.renewal.gone import mark_gone
-from kiel.renewal.log import RunLog, unique_path
+from kiel.renewal.log import Reserve, RunLog, unique_path
 from kiel.renewal.options import Options, Progress, Stop
 from kiel.renewal.plan import Planned, plan
 from kiel.renewal.scan import InputRules, Scanned, Selection, scan
@@ -126,7 +126,8 @@ class Renewal:
             else:
                 text = f"{where}: {e}"
             self._fatal = StoreError(text + "; the run stopped, nothing already stored was "
-                                     "touched")
+                                     "touched; the records it left in flight are reported by "
+                                     "'kiel verify' until the next run repairs them")
 
     # -- the run -------------------------------------------------------------------------
 
@@ -160,9 +161,16 @@ class Renewal:
         shard = self.opt.shard
         suffix = "" if shard is None else f"-shard-{shard[0]}-of-{shard[1]}"
         try:
+            # Room for how the run ends, taken before anything else is written.
+            reserve = Reserve(self.home.var)
+        except OSError as e:
+            raise StoreError(f"{e.filename or self.home.var}: no room for the run's summary "
+                             f"and log: {e.strerror or e}; nothing was touched") from None
+        try:
             log_path = unique_path(os.path.join(self.home.var, "log"), f"{self.tist}{suffix}",
                                    ".log")
         except OSError as e:
+            reserve.free()
             raise StoreError(f"{e.filename}: cannot create the run log: {e.strerror}") from None
         self.log = RunLog(log_path)
         self.log.write(f"renewal starts: inputs {list(inputs)}, only={self.opt.only}, "
@@ -172,8 +180,9 @@ class Renewal:
         if dirty:
             self.log.write(f"repair: {len(dirty)} records were in flight when a run ended "
                            "without finishing; their object directories are checked")
-        self._archive_branches()
+        failure: StoreError | None = None
         try:
+            self._archive_branches()
             with journal.Journal(workdir) as jr:
                 self.journal = jr
                 self.dirty = dirty
@@ -189,13 +198,23 @@ class Renewal:
                 journal.remove(dead)  # repaired, or no longer in the input
             self._remember_branches()
             self._refresh_oai_index()
+        except StoreError as e:
+            failure = e
+            raise
         except OSError as e:
-            raise StoreError(f"{e.filename or self.home.var}: {e.strerror or e}") from None
+            failure = StoreError(f"{e.filename or self.home.var}: {e.strerror or e}")
+            raise failure from None
         finally:
             self._clean_workdir(workdir)
+            # The reserve is freed for the summary and the log's last lines: they
+            # say how the run ended, a failure of its own disk included.
+            reserve.free()
             end_t = self.now()
-            summary = self._summary(end_t, log_path, suffix)
-            self.log.write("renewal ends: " + json.dumps(summary.to_json(), sort_keys=True))
+            summary = self._summary(end_t, log_path, suffix, failure)
+            last = ["renewal ends: " + json.dumps(summary.to_json(), sort_keys=True)]
+            if failure is not None:
+                last.insert(0, f"renewal failed (exit {int(summary.exit_status)}): {failure}")
+            self.log.write_last(*last)
             self.log.close()
         return summary
 
@@ -503,6 +522,8 @@ class Renewal:
                 return
             self.journal.started(p.rel)
             try:
+                if p.rel in self.dirty:
+                    self.stats.add(repaired=1)
                 r = record_mod.start(p, self.store_root, self.now(), sync=self.cfg.sync,
                                      repair=p.rel in self.dirty,
                                      changed_hook=lambda kind, v: self._changed(kind, p, v))
@@ -661,7 +682,8 @@ class Renewal:
         by the network guard (cron mails it)."""
         return self.stats.alert(self.cfg.alert_share, self.cfg.alert_min_attempts)
 
-    def _summary(self, end_t: int, log_path: str, suffix: str) -> Summary:
+    def _summary(self, end_t: int, log_path: str, suffix: str,
+                 failure: StoreError | None = None) -> Summary:
         s = self.stats
         runs = os.path.join(self.home.var, "runs")
         try:
@@ -683,14 +705,16 @@ class Renewal:
             records_renewed=s.records_done, new_versions=s.new_versions, virgin=s.virgin,
             unchanged=s.unchanged, adopted=s.adopted, damaged=s.damaged,
             skipped=dict(s.skipped), input_errors=s.input_errors,
-            problems=tuple(s.problems), refs=s.refs, duplicates=s.duplicates, gone=s.gone,
+            problems=tuple(s.problems) + ((str(failure),) if failure else ()), refs=s.refs,
+            duplicates=s.duplicates, gone=s.gone,
             gone_held=s.gone_held, back=s.back, objects=s.objects, attempts=s.attempts,
             attempts_by_class=dict(sorted(s.by_class.items())),
             errors_by_kind=dict(sorted(s.errors.items())), retries=s.retries, shared=s.shared,
             not_modified=s.not_modified, given_up=s.given_up, host_down=s.host_down,
             bytes_fetched=s.bytes_fetched, bytes_stored=s.bytes_stored,
             bytes_linked=s.bytes_linked, interrupted=self.interrupted, alert=alert,
-            log=log_path, summary_file=path,
+            log=log_path, summary_file=path, failure=str(failure) if failure else None,
+            repaired=s.repaired,
         )
         try:
             store.replace(path, (json.dumps(summary.to_json(), indent=1, sort_keys=True)

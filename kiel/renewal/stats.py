@@ -51,6 +51,7 @@ class Stats:
     bytes_fetched: int = 0
     bytes_stored: int = 0
     bytes_linked: int = 0
+    repaired: int = 0  # records an earlier run left in flight, repaired by this one
 
     def add(self, **counts: int) -> None:
         with self.lock:
@@ -173,9 +174,15 @@ class Summary:
     alert: str | None  # a person is needed: most attempts could not connect or were denied
     log: str
     summary_file: str
+    # The failure of our own disk that stopped the run (it exits 74), or None.
+    failure: str | None = None
+    # Records an earlier run left in flight when it stopped, repaired by this one.
+    repaired: int = 0
 
     @property
     def exit_status(self) -> int:
+        if self.failure:
+            return ExitStatus.STORE
         if self.interrupted == "SIGINT":
             return ExitStatus.SIGINT
         if self.interrupted == "SIGTERM":
