@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from werkzeug import Response
 
 from kit.homes import make_home, run, set_config, text, write_amf
@@ -144,7 +145,8 @@ def test_records_of_an_input_file_that_fails_later_are_counted_as_skipped(home, 
     assert "not renewed, its input file failed later" in log
 
 
-def test_after_sigterm_found_is_renewed_plus_skipped(home, httpserver, tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_after_sigterm_found_is_renewed_plus_skipped(home, httpserver, tmp_path, processes):
     import re
     import signal
 
@@ -156,7 +158,7 @@ def test_after_sigterm_found_is_renewed_plus_skipped(home, httpserver, tmp_path)
         return Response(b"slow body", content_type="text/plain")
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
-    set_config(home, concurrency=2)
+    set_config(home, concurrency=2, processes=processes)
     src = write_amf(tmp_path / "a.xml", *[text(f"RePEc:aaa:wpaper:{n}",
                                                httpserver.url_for("/slow") + f"?{n}")
                                           for n in range(40)])
@@ -180,3 +182,5 @@ def test_after_sigterm_found_is_renewed_plus_skipped(home, httpserver, tmp_path)
     data = json.loads(max(Path(home.var, "runs").glob("*.json"),
                           key=lambda f: f.stat().st_mtime).read_text())
     assert data["records_found"] == data["records_renewed"] + sum(data["skipped"].values())
+    assert ("renewing in 2 worker processes" in Path(data["log"]).read_text()) == \
+        (processes == 2)
