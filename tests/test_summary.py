@@ -184,3 +184,12 @@ def test_after_sigterm_found_is_renewed_plus_skipped(home, httpserver, tmp_path,
     assert data["records_found"] == data["records_renewed"] + sum(data["skipped"].values())
     assert ("renewing in 2 worker processes" in Path(data["log"]).read_text()) == \
         (processes == 2)
+
+
+def test_a_duplicate_id_is_counted_as_skipped(home, tmp_path, clock):
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1"), text("RePEc:aaa:wpaper:1"),
+                    text("RePEc:aaa:wpaper:2"))
+    s = run(home, src, clock=clock)
+    assert records_line(s) == ("records:  3 found, 2 renewed (2 new versions of which 2 "
+                               "virgin, 0 unchanged), skipped: duplicate 1")
+    assert s.duplicates == 1
