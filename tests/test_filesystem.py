@@ -276,3 +276,19 @@ def test_a_run_stopped_by_a_completely_full_disk_says_so_and_the_next_repairs(
         assert not [f for f in verify(str(home)) if f.kind != "notes-torn"]
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_a_reserve_left_by_a_killed_run_is_removed_by_the_next_on_its_host(tmp_path):
+    import socket
+
+    home = make_home(tmp_path / "h")
+    host = socket.gethostname().replace("-", "_")
+    p = subprocess.Popen(["true"])
+    p.wait()  # a process id that has ended
+    stale = home / "var" / f"reserve-{host}-{p.pid}"
+    other = home / "var" / f"reserve-elsewhere-{p.pid}"  # another machine's run: not ours
+    stale.write_bytes(b"\0" * 16384)
+    other.write_bytes(b"\0" * 16384)
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1"))
+    assert renew(home, str(src)).returncode == 0
+    assert sorted(f.name for f in (home / "var").glob("reserve-*")) == [other.name]

@@ -5,6 +5,7 @@ how the run ended is always written (:class:`Reserve`, :meth:`RunLog.write_last`
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 
@@ -34,12 +35,16 @@ class Reserve:
     """Room held on ``var/``'s filesystem from a run's start, freed at its end
     so that the summary and the log's last lines can be written even when the
     run filled the disk. A reserve left by a run that was killed is removed by
-    the next run (its process is gone)."""
+    the next run on its host (its process is gone)."""
 
     def __init__(self, directory: str, size: int = RESERVE_BYTES):
-        self.path = os.path.join(directory, f"reserve-{os.getpid()}")
+        # Named by host and process: runs of several machines (shards) may share a home.
+        host = socket.gethostname().replace("-", "_") or "host"
+        self.path = os.path.join(directory, f"reserve-{host}-{os.getpid()}")
         for name in os.listdir(directory):
-            if name.startswith("reserve-") and name[8:].isdigit() and not _alive(int(name[8:])):
+            owner, _, pid = name[len("reserve-"):].rpartition("-")
+            if name.startswith("reserve-") and owner == host and pid.isdigit() \
+                    and not _alive(int(pid)):
                 try:
                     os.unlink(os.path.join(directory, name))
                 except OSError:
