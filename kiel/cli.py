@@ -234,6 +234,10 @@ def renew(inputs: tuple[str, ...], home: str | None, max_time: float | None, onl
             signal.signal(s, handler)
     for p in summary.problems:
         click.echo(f"error: {p}", err=True)
+    if summary.repaired:
+        click.echo(f"repair: {summary.repaired} records left in flight by a run that stopped "
+                   "(a full disk, a crash) were checked and repaired; 'kiel verify' reports "
+                   "them no more", err=True)
     if summary.alert:
         click.echo(f"alert: {summary.alert}", err=True)
     if warning:

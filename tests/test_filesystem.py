@@ -216,3 +216,79 @@ def test_a_full_disk_while_scanning_or_indexing_is_exit_74_with_a_message(tmp_pa
         assert "Traceback" not in r.stderr and "No space left on device" in r.stderr
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_a_run_stopped_by_a_completely_full_disk_says_so_and_the_next_repairs(
+        tmp_path, httpserver, mountable):
+    """The summary and the log say how the run ended (room for them is reserved
+    at its start), and the next run says it repaired what the stopped one left."""
+    import json
+
+    from werkzeug import Response
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    filler = mnt / "filler"
+    full = []
+
+    def fill_then_answer(_request):
+        if not full:  # the first run has started (its reserve is taken): fill the disk
+            with open(filler, "ab") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 4096)
+                        f.flush()
+                except OSError as e:
+                    full.append((e.strerror, os.statvfs(mnt).f_bavail))
+        return Response(b"%PDF-1.4\n" + b"a" * 50_000, content_type="application/pdf")
+
+    httpserver.expect_request("/a.pdf").respond_with_handler(fill_then_answer)
+    try:
+        home = mnt / "home"
+        make_home(home)
+        src = write_amf(tmp_path / "in" / "a.xml",
+                        text("RePEc:aaa:wpaper:1", httpserver.url_for("/a.pdf")))
+        r = renew(home, "--quiet", str(src))
+        assert full == [("No space left on device", 0)]
+        assert r.returncode == 74, (r.returncode, r.stderr)
+        (summary_file,) = (home / "var" / "runs").glob("*.json")
+        summary = json.loads(summary_file.read_text())
+        failure = summary["failure"]
+        assert "No space left on device; the run stopped, nothing already stored was " \
+               "touched; the records it left in flight are reported by 'kiel verify' until " \
+               "the next run repairs them" in failure
+        assert r.stderr == f"Error: {failure}\n"
+        assert summary["exit_status"] == 74 and summary["problems"] == [failure]
+        assert summary["records_found"] == 1 and summary["skipped"] == {"run_failed": 1}
+        (log,) = (home / "var" / "log").glob("*.log")
+        lines = log.read_text().splitlines()
+        assert lines[-2].endswith(f" renewal failed (exit 74): {failure}")
+        assert '"exit_status": 74' in lines[-1] and " renewal ends: " in lines[-1]
+        assert not list((home / "var").glob("reserve-*"))  # freed for these
+        breaches = [f for f in verify(str(home)) if f.kind != "notes-torn"]
+        assert breaches
+        filler.unlink()
+        r = renew(home, "--quiet", str(src))
+        assert (r.returncode, r.stderr) == (0, (
+            "repair: 1 records left in flight by a run that stopped (a full disk, a crash) "
+            "were checked and repaired; 'kiel verify' reports them no more\n"))
+        assert not [f for f in verify(str(home)) if f.kind != "notes-torn"]
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_a_reserve_left_by_a_killed_run_is_removed_by_the_next_on_its_host(tmp_path):
+    import socket
+
+    home = make_home(tmp_path / "h")
+    host = socket.gethostname().replace("-", "_")
+    p = subprocess.Popen(["true"])
+    p.wait()  # a process id that has ended
+    stale = home / "var" / f"reserve-{host}-{p.pid}"
+    other = home / "var" / f"reserve-elsewhere-{p.pid}"  # another machine's run: not ours
+    stale.write_bytes(b"\0" * 16384)
+    other.write_bytes(b"\0" * 16384)
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1"))
+    assert renew(home, str(src)).returncode == 0
+    assert sorted(f.name for f in (home / "var").glob("reserve-*")) == [other.name]

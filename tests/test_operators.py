@@ -181,3 +181,24 @@ def test_which_duplicate_wins_does_not_depend_on_the_walk(tmp_path):
     assert b"<note>a</note>" in v.read_bytes()
     (line,) = [e for e in notes.entries(str(rdir / "00notes")) if e.get("event") == "renewal"]
     assert line["duplicates"] == [f"{d2 / 'b.xml'}:3"]
+
+
+def test_every_attempt_denied_by_the_network_guard_is_an_alert_in_its_own_words(
+        tmp_path, httpserver):
+    # The test server is on loopback, which the guard refuses unless allowed:
+    # an allow_networks set for another network denies every attempt.
+    httpserver.expect_request("/o").respond_with_data(b"never asked")
+    home = make_home(tmp_path / "h", "allow_networks = 10.0.0.0/8\nalert_min_attempts = 10\n")
+    src = write_amf(tmp_path / "a.xml",
+                    *[text(f"RePEc:aaa:wpaper:{i}", httpserver.url_for(f"/o?{i}"))
+                      for i in range(12)])
+    r = renew(home, "--quiet", str(src))
+    host = f"http://localhost:{httpserver.port}"  # the server's URLs name it so
+    assert r.stderr == (
+        "alert: 12 of 12 attempts (100 %) were denied by the network guard (the address "
+        "dialled is in deny_networks or an always-refused kind, and not in allow_networks; "
+        f"or the resolver answers with such addresses); most affected: {host} (12)\n")
+    assert r.returncode == 69
+    assert httpserver.log == []  # denied before any connection
+    summary = json.loads(next((home / "var" / "runs").glob("*.json")).read_text())
+    assert summary["errors_by_kind"] == {"denied": 12} and summary["exit_status"] == 69

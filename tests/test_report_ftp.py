@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kiel import replies
+from kiel.cli import format_summary
 from kiel.report import report
 
 from kit.homes import run, text, write_amf
@@ -54,3 +55,16 @@ def test_ftp_226_and_550_count_as_answered_and_not_found(home, tmp_path, clock, 
 def test_a_pdf_fetched_over_ftp_counts_as_full_text(home, tmp_path, clock, ftp_server):
     r = renewed_over_ftp(home, tmp_path, clock, ftp_server)
     assert [(a.direct, a.discovered, a.none) for a in r.fulltext] == [(1, 0, 1)]
+
+
+def test_the_renewal_summary_classes_ftp_replies_as_the_report_does(home, tmp_path, clock,
+                                                                     ftp_server):
+    ok = ftp_server + "/pub/paper.pdf"
+    missing = ftp_server + "/pub/none.pdf"
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1", ok),
+                    text("RePEc:aaa:wpaper:2", missing))
+    s = run(home, src, clock=clock)
+    # 226 a transfer done, 550 no such file: a 2xx and a 4xx, not a 5xx
+    assert s.attempts_by_class == {"2xx": 1, "4xx": 1}
+    assert format_summary(s).splitlines()[3].startswith("objects:  2 renewed, 2 attempts "
+                                                        "(2xx 1, 4xx 1); ")

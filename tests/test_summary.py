@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from werkzeug import Response
 
 from kit.homes import make_home, run, set_config, text, write_amf
@@ -120,3 +121,75 @@ def test_progress_on_a_terminal_and_none_without(tmp_path, httpserver):
                        capture_output=True)
     assert r.returncode == 0 and r.stderr == b""
     assert b"records:" in r.stdout
+
+
+def records_line(s) -> str:
+    from kiel.cli import format_summary
+
+    return format_summary(s).splitlines()[1]
+
+
+def test_records_of_an_input_file_that_fails_later_are_counted_as_skipped(home, tmp_path,
+                                                                           clock):
+    write_amf(tmp_path / "in" / "a.xml", text("RePEc:aaa:wpaper:1"))
+    bad = write_amf(tmp_path / "in" / "b.xml", *[text(f"RePEc:bbb:wpaper:{i}")
+                                                  for i in range(4)])
+    bad.write_bytes(bad.read_bytes()[:-40])  # cut inside its last record
+    s = run(home, tmp_path / "in", clock=clock)
+    assert records_line(s) == ("records:  4 found, 1 renewed (1 new versions of which 1 "
+                               "virgin, 0 unchanged), skipped: input_file_failed 3")
+    assert s.exit_status == 1 and s.input_errors == 1
+    assert s.records_found == s.records_renewed + sum(s.skipped.values())
+    log = Path(s.log).read_text()
+    assert f"record RePEc:bbb:wpaper:0 ({bad}:" in log
+    assert "not renewed, its input file failed later" in log
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_after_sigterm_found_is_renewed_plus_skipped(home, httpserver, tmp_path, processes):
+    import re
+    import signal
+
+    hits = []
+
+    def slow(request):
+        hits.append(request.full_path)
+        time.sleep(0.5)
+        return Response(b"slow body", content_type="text/plain")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    set_config(home, concurrency=2, processes=processes)
+    src = write_amf(tmp_path / "a.xml", *[text(f"RePEc:aaa:wpaper:{n}",
+                                               httpserver.url_for("/slow") + f"?{n}")
+                                          for n in range(40)])
+    p = subprocess.Popen([sys.executable, "-m", "kiel", "renew", "--home", home.root,
+                          "--no-progress", str(src)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(hits) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 143, err
+    m = re.search(r"^records:  (\d+) found, (\d+) renewed \(\d+ new versions of which \d+ "
+                  r"virgin, \d+ unchanged\), skipped: (.*)$", out, re.M)
+    assert m, out
+    found, renewed = int(m[1]), int(m[2])
+    skipped = {k: int(v) for k, v in (part.split(" ") for part in m[3].split(", "))}
+    assert found == 40 and 0 < renewed < 40
+    assert set(skipped) == {"interrupted"}, skipped
+    assert found == renewed + skipped["interrupted"], out
+    data = json.loads(max(Path(home.var, "runs").glob("*.json"),
+                          key=lambda f: f.stat().st_mtime).read_text())
+    assert data["records_found"] == data["records_renewed"] + sum(data["skipped"].values())
+    assert ("renewing in 2 worker processes" in Path(data["log"]).read_text()) == \
+        (processes == 2)
+
+
+def test_a_duplicate_id_is_counted_as_skipped(home, tmp_path, clock):
+    src = write_amf(tmp_path / "a.xml", text("RePEc:aaa:wpaper:1"), text("RePEc:aaa:wpaper:1"),
+                    text("RePEc:aaa:wpaper:2"))
+    s = run(home, src, clock=clock)
+    assert records_line(s) == ("records:  3 found, 2 renewed (2 new versions of which 2 "
+                               "virgin, 0 unchanged), skipped: duplicate 1")
+    assert s.duplicates == 1

@@ -32,8 +32,11 @@ class Planned:
 
 
 def plan(spool: ExternalSort, failed_files: set[int],
-         duplicate: Callable[[str, str, str], None]) -> Iterator[Planned]:
-    """``duplicate(id, source, kept_source)`` hears of every duplicate skipped.
+         duplicate: Callable[[str, str, str], None],
+         dropped: Callable[[str, str], None] = lambda _id, _src: None) -> Iterator[Planned]:
+    """``duplicate(id, source, kept_source)`` hears of every duplicate skipped,
+    ``dropped(id, source)`` of every record dropped with its file (a file that
+    failed after the record was read: it was counted as found).
 
     The spool sorts the occurrences of one record directory by the duplicate
     rule, so the first of each group (from a file that was read whole) is kept;
@@ -44,6 +47,7 @@ def plan(spool: ExternalSort, failed_files: set[int],
         _, _, payload = line.partition(b"\t")
         e = json.loads(payload)
         if e["f"] in failed_files:
+            dropped(e["id"], e["src"])
             continue
         if group and e["rel"] != group[0]["rel"]:
             yield _kept(group, duplicate)

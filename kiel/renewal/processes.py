@@ -130,10 +130,13 @@ class Feeder:
 
 
 def feed(records: Iterable[Planned], feeder: Feeder, components: dict[str, str],
-         n: int) -> None:
+         n: int) -> int:
+    """Send each record to its worker; the records not sent (0 or 1: the one
+    refused when the run stopped or a worker died; the caller counts the rest)."""
     for p in records:
         if not feeder.send(worker_of(p, components, n), encode(p)):
-            break
+            return 1
+    return 0
 
 
 def start(n: int, child: Callable[[int, int, int], None]) -> list[Worker]:

@@ -31,7 +31,7 @@ from kiel.notes import NotRegular
 from kiel.renewal import fds, journal, processes
 from kiel.renewal import record as record_mod
 from kiel.renewal.gone import mark_gone
-from kiel.renewal.log import RunLog, unique_path
+from kiel.renewal.log import Reserve, RunLog, unique_path
 from kiel.renewal.options import Options, Progress, Stop
 from kiel.renewal.plan import Planned, plan
 from kiel.renewal.scan import InputRules, Scanned, Selection, scan
@@ -126,7 +126,8 @@ class Renewal:
             else:
                 text = f"{where}: {e}"
             self._fatal = StoreError(text + "; the run stopped, nothing already stored was "
-                                     "touched")
+                                     "touched; the records it left in flight are reported by "
+                                     "'kiel verify' until the next run repairs them")
 
     # -- the run -------------------------------------------------------------------------
 
@@ -160,9 +161,16 @@ class Renewal:
         shard = self.opt.shard
         suffix = "" if shard is None else f"-shard-{shard[0]}-of-{shard[1]}"
         try:
+            # Room for how the run ends, taken before anything else is written.
+            reserve = Reserve(self.home.var)
+        except OSError as e:
+            raise StoreError(f"{e.filename or self.home.var}: no room for the run's summary "
+                             f"and log: {e.strerror or e}; nothing was touched") from None
+        try:
             log_path = unique_path(os.path.join(self.home.var, "log"), f"{self.tist}{suffix}",
                                    ".log")
         except OSError as e:
+            reserve.free()
             raise StoreError(f"{e.filename}: cannot create the run log: {e.strerror}") from None
         self.log = RunLog(log_path)
         self.log.write(f"renewal starts: inputs {list(inputs)}, only={self.opt.only}, "
@@ -172,8 +180,9 @@ class Renewal:
         if dirty:
             self.log.write(f"repair: {len(dirty)} records were in flight when a run ended "
                            "without finishing; their object directories are checked")
-        self._archive_branches()
+        failure: StoreError | None = None
         try:
+            self._archive_branches()
             with journal.Journal(workdir) as jr:
                 self.journal = jr
                 self.dirty = dirty
@@ -189,13 +198,23 @@ class Renewal:
                 journal.remove(dead)  # repaired, or no longer in the input
             self._remember_branches()
             self._refresh_oai_index()
+        except StoreError as e:
+            failure = e
+            raise
         except OSError as e:
-            raise StoreError(f"{e.filename or self.home.var}: {e.strerror or e}") from None
+            failure = StoreError(f"{e.filename or self.home.var}: {e.strerror or e}")
+            raise failure from None
         finally:
             self._clean_workdir(workdir)
+            # The reserve is freed for the summary and the log's last lines: they
+            # say how the run ended, a failure of its own disk included.
+            reserve.free()
             end_t = self.now()
-            summary = self._summary(end_t, log_path, suffix)
-            self.log.write("renewal ends: " + json.dumps(summary.to_json(), sort_keys=True))
+            summary = self._summary(end_t, log_path, suffix, failure)
+            last = ["renewal ends: " + json.dumps(summary.to_json(), sort_keys=True)]
+            if failure is not None:
+                last.insert(0, f"renewal failed (exit {int(summary.exit_status)}): {failure}")
+            self.log.write_last(*last)
             self.log.close()
         return summary
 
@@ -229,8 +248,21 @@ class Renewal:
             self.stats.skipped.update(s.skipped)
         return s
 
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Records found and not renewed, by reason: every summary has
+        found = renewed + the sum of skipped."""
+        if n:
+            with self.stats.lock:
+                self.stats.skipped[reason] += n
+
+    def _dropped(self, rid: str, src: str) -> None:
+        """A record read before its file failed: found, then dropped with the file."""
+        self.skip("input_file_failed")
+        self.log.write(f"record {rid} ({src}): not renewed, its input file failed later")
+
     def _duplicate(self, rid: str, src: str, kept: str) -> None:
         self.stats.add(duplicates=1)
+        self.skip("duplicate")
         file, _, line = src.rpartition(":")
         kfile, _, kline = kept.rpartition(":")
         self.report(f"{file}, line {line} (record {rid}): duplicate id, also at {kfile}, line "
@@ -244,7 +276,7 @@ class Renewal:
         run, closed after): here, or in worker processes."""
         cfg = self.cfg
         n = processes.count(cfg.processes, cfg.per_host, cfg.host_delay)
-        records = plan(scanned.spool, scanned.failed_files, self._duplicate)
+        records = plan(scanned.spool, scanned.failed_files, self._duplicate, self._dropped)
         try:
             if n <= 1:
                 self._on_loop(self._renew_on_loop(
@@ -301,12 +333,13 @@ class Renewal:
 
         feeder = processes.Feeder(workers, self.stopping, on_stop, progress)
         try:
-            processes.feed(records, feeder, scanned.components, n)
+            unsent = processes.feed(records, feeder, scanned.components, n)
             if self.stopping():
                 on_stop()
-                for _ in records:  # the rest, counted as the single process counts them
-                    with self.stats.lock:
-                        self.stats.skipped["interrupted"] += 1
+            # The record not sent and the rest, counted as the single process
+            # counts them (or as lost with a worker that died).
+            reason = self._stop_reason() if self.stopping() else "worker_lost"
+            self.skip(reason, unsent + sum(1 for _ in records))
         finally:
             feeder.close()
 
@@ -398,8 +431,7 @@ class Renewal:
         try:
             async for p in records:
                 if not await self._wait_slot():
-                    with self.stats.lock:
-                        self.stats.skipped["interrupted"] += 1
+                    self.skip(self._stop_reason())
                     continue
                 if self._stop_starting():
                     continue
@@ -455,16 +487,19 @@ class Renewal:
         if self.stopping():
             if self.interrupted is None and self._fatal is None:
                 self.interrupted = "signal"
-            reason = "interrupted"
+            reason = self._stop_reason()
         elif self.opt.max_time is not None and time.monotonic() - self.t0 > self.opt.max_time:
             self.interrupted = self.interrupted or "max-time"
             reason = "max_time"
         else:
             return False
         self._inflight.release()
-        with self.stats.lock:
-            self.stats.skipped[reason] += 1
+        self.skip(reason)
         return True
+
+    def _stop_reason(self) -> str:
+        """Why records are not reached: a stop (signal), or a failure of our own disk."""
+        return "run_failed" if self._fatal is not None else "interrupted"
 
     def _safe_dir(self, rel: str) -> bool:
         """No component of a record directory is a symbolic link (planted links)."""
@@ -481,16 +516,20 @@ class Renewal:
         handed = False
         try:
             if not self._safe_dir(p.rel):
+                self.skip("outside_store")
                 self.report(f"{rdir}: leads outside the store (a symbolic link); record {p.id} "
                             "not renewed", False)
                 return
             self.journal.started(p.rel)
             try:
+                if p.rel in self.dirty:
+                    self.stats.add(repaired=1)
                 r = record_mod.start(p, self.store_root, self.now(), sync=self.cfg.sync,
                                      repair=p.rel in self.dirty,
                                      changed_hook=lambda kind, v: self._changed(kind, p, v))
             except record_mod.Damaged as e:
                 self.stats.add(damaged=1)
+                self.skip("damaged")
                 self.report(f"record {p.id}: {e}; not renewed (the record directory needs a "
                             "person)", False)
                 self.journal.ended(p.rel)
@@ -518,8 +557,12 @@ class Renewal:
             r.done()  # the starter's token
         except OSError as e:
             self.fatal(e, rdir)
+            if not handed:
+                self.skip("run_failed")
         except Exception as e:  # noqa: BLE001 - one record never kills the run
             self.report(f"record {p.id}: internal error {type(e).__name__}: {e}", False)
+            if not handed:
+                self.skip("error")
         finally:
             if not handed:
                 self._inflight.release()
@@ -533,16 +576,22 @@ class Renewal:
                 if not r.interrupted:
                     self.stats.add(records_done=1)
                     self._progress("renew")  # the progress line shows records as they end
+                else:
+                    self.skip("interrupted")
                 self.log.write(f"record {r.id}: "
                                f"{'version ' + r.version if r.version else 'unchanged'}, "
                                f"{len(r.objects)} objects"
                                + (f", errors: {r.errors}" if r.errors else ""))
+            else:
+                self.skip("run_failed")  # its 00last is not written: first next time
         except NotRegular as e:
             self.stats.add(damaged=1)
+            self.skip("damaged")
             self.report(f"{e.filename}: {e.what} where a regular file belongs; record {r.id} "
                         "not finished (the record directory needs a person)", False)
         except OSError as e:
             self.fatal(e, r.dir)
+            self.skip("run_failed")
         finally:
             self._inflight.release()
 
@@ -629,17 +678,12 @@ class Renewal:
             time.monotonic() - self.t0, self.opt.max_time))
 
     def _alert(self) -> str | None:
-        """A person is needed: most attempts could not connect (cron mails it)."""
-        s = self.stats
-        failures = s.connect_failures()
-        if s.attempts < self.cfg.alert_min_attempts or \
-                failures < self.cfg.alert_share * s.attempts:
-            return None
-        top = ", ".join(f"{h} ({n})" for h, n in s.unreachable_hosts.most_common(3))
-        return (f"{failures} of {s.attempts} attempts ({100 * failures / s.attempts:.0f} %) "
-                f"could not connect; most affected: {top}")
+        """A person is needed: most attempts could not connect, or were denied
+        by the network guard (cron mails it)."""
+        return self.stats.alert(self.cfg.alert_share, self.cfg.alert_min_attempts)
 
-    def _summary(self, end_t: int, log_path: str, suffix: str) -> Summary:
+    def _summary(self, end_t: int, log_path: str, suffix: str,
+                 failure: StoreError | None = None) -> Summary:
         s = self.stats
         runs = os.path.join(self.home.var, "runs")
         try:
@@ -649,20 +693,28 @@ class Renewal:
         alert = self._alert()
         if alert:
             self.log.write("alert: " + alert)
+        missing = s.records_found - s.records_done - sum(s.skipped.values())
+        if missing and self.lost_worker:
+            self.skip("worker_lost", missing)  # counted by a process that did not report
+        elif missing:
+            self.log.write(f"counts: {s.records_found} found, {s.records_done} renewed, "
+                           f"skipped {dict(s.skipped)}: {missing} records unaccounted for")
         summary = Summary(
             tist=self.tist, end=end_t, duration=round(time.monotonic() - self.t0, 3),
             full_run=self.full_run, records_found=s.records_found,
             records_renewed=s.records_done, new_versions=s.new_versions, virgin=s.virgin,
             unchanged=s.unchanged, adopted=s.adopted, damaged=s.damaged,
             skipped=dict(s.skipped), input_errors=s.input_errors,
-            problems=tuple(s.problems), refs=s.refs, duplicates=s.duplicates, gone=s.gone,
+            problems=tuple(s.problems) + ((str(failure),) if failure else ()), refs=s.refs,
+            duplicates=s.duplicates, gone=s.gone,
             gone_held=s.gone_held, back=s.back, objects=s.objects, attempts=s.attempts,
             attempts_by_class=dict(sorted(s.by_class.items())),
             errors_by_kind=dict(sorted(s.errors.items())), retries=s.retries, shared=s.shared,
             not_modified=s.not_modified, given_up=s.given_up, host_down=s.host_down,
             bytes_fetched=s.bytes_fetched, bytes_stored=s.bytes_stored,
             bytes_linked=s.bytes_linked, interrupted=self.interrupted, alert=alert,
-            log=log_path, summary_file=path,
+            log=log_path, summary_file=path, failure=str(failure) if failure else None,
+            repaired=s.repaired,
         )
         try:
             store.replace(path, (json.dumps(summary.to_json(), indent=1, sort_keys=True)

@@ -161,6 +161,7 @@ def _scan(root: str, branches: Sequence[Branch], store_root: str,
                 last = store.read_last(os.path.join(store_root, rel))
             except NotRegular as e:
                 out.damaged += 1
+                out.skipped["damaged"] += 1
                 report(f"{e.filename}: {e.what} where 00last belongs; record {rec.id} "
                        "not renewed (the record directory needs a person)", False)
                 continue
@@ -172,6 +173,7 @@ def _scan(root: str, branches: Sequence[Branch], store_root: str,
             except etree.XMLSyntaxError as e:
                 report(f"{rec.file}, line {rec.line} (record {rec.id}): cannot be read back "
                        f"after serialization ({e.msg}); skipped", True)
+                out.skipped["unreadable"] += 1
                 continue
             discover = sorted({n for b in branches if b.discover
                                for n in found.by_branch.get(b.xpath, [])})

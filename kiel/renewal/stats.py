@@ -8,8 +8,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from kiel.exits import ExitStatus
-from kiel.notes import status_class
 from kiel.renewal.policy import CONNECT_ERRORS
+from kiel.replies import status_class
+
+DENIED = "denied"  # the error of an attempt the network guard refused
 
 MAX_LISTED_PROBLEMS = 1000
 
@@ -40,6 +42,7 @@ class Stats:
     by_class: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     unreachable_hosts: Counter[str] = field(default_factory=Counter)
+    denied_hosts: Counter[str] = field(default_factory=Counter)  # refused by the network guard
     retries: int = 0
     shared: int = 0
     not_modified: int = 0
@@ -48,6 +51,7 @@ class Stats:
     bytes_fetched: int = 0
     bytes_stored: int = 0
     bytes_linked: int = 0
+    repaired: int = 0  # records an earlier run left in flight, repaired by this one
 
     def add(self, **counts: int) -> None:
         with self.lock:
@@ -63,13 +67,18 @@ class Stats:
 
     def attempt(self, status: str, error: str | None, host: str, *, retried: bool = False,
                 fetched: int = 0, stored: int = 0, linked: int = 0) -> None:
+        """One attempt; ``host`` is ``scheme://host:port`` (:func:`kiel.urls.host_of`),
+        so that the reply is classed by what it means in its protocol (an FTP 550
+        is a 4xx, not a 5xx), as ``kiel report`` counts it."""
         with self.lock:
             self.attempts += 1
-            self.by_class[status_class(status)] += 1
+            self.by_class[status_class(host, status)] += 1
             if error:
                 self.errors[error] += 1
                 if error in CONNECT_ERRORS:
                     self.unreachable_hosts[host] += 1
+                elif error == DENIED:
+                    self.denied_hosts[host] += 1
             if retried:
                 self.retries += 1
             self.bytes_fetched += fetched
@@ -95,6 +104,37 @@ class Stats:
 
     def connect_failures(self) -> int:
         return sum(n for e, n in self.errors.items() if e in CONNECT_ERRORS)
+
+    def denied(self) -> int:
+        """Attempts the network guard refused to dial (``000 denied``)."""
+        return self.errors[DENIED]
+
+    def alert(self, share: float, min_attempts: int) -> str | None:
+        """A person is needed: ``share`` of the attempts (at least ``min_attempts``)
+        could not connect or were refused by the network guard. Each cause is
+        named in its own words: a denial is a setting (or a resolver's sinkhole
+        answer), not a network that is down."""
+        failures, denied = self.connect_failures(), self.denied()
+        if self.attempts < min_attempts or failures + denied < share * self.attempts \
+                or not failures + denied:
+            return None
+
+        def top(hosts: Counter[str]) -> str:
+            return ", ".join(f"{h} ({n})" for h, n in hosts.most_common(3))
+
+        def pct(n: int) -> str:
+            return f"{n} of {self.attempts} attempts ({100 * n / self.attempts:.0f} %)"
+
+        parts = []
+        if failures:
+            parts.append(f"{pct(failures)} could not connect; most affected: "
+                         f"{top(self.unreachable_hosts)}")
+        if denied:
+            parts.append(f"{pct(denied)} were denied by the network guard (the address "
+                         "dialled is in deny_networks or an always-refused kind, and not in "
+                         "allow_networks; or the resolver answers with such addresses); "
+                         f"most affected: {top(self.denied_hosts)}")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -131,12 +171,18 @@ class Summary:
     bytes_stored: int
     bytes_linked: int
     interrupted: str | None  # "SIGTERM", "SIGINT", "max-time", "worker-lost" or None
-    alert: str | None  # a person is needed: most attempts could not connect
+    alert: str | None  # a person is needed: most attempts could not connect or were denied
     log: str
     summary_file: str
+    # The failure of our own disk that stopped the run (it exits 74), or None.
+    failure: str | None = None
+    # Records an earlier run left in flight when it stopped, repaired by this one.
+    repaired: int = 0
 
     @property
     def exit_status(self) -> int:
+        if self.failure:
+            return ExitStatus.STORE
         if self.interrupted == "SIGINT":
             return ExitStatus.SIGINT
         if self.interrupted == "SIGTERM":
