@@ -25,6 +25,7 @@ import pytest
 from kiel import notes
 
 from kit.homes import record_dir, run, set_config, text, write_amf
+from kit.servers import wait_until
 
 PID = "doi:10.7910/DVN/HARD01"
 
@@ -708,11 +709,17 @@ def test_sigterm_is_honoured_while_a_bundle_is_checked(home, dv, tmp_path):
                           "--no-progress", str(src)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not dv.asked("/api/access/dataset/") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert dv.asked("/api/access/dataset/"), dv.log
-        time.sleep(1.5)  # the bundle is stored and its first member being inflated
+        # The bundle's body under its final name: its check (about 20 s of
+        # inflating) starts next, and the signal meets it.
+        assert dv.bundle is not None
+        size = len(dv.bundle)
+
+        def stored() -> bool:
+            return any(f.is_file() and not f.is_symlink() and not f.name.startswith(".")
+                       and f.stat().st_size == size
+                       for f in record_dir(home, RID).rglob("*_200_*"))
+
+        assert wait_until(stored, timeout=60), dv.log
         t = time.monotonic()
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=60)

@@ -19,6 +19,7 @@ from kiel.renewal.plan import Planned
 from kiel.urls import Target
 
 from kit.homes import make_home, object_dir, record_dir, set_config, text, write_amf
+from kit.servers import wait_until
 
 
 def _children(pid: int) -> list[int]:
@@ -92,15 +93,10 @@ def test_a_worker_killed_ends_the_run_interrupted_and_nothing_is_gone(httpserver
     p = subprocess.Popen([sys.executable, "-m", "kiel", "renew", "--home", home.root,
                           "--no-progress", str(src)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    kids: list[int] = []
-    while time.monotonic() < deadline and len(kids) < 2:
-        time.sleep(0.1)
-        kids = _children(p.pid)
-    assert len(kids) == 2, "two worker processes"
-    while time.monotonic() < deadline and not any(
-            (record_dir(home, i) / "00last").exists() for i in ids):
-        time.sleep(0.1)
+    assert wait_until(lambda: len(_children(p.pid)) == 2), "two worker processes"
+    kids = _children(p.pid)
+    # A record finished: the workers are renewing.
+    assert wait_until(lambda: any((record_dir(home, i) / "00last").exists() for i in ids))
     os.kill(kids[0], signal.SIGKILL)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 1, (out, err)

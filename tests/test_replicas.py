@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from kiel import home as home_mod
 
 from kit.homes import Clock, run, set_config, text, write_amf
+from kit.servers import wait_until
 
 TIMEOUT = 120
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
@@ -56,15 +56,18 @@ class Daemon:
         assert self.conf is not None
         self.proc = subprocess.Popen(["rsync", "--daemon", "--no-detach", f"--config={self.conf}",
                                       f"--port={self.port}", "--address=127.0.0.1"])
-        deadline = time.monotonic() + 10
-        while True:
+        proc = self.proc
+
+        def listening() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
+                return True
             except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("the rsync daemon did not start") from None
-                time.sleep(0.02)
+                return False
+
+        if not wait_until(lambda: proc.poll() is not None or listening(), timeout=10) \
+                or proc.poll() is not None:
+            raise RuntimeError("the rsync daemon did not start")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -297,18 +300,14 @@ def test_a_replicate_killed_half_way_leaves_no_partial_file_and_the_next_complet
     proc = subprocess.Popen([sys.executable, "-m", "kiel", "replicate", "--home", h.root,
                              "--bwlimit", "1000"], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not any(p.name.startswith(".") and p.stat().st_size > 200_000
-                  for p in back.iterdir()):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    # The big file arriving on the back under rsync's hidden temporary name.
+    assert wait_until(lambda: proc.poll() is not None or any(
+        p.name.startswith(".") and p.stat().st_size > 200_000 for p in back.iterdir()))
+    assert proc.poll() is None
     os.killpg(proc.pid, signal.SIGKILL)  # the front dies: kiel and its rsync at once
     proc.wait(10)
     # The daemon's receiver sees the connection end and keeps what arrived aside.
-    deadline = time.monotonic() + 30
-    while not (back / ".kiel-partial" / big.name).exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert wait_until((back / ".kiel-partial" / big.name).exists)
     assert not (back / big.name).exists()
     partial = (back / ".kiel-partial" / big.name).stat().st_size
     assert 0 < partial < 3_000_000
@@ -565,21 +564,18 @@ def test_sigterm_ends_replicate_and_its_rsync_and_frees_the_lock(site, daemon):
     proc = subprocess.Popen([sys.executable, "-m", "kiel", "replicate", "--home", h.root,
                              "--bwlimit", "500"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    deadline = time.monotonic() + 60
-    while not all(b.is_dir() and any(p.name.startswith(".") for p in b.iterdir())
-                  for b in backs):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    # Both transfers under way: each back holds rsync's hidden temporary name.
+    assert wait_until(lambda: proc.poll() is not None or all(
+        b.is_dir() and any(p.name.startswith(".") for p in b.iterdir()) for b in backs),
+        timeout=60)
+    assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)  # to kiel alone, as cron or systemd would
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 143
     assert err.strip().endswith("stopped by a signal")
     # Both transfers ended with it: each back keeps its partial aside, no final name.
     for b in backs:
-        deadline = time.monotonic() + 30
-        while not (b / ".kiel-partial" / big.name).exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert wait_until((b / ".kiel-partial" / big.name).exists)
         assert not (b / big.name).exists()
     with home_mod.Lock(h):  # released: a renewal may start
         pass

@@ -14,6 +14,7 @@ import pytest
 from werkzeug import Response
 
 from kit.homes import make_home, run, set_config, text, write_amf
+from kit.servers import wait_until
 
 PDF = b"%PDF-1.4\n" + b"p" * 5000
 
@@ -165,9 +166,7 @@ def test_after_sigterm_found_is_renewed_plus_skipped(home, httpserver, tmp_path,
     p = subprocess.Popen([sys.executable, "-m", "kiel", "renew", "--home", home.root,
                           "--no-progress", str(src)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(hits) < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_until(lambda: len(hits) >= 6, timeout=60)  # fetching, records under way
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 143, err
