@@ -93,6 +93,18 @@ class Verdict:
         return f"{where}, {verb}: {self.reason}"
 
 
+
+def judge_all(name: str, addresses: Sequence[str], policy: Policy | None) -> list[Verdict]:
+    """The verdict on every address a name resolved to, before any is dialled:
+    one denied address denies the host (:class:`Denied`)."""
+    verdicts = []
+    for a in addresses:
+        v = policy.judge(a, name) if policy is not None else Verdict(name, a, True, "unchecked")
+        if not v.allowed:
+            raise Denied(v)
+        verdicts.append(v)
+    return verdicts
+
 def unwrap(address: Address) -> Address:
     """The IPv4 address an IPv6 form carries (IPv4-mapped, NAT64, 6to4), else itself."""
     if isinstance(address, ipaddress.IPv6Address):
@@ -342,12 +354,7 @@ def dial(host: str, port: int, policy: Policy | None, timeout: float | None, *,
     """
     name = encode_host(host)
     addresses = resolve(name, port, timeout, resolver)
-    verdicts = []
-    for a in addresses:
-        v = policy.judge(a, name) if policy is not None else Verdict(name, a, True, "unchecked")
-        if not v.allowed:
-            raise Denied(v)
-        verdicts.append(v)
+    verdicts = judge_all(name, addresses, policy)
     last: BaseException | None = None
     for a, v in zip(addresses, verdicts, strict=True):
         current().check()
@@ -451,12 +458,7 @@ async def adial(host: str, port: int, policy: Policy | None,
     connected in order, never the name. A non-blocking socket is returned."""
     name = encode_host(host)
     addresses = await aresolve(name, port, resolver)
-    verdicts = []
-    for a in addresses:
-        v = policy.judge(a, name) if policy is not None else Verdict(name, a, True, "unchecked")
-        if not v.allowed:
-            raise Denied(v)
-        verdicts.append(v)
+    verdicts = judge_all(name, addresses, policy)
     loop = asyncio.get_running_loop()
     last: BaseException | None = None
     for a, v in zip(addresses, verdicts, strict=True):
