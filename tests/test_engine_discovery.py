@@ -96,9 +96,9 @@ def test_depth_one_and_branches_without_discovery(home, httpserver, tmp_path, cl
     assert "discovered" not in lines(object_dir(home, rid, httpserver.url_for("/file-page")))[0]
 
 
-def test_a_deposit_link_ends_with_every_file_verified(home, httpserver, tmp_path, clock):
-    """A Dataverse installation on loopback: the record's link to a dataset page
-    leads through the API to both files, checked against the declared md5."""
+def serve_dataverse(httpserver):
+    """A Dataverse installation on loopback: the dataset page, its API answer
+    and its two files. Returns the dataset's id and the files' bytes."""
     pid = "doi:10.7910/DVN/KIEL01"
     api = json.loads((FIXTURES / "api" / "kiel01-latest.json").read_text())
     httpserver.expect_request("/dataset.xhtml").respond_with_data(
@@ -111,6 +111,13 @@ def test_a_deposit_link_ends_with_every_file_verified(home, httpserver, tmp_path
         panel, content_type="application/x-stata")
     httpserver.expect_request("/api/access/datafile/12").respond_with_data(
         analysis, content_type="text/plain")
+    return pid, panel, analysis
+
+
+def test_a_deposit_link_ends_with_every_file_verified(home, httpserver, tmp_path, clock):
+    """A Dataverse installation on loopback: the record's link to a dataset page
+    leads through the API to both files, checked against the declared md5."""
+    pid, panel, analysis = serve_dataverse(httpserver)
     rid = "RePEc:aaa:wpaper:4"
     link = httpserver.url_for("/dataset.xhtml") + f"?persistentId={pid}"
     set_config(home, max_file_count=10)
@@ -196,18 +203,7 @@ def test_discovery_switched_on_later_searches_the_stored_page(home, httpserver, 
 def test_two_records_linking_one_deposit_ask_its_api_once(home, httpserver, tmp_path, clock):
     """The deposit's API and files are fetched once per run; the second record
     links to the first's bodies and still verifies every file."""
-    pid = "doi:10.7910/DVN/KIEL01"
-    api = json.loads((FIXTURES / "api" / "kiel01-latest.json").read_text())
-    httpserver.expect_request("/dataset.xhtml").respond_with_data(
-        b"<html><body>dataset</body></html>", content_type="text/html")
-    httpserver.expect_request("/api/datasets/:persistentId/versions/:latest-published",
-                              query_string={"persistentId": pid}).respond_with_json(api)
-    panel = (FIXTURES / "files" / "panel.dta").read_bytes()
-    analysis = (FIXTURES / "files" / "analysis.do").read_bytes()
-    httpserver.expect_request("/api/access/datafile/11").respond_with_data(
-        panel, content_type="application/x-stata")
-    httpserver.expect_request("/api/access/datafile/12").respond_with_data(
-        analysis, content_type="text/plain")
+    pid, panel, analysis = serve_dataverse(httpserver)
     link = httpserver.url_for("/dataset.xhtml") + f"?persistentId={pid}"
     set_config(home, max_file_count=10)
     rids = ["RePEc:aaa:wpaper:5", "RePEc:aaa:wpaper:6"]
