@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,17 +146,13 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
     Raises :class:`Damaged` (report, skip the record) or ``OSError`` (the
     store cannot be written)."""
     rdir = os.path.join(store_root, p.rel)
-    try:
-        os.mkdir(rdir)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(rdir, exist_ok=True)
+    _make_record_dir(rdir, store_root)
     vers = []
     is_gone = False
     for name in os.listdir(rdir):
         if name == store.GONE:
-            is_gone = True  # the listing says it: no lstat of its own
+            is_gone = True
+            _regular_marker(os.path.join(rdir, name))
         elif store.is_tmp(name):
             if store.tmp_abandoned(os.path.join(rdir, name)):
                 store.remove_tmp(os.path.join(rdir, name))
@@ -209,6 +206,58 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
     return r
 
 
+def _make_record_dir(rdir: str, store_root: str) -> None:
+    """Make the record directory (and the levels above it) unless it is there.
+
+    Something else in its place, or in the place of a level above it (a file
+    planted or left by hand), is damage in one record: :class:`Damaged`,
+    nothing touched, never an error that stops the run."""
+    try:
+        os.mkdir(rdir)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        try:
+            os.makedirs(rdir, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            _blocked(rdir, store_root)
+    except NotADirectoryError:
+        _blocked(rdir, store_root)
+    st = os.lstat(rdir)
+    if not stat.S_ISDIR(st.st_mode):
+        raise Damaged(f"{rdir}: {_kind(st.st_mode)} where the record directory belongs")
+
+
+def _blocked(rdir: str, store_root: str) -> None:
+    """Name the level above ``rdir`` that is not a directory."""
+    path = rdir
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path or not parent.startswith(store_root):
+            break
+        path = parent
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise Damaged(f"{path}: {_kind(st.st_mode)} where a directory of the store "
+                          f"belongs (above {rdir})")
+    raise Damaged(f"{rdir}: cannot be made, a level above it is not a directory")
+
+
+def _regular_marker(path: str) -> None:
+    """``00gone`` is removed when its record comes back: only a regular file
+    (a directory, a FIFO or a link there is reported and left as it is)."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise Damaged(f"{path}: {_kind(st.st_mode)} where a regular file belongs")
+
+
+def _kind(mode: int) -> str:
+    return "a regular file" if stat.S_ISREG(mode) else notes.kind_of(mode)
+
+
 def _unnoted(rdir: str, vers: list[tuple[int, str]], past: notes.Tail) -> list[str]:
     """Versions newer than the newest one a renewal line names."""
     if not vers:
@@ -231,7 +280,12 @@ def _unnoted(rdir: str, vers: list[tuple[int, str]], past: notes.Tail) -> list[s
 
 def finish(r: RecordRenewal, end: int, *, sync: bool) -> None:
     """The record's notes line, then ``00last`` (not after an interruption:
-    the record then stays first in line for the next run)."""
+    the record then stays first in line for the next run).
+
+    A wall clock that stepped back since the record started never makes its
+    end earlier than its start: the end is then the start (docs/contract.md,
+    00last)."""
+    end = max(end, r.start)
     path = os.path.join(r.dir, notes.NOTES)
     for ev in r.events:
         notes.append(path, dict(ev.line(), id=r.id))
