@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
+import zlib
 from pathlib import Path
 
 import pytest
 from werkzeug import Response
 
-from kiel import notes
+from kiel import notes, records
 from kiel.home import Home
 from kiel.verify import verify
 
@@ -48,6 +52,217 @@ def last_summary(home: Path) -> dict:
     """The summary of the newest run (two runs in one second: ``<tist>-1.json``)."""
     runs = sorted((home / "var" / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
     return json.loads(runs[-1].read_text())
+
+
+# --- one record over max_record ----------------------------------------------------------
+
+MiB = 1024 * 1024
+HEAD = b'<?xml version="1.0" encoding="UTF-8"?>\n<amf xmlns="http://amf.openlib.org">\n'
+
+
+def good(n: int) -> bytes:
+    return b'<text id="RePEc:aaa:wpaper:%d"><title>t%d</title></text>\n' % (n, n)
+
+
+def gzip_of(path: Path, *parts: bytes | tuple[bytes, int]) -> Path:
+    """A gzip file of ``parts``; a ``(filler, size)`` part is ``size`` bytes of
+    ``filler``, compressed as it comes (never held whole here either)."""
+    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    with open(path, "wb") as f:
+        for part in parts:
+            if isinstance(part, bytes):
+                f.write(c.compress(part))
+                continue
+            filler, size = part
+            chunk = filler * (MiB // len(filler))
+            f.writelines(c.compress(chunk) for _ in range(size // len(chunk)))
+        f.write(c.flush())
+    return path
+
+
+# The child reads one file under a 1 GiB address-space limit and reports what
+# it read and its peak resident memory (VmHWM: its own, not its parent's).
+CHILD = textwrap.dedent("""
+    import json, resource, sys
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+    from kiel import records
+    out = []
+    for i in records.read_file(sys.argv[1], max_record=int(sys.argv[2])):
+        if isinstance(i, records.Problem):
+            out.append({"problem": str(i), "fatal": i.fatal_for_file, "id": i.id,
+                        "skipped_record": getattr(i, "skipped_record", None),
+                        "partial": getattr(i, "partial", None)})
+        else:
+            out.append({"record": i.id, "line": i.line})
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+    print(json.dumps({"items": out, "peak": int(hwm.split()[1]) * 1024}))
+""")
+
+
+def read_in_child(path: Path, max_record: int = 16 * MiB) -> dict:
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(max_record)],
+                          capture_output=True,
+                          text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+BIG = 160 * MiB  # decompressed; ten times max_record, each file under 1 MB on disk
+
+
+@pytest.mark.parametrize("kind,opening,filler,closing", [
+    # a huge abstract: text
+    ("text", b'<text id="RePEc:ccc:wpaper:huge"><abstract>', b"abstract ",
+     b"</abstract></text>\n"),
+    # markup that looks like the record's end where it is not: in a comment,
+    # a CDATA section, a processing instruction; a '>' and '/>' in an attribute value
+    ("markup", b'<text id="RePEc:ccc:wpaper:huge"><abstract>',
+     b'<!-- </text> --><![CDATA[</text>]]><?pi </text>?><p a="/>x>" b=\'"\'><q/></p>\n',
+     b"</abstract></text>\n"),
+    # a start tag that never ends within max_record: a huge attribute
+    ("attribute", b'<text id="RePEc:ccc:wpaper:huge" title="', b"A",
+     b'"><title>t</title></text>\n'),
+])
+def test_one_record_over_max_record_is_skipped_alone_in_bounded_memory(tmp_path, kind, opening,
+                                                                       filler, closing):
+    """A record of 160 MiB between two good ones used to end its file: the good
+    records were skipped with it. Now the record alone is skipped, passed over
+    as it streams (peak memory under 96 MiB under a 1 GiB address-space
+    limit), named with file, line and id; the records before and after it are read.
+
+    Dense markup costs libxml2 a tree some twenty times its bytes before
+    ``max_record`` is reached (as it always did): that case reads 32 MiB with
+    ``max_record`` at 2 MiB, still far past the limit."""
+    size, limit = (32 * MiB, 2 * MiB) if kind == "markup" else (BIG, 16 * MiB)
+    path = gzip_of(tmp_path / f"{kind}.xml.gz", HEAD, good(1), b"\n", opening, (filler, size),
+                   closing, good(2), b"</amf>\n")
+    assert path.stat().st_size < MiB
+    result = read_in_child(path, limit)
+    assert result["peak"] < 96 * MiB, result["peak"]
+    first, problem, second = result["items"]
+    assert first == {"record": "RePEc:aaa:wpaper:1", "line": 3}
+    # a text node stops libxml2 at 10 000 000 bytes, before max_record
+    what = ("record too large: a text in it is longer than 10 000 000 bytes" if kind == "text"
+            else f"record larger than {limit // MiB} MiB (setting max_record)")
+    assert problem["problem"].startswith(f"{path}, line 5 (record RePEc:ccc:wpaper:huge): "
+                                         + what), problem
+    assert problem["problem"].endswith("; skipped, the records around it are read"), problem
+    assert problem["id"] == "RePEc:ccc:wpaper:huge" and problem["skipped_record"]
+    assert not problem["fatal"] and not problem["partial"]
+    per_chunk = MiB // len(filler)  # as gzip_of writes it
+    lines = size // (per_chunk * len(filler)) * per_chunk * filler.count(b"\n")
+    assert second == {"record": "RePEc:aaa:wpaper:2", "line": 6 + lines}, (second, lines)
+
+
+@pytest.mark.parametrize("kind,opening,filler", [
+    ("record", b'<text id="RePEc:ccc:wpaper:huge"><abstract>', b"abstract "),
+    ("attribute", b'<text id="RePEc:ccc:wpaper:huge" title="', b"A"),
+    ("comment", b"<!--", b"-A"),
+])
+def test_unterminated_garbage_to_the_end_of_the_file_keeps_the_records_before_it(
+        tmp_path, kind, opening, filler):
+    """160 MiB that never end: the records before them are read (the whole file
+    was skipped before), and the problem says that the file ends inside it,
+    so that no record is marked gone by that run."""
+    path = gzip_of(tmp_path / f"{kind}.xml.gz", HEAD, good(1), good(2), opening, (filler, BIG))
+    result = read_in_child(path)
+    assert result["peak"] < 96 * MiB, result["peak"]
+    *recs, problem = result["items"]
+    assert recs == [{"record": "RePEc:aaa:wpaper:1", "line": 3},
+                    {"record": "RePEc:aaa:wpaper:2", "line": 4}]
+    assert problem["problem"].endswith("and the file ends inside it; skipped, the records "
+                                       "before it are read"), problem
+    assert problem["partial"] and not problem["fatal"]
+    if kind == "comment":
+        assert problem["problem"].startswith(f"{path}, line 4: nothing ends within 16 MiB")
+    else:
+        assert problem["problem"].startswith(f"{path}, line 5 (record RePEc:ccc:wpaper:huge)")
+
+
+def test_oversized_records_keep_the_files_own_declarations_and_lines(tmp_path):
+    """After a skipped record the file is read on as it was written: its
+    encoding (ISO-8859-1), its internal subset, its namespace prefix; line
+    numbers are the file's; two oversized records on one line are both
+    skipped alone; a file that is not well-formed after the skip is still
+    skipped whole, as any such file."""
+    big = b'<amf:text id="RePEc:aaa:wpaper:big%d"><amf:abstract>' + b"x" * (2 * MiB) \
+        + b"</amf:abstract></amf:text>"
+    data = (b'<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+            b'<!DOCTYPE amf:amf [\n<!ENTITY e "a>b">\n]>\n'
+            b'<amf:amf xmlns:amf="http://amf.openlib.org">\n'
+            b'<amf:text id="RePEc:aaa:wpaper:1"><amf:title>caf\xe9</amf:title></amf:text>\n'
+            + big % 1 + big % 2 + b"\n"
+            b'<amf:text id="RePEc:aaa:wpaper:2"><amf:title>na\xefve</amf:title></amf:text>\n'
+            b"</amf:amf>\n")
+    path = tmp_path / "latin1.xml"
+    path.write_bytes(data)
+    items = list(records.read_file(str(path), max_record=MiB))
+    assert [type(i).__name__ for i in items] == ["Record", "Problem", "Problem", "Record"]
+    assert [(i.id, i.line) for i in items] == [("RePEc:aaa:wpaper:1", 6),
+                                                ("RePEc:aaa:wpaper:big1", 7),
+                                                ("RePEc:aaa:wpaper:big2", 7),
+                                                ("RePEc:aaa:wpaper:2", 8)]
+    assert "na\u00efve" in items[3].xml.decode("utf-8")
+    # the same records within the limit are read as they always were
+    whole = list(records.read_file(str(path), max_record=4 * MiB))
+    assert [i.id for i in whole] == ["RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:big1",
+                                     "RePEc:aaa:wpaper:big2", "RePEc:aaa:wpaper:2"]
+    assert whole[3].xml == items[3].xml
+    # not well-formed after the skip: the file is skipped whole, as before
+    path.write_bytes(data.replace(b"na\xefve</amf:title>", b"x</amf:titel>"))
+    *_, last = records.read_file(str(path), max_record=MiB)
+    assert isinstance(last, records.Problem) and last.fatal_for_file
+    assert last.line == 8 and "not well-formed" in last.reason
+
+
+def big_text(rid: str, size: int) -> str:
+    return f'<text id="{rid}"><title>big</title><abstract>{"x" * size}</abstract></text>'
+
+
+def test_renew_renews_the_records_around_an_oversized_one(tmp_path):
+    """A real ``kiel renew`` (max_record = 1 MiB): the records before and after
+    an oversized record get their new versions; the oversized one is named
+    (file, line, id), exit 1 as for other bad records, its directory (stored
+    when it was small) left as it was and not marked gone. Garbage running
+    to the end of a file keeps the records before it, and that run marks
+    no record gone."""
+    home = make_home(tmp_path / "h", "max_record = 1MiB\n")
+    ids = ["RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:big", "RePEc:aaa:wpaper:2"]
+    src = tmp_path / "in" / "a.xml"
+    write_amf(src, text(ids[0]), text(ids[1]), text(ids[2]))
+    other = write_amf(tmp_path / "in" / "b.xml", text("RePEc:bbb:wpaper:9"))
+    assert renew(home, str(src.parent)).returncode == 0
+    h = Home(str(home))
+    big_dir = record_dir(h, ids[1])
+    before = snapshot(big_dir)
+    write_amf(src, text(ids[0], extra="<note>v2</note>"), big_text(ids[1], 2 * MiB),
+              text(ids[2], extra="<note>v2</note>"))
+    r = renew(home, str(src.parent), timeout=120)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert (f"{src}, line 4 (record {ids[1]}): record larger than 1 MiB (setting max_record); "
+            "skipped, the records around it are read") in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "file skipped" not in r.stderr
+    for i in (ids[0], ids[2]):
+        assert len(versions(record_dir(h, i))) == 2, i
+    assert snapshot(big_dir) == before
+    assert not (big_dir / "00gone").exists()
+    assert last_summary(home)["input_errors"] == 1
+    # garbage to the end of the file, and b.xml's record gone from the input:
+    # the records before the garbage are renewed, nothing is marked gone
+    other.unlink()
+    data = src.read_bytes().replace(b"</amf>", b"")
+    src.write_bytes(data.replace(b"<note>v2</note>", b"<note>v3</note>")
+                    + b'<text id="RePEc:aaa:wpaper:3" title="' + b"A" * (2 * MiB))
+    r = renew(home, str(src.parent), timeout=120)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert (f"{src}, line 7 (record RePEc:aaa:wpaper:3): record larger than 1 MiB (setting "
+            "max_record): its start tag does not end within it, and the file ends inside "
+            "it; skipped, the records before it are read") in r.stderr, r.stderr
+    for i in (ids[0], ids[2]):
+        assert len(versions(record_dir(h, i))) == 3, i
+    assert not (record_dir(h, "RePEc:bbb:wpaper:9") / "00gone").exists()
+    assert snapshot(big_dir) == before
+    assert not [f for f in verify(str(home)) if f.severity == "breach"]
 
 
 # --- a record directory that is a file, a 00gone that is a directory --------------------
