@@ -281,15 +281,19 @@ def _pieces(f: io.BufferedIOBase) -> Iterator[tuple[bytes, str | None]]:
         lt = data.rfind(b"<", max(0, len(data) - _HOLD))
         if lt >= 0 and data.find(b">", lt) < 0:
             data, carry = data[:lt], data[lt:]
-        start = 0
-        for m in _NOUN_END.finditer(data):
-            yield data[start:m.end()], m.group(1).decode("ascii")
-            start = m.end()
-        if start < len(data):
-            yield data[start:], None
+        yield from _cut(data)
 
 
-_MAX_TEXT = 10_000_000  # libxml2's longest text node without XML_PARSE_HUGE
+def _cut(data: bytes) -> Iterator[tuple[bytes, str | None]]:
+    start = 0
+    for m in _NOUN_END.finditer(data):
+        yield data[start:m.end()], m.group(1).decode("ascii")
+        start = m.end()
+    if start < len(data):
+        yield data[start:], None
+
+
+_LONGEST = "10 000 000"  # bytes: libxml2's longest text node without XML_PARSE_HUGE
 
 
 def _text_too_long(e: etree.XMLSyntaxError) -> bool:
@@ -332,7 +336,7 @@ class _Reader:
         self.max_input_file = max_input_file
         self.max_record = max_record
         self.src = _pieces(f)
-        self.back: bytes | None = None  # bytes read by the passer, to parse again
+        self.back: list[tuple[bytes, str | None]] = []  # read by the passer, to parse again
         self.fed = 0  # bytes of the file read
         self.newlines = 0  # among them
         self.header: bytes | None = None  # the file up to the end of the root's start tag
@@ -355,9 +359,8 @@ class _Reader:
         self.done = False
 
     def _next(self) -> tuple[bytes, str | None] | None:
-        if self.back is not None:
-            data, self.back = self.back, None
-            return data, None
+        if self.back:
+            return self.back.pop(0)
         item = next(self.src, None)
         if item is not None:
             self.fed += len(item[0])
@@ -375,7 +378,10 @@ class _Reader:
         try:
             yield from self._items()
         except etree.XMLSyntaxError as e:
-            raise _NotWellFormed(e.lineno + self.shift if e.lineno else None, e.msg) from None
+            msg = e.msg
+            if self.shift:  # a parser after a skipped record: its own lines are not the file's
+                msg = re.sub(r", line \d+, column \d+$", "", msg)
+            raise _NotWellFormed(e.lineno + self.shift if e.lineno else None, msg) from None
 
     def _items(self) -> Iterator[Item]:
         while True:
@@ -420,7 +426,7 @@ class _Reader:
                 self.depth += 1
                 if self.root is None:
                     self._root(el)
-                elif self.depth == 2:
+                elif self.depth == 2 and self.root.tag not in _TEXT_TAGS:
                     self.open_line, self.open_id = self._line(el), el.get("id")
                 continue
             self.depth -= 1
@@ -475,8 +481,7 @@ class _Reader:
         ``too_long``), never holding it; a new parser reads on after it."""
         limit = _size_text(self.max_record)
         open_line, open_id = self.open_line, self.open_id
-        if too_long is not None and (self.known is None or self.header is None
-                                     or open_line is None):
+        if too_long is not None and (self.known is None or self.header is None):
             raise too_long
         if self.known is None or self.header is None:
             # Before the root's start tag ended, in a file of one record, or
@@ -511,8 +516,7 @@ class _Reader:
             line: int | None = open_line if open_line is not None else passer.head_line
             what = f"record larger than {limit} (setting max_record)"
             if too_long is not None:
-                longest = f"{_MAX_TEXT:_}".replace("_", " ")
-                what = (f"record too large: a text in it is longer than {longest} bytes, "
+                what = (f"record too large: a text in it is longer than {_LONGEST} bytes, "
                         "the most the XML parser holds")
             elif open_line is None:
                 what += ": its start tag does not end within it"
@@ -522,6 +526,9 @@ class _Reader:
             what = (f"nothing ends within {limit} after {where} (setting max_record): an "
                     "unterminated or oversized attribute, comment, processing instruction, "
                     "CDATA section or record")
+            if too_long is not None:
+                what = (f"a text longer than {_LONGEST} bytes, the most the XML parser holds, "
+                        f"after {where}")
         unnamed = rid_ok is None and (open_line is not None or in_tag)
         if resumed is None:
             return Problem(self.path, line, f"{what}, and the file ends inside it; skipped, "
@@ -534,7 +541,7 @@ class _Reader:
         self.depth = 0
         self.parser.feed(self.header)
         self.shift = nl - self.header.count(b"\n")
-        self.back = rest or None
+        self.back = list(_cut(rest))
         self.mark = self.fed - len(rest)
         self.mark_line = nl + 1
         self.open_line = self.open_id = None

@@ -18,6 +18,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug import Response
 
 from kiel import notes, records
@@ -213,6 +215,66 @@ def test_oversized_records_keep_the_files_own_declarations_and_lines(tmp_path):
     *_, last = records.read_file(str(path), max_record=MiB)
     assert isinstance(last, records.Problem) and last.fatal_for_file
     assert last.line == 8 and "not well-formed" in last.reason
+
+
+# Pieces of a record's body: plain markup, and markup holding what looks like
+# a record's end (in a comment, a CDATA section, a PI, an attribute value).
+BODY = [b"<title>t</title>", b"<abstract>" + b"w " * 500 + b"</abstract>",
+        b"<!-- </text> -->", b"<![CDATA[ </text> <x> ]]>", b"<?pi </text> ?>",
+        b'<file a="/>x>" b=\'"\'><url>u</url></file>', b"<e/>\n", b"\n"]
+SEPARATORS = [b"", b"\n", b"<!-- </text> -->\n", b"  \n\n", b"<?pi x?>"]
+
+
+@st.composite
+def amf_files(draw) -> tuple[bytes, str]:
+    """An AMF file of 1 to 8 records, some far over 32 KiB, with or without a prefix."""
+    prefix = draw(st.sampled_from(["", "amf:"]))
+    parts = [b'<?xml version="1.0" encoding="UTF-8"?>\n',
+             f'<{prefix}amf xmlns{":amf" if prefix else ""}="http://amf.openlib.org">'
+             .encode()]
+    for i in range(draw(st.integers(1, 8))):
+        parts.append(draw(st.sampled_from(SEPARATORS)))
+        body = draw(st.lists(st.sampled_from(BODY), max_size=12))
+        repeat = draw(st.sampled_from([1, 1, 40, 200]))  # 200: some 200 KiB
+        parts.append(f'<{prefix}text id="RePEc:aaa:wpaper:{i}">'.encode()
+                     + b"".join(body) * repeat + f"</{prefix}text>".encode())
+    parts.append(f"\n</{prefix}amf>\n".encode())
+    text_ = b"".join(parts)
+    if prefix:  # the body's own elements take the prefix too
+        for tag in (b"title", b"abstract", b"file", b"url", b"e"):
+            text_ = text_.replace(b"<" + tag, b"<amf:" + tag).replace(b"</" + tag, b"</amf:" + tag)
+    return text_, prefix
+
+
+@settings(max_examples=60, deadline=None)
+@given(amf_files(), st.sampled_from([7, 333, 64 * 1024]))
+def test_what_is_read_around_skipped_records_is_what_a_whole_read_gives(tmp_path_factory, f,
+                                                                       chunk):
+    """(hypothesis) With ``max_record`` at 32 KiB, every record the reader
+    yields is byte for byte and line for line what reading the file whole
+    gives, and every other record is named by a problem that is not fatal;
+    also when the file comes in pieces of 7 or 333 bytes (end tags, comments
+    and attribute values cut anywhere)."""
+    data, _prefix = f
+    path = tmp_path_factory.mktemp("amf") / "a.xml"
+    path.write_bytes(data)
+    whole = {r.id: r for r in records.read_file(str(path), max_record=64 * MiB)}
+    assert all(isinstance(r, records.Record) for r in whole.values())
+    saved = records._CHUNK
+    records._CHUNK = chunk
+    try:
+        got = list(records.read_file(str(path), max_record=32 * 1024))
+    finally:
+        records._CHUNK = saved
+    problems = [i for i in got if isinstance(i, records.Problem)]
+    assert not [p for p in problems if p.fatal_for_file or p.partial], problems
+    read = {r.id: r for r in got if isinstance(r, records.Record)}
+    for rid, r in read.items():
+        assert (r.line, r.xml) == (whole[rid].line, whole[rid].xml), rid
+    skipped = {p.id for p in problems}
+    assert set(whole) == set(read) | skipped and not set(read) & skipped
+    # only records near the limit or over it (markup between records counts too)
+    assert all(len(whole[rid].xml) > 16 * 1024 for rid in skipped)
 
 
 def big_text(rid: str, size: int) -> str:
