@@ -402,6 +402,48 @@ def test_a_record_directory_that_is_a_file_or_a_gone_that_is_a_directory_skips_o
     assert snapshot(damaged) == before
 
 
+@pytest.mark.parametrize("damage", ["directory", "fifo", "hard-link"])
+def test_a_record_gone_from_the_input_with_damaged_notes_is_reported_not_a_stop(tmp_path,
+                                                                                 damage):
+    """Two records leave the input; one's ``00notes`` is a directory, a FIFO
+    or a second name of an outside file. The gone check used to write its
+    ``00gone`` and then stop the run with exit 74 at its notes; now that
+    record is reported and left as it is, and the other is marked gone."""
+    home = make_home(tmp_path / "h")
+    src = write_amf(tmp_path / "in" / "a.xml", *[text(i) for i in IDS])
+    assert renew(home, str(src)).returncode == 0
+    h = Home(str(home))
+    rdir = record_dir(h, IDS[0])
+    target = rdir / "00notes"
+    outside = tmp_path / "outside.txt"
+    if damage == "directory":
+        target.unlink()
+        target.mkdir()
+        words = "a directory"
+    elif damage == "fifo":
+        target.unlink()
+        os.mkfifo(target)
+        words = "a FIFO"
+    else:
+        outside.write_bytes(b"someone else's file\n")
+        target.unlink()
+        os.link(outside, target)
+        words = "a hard link (2 names share this file)"
+    before = snapshot(rdir)
+    write_amf(src, text(IDS[2]))
+    r = renew(home, str(src), timeout=60)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert (f"{target}: {words} where a regular file belongs; RePEc/aaa/wpaper/1 not marked "
+            "gone (the record directory needs a person)") in r.stderr, r.stderr
+    assert snapshot(rdir) == before
+    if damage == "hard-link":
+        assert outside.read_bytes() == b"someone else's file\n"
+    assert (record_dir(h, IDS[1]) / "00gone").is_file()
+    summary = last_summary(home)
+    assert summary["gone"] == 1 and summary["damaged"] == 1, summary
+
+
 # --- a clock that steps back during a renewal ----------------------------------------------
 
 def test_a_clock_step_back_during_a_renewal_never_ends_before_it_starts(home, httpserver,
