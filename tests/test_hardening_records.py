@@ -330,7 +330,7 @@ def test_renew_renews_the_records_around_an_oversized_one(tmp_path):
 # --- a record directory that is a file, a 00gone that is a directory --------------------
 
 DAMAGE = ["record-dir-is-a-file", "new-record-dir-is-a-file", "series-dir-is-a-file",
-          "gone-is-a-directory"]
+          "gone-is-a-directory", "unnoted-version-is-a-directory", "unnoted-version-is-a-fifo"]
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
@@ -364,12 +364,29 @@ def test_a_record_directory_that_is_a_file_or_a_gone_that_is_a_directory_skips_o
         target.write_bytes(b"planted\n")
         words, finding = "a regular file where a directory of the store belongs", \
             "a file where a directory belongs"
-    else:
+    elif damage == "gone-is-a-directory":
         target = record_dir(Home(str(home)), IDS[0]) / "00gone"
         target.mkdir()
         (target / "kept").write_bytes(b"whatever a person put here\n")
         words, finding = "a directory where a regular file belongs", "00gone is not a regular"
-    damaged = target if damage != "gone-is-a-directory" else target.parent
+    else:
+        # a version no notes line names, older than the newest: the renewal
+        # adopts (hashes) it; a FIFO there used to hang the run, a directory
+        # stopped it with exit 74
+        rdir = record_dir(Home(str(home)), IDS[0])
+        (v1,) = versions(rdir)
+        t1 = int(v1.split(".")[0])
+        target = rdir / f"{t1 + 5000}.amf.xml"
+        if damage.endswith("directory"):
+            target.mkdir()
+            words = "a directory where a regular file belongs"
+        else:
+            os.mkfifo(target)
+            words = "a FIFO where a regular file belongs"
+        shutil.copy(rdir / v1, rdir / f"{t1 + 9000}.amf.xml")
+        finding = "not-regular"
+    damaged = target if damage in ("record-dir-is-a-file", "new-record-dir-is-a-file",
+                                   "series-dir-is-a-file") else target.parent
     before = snapshot(damaged)
     # every record has a new version to store
     write_amf(src, *[text(i, extra="<note>v2</note>") for i in ids])
@@ -384,7 +401,7 @@ def test_a_record_directory_that_is_a_file_or_a_gone_that_is_a_directory_skips_o
     # nothing of the damaged path changed
     assert snapshot(damaged) == before
     # every other record was renewed
-    hurt = IDS[0] if damage in ("record-dir-is-a-file", "gone-is-a-directory") else ids[-1]
+    hurt = ids[-1] if damage in ("new-record-dir-is-a-file", "series-dir-is-a-file") else IDS[0]
     for i in ids:
         if i == hurt:
             continue

@@ -149,17 +149,20 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
     _make_record_dir(rdir, store_root)
     vers = []
     is_gone = False
-    for name in os.listdir(rdir):
-        if name == store.GONE:
-            is_gone = True
-            _regular_marker(os.path.join(rdir, name))
-        elif store.is_tmp(name):
-            if store.tmp_abandoned(os.path.join(rdir, name)):
-                store.remove_tmp(os.path.join(rdir, name))
-            continue
-        m = store.VERSION_RE.match(name)
-        if m:
-            vers.append((int(m.group(1)), name))
+    with os.scandir(rdir) as it:
+        for entry in it:
+            name = entry.name
+            if name == store.GONE:
+                is_gone = True
+                _regular(entry)
+            elif store.is_tmp(name):
+                if store.tmp_abandoned(entry.path):
+                    store.remove_tmp(entry.path)
+                continue
+            m = store.VERSION_RE.match(name)
+            if m:
+                _regular(entry)  # every version is hashed or read back: none may block
+                vers.append((int(m.group(1)), name))
     vers.sort()
     if vers and is_cut(os.path.basename(rdir)):
         # Only a cut name can be shared by two ids: the newest version says whose it is.
@@ -246,12 +249,13 @@ def _blocked(rdir: str, store_root: str) -> None:
     raise Damaged(f"{rdir}: cannot be made, a level above it is not a directory")
 
 
-def _regular_marker(path: str) -> None:
-    """``00gone`` is removed when its record comes back: only a regular file
-    (a directory, a FIFO or a link there is reported and left as it is)."""
-    st = os.lstat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise Damaged(f"{path}: {_kind(st.st_mode)} where a regular file belongs")
+def _regular(entry: os.DirEntry[str]) -> None:
+    """A version or ``00gone`` (removed when its record comes back) must be a
+    regular file: a directory, a FIFO or a link there is reported and left
+    as it is (the directory entry's type: no system call of its own)."""
+    if not entry.is_file(follow_symlinks=False):
+        raise Damaged(f"{entry.path}: {_kind(entry.stat(follow_symlinks=False).st_mode)} "
+                      "where a regular file belongs")
 
 
 def _kind(mode: int) -> str:
