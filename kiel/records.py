@@ -229,13 +229,17 @@ def read_file(path: str, max_input_file: int = DEFAULT_MAX_INPUT_FILE,
     ``fatal_for_file``; records already yielded from it must then be
     dropped by the caller (the whole file is skipped).
 
-    Memory is bounded whatever the bytes: the parser is fed 64 KiB at a
-    time; a file decompressing to more than ``max_input_file`` bytes, and
-    more than ``max_record`` bytes without the end of a top-level noun (a
-    record too large, or an unterminated attribute, comment, processing
-    instruction or CDATA section, which libxml2 buffers whole) end the file
-    with a problem. A record serializing to more than ``max_record`` bytes
-    is skipped.
+    Memory is bounded whatever the bytes: the parser is fed at most 64 KiB
+    at a time; a file decompressing to more than ``max_input_file`` bytes
+    ends with a problem. More than ``max_record`` bytes without the end of
+    a top-level noun (a record too large, or an unterminated attribute,
+    comment, processing instruction or CDATA section, which libxml2 buffers
+    whole), or a text longer than libxml2 takes, is one problem, not
+    fatal: that record (``skipped_record`` when its id is known) is passed
+    over as it streams and the records after it are read (see
+    :class:`_Reader`); when the file ends inside it, the problem is
+    ``partial``. A record serializing to more than ``max_record`` bytes is
+    skipped.
     """
     try:
         f, disk_size = _open(path)
