@@ -274,6 +274,7 @@ def _pieces(f: io.BufferedIOBase) -> Iterator[tuple[bytes, str | None]]:
     """The file in pieces of at most 64 KiB, each cut after a noun's end tag
     (with its local name) or at a chunk's end (None)."""
     carry = b""
+    unsure = False  # the chunk before ended inside markup too long to carry
     while True:
         data = f.read(_CHUNK)
         if not data:
@@ -282,10 +283,18 @@ def _pieces(f: io.BufferedIOBase) -> Iterator[tuple[bytes, str | None]]:
             return
         if carry:
             data, carry = carry + data, b""
-        lt = data.rfind(b"<", max(0, len(data) - _HOLD))
-        if lt >= 0 and data.find(b">", lt) < 0:
+        lt = data.rfind(b"<")
+        cut_off = lt >= 0 and data.find(b">", lt) < 0
+        if cut_off and len(data) - lt <= _HOLD:
             data, carry = data[:lt], data[lt:]
-        yield from _cut(data)
+            cut_off = False
+        if unsure:
+            # An end tag may have been cut by the chunk's end, unseen by
+            # the pattern: no piece of this chunk tells a known point.
+            yield from ((piece, None) for piece, _ in _cut(data))
+        else:
+            yield from _cut(data)
+        unsure = cut_off
 
 
 def _cut(data: bytes) -> Iterator[tuple[bytes, str | None]]:
