@@ -28,7 +28,7 @@ from kiel.verify import verify
 
 from kit.cli import renew
 from kit.homes import make_home, text, write_amf
-from kit.servers import Answer, Site
+from kit.servers import Answer, Site, wait_until
 
 
 def renewal_lines(rdir: Path) -> list[dict]:
@@ -385,6 +385,9 @@ def test_a_new_object_directory_appears_whole_or_not_at_all(tmp_path, httpserver
     for n in objects:  # the one renamed before the kill is complete
         names = os.listdir(rdir / n)
         assert "00url" in names and "00notes" in names and len(names) == 3, names
+    # The worker processes die with the run's parent, a moment after it: until
+    # then, verify rightly reads the hidden directory as being written.
+    assert wait_until(lambda: "in-flight" not in [f.kind for f in verify(str(home))], 10)
     assert [f.kind for f in verify(str(home))].count("tmp-leftover") >= 1
     r = renew(home, str(src))
     assert r.returncode == 0, r.stderr
