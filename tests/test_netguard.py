@@ -207,6 +207,19 @@ def test_a_host_httpx_refuses_is_a_value_error(host):
         netguard.encode_host(host)
 
 
+def test_a_host_httpx_refuses_is_a_url_error_over_ftp_as_over_http(tmp_path):
+    dns = Resolver({})
+    f = fetcher(LOOPBACK, resolver=dns)
+    try:
+        for res in (f.fetch_ftp("ftp://999.1.1.1/f", str(tmp_path)),
+                    f.fetch("http://999.1.1.1/f", str(tmp_path))):
+            assert res.status == "000" and res.error == "url", res
+            assert "999.1.1.1" in (res.detail or "")
+    finally:
+        f.close()
+    assert dns.asked == [] and os.listdir(tmp_path) == []  # nothing resolved, nothing kept
+
+
 def test_idna_2008_name_is_checked_as_it_is_dialled(srv, tmp_path):
     # kielß.test is xn--kiel-yna.test in IDNA 2008 (httpx) but kielss.test in
     # IDNA 2003 (Python's codec): a check that resolved the latter let a
