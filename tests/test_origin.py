@@ -154,7 +154,8 @@ def test_different_origins_are_different_connections(tmp_path):
 
 
 def _free_loopback_80() -> str:
-    """A loopback address of 127.0.0.0/8 whose port 80 refuses connections."""
+    """A loopback address of 127.0.0.0/8 whose port 80 refuses connections
+    (the test is skipped, saying so, where a server answers on all of them)."""
     rnd = random.Random()
     for _ in range(20):
         addr = f"127.{rnd.randrange(1, 255)}.{rnd.randrange(0, 256)}.{rnd.randrange(1, 255)}"
@@ -162,7 +163,7 @@ def _free_loopback_80() -> str:
             s.settimeout(2)
             if s.connect_ex((addr, 80)) == errno.ECONNREFUSED:
                 return addr
-    raise AssertionError("no address of 127.0.0.0/8 with port 80 free")
+    pytest.skip("port 80 answers on every loopback address tried (a server on 0.0.0.0:80)")
 
 
 def test_the_default_port_written_or_not_is_one_connection(tmp_path):
