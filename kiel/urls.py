@@ -16,6 +16,7 @@ breaker and of the run's counts (docs/architecture.md, "Origins").
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -117,6 +118,9 @@ class Origin:
         return f"{self.scheme}://{host}:{self.port}"
 
 
+# A URL's origin is asked several times per attempt (queued, scheduled,
+# counted, connected): parsed once while it is in flight.
+@functools.lru_cache(maxsize=1024)
 def origin(url: str) -> Origin:
     """The :class:`Origin` of an ``http``, ``https`` or ``ftp`` URL; ValueError
     when it has none (another scheme, no host, a malformed authority).
