@@ -246,7 +246,8 @@ class Tail:
 
 def tail_lines(path: str, window: int = TAIL_WINDOW) -> tuple[list[bytes], bool]:
     """The complete lines (unparsed) in the last ``window`` bytes of a notes
-    file, and whether they are the whole file.
+    file (at least one, read further back when needed: :func:`tail_of`),
+    and whether they are the whole file.
 
     One ``open``, one ``fstat``, one ``pread``: the cost does not depend on
     how long the file is. A missing file is an empty, whole tail.
@@ -286,17 +287,38 @@ def _single_name(fd: int, path: str) -> os.stat_result:
     return st
 
 
-def tail_of(fd: int, size: int, window: int = TAIL_WINDOW) -> tuple[list[bytes], bool, bool]:
+def tail_of(fd: int, size: int, window: int = TAIL_WINDOW,
+            limit: int = MAX_LINE) -> tuple[list[bytes], bool, bool]:
     """:func:`tail_lines` of an open file of ``size`` bytes, and whether the
-    file ends with a newline (or is empty)."""
-    start = max(0, size - window)
+    file ends with a newline (or is empty).
+
+    The last ``window`` bytes, and further back when they hold no whole
+    line (the newest lines are longer than the window: an answer's 1 500
+    header fields, written by runs that kept them all), each time four
+    times as far, until they hold one or ``limit`` bytes are read: what a
+    renewal needs of the past is never lost to one long line, and a file
+    without newlines costs at most ``limit`` bytes of memory.
+    """
+    # One byte before the window tells whether the window begins a line.
+    start = max(0, size - window - 1)
     data = os.pread(fd, size - start, start)
+    while start > 0 and not _holds_a_line(data) and size - start < limit:
+        further = max(0, size - min(4 * (size - start), limit))
+        data = os.pread(fd, start - further, further) + data
+        start = further
     ends_whole = not data or data.endswith(b"\n")
     lines = data.split(b"\n")
     lines.pop()  # after the last newline: empty, or a torn line
     if start > 0 and lines:
-        lines.pop(0)  # the window began inside a line
+        lines.pop(0)  # what precedes the first newline: the end of an earlier line
     return lines, start == 0, ends_whole
+
+
+def _holds_a_line(data: bytes) -> bool:
+    """``data``, read from inside a file, holds one whole line: the end of
+    an earlier line (its first newline), then a newline after it."""
+    first = data.find(b"\n")
+    return first >= 0 and data.find(b"\n", first + 1) >= 0
 
 
 def parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -305,7 +327,8 @@ def parse_line(raw: bytes) -> dict[str, Any] | None:
 
 
 def tail(path: str, window: int = TAIL_WINDOW) -> Tail:
-    """The parseable lines in the last ``window`` bytes of a notes file."""
+    """The parseable lines in the last ``window`` bytes of a notes file (at
+    least one whole line: :func:`tail_of`)."""
     lines, whole = tail_lines(path, window)
     return Tail(tuple(e for e in map(_parse, lines) if e is not None), whole)
 
