@@ -304,7 +304,8 @@ def tail_of(fd: int, size: int, window: int = TAIL_WINDOW,
     data = os.pread(fd, size - start, start)
     while start > 0 and not _holds_a_line(data) and size - start < limit:
         further = max(0, size - min(4 * (size - start), limit))
-        data = os.pread(fd, start - further, further) + data
+        data = b""  # read again whole, not joined: one buffer of at most ``limit`` bytes
+        data = os.pread(fd, size - further, further)
         start = further
     ends_whole = not data or data.endswith(b"\n")
     lines = data.split(b"\n")
@@ -342,6 +343,73 @@ def status_class(status: str) -> str:
 
 Headers = tuple[tuple[str, str], ...]
 
+# What an attempt line keeps of an answer's header fields: a line stays well
+# under the TAIL_WINDOW a renewal reads, whatever a server sends (HTTP allows
+# a head of 256 KiB: 1 500 fields made 86 KB lines).
+HEADER_FIELDS = 100  # fields kept at most
+HEADER_BYTES = 8192  # bytes they take in the line at most (as JSON)
+# The fields Kiel reads back from the notes or needs to replay an answer,
+# always kept: validators of a conditional request, the body's type, length
+# and coding, the redirect target, signposting links, Retry-After, a file's
+# name, and FTP's final reply.
+RELIED_ON = frozenset({
+    "etag", "last-modified", "content-type", "content-length", "content-encoding",
+    "transfer-encoding", "location", "content-location", "content-disposition", "link",
+    "retry-after", "reply"})
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """The header fields of an answer its attempt line does not keep."""
+
+    fields: int
+    bytes: int  # their names and values, as received
+
+    def line(self) -> dict[str, int]:
+        return {"fields": self.fields, "bytes": self.bytes}
+
+
+def kept_headers(headers: Headers, max_fields: int = HEADER_FIELDS,
+                 max_bytes: int = HEADER_BYTES) -> tuple[Headers, LeftOut | None]:
+    """The header fields an attempt line keeps, in the order received, and
+    what it leaves out (None: nothing).
+
+    The first field of each name Kiel relies on (:data:`RELIED_ON`) is
+    always kept, however long; then its repeats (more ``Link`` fields), then
+    the others, each in the order received, while they fit in ``max_fields``
+    fields and ``max_bytes`` bytes of the line."""
+    if len(headers) <= max_fields and len(_json(headers)) <= max_bytes:
+        return headers, None
+    first: list[int] = []
+    repeats: list[int] = []
+    others: list[int] = []
+    seen: set[str] = set()
+    for i, (name, _) in enumerate(headers):
+        low = name.lower()
+        if low not in RELIED_ON:
+            others.append(i)
+        elif low in seen:
+            repeats.append(i)
+        else:
+            seen.add(low)
+            first.append(i)
+    keep = set(first)
+    used = sum(len(_json(headers[i])) + 1 for i in first)
+    for i in repeats + others:
+        if len(keep) >= max_fields:
+            break
+        cost = len(_json(headers[i])) + 1  # and its comma
+        if used + cost <= max_bytes:
+            keep.add(i)
+            used += cost
+    left = [h for i, h in enumerate(headers) if i not in keep]
+    return (tuple(h for i, h in enumerate(headers) if i in keep),
+            LeftOut(len(left), sum(len(n) + len(v) for n, v in left)) if left else None)
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+
 
 @dataclass(frozen=True)
 class AttemptNote:
@@ -375,12 +443,13 @@ class AttemptNote:
     detail: str | None = None
     since: int | None = None
     ever_ok: bool | None = None
+    headers_left_out: LeftOut | None = None  # fields not kept in ``headers``
     extra: dict[str, Any] = field(default_factory=dict)  # more fields, kept as given
 
     BASE = ("tist", "url", "status", "type", "declared_type", "size", "sha256", "sha1", "file",
             "link", "location", "error", "elapsed", "headers")
     OPTIONAL = ("attempt", "retried", "recovered", "same_as", "etag", "last_modified", "detail",
-                "since", "ever_ok")
+                "since", "ever_ok", "headers_left_out")
 
     def line(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -391,6 +460,8 @@ class AttemptNote:
             "headers": [list(h) for h in self.headers] if self.headers is not None else None,
             "attempt": self.attempt,
         }
+        if self.headers_left_out is not None:
+            d["headers_left_out"] = self.headers_left_out.line()
         for key in ("retried", "recovered"):
             if getattr(self, key):
                 d[key] = True
@@ -432,8 +503,16 @@ def parse_attempt(e: dict[str, Any]) -> AttemptNote | None:
         last_modified=_opt_str(e.get("last_modified")), detail=_opt_str(e.get("detail")),
         since=since if isinstance(since, int) else None,
         ever_ok=ever_ok if isinstance(ever_ok, bool) else None,
+        headers_left_out=_left_out(e.get("headers_left_out")),
         extra={k: v for k, v in e.items() if k not in known},
     )
+
+
+def _left_out(v: object) -> LeftOut | None:
+    if not isinstance(v, dict):
+        return None
+    fields, size = _int(v.get("fields")), _int(v.get("bytes"))
+    return LeftOut(fields, size or 0) if fields is not None else None
 
 
 def _opt_str(v: object) -> str | None:

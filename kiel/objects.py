@@ -321,13 +321,14 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
     tist = int(name.split("_", 1)[0])
     ok = status[:1] in ("1", "2", "3")
     since = od.since if od.since is not None else tist
+    headers, left_out = _kept_headers(res.headers)
     note = AttemptNote(
         tist, od.url, status, type_, res.declared_type, res.size, res.sha256, res.sha1, name,
         link, _redacted(res.location), res.error, res.elapsed,
-        headers=_redacted_headers(res.headers), attempt=attempt, same_as=same_as,
+        headers=headers, attempt=attempt, same_as=same_as,
         etag=res.etag, last_modified=res.last_modified,
         detail=res.detail[:500] if res.detail else None, since=since,
-        ever_ok=od.ever_ok or ok, extra=_extra(res, extra),
+        ever_ok=od.ever_ok or ok, headers_left_out=left_out, extra=_extra(res, extra),
     )
     _append(od, note.line(), sync)
     real = os.path.normpath(os.path.join(od.path, link)) if link is not None \
@@ -370,18 +371,22 @@ def note_retry(od: ObjectDir, res: Result, attempt: int,
     if res.tmp_path:
         store.unlink_quiet(res.tmp_path)
     tist = next_tist(od, int(res.started))
+    headers, left_out = _kept_headers(res.headers)
     note = AttemptNote(tist, od.url, res.status, res.type, res.declared_type, res.size,
                        res.sha256, res.sha1, None, None, _redacted(res.location), res.error,
-                       res.elapsed, headers=_redacted_headers(res.headers), attempt=attempt,
+                       res.elapsed, headers=headers, attempt=attempt,
                        retried=True, detail=res.detail[:500] if res.detail else None,
-                       extra=_extra(res, extra))
+                       headers_left_out=left_out, extra=_extra(res, extra))
     _append(od, note.line(), False)
 
 
-def _redacted_headers(headers: notes.Headers) -> notes.Headers:
-    """The response's headers as received, but never a password (a redirect's
-    ``Location`` may carry one; docs/contract.md: passwords are never written)."""
-    return tuple((name, urls.redact_text(value)) for name, value in headers)
+def _kept_headers(headers: notes.Headers) -> tuple[notes.Headers, notes.LeftOut | None]:
+    """The response's headers as an attempt line keeps them: as received, but
+    bounded (:func:`kiel.notes.kept_headers`: a line stays well under the tail
+    a renewal reads), and never a password (a redirect's ``Location`` may
+    carry one; docs/contract.md: passwords are never written)."""
+    kept, left_out = notes.kept_headers(headers)
+    return tuple((name, urls.redact_text(value)) for name, value in kept), left_out
 
 
 def _extra(res: Result, extra: dict[str, object] | None) -> dict[str, object]:
