@@ -209,3 +209,29 @@ def test_the_tail_of_notes_ending_in_an_86_kb_line_holds_it(tmp_path):
     assert tail.entries == () and not tail.whole
     peak = peak_bytes(lambda: notes.tail(str(path)), times=1)
     assert peak < notes.MAX_LINE + 2**20, peak
+
+
+def test_what_an_attempt_line_keeps_of_a_head():
+    """The bound itself (kiel.notes.kept_headers): a small head is kept as it
+    is; a big one keeps what Kiel relies on, then what fits, in order."""
+    small = (("Content-Type", "text/html"), ("ETag", ETAG), ("Server", "x"))
+    assert notes.kept_headers(small) == (small, None)
+    # 30 fields of 400 bytes, then the ETag, two Link fields and a short one:
+    # the ETag and both Link fields stay; of the others, what fits.
+    bigs_sent = tuple(("X-Big", f"{i:03d}" + "b" * 397) for i in range(30))
+    head = (*bigs_sent, ("ETag", ETAG), ("Link", "<a>; rel=x"), ("Link", "<b>; rel=y"),
+            ("Server", "s"))
+    kept, left = notes.kept_headers(head)
+    assert ("ETag", ETAG) in kept
+    assert [v for n, v in kept if n == "Link"] == ["<a>; rel=x", "<b>; rel=y"]
+    assert kept == tuple(h for h in head if h in kept)  # the order received
+    assert kept[:3] == bigs_sent[:3]  # the first of the others, not the last
+    assert ("Server", "s") in kept  # a later field that fits is kept
+    bigs = sum(1 for n, _ in kept if n == "X-Big")
+    assert 0 < bigs < 30 and left == notes.LeftOut(30 - bigs, (30 - bigs) * 405)
+    assert len(notes.dumps({"h": kept})) <= notes.HEADER_BYTES
+    # An ETag of 20 000 bytes, over the budget alone, is still kept whole
+    # (and the line is long: a tail reads back to it); nothing else is added.
+    kept, left = notes.kept_headers((("Server", "s"), ("ETag", "e" * 20_000), *head[-3:]))
+    assert kept == (("ETag", "e" * 20_000), ("Link", "<a>; rel=x"))
+    assert left == notes.LeftOut(3, 2 * len("Servers") + len("Link<b>; rel=y"))
