@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kiel import notes
 
-from kit.cli import renew
+from kit.cli import kiel, renew
 from kit.homes import Clock, attempts, object_dir, run, set_config, text, write_amf
 from kit.servers import GOOD_BODY, Conn, HostileServer, Route, response_head
 from kit.stores import StoreBuilder, peak_bytes
@@ -96,6 +96,8 @@ def test_an_answer_of_1500_fields_is_asked_again_conditionally(home, tmp_path):
         "Connectionclose")
     assert one["etag"] == ETAG and one["last_modified"] == LAST_MODIFIED
     assert ["ETag", ETAG] in two["headers"] and two["headers_left_out"]["fields"] > 1000
+    v = kiel("verify", home=home)
+    assert v.returncode == 0, v.stdout + v.stderr
 
 
 def test_attempt_names_keep_their_order_after_a_clock_step_back(home, tmp_path):
