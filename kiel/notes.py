@@ -30,7 +30,7 @@ from kiel.hashing import ALGORITHMS
 from kiel.urls import redact_text
 
 NOTES = "00notes"
-TAIL_WINDOW = 16384  # bytes read from the end of a notes file by a renewal
+TAIL_WINDOW = 16384  # bytes read from the end of a notes file by a renewal (at least a line)
 # The longest notes line a reader holds in memory. Kiel's own lines stay far
 # below it (a manifest note is capped by its files); a longer one is a file
 # that is not Kiel's notes (a sparse file, a disk image) and is skipped.
@@ -249,8 +249,9 @@ def tail_lines(path: str, window: int = TAIL_WINDOW) -> tuple[list[bytes], bool]
     file (at least one, read further back when needed: :func:`tail_of`),
     and whether they are the whole file.
 
-    One ``open``, one ``fstat``, one ``pread``: the cost does not depend on
-    how long the file is. A missing file is an empty, whole tail.
+    One ``open``, one ``fstat``, one ``pread`` (more only when the window
+    holds no whole line): the cost does not depend on how long the file
+    is. A missing file is an empty, whole tail.
     """
     try:
         fd, st = _open_regular(path, os.O_RDONLY)
