@@ -80,7 +80,7 @@ def _held_until(event: threading.Event, waited: list[bool], timeout: float = 10.
 
 
 def test_a_slow_host_does_not_hold_the_records_of_a_fast_one(home, tmp_path, clock):
-    """60 objects of a slow host come first in the input, 10 records of a fast
+    """40 objects of a slow host come first in the input, 10 records of a fast
     host after them: the fast host's objects are fetched while the slow host
     is still answering (its answers wait until they are), not after."""
     fast_seen = threading.Event()
@@ -97,12 +97,12 @@ def test_a_slow_host_does_not_hold_the_records_of_a_fast_one(home, tmp_path, clo
     fast = Site(fast_answer)
     try:
         set_config(home, concurrency=4, per_host=2, processes=1, read_timeout=30)
-        recs = [text(f"RePEc:aaa:slow:{n}", *[slow.url(f"/s{n}/{k}") for k in range(6)])
+        recs = [text(f"RePEc:aaa:slow:{n}", *[slow.url(f"/s{n}/{k}") for k in range(4)])
                 for n in range(10)]
         recs += [text(f"RePEc:bbb:fast:{n}", fast.url(f"/f{n}")) for n in range(10)]
         s = run(home, write_amf(tmp_path / "in.xml", *recs), clock=clock)
         assert s.input_errors == 0
-        assert len(fast_paths) == 10 and len(slow.requests) == 60
+        assert len(fast_paths) == 10 and len(slow.requests) == 40
         assert waited and all(waited), \
             "the slow host's answers timed out: the fast records waited behind them"
     finally:

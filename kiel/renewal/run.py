@@ -434,7 +434,7 @@ class Renewal:
         # slow host never holds the records of the others; records in flight and
         # jobs pending are bounded all the same (memory).
         lookahead = b.workers * 4
-        most = max(16 * lookahead, RECORDS_IN_FLIGHT)
+        most = 4 * lookahead
         self._inflight = Slots(max(lookahead + 1, RECORDS_IN_FLIGHT))
         last_progress = 0.0
         try:
@@ -600,6 +600,8 @@ class Renewal:
                 if not r.interrupted:
                     self.stats.add(records_done=1)
                     self._progress("renew")  # the progress line shows records as they end
+                elif self.sched.held and not self.stopping():
+                    self.skip("max_time")  # started, not finished: first next time
                 else:
                     self.skip("interrupted")
                 self.log.write(f"record {r.id}: "
