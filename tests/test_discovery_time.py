@@ -101,7 +101,10 @@ def test_a_page_over_its_time_is_given_up_and_the_run_goes_on(home, tmp_path: Pa
         srv.close()
 
 
-def test_sigterm_while_a_page_is_read_ends_the_run_at_once(home, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])  # the loop in kiel renew itself, or in workers
+def test_sigterm_while_a_page_is_read_ends_the_run_at_once(home, tmp_path: Path,
+                                                           processes: int) -> None:
+    set_config(home, processes=processes)
     page = slow_page()
     srv = hs.HostileServer()
     try:
