@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kiel import htmlparse, notes, store
+from kiel import config, htmlparse, notes, store
 from kiel.discovery import read_page
+from kiel.errors import ConfigError
 
 from kit import cli
 from kit import servers as hs
@@ -166,3 +167,13 @@ def test_sigterm_while_a_page_is_read_ends_the_run_at_once(home, tmp_path: Path,
         assert (rdir / "00last").exists()
     finally:
         srv.close()
+
+
+def test_discovery_timeout_is_a_duration_above_zero(tmp_path: Path) -> None:
+    path = tmp_path / "kiel.conf"
+    path.write_text("[kiel]\ndiscovery_timeout = 500ms\n", encoding="utf-8")
+    assert config.load(str(path)).discovery_timeout == 0.5
+    assert config.defaults().discovery_timeout == 10.0
+    path.write_text("[kiel]\ndiscovery_timeout = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 2: .*discovery_timeout.*must be more than 0"):
+        config.load(str(path))
