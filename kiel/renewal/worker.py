@@ -244,7 +244,7 @@ class Worker:
                                           etag=res.etag or b.etag,
                                           last_modified=res.last_modified or b.last_modified)
             ctx.stats.add(not_modified=1)
-        reading = self._discover(job, od, res)
+        reading = await self._discover(job, od, res)
         reading = self._bounded(job, reading, extra)
         found = reading.found if reading is not None else None
         if reading is not None:
@@ -273,8 +273,8 @@ class Worker:
 
     # -- discovery ---------------------------------------------------------------------
 
-    def _discover(self, job: ObjectJob, od: objects.ObjectDir,
-                  res: Result) -> discovery.PageReading | None:
+    async def _discover(self, job: ObjectJob, od: objects.ObjectDir,
+                        res: Result) -> discovery.PageReading | None:
         """What a landing page offers (docs/discovery.md): searched on a 200 HTML
         body; on a 304, what the page it confirms offered, or its stored body
         searched again when the rules or settings changed since it was searched."""
@@ -292,18 +292,27 @@ class Worker:
             stored = od.body_file()
             if stored is None or not discovery.is_page("200", b.type, b.declared_type):
                 return None
-            return self._search(job, stored, b.declared_type, b.headers or (), searched)
+            return await self._search(job, stored, b.declared_type, b.headers or (), searched)
         if res.tmp_path is None or not discovery.is_page(res.status, res.type,
                                                          res.declared_type):
             return None
-        return self._search(job, res.tmp_path, res.declared_type, res.headers, searched)
+        return await self._search(job, res.tmp_path, res.declared_type, res.headers, searched)
 
-    def _search(self, job: ObjectJob, path: str, declared_type: str | None,
-                headers: discovery.Headers, searched: str) -> discovery.PageReading:
-        # One read of the page serves both readers of its markup.
-        with open(path, "rb") as f:
-            page = f.read(discovery.DEFAULT_MAX_BYTES)
-        found = discovery.read_page(page, job.target.fetch, declared_type, headers=headers)
+    async def _search(self, job: ObjectJob, path: str, declared_type: str | None,
+                      headers: discovery.Headers, searched: str) -> discovery.PageReading:
+        # One read of the page serves both readers of its markup. It is read
+        # off the loop, within discovery_timeout: a stop cancels this wait at
+        # once, and the attempt is still noted (its body kept, the page noted
+        # as not read, the record as interrupted: it comes first next time).
+        found = await discovery.read_page_off_loop(
+            path, job.target.fetch, declared_type, headers, self.ctx.cfg.discovery_timeout)
+        if found.given_up == discovery.STOPPED:
+            job.record.interrupted = True
+            return found
+        if found.given_up is not None:
+            self.ctx.log(f"discovery: {job.target.name}: {found.given_up} "
+                         f"(record {job.record.id})")
+            return found
         if self.ctx.deposits:
             ref = platforms.match_links(job.target.fetch, found.identity)
             if ref is not None:
