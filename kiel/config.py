@@ -217,6 +217,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("discovery_depth", "1", _nonneg_int,
             "Discovery: how many steps from a landing page its full text is followed; "
             "1 searches only the pages records name, 0 turns discovery off."),
+    Setting("max_discovered", "20", _positive_int,
+            "Discovery: most full texts taken from one landing page, most trusted first; "
+            "the page's line counts the rest (discovered_more)."),
+    Setting("max_objects", "1000", _positive_int,
+            "Most objects of one record in a renewal: what its pages, redirects and deposits "
+            "add stops there, with a line in the record's notes."),
     Setting("discovery_timeout", "10", _positive_seconds,
             "Discovery: processor time one landing page may take to be parsed and read; "
             "a page that takes longer is given up (noted in its dropped field), the run "
@@ -284,6 +290,8 @@ class Config:
     alert_share: float = 0.5
     alert_min_attempts: int = 20
     discovery_depth: int = 1
+    max_discovered: int = 20
+    max_objects: int = 1000
     discovery_timeout: float = 10.0
     max_file_count: int = 200
     max_total_size: int = 64 * 1024**3
