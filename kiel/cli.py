@@ -186,7 +186,8 @@ def _duration(_ctx: click.Context, _param: click.Parameter,
 @click.argument("inputs", nargs=-1, type=click.Path())
 @home_option
 @click.option("--max-time", metavar="DURATION", callback=_duration,
-              help="No record starts after this (90m, 6h); records in flight finish.")
+              help="No record or attempt starts after this (90m, 6h); attempts under way "
+                   "finish, unfinished records come first next time.")
 @click.option("--only", metavar="PREFIX", help="Only records whose id starts with PREFIX.")
 @click.option("--shard", metavar="K/N", callback=_shard,
               help="Only shard K of N (a stable hash of the record id).")

@@ -77,6 +77,13 @@ def _seconds(text: str) -> float:
     return duration(text)
 
 
+def _positive_seconds(text: str) -> float:
+    v = duration(text)
+    if v <= 0:
+        raise ValueError("must be more than 0")
+    return v
+
+
 def _whole_seconds(text: str) -> int:
     return round(duration(text))
 
@@ -210,6 +217,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("discovery_depth", "1", _nonneg_int,
             "Discovery: how many steps from a landing page its full text is followed; "
             "1 searches only the pages records name, 0 turns discovery off."),
+    Setting("max_discovered", "20", _positive_int,
+            "Discovery: most full texts taken from one landing page, most trusted first; "
+            "the page's line counts the rest (discovered_more)."),
+    Setting("max_objects", "1000", _positive_int,
+            "Most objects of one record in a renewal: what its pages, redirects and deposits "
+            "add stops there, with a line in the record's notes."),
+    Setting("discovery_timeout", "10", _positive_seconds,
+            "Discovery: processor time one landing page may take to be parsed and read; "
+            "a page that takes longer is given up (noted in its dropped field), the run "
+            "goes on."),
     Setting("max_file_count", "200", _positive_int,
             "Deposits: most files fetched one by one; a larger deposit is fetched as the "
             "platform's bundle (zip), or fails too-many-files when it offers none."),
@@ -273,6 +290,9 @@ class Config:
     alert_share: float = 0.5
     alert_min_attempts: int = 20
     discovery_depth: int = 1
+    max_discovered: int = 20
+    max_objects: int = 1000
+    discovery_timeout: float = 10.0
     max_file_count: int = 200
     max_total_size: int = 64 * 1024**3
     max_input_file: int = 1024**3

@@ -14,11 +14,14 @@ expressions are used only on URL strings.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -117,9 +120,15 @@ class PageReading:
     # for the deposit matcher: the page is parsed once for both readers.
     identity: tuple[str, ...] = ()
     searched: str | None = None  # :func:`searched_field` of the search that gave it
+    # Why the page was not read to its end (its time ran out, the run
+    # stopped): nothing of it is taken, and no ``discovered`` is noted.
+    given_up: str | None = None
 
     def fields(self) -> dict[str, object]:
         """The fields of the page's attempt line (docs/discovery.md)."""
+        if self.given_up is not None:
+            # Not searched: a 304 of the page searches its stored body again.
+            return {"dropped": [f"page: {self.given_up}"]}
         out: dict[str, object] = {"discovered": discovered_field(self.found)}
         if self.searched:
             out["searched"] = self.searched
@@ -152,22 +161,96 @@ def discover(body: bytes, page_url: str, declared_type: str | None,
 
 
 def read_page(body: bytes, page_url: str, declared_type: str | None,
-              max_bytes: int = DEFAULT_MAX_BYTES, headers: Headers = ()) -> PageReading:
-    """:func:`discover`, with the signposts noted and the values dropped."""
+              max_bytes: int = DEFAULT_MAX_BYTES, headers: Headers = (),
+              budget: htmlparse.Budget | None = None) -> PageReading:
+    """:func:`discover`, with the signposts noted and the values dropped.
+
+    With a ``budget`` (:class:`kiel.htmlparse.Budget`, its clock started
+    here) a page that takes longer, or is still being read when the run
+    stops, is given up: :attr:`PageReading.given_up` says why."""
+    budget = (budget or htmlparse.Budget()).begin()
+    try:
+        return _read_page(body, page_url, declared_type, max_bytes, headers, budget)
+    except htmlparse.GivenUp as e:
+        return PageReading((), given_up=given_up_reason(e))
+
+
+STOPPED = "not read: the run was stopping"
+
+
+def given_up_reason(e: htmlparse.GivenUp) -> str:
+    """The words of a page's ``dropped`` note for a reading given up."""
+    if e.why == "stop":
+        return STOPPED
+    return (f"given up: reading it took more than {e.seconds:g} s of processor time "
+            "(discovery_timeout)")
+
+
+async def read_page_off_loop(path: str, page_url: str, declared_type: str | None,
+                             headers: Headers = (), seconds: float | None = None,
+                             max_bytes: int = DEFAULT_MAX_BYTES) -> PageReading:
+    """:func:`read_page` on the first ``max_bytes`` of the file at ``path``,
+    in a thread of its own, so the event loop (and a stop's cancellation)
+    is never held by a page: within ``seconds`` of processor time.
+
+    A cancellation (the run stopping) is answered at once, as a fetch's is
+    (kiel/fetch.py): the task goes on with a reading given up as
+    :data:`STOPPED`, and the thread, a daemon that never keeps the process
+    alive, is told to end at its next step."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[PageReading] = loop.create_future()
+    stop = threading.Event()
+
+    def settle(result: PageReading | None, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(cast(PageReading, result))
+
+    def work() -> None:
+        result: PageReading | None = None
+        error: BaseException | None = None
+        try:
+            with open(path, "rb") as f:
+                body = f.read(max(max_bytes, 0))
+            result = read_page(body, page_url, declared_type, max_bytes, headers,
+                               htmlparse.Budget(seconds, stop))
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+            error = e
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="kiel-page", daemon=True).start()
+    try:
+        return await done
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and hasattr(task, "uncancel"):
+            task.uncancel()  # the cancellation is this result (3.11+)
+        return PageReading((), given_up=STOPPED)
+    finally:
+        stop.set()  # a cancelled reading ends at its next step; a finished one is unaffected
+
+
+def _read_page(body: bytes, page_url: str, declared_type: str | None, max_bytes: int,
+               headers: Headers, budget: htmlparse.Budget) -> PageReading:
     media, charset = _media_type(declared_type)
     if media is not None and media not in _HTML_TYPES:
         return PageReading(())
-    root, cuts = _parse(body[:max(max_bytes, 0)], charset)
+    root, cuts = _parse(body[:max(max_bytes, 0)], charset, budget)
     posts = signposting.from_headers(headers)
     if root is None and not posts:
         return PageReading(())
     dropped: list[str] = [f"page: {c}" for c in cuts]
-    base = _base(root, page_url, dropped) if root is not None else page_url
+    base = _base(root, page_url, dropped, budget) if root is not None else page_url
     page_key = _page_key(page_url)
     out: list[Found] = []
     seen: set[str] = set()
 
     def take(rule: str, value: str, against: str) -> bool:
+        budget.step()
         url = _resolve(against, value, dropped, rule)
         if url is None or url in seen or _page_key(url) == page_key:
             return False  # the page itself, in any spelling, is not a second object
@@ -177,20 +260,20 @@ def read_page(body: bytes, page_url: str, declared_type: str | None,
 
     # Relative hrefs of headers resolve against the page, of <link> the base.
     both = [(p, page_url) for p in posts] + [
-        (p, base) for p in (_signposts(root) if root is not None else [])]
+        (p, base) for p in (_signposts(root, budget) if root is not None else [])]
     for post, against in both:
         if post.rel == "item" and post.type in _DOC_MEDIA:
             # A typed item is the platform saying "this is the content".
             take("signposting_item", post.href, against)
-    cite_as = _noted(both, "cite-as", dropped)
-    described = _noted(both, "describedby", dropped)
+    cite_as = _noted(both, "cite-as", dropped, budget)
+    described = _noted(both, "describedby", dropped, budget)
     if root is not None:
-        for rule, value in _candidates(root, base, page_url, dropped):
+        for rule, value in _candidates(root, base, page_url, dropped, budget):
             take(rule, value, base)
         if not out:
-            for rule, value in _plain_link(root, base, page_url, dropped):
+            for rule, value in _plain_link(root, base, page_url, dropped, budget):
                 take(rule, value, base)
-    identity = tuple(links_in_root(page_url, root)) if root is not None else ()
+    identity = tuple(links_in_root(page_url, root, budget)) if root is not None else ()
     return PageReading(tuple(out), cite_as, described, tuple(dropped[:MAX_DROPPED]), identity)
 
 
@@ -205,22 +288,24 @@ def plain_pdf_link(body: bytes, page_url: str, declared_type: str | None,
     if root is None:
         return None
     dropped: list[str] = []
-    for rule, url in _plain_link(root, _base(root, page_url, dropped), page_url, dropped):
+    free = htmlparse.Budget()
+    for rule, url in _plain_link(root, _base(root, page_url, dropped, free), page_url, dropped,
+                                 free):
         if _page_key(url) != _page_key(page_url):
             return Found(url, rule)
     return None
 
 
 def _noted(posts: list[tuple[signposting.Signpost, str]], rel: str,
-           dropped: list[str]) -> tuple[str, ...]:
+           dropped: list[str], budget: htmlparse.Budget) -> tuple[str, ...]:
     urls = (_resolve(against, p.href, dropped, f"signposting {rel}")
-            for p, against in posts if p.rel == rel)
+            for p, against in budget.each(posts) if p.rel == rel)
     return tuple(dict.fromkeys(u for u in urls if u is not None))
 
 
-def _signposts(root: _Element) -> list[signposting.Signpost]:
+def _signposts(root: _Element, budget: htmlparse.Budget) -> list[signposting.Signpost]:
     out: list[signposting.Signpost] = []
-    for rel, mtype, href, _ in _links(root):
+    for rel, mtype, href, _ in _links(root, budget):
         out.extend(signposting.Signpost(r, href, mtype) for r in sorted(rel)
                    if r in signposting.RELATIONS)
     return out
@@ -319,13 +404,14 @@ def _media_type(declared: str | None) -> tuple[str | None, str | None]:
     return media, charset
 
 
-def _parse(data: bytes, charset: str | None) -> tuple[_Element | None, tuple[str, ...]]:
-    parsed = htmlparse.parse(data, charset, max_bytes=len(data))
+def _parse(data: bytes, charset: str | None, budget: htmlparse.Budget | None = None
+           ) -> tuple[_Element | None, tuple[str, ...]]:
+    parsed = htmlparse.parse(data, charset, max_bytes=len(data), budget=budget)
     return parsed.root, parsed.cuts
 
 
-def _elements(root: _Element, tag: str) -> Iterator[_Element]:
-    for el in root.iter(tag):
+def _elements(root: _Element, tag: str, budget: htmlparse.Budget) -> Iterator[_Element]:
+    for el in budget.each(root.iter(tag)):
         if isinstance(el.tag, str):
             yield el
 
@@ -335,9 +421,10 @@ def _attr(el: _Element, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _base(root: _Element, page_url: str, dropped: list[str]) -> str:
+def _base(root: _Element, page_url: str, dropped: list[str],
+          budget: htmlparse.Budget) -> str:
     # The first <base href> counts (HTML: "the first base element with an href").
-    for el in _elements(root, "base"):
+    for el in _elements(root, "base", budget):
         href = _attr(el, "href")
         if href:
             try:
@@ -392,11 +479,11 @@ def _path_of(url: str) -> str:
 
 # --- the rules -------------------------------------------------------------
 
-def _metas(root: _Element) -> list[tuple[str, str]]:
+def _metas(root: _Element, budget: htmlparse.Budget) -> list[tuple[str, str]]:
     """(lower-case name, content) of every <meta>; ``property`` stands in
     for ``name``, as some templates write it."""
     out = []
-    for el in _elements(root, "meta"):
+    for el in _elements(root, "meta", budget):
         name = _attr(el, "name") or _attr(el, "property")
         content = _attr(el, "content")
         if name and content:
@@ -404,9 +491,9 @@ def _metas(root: _Element) -> list[tuple[str, str]]:
     return out
 
 
-def _links(root: _Element) -> list[tuple[set[str], str, str, str]]:
+def _links(root: _Element, budget: htmlparse.Budget) -> list[tuple[set[str], str, str, str]]:
     out = []
-    for el in _elements(root, "link"):
+    for el in _elements(root, "link", budget):
         rel = set(_attr(el, "rel").lower().split())
         mtype = _attr(el, "type").split(";")[0].strip().lower()
         href = _attr(el, "href")
@@ -415,10 +502,10 @@ def _links(root: _Element) -> list[tuple[set[str], str, str, str]]:
     return out
 
 
-def _candidates(root: _Element, base: str, page_url: str,
-                dropped: list[str]) -> Iterator[tuple[str, str]]:
-    metas = _metas(root)
-    links = _links(root)
+def _candidates(root: _Element, base: str, page_url: str, dropped: list[str],
+                budget: htmlparse.Budget) -> Iterator[tuple[str, str]]:
+    metas = _metas(root, budget)
+    links = _links(root, budget)
 
     def meta(name: str) -> Iterator[tuple[str, str]]:
         return ((name, content) for n, content in metas if n == name)
@@ -426,7 +513,7 @@ def _candidates(root: _Element, base: str, page_url: str,
     yield from meta("citation_pdf_url")
     yield from meta("bepress_citation_pdf_url")
     yield from meta("eprints.document_url")
-    for n, content in metas:
+    for n, content in budget.each(metas):
         if n in ("dc.identifier", "dcterms.identifier") and _ABSOLUTE.match(content):
             url = _resolve(base, content, dropped, "dc.identifier")
             # A DOI or handle URL names the landing page, not a document.
@@ -443,10 +530,10 @@ def _candidates(root: _Element, base: str, page_url: str,
         if "alternate" in rel and (mtype == "application/jats+xml" or (
                 mtype in _XML_ALTERNATES and "jats" in title.lower())):
             yield "link_alternate_xml", href
-    for url in _jsonld(root):
+    for url in _jsonld(root, budget):
         yield "jsonld", url
-    yield from _platform(root, base, page_url, dropped)
-    yield from _host_rules(root, base, page_url, dropped)
+    yield from _platform(root, base, page_url, dropped, budget)
+    yield from _host_rules(root, base, page_url, dropped, budget)
 
 
 def _is_document_url(url: str) -> bool:
@@ -462,10 +549,10 @@ def _is_document_url(url: str) -> bool:
                 or _SSRN.search(path))
 
 
-def _platform(root: _Element, base: str, page_url: str,
-              dropped: list[str]) -> Iterator[tuple[str, str]]:
+def _platform(root: _Element, base: str, page_url: str, dropped: list[str],
+              budget: htmlparse.Budget) -> Iterator[tuple[str, str]]:
     """Links that well-known platforms give their full texts, in page order."""
-    for el in _elements(root, "a"):
+    for el in _elements(root, "a", budget):
         href = _attr(el, "href")
         if not href:
             continue
@@ -519,8 +606,8 @@ def _text(el: _Element) -> str:
     return " ".join("".join(cast(Iterator[str], el.itertext())).split())
 
 
-def _host_rules(root: _Element, base: str, page_url: str,
-                dropped: list[str]) -> Iterator[tuple[str, str]]:
+def _host_rules(root: _Element, base: str, page_url: str, dropped: list[str],
+                budget: htmlparse.Budget) -> Iterator[tuple[str, str]]:
     """The rules of kiel/data/host_rules.json for the page's host, in table
     order; a value is taken only in the URL form its rule requires."""
     try:
@@ -530,11 +617,12 @@ def _host_rules(root: _Element, base: str, page_url: str,
     from lxml import etree
 
     for c in hostrules.for_host(host):
+        budget.check()
         try:
             values = c.xpath(root)
         except etree.XPathError:
             continue
-        for value in values if isinstance(values, list) else ():
+        for value in budget.each(values if isinstance(values, list) else ()):
             if not isinstance(value, str):
                 continue
             url = _resolve(base, value, dropped, f"host:{c.rule.name}")
@@ -555,8 +643,8 @@ _NOT_FULLTEXT = re.compile(
 _PDF_NAME = re.compile(r"\.pdf$", re.IGNORECASE)
 
 
-def _plain_link(root: _Element, base: str, page_url: str,
-                dropped: list[str]) -> Iterator[tuple[str, str]]:
+def _plain_link(root: _Element, base: str, page_url: str, dropped: list[str],
+                budget: htmlparse.Budget) -> Iterator[tuple[str, str]]:
     """One plain link to a PDF, when no other rule found anything: on the
     page's own site, said by its text, title or class to be the PDF, the
     full text or a download, and not a licence, guideline, call for papers,
@@ -566,7 +654,7 @@ def _plain_link(root: _Element, base: str, page_url: str,
     if site is None:
         return
     chosen: str | None = None
-    for el in _elements(root, "a"):
+    for el in _elements(root, "a", budget):
         href = _attr(el, "href")
         if not href:
             continue
@@ -576,7 +664,7 @@ def _plain_link(root: _Element, base: str, page_url: str,
         said = " ".join((_text(el), _attr(el, "title"), _attr(el, "class"),
                          _attr(el, "aria-label")))
         if not _FULLTEXT_WORDS.search(said) and not _FULLTEXT_WORDS.search(
-                " ".join(_img_alts(el))):
+                " ".join(_img_alts(el, budget))):
             continue
         if _NOT_FULLTEXT.search(said) or _NOT_FULLTEXT.search(url):
             continue
@@ -587,8 +675,8 @@ def _plain_link(root: _Element, base: str, page_url: str,
         yield "plain_pdf_link", chosen
 
 
-def _img_alts(el: _Element) -> list[str]:
-    return [_attr(img, "alt") for img in _elements(el, "img")]
+def _img_alts(el: _Element, budget: htmlparse.Budget) -> list[str]:
+    return [_attr(img, "alt") for img in _elements(el, "img", budget)]
 
 
 def _site(url: str) -> str | None:
@@ -611,15 +699,15 @@ def _names_pdf(url: str) -> bool:
 
 # --- JSON-LD ---------------------------------------------------------------
 
-def _jsonld(root: _Element) -> Iterator[str]:
-    for el in _elements(root, "script"):
+def _jsonld(root: _Element, budget: htmlparse.Budget) -> Iterator[str]:
+    for el in _elements(root, "script", budget):
         if _attr(el, "type").split(";")[0].strip().lower() != "application/ld+json":
             continue
         try:
             data = json.loads(el.text or "")
         except (ValueError, RecursionError):
             continue  # broken JSON-LD is common; the rest of the page still counts
-        yield from _jsonld_urls(data, 0)
+        yield from _jsonld_urls(data, 0, budget)
 
 
 def _types(node: dict[str, Any]) -> set[str]:
@@ -629,18 +717,18 @@ def _types(node: dict[str, Any]) -> set[str]:
     return {re.split(r"[/:#]", v)[-1] for v in values if isinstance(v, str)}
 
 
-def _jsonld_urls(data: Any, depth: int) -> Iterator[str]:
+def _jsonld_urls(data: Any, depth: int, budget: htmlparse.Budget) -> Iterator[str]:
     if depth > 8:
         return
     if isinstance(data, list):
-        for item in data:
-            yield from _jsonld_urls(item, depth + 1)
+        for item in budget.each(data):
+            yield from _jsonld_urls(item, depth + 1, budget)
         return
     if not isinstance(data, dict):
         return
     if _types(data) & _JSONLD_TYPES:
         for key in ("encoding", "associatedMedia"):
-            for media in _as_list(data.get(key)):
+            for media in budget.each(_as_list(data.get(key))):
                 url = _media_url(media)
                 if url:
                     yield url
@@ -649,7 +737,7 @@ def _jsonld_urls(data: Any, depth: int) -> Iterator[str]:
             yield content
     for key in ("@graph", "mainEntity", "hasPart"):
         if key in data:
-            yield from _jsonld_urls(data[key], depth + 1)
+            yield from _jsonld_urls(data[key], depth + 1, budget)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -2,7 +2,8 @@
 
 HTTP/1.1 on the event loop: the connection is dialled by
 :func:`kiel.netguard.adial` (the address dialled is the address judged),
-wrapped in TLS by one shared ``SSLContext``, kept alive per origin, and the
+wrapped in TLS by one shared ``SSLContext``, kept alive per origin
+(:func:`kiel.urls.origin`, which politeness calls a host too), and the
 protocol is parsed by h11 (never by hand). Redirects are not followed here
 (Kiel records every hop itself) and the body is not decoded by the
 protocol layer: the raw stream is decoded by :mod:`kiel.decode`, bounded, so
@@ -43,6 +44,7 @@ from kiel.decode import Decoder, TooLarge, Truncated
 from kiel.errors import StoreError
 from kiel.netguard import Cancelled, Deadline, Denied
 from kiel.store import tmp_name, unlink_quiet
+from kiel.urls import Origin, origin
 
 __all__ = ["BodySink", "Cancelled", "Deadline", "Denied", "Fetcher", "Headers", "Limits",
            "Result", "TooLarge", "Truncated", "classify", "user_agent"]
@@ -108,7 +110,7 @@ class _Watch:
 class _Conn:
     """One kept-alive HTTP/1.1 connection of one origin."""
 
-    key: str
+    key: Origin
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     address: str
@@ -175,7 +177,7 @@ class Fetcher:
         self.per_origin = max(self.max_keepalive_per_client, self.max_connections_per_client)
         self.resolver = resolver
         self._ssl: ssl.SSLContext | None = None
-        self._idle: dict[str, list[_Conn]] = {}
+        self._idle: dict[Origin, list[_Conn]] = {}
         self._lru: OrderedDict[_Conn, None] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ftp_pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -193,7 +195,7 @@ class Fetcher:
             self._ssl = httpx.create_ssl_context(verify=self.verify_tls)
         return self._ssl
 
-    def _take(self, key: str, now: float) -> _Conn | None:
+    def _take(self, key: Origin, now: float) -> _Conn | None:
         conns = self._idle.get(key)
         while conns:
             c = conns.pop()
@@ -217,13 +219,12 @@ class Fetcher:
             self._idle[old.key].remove(old)
             old.close()
 
-    async def _connect(self, scheme: str, host: str, port: int, key: str) -> _Conn:
-        sock, verdict = await netguard.adial(host, port, self.guard, self.resolver)
+    async def _connect(self, key: Origin) -> _Conn:
+        sock, verdict = await netguard.adial(key.host, key.port, self.guard, self.resolver)
         try:
-            tls = self._ssl_context() if scheme == "https" else None
+            tls = self._ssl_context() if key.scheme == "https" else None
             reader, writer = await asyncio.open_connection(
-                sock=sock, ssl=tls, server_hostname=netguard.encode_host(host) if tls else None,
-                limit=4 * CHUNK)
+                sock=sock, ssl=tls, server_hostname=key.host if tls else None, limit=4 * CHUNK)
         except BaseException:
             sock.close()
             raise
@@ -277,14 +278,12 @@ class Fetcher:
                         t0: float, watch: _Watch, seen: _Seen) -> Result:
         loop = watch.loop
         u = httpx.URL(url)
-        scheme = u.scheme
-        if scheme not in ("http", "https"):
-            raise ValueError(f"unsupported scheme {scheme!r}")
+        if u.scheme not in ("http", "https"):
+            raise ValueError(f"unsupported scheme {u.scheme!r}")
+        # Connections are kept per origin (kiel.urls.origin): the userinfo is
+        # no part of it, as credentials travel with each request.
+        key = origin(url)
         host = u.raw_host.decode("ascii")
-        if not host:
-            raise ValueError("no host")
-        port = u.port or (443 if scheme == "https" else 80)
-        key = f"{scheme}://{host}:{port}"
         authority = f"[{host}]" if ":" in host else host
         fields = {"Host": authority if u.port is None else f"{authority}:{u.port}",
                   "User-Agent": self.limits.user_agent, "Accept": "*/*",
@@ -301,7 +300,7 @@ class Fetcher:
             reused = conn is not None
             if conn is None:
                 watch.step(self.limits.connect_timeout, "connect_timeout")
-                conn = await self._connect(scheme, host, port, key)
+                conn = await self._connect(key)
             seen.address = conn.address
             got = False
             try:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import idna
+import httpx
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -233,25 +233,20 @@ def bounded(sock: socket.socket, op: Callable[[], T], timeout: float | None) -> 
 
 
 def encode_host(host: str) -> str:
-    """The host as httpx puts it on the wire and hands it to the resolver.
+    """The host as httpx puts it on the wire: httpx's own ``raw_host``.
 
-    Mirrors ``httpx._urlparse.encode_host``: IP literals as they are, ASCII
-    names lower-cased, other names by IDNA 2008 (the ``idna`` package), so
-    that ``kielß.test`` is ``xn--kiel-yna.test`` here as there, never the
-    IDNA 2003 ``kielss.test`` that Python's own codec would make of it.
+    IP literals as they are (brackets dropped, a scope kept), names lower-cased,
+    non-ASCII names by IDNA 2008, so that ``kielß.test`` is ``xn--kiel-yna.test``
+    here as in the request, never the IDNA 2003 ``kielss.test`` that Python's
+    own codec would make of it. The name judged is the name httpx encodes,
+    by httpx's public API rather than a copy of its code.
     """
-    h = host.strip("[]") if host.startswith("[") else host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal (ftplib names a data address so)
     try:
-        ipaddress.ip_address(h.split("%", 1)[0])
-        return h
-    except ValueError:
-        pass
-    if h.isascii():
-        return h.lower()
-    try:
-        return idna.encode(h.lower()).decode("ascii")
-    except idna.IDNAError as e:
-        raise ValueError(f"invalid IDNA host name {host!r}: {e}") from e
+        return httpx.URL(scheme="http", host=host).raw_host.decode("ascii")
+    except httpx.InvalidURL as e:
+        raise ValueError(f"invalid host name {host!r}: {e}") from e
 
 
 def system_resolver(host: str, port: int) -> list[str]:

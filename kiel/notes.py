@@ -30,7 +30,7 @@ from kiel.hashing import ALGORITHMS
 from kiel.urls import redact_text
 
 NOTES = "00notes"
-TAIL_WINDOW = 16384  # bytes read from the end of a notes file by a renewal
+TAIL_WINDOW = 16384  # bytes read from the end of a notes file by a renewal (at least a line)
 # The longest notes line a reader holds in memory. Kiel's own lines stay far
 # below it (a manifest note is capped by its files); a longer one is a file
 # that is not Kiel's notes (a sparse file, a disk image) and is skipped.
@@ -246,10 +246,12 @@ class Tail:
 
 def tail_lines(path: str, window: int = TAIL_WINDOW) -> tuple[list[bytes], bool]:
     """The complete lines (unparsed) in the last ``window`` bytes of a notes
-    file, and whether they are the whole file.
+    file (at least one, read further back when needed: :func:`tail_of`),
+    and whether they are the whole file.
 
-    One ``open``, one ``fstat``, one ``pread``: the cost does not depend on
-    how long the file is. A missing file is an empty, whole tail.
+    One ``open``, one ``fstat``, one ``pread`` (more only when the window
+    holds no whole line): the cost does not depend on how long the file
+    is. A missing file is an empty, whole tail.
     """
     try:
         fd, st = _open_regular(path, os.O_RDONLY)
@@ -286,17 +288,39 @@ def _single_name(fd: int, path: str) -> os.stat_result:
     return st
 
 
-def tail_of(fd: int, size: int, window: int = TAIL_WINDOW) -> tuple[list[bytes], bool, bool]:
+def tail_of(fd: int, size: int, window: int = TAIL_WINDOW,
+            limit: int = MAX_LINE) -> tuple[list[bytes], bool, bool]:
     """:func:`tail_lines` of an open file of ``size`` bytes, and whether the
-    file ends with a newline (or is empty)."""
-    start = max(0, size - window)
+    file ends with a newline (or is empty).
+
+    The last ``window`` bytes, and further back when they hold no whole
+    line (the newest lines are longer than the window: an answer's 1 500
+    header fields, written by runs that kept them all), each time four
+    times as far, until they hold one or ``limit`` bytes are read: what a
+    renewal needs of the past is never lost to one long line, and a file
+    without newlines costs at most ``limit`` bytes of memory.
+    """
+    # One byte before the window tells whether the window begins a line.
+    start = max(0, size - window - 1)
     data = os.pread(fd, size - start, start)
+    while start > 0 and not _holds_a_line(data) and size - start < limit:
+        further = max(0, size - min(4 * (size - start), limit))
+        data = b""  # read again whole, not joined: one buffer of at most ``limit`` bytes
+        data = os.pread(fd, size - further, further)
+        start = further
     ends_whole = not data or data.endswith(b"\n")
     lines = data.split(b"\n")
     lines.pop()  # after the last newline: empty, or a torn line
     if start > 0 and lines:
-        lines.pop(0)  # the window began inside a line
+        lines.pop(0)  # what precedes the first newline: the end of an earlier line
     return lines, start == 0, ends_whole
+
+
+def _holds_a_line(data: bytes) -> bool:
+    """``data``, read from inside a file, holds one whole line: the end of
+    an earlier line (its first newline), then a newline after it."""
+    first = data.find(b"\n")
+    return first >= 0 and data.find(b"\n", first + 1) >= 0
 
 
 def parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -305,7 +329,8 @@ def parse_line(raw: bytes) -> dict[str, Any] | None:
 
 
 def tail(path: str, window: int = TAIL_WINDOW) -> Tail:
-    """The parseable lines in the last ``window`` bytes of a notes file."""
+    """The parseable lines in the last ``window`` bytes of a notes file (at
+    least one whole line: :func:`tail_of`)."""
     lines, whole = tail_lines(path, window)
     return Tail(tuple(e for e in map(_parse, lines) if e is not None), whole)
 
@@ -318,6 +343,73 @@ def status_class(status: str) -> str:
 # --- typed lines ---------------------------------------------------------------
 
 Headers = tuple[tuple[str, str], ...]
+
+# What an attempt line keeps of an answer's header fields: a line stays well
+# under the TAIL_WINDOW a renewal reads, whatever a server sends (HTTP allows
+# a head of 256 KiB: 1 500 fields made 86 KB lines).
+HEADER_FIELDS = 100  # fields kept at most
+HEADER_BYTES = 8192  # bytes they take in the line at most (as JSON)
+# The fields Kiel reads back from the notes or needs to replay an answer,
+# always kept: validators of a conditional request, the body's type, length
+# and coding, the redirect target, signposting links, Retry-After, a file's
+# name, and FTP's final reply.
+RELIED_ON = frozenset({
+    "etag", "last-modified", "content-type", "content-length", "content-encoding",
+    "transfer-encoding", "location", "content-location", "content-disposition", "link",
+    "retry-after", "reply"})
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """The header fields of an answer its attempt line does not keep."""
+
+    fields: int
+    bytes: int  # their names and values, as received
+
+    def line(self) -> dict[str, int]:
+        return {"fields": self.fields, "bytes": self.bytes}
+
+
+def kept_headers(headers: Headers, max_fields: int = HEADER_FIELDS,
+                 max_bytes: int = HEADER_BYTES) -> tuple[Headers, LeftOut | None]:
+    """The header fields an attempt line keeps, in the order received, and
+    what it leaves out (None: nothing).
+
+    The first field of each name Kiel relies on (:data:`RELIED_ON`) is
+    always kept, however long; then its repeats (more ``Link`` fields), then
+    the others, each in the order received, while they fit in ``max_fields``
+    fields and ``max_bytes`` bytes of the line."""
+    if len(headers) <= max_fields and len(_json(headers)) <= max_bytes:
+        return headers, None
+    first: list[int] = []
+    repeats: list[int] = []
+    others: list[int] = []
+    seen: set[str] = set()
+    for i, (name, _) in enumerate(headers):
+        low = name.lower()
+        if low not in RELIED_ON:
+            others.append(i)
+        elif low in seen:
+            repeats.append(i)
+        else:
+            seen.add(low)
+            first.append(i)
+    keep = set(first)
+    used = sum(len(_json(headers[i])) + 1 for i in first)
+    for i in repeats + others:
+        if len(keep) >= max_fields:
+            break
+        cost = len(_json(headers[i])) + 1  # and its comma
+        if used + cost <= max_bytes:
+            keep.add(i)
+            used += cost
+    left = [h for i, h in enumerate(headers) if i not in keep]
+    return (tuple(h for i, h in enumerate(headers) if i in keep),
+            LeftOut(len(left), sum(len(n) + len(v) for n, v in left)) if left else None)
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -352,12 +444,13 @@ class AttemptNote:
     detail: str | None = None
     since: int | None = None
     ever_ok: bool | None = None
+    headers_left_out: LeftOut | None = None  # fields not kept in ``headers``
     extra: dict[str, Any] = field(default_factory=dict)  # more fields, kept as given
 
     BASE = ("tist", "url", "status", "type", "declared_type", "size", "sha256", "sha1", "file",
             "link", "location", "error", "elapsed", "headers")
     OPTIONAL = ("attempt", "retried", "recovered", "same_as", "etag", "last_modified", "detail",
-                "since", "ever_ok")
+                "since", "ever_ok", "headers_left_out")
 
     def line(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -368,6 +461,8 @@ class AttemptNote:
             "headers": [list(h) for h in self.headers] if self.headers is not None else None,
             "attempt": self.attempt,
         }
+        if self.headers_left_out is not None:
+            d["headers_left_out"] = self.headers_left_out.line()
         for key in ("retried", "recovered"):
             if getattr(self, key):
                 d[key] = True
@@ -409,8 +504,16 @@ def parse_attempt(e: dict[str, Any]) -> AttemptNote | None:
         last_modified=_opt_str(e.get("last_modified")), detail=_opt_str(e.get("detail")),
         since=since if isinstance(since, int) else None,
         ever_ok=ever_ok if isinstance(ever_ok, bool) else None,
+        headers_left_out=_left_out(e.get("headers_left_out")),
         extra={k: v for k, v in e.items() if k not in known},
     )
+
+
+def _left_out(v: object) -> LeftOut | None:
+    if not isinstance(v, dict):
+        return None
+    fields, size = _int(v.get("fields")), _int(v.get("bytes"))
+    return LeftOut(fields, size or 0) if fields is not None else None
 
 
 def _opt_str(v: object) -> str | None:

@@ -157,12 +157,40 @@ def _read_past(od: ObjectDir) -> None:
     ``given-up`` came after them. Earlier bodies are found on disk when a new
     body needs them (:func:`_earlier_equal`)."""
     opened = notes.open_for_tail(os.path.join(od.path, notes.NOTES))
-    lines: list[bytes] = []
-    whole = True
+    past = _Past()
     if opened is not None:
-        od.notes_fd = opened[0]
-        lines, whole, od.notes_whole = notes.tail_of(*opened)
-    newest: AttemptNote | None = None
+        od.notes_fd, size = opened
+        window = notes.TAIL_WINDOW
+        while True:
+            lines, whole, od.notes_whole = notes.tail_of(od.notes_fd, size, window)
+            past = _past_of(lines)
+            if past.newest is not None or whole or window >= notes.MAX_LINE:
+                break
+            # Only events and retried attempts after lines longer than the
+            # window: further back for the newest attempt, which carries the age.
+            window *= 8
+    newest = past.newest
+    od.newest_tist, od.given_up, od.body = past.newest_tist, past.given_up, past.body
+    if newest is not None:
+        od.ever_ok = bool(newest.ever_ok) or newest.succeeded
+        od.since = min(newest.since, newest.tist) if newest.since is not None else newest.tist
+    if past.body is not None and past.body.sha256:
+        od.by_sha[past.body.sha256] = past.body.link or past.body.file or ""
+    if newest is not None and (newest.since is None or newest.ever_ok is None):
+        # Notes written before lines carried the object's age: read them once.
+        _read_age(od)
+
+
+@dataclass
+class _Past:
+    newest_tist: int | None = None  # of any attempt, a retried one too
+    newest: AttemptNote | None = None  # the newest attempt not retried
+    body: AttemptNote | None = None  # the newest attempt whose body is kept here
+    given_up: bool = False
+
+
+def _past_of(lines: list[bytes]) -> _Past:
+    past = _Past()
     decided = False  # given_up is known: an event or an attempt came first
     for raw in reversed(lines):
         e = notes.parse_line(raw)
@@ -172,25 +200,20 @@ def _read_past(od: ObjectDir) -> None:
         if a is None:
             ev = notes.parse_event(e)
             if not decided and ev is not None and ev.event in ("given-up", "revived"):
-                od.given_up = ev.event == "given-up"
+                past.given_up = ev.event == "given-up"
                 decided = True
             continue
-        if od.newest_tist is None or a.tist > od.newest_tist:
-            od.newest_tist = a.tist
+        if past.newest_tist is None or a.tist > past.newest_tist:
+            past.newest_tist = a.tist
         if a.retried:
             continue
         decided = True
-        if newest is None:
-            newest = a
-            od.ever_ok = bool(a.ever_ok) or a.succeeded
-            od.since = min(a.since, a.tist) if a.since is not None else a.tist
+        if past.newest is None:
+            past.newest = a
         if a.size and a.sha256 and (a.file or a.link) and a.status != "000":
-            od.by_sha[a.sha256] = a.link or a.file or ""
-            od.body = a
+            past.body = a
             break
-    if newest is not None and (newest.since is None or newest.ever_ok is None):
-        # Notes written before lines carried the object's age: read them once.
-        _read_age(od)
+    return past
 
 
 def _read_age(od: ObjectDir) -> None:
@@ -298,13 +321,14 @@ def record(od: ObjectDir, res: Result, *, sync: bool = False, attempt: int = 1,
     tist = int(name.split("_", 1)[0])
     ok = status[:1] in ("1", "2", "3")
     since = od.since if od.since is not None else tist
+    headers, left_out = _kept_headers(res.headers)
     note = AttemptNote(
         tist, od.url, status, type_, res.declared_type, res.size, res.sha256, res.sha1, name,
         link, _redacted(res.location), res.error, res.elapsed,
-        headers=_redacted_headers(res.headers), attempt=attempt, same_as=same_as,
+        headers=headers, attempt=attempt, same_as=same_as,
         etag=res.etag, last_modified=res.last_modified,
         detail=res.detail[:500] if res.detail else None, since=since,
-        ever_ok=od.ever_ok or ok, extra=_extra(res, extra),
+        ever_ok=od.ever_ok or ok, headers_left_out=left_out, extra=_extra(res, extra),
     )
     _append(od, note.line(), sync)
     real = os.path.normpath(os.path.join(od.path, link)) if link is not None \
@@ -347,18 +371,22 @@ def note_retry(od: ObjectDir, res: Result, attempt: int,
     if res.tmp_path:
         store.unlink_quiet(res.tmp_path)
     tist = next_tist(od, int(res.started))
+    headers, left_out = _kept_headers(res.headers)
     note = AttemptNote(tist, od.url, res.status, res.type, res.declared_type, res.size,
                        res.sha256, res.sha1, None, None, _redacted(res.location), res.error,
-                       res.elapsed, headers=_redacted_headers(res.headers), attempt=attempt,
+                       res.elapsed, headers=headers, attempt=attempt,
                        retried=True, detail=res.detail[:500] if res.detail else None,
-                       extra=_extra(res, extra))
+                       headers_left_out=left_out, extra=_extra(res, extra))
     _append(od, note.line(), False)
 
 
-def _redacted_headers(headers: notes.Headers) -> notes.Headers:
-    """The response's headers as received, but never a password (a redirect's
-    ``Location`` may carry one; docs/contract.md: passwords are never written)."""
-    return tuple((name, urls.redact_text(value)) for name, value in headers)
+def _kept_headers(headers: notes.Headers) -> tuple[notes.Headers, notes.LeftOut | None]:
+    """The response's headers as an attempt line keeps them: as received, but
+    bounded (:func:`kiel.notes.kept_headers`: a line stays well under the tail
+    a renewal reads), and never a password (a redirect's ``Location`` may
+    carry one; docs/contract.md: passwords are never written)."""
+    kept, left_out = notes.kept_headers(headers)
+    return tuple((name, urls.redact_text(value)) for name, value in kept), left_out
 
 
 def _extra(res: Result, extra: dict[str, object] | None) -> dict[str, object]:

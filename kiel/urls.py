@@ -7,10 +7,17 @@ a URL is sent as ``%20``; a URL with other white space or control
 characters, without a host, or with a bad port is skipped with a reason; a
 password in a URL is fetched with but never written: the object's name,
 ``00url`` and the notes carry ``***`` in its place.
+
+:func:`origin` is Kiel's one notion of where a URL's requests go (scheme,
+host as dialled, explicit port): the fetcher keeps its connections by it,
+and :func:`host_of`, its text, is the host of politeness, of the circuit
+breaker and of the run's counts (docs/architecture.md, "Origins").
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -88,10 +95,71 @@ def redact_text(text: str) -> str:
     return _USERINFO_ANYWHERE.sub(r"\1***@", text)
 
 
-def host_of(url: str) -> str:
+DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a URL's requests go: the one notion of an origin in Kiel.
+
+    ``scheme`` in lower case; ``host`` as it is dialled and sent, lower case,
+    a name IDNA-encoded as httpx encodes it, an IP address in its canonical
+    text (an IPv6 one without brackets); ``port`` always explicit. The
+    userinfo is no part of it: credentials travel with each request, never
+    with a connection.
+    """
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+# A URL's origin is asked several times per attempt (queued, scheduled,
+# counted, connected): parsed once while it is in flight.
+@functools.lru_cache(maxsize=1024)
+def origin(url: str) -> Origin:
+    """The :class:`Origin` of an ``http``, ``https`` or ``ftp`` URL; ValueError
+    when it has none (another scheme, no host, a malformed authority).
+
+    The host is httpx's ``raw_host``, the bytes the fetcher sends and dials,
+    so ``http://X:80/``, ``http://x/`` and ``http://user:pw@x/`` are one
+    origin, and ``http://bücher.example/`` is ``http://xn--bcher-kva.example/``.
+    A trailing dot is kept (``x.`` is another name to TLS and to virtual
+    hosts) and a percent-encoded name is not decoded, as httpx does.
+    """
+    import httpx  # here: the readers import this module and never fetch
+
     try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+        u = httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise ValueError(f"malformed URL: {e}") from e
+    scheme = u.scheme
+    default = DEFAULT_PORTS.get(scheme)
+    if default is None:
+        raise ValueError(f"scheme {scheme!r} is not fetched")
+    host = u.raw_host.decode("ascii")
+    if not host:
+        raise ValueError("URL without a host")
+    try:
+        host = str(ipaddress.ip_address(host))  # ::FFFF:7F00:1 and ::ffff:7f00:1 are one
+    except ValueError:
+        pass
+    port = default if u.port is None else u.port
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range 1-65535")
+    return Origin(scheme, host, port)
+
+
+def host_of(url: str) -> str:
+    """The host that politeness (``per_host``, ``host_delay``), the circuit
+    breaker and the run's counts go by: the URL's :func:`origin` as
+    ``scheme://host:port``, or the URL itself when it has none."""
+    try:
+        return str(origin(url))
     except ValueError:
         return url
 

@@ -74,10 +74,10 @@ def test_a_renewal_parses_the_page_once_and_notes_the_cut(home, httpserver, tmp_
     calls: list[int] = []
     real = htmlparse.parse
 
-    def counted(data: bytes, charset: str | None, max_bytes: int = htmlparse.MAX_BYTES
-                ) -> htmlparse.Parsed:
+    def counted(data: bytes, charset: str | None, max_bytes: int = htmlparse.MAX_BYTES,
+                budget: htmlparse.Budget | None = None) -> htmlparse.Parsed:
         calls.append(len(data))
-        return real(data, charset, max_bytes)
+        return real(data, charset, max_bytes, budget)
 
     monkeypatch.setattr(htmlparse, "parse", counted)
     set_config(home, processes=1)  # the parses are counted in this process

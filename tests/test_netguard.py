@@ -177,10 +177,47 @@ class Resolver:
             return answers.pop(0) if len(answers) > 1 else answers[0]
 
 
-@pytest.mark.parametrize("host", ["kielß.test", "KIEL.example", "bücher.example", "[::1]",
-                                  "127.0.0.1"])
-def test_hosts_are_encoded_as_httpx_encodes_them(host):
-    assert netguard.encode_host(host) == httpx.URL(f"http://{host}/").raw_host.decode("ascii")
+@pytest.mark.parametrize("host,encoded", [
+    ("kielß.test", "xn--kiel-yna.test"),  # IDNA 2008, never IDNA 2003's kielss.test
+    ("KIELß.Test", "xn--kiel-yna.test"),
+    ("bücher.example", "xn--bcher-kva.example"),
+    ("KIEL.example", "kiel.example"),
+    ("[::1]", "::1"),
+    ("::1", "::1"),  # as ftplib names a data address
+    ("::FFFF:127.0.0.1", "::FFFF:127.0.0.1"),  # a literal as it is: the guard unwraps it
+    ("127.0.0.1", "127.0.0.1"),
+    ("x.example.", "x.example."),  # a trailing dot is kept
+    ("ex%41mple.com", "ex%41mple.com"),  # a percent-encoded name is not decoded
+    ("EX%4Ample.COM", "ex%4ample.com"),
+])
+def test_hosts_are_encoded_as_httpx_encodes_them(host, encoded):
+    assert netguard.encode_host(host) == encoded
+    literal = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    assert httpx.URL(f"http://{literal}/").raw_host.decode("ascii") == encoded
+
+
+def test_a_scoped_ipv6_literal_keeps_its_scope():
+    # what ftplib hands over for a link-local data address; the guard judges it
+    assert netguard.encode_host("fe80::1%eth0") == "fe80::1%eth0"
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "bad\x00name", "ü_x.example"])
+def test_a_host_httpx_refuses_is_a_value_error(host):
+    with pytest.raises(ValueError, match="invalid host name"):
+        netguard.encode_host(host)
+
+
+def test_a_host_httpx_refuses_is_a_url_error_over_ftp_as_over_http(tmp_path):
+    dns = Resolver({})
+    f = fetcher(LOOPBACK, resolver=dns)
+    try:
+        for res in (f.fetch_ftp("ftp://999.1.1.1/f", str(tmp_path)),
+                    f.fetch("http://999.1.1.1/f", str(tmp_path))):
+            assert res.status == "000" and res.error == "url", res
+            assert "999.1.1.1" in (res.detail or "")
+    finally:
+        f.close()
+    assert dns.asked == [] and os.listdir(tmp_path) == []  # nothing resolved, nothing kept
 
 
 def test_idna_2008_name_is_checked_as_it_is_dialled(srv, tmp_path):

@@ -33,7 +33,10 @@ def links_in_page(url: str, body: bytes) -> list[str]:
     return links_in_root(url, root) if root is not None else []
 
 
-def links_in_root(url: str, doc: _Element) -> list[str]:
+def links_in_root(url: str, doc: _Element, budget: htmlparse.Budget | None = None) -> list[str]:
+    """The links of a parsed page; ``budget`` is asked at each element
+    (:class:`kiel.htmlparse.GivenUp`)."""
+    budget = budget or htmlparse.Budget()
     out: list[str] = []
 
     def add(base: str, value: str) -> None:
@@ -44,13 +47,13 @@ def links_in_root(url: str, doc: _Element) -> list[str]:
         except ValueError:
             pass
 
-    for el in doc.iter("link"):
+    for el in budget.each(doc.iter("link")):
         if not isinstance(el.tag, str):
             continue
         rel = (el.get("rel") or "").lower().split()
         if "canonical" in rel and el.get("href"):
             add(url, el.get("href", ""))
-    for el in doc.iter("meta"):
+    for el in budget.each(doc.iter("meta")):
         if not isinstance(el.tag, str):
             continue
         content = (el.get("content") or "").strip()

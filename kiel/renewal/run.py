@@ -40,6 +40,11 @@ from kiel.renewal.shared import SharedFetches
 from kiel.renewal.stats import Stats, Summary
 from kiel.renewal.worker import Context, HostHealth, ObjectJob, Worker, end
 
+# Records in flight at most (their objects queued, running, or waiting on a
+# slow host or a shared fetch), whatever the lookahead: a record in flight
+# costs a few kilobytes.
+RECORDS_IN_FLIGHT = 1024
+
 
 class Slots:
     """The records in flight, bounded; released from the loop, waited on by the planner."""
@@ -423,10 +428,14 @@ class Renewal:
         workers = [asyncio.create_task(Worker(ctx).loop(), name=f"kiel-fetch-{i}")
                    for i in range(b.workers)]
         watcher = asyncio.create_task(self._watch_stop(workers), name="kiel-stop")
-        # Records started and not finished: bounded, so that a record starts only
-        # when the workers can soon take its objects (and --max-time means it).
-        lookahead = b.workers * (1 if self.opt.max_time else 4)
-        self._inflight = Slots(lookahead + 1)
+        # A record starts when the workers could soon take its objects: while at
+        # most `lookahead` queued jobs could start now. Jobs waiting behind a busy
+        # or paused host, a retry's timer or a shared fetch do not count, so a
+        # slow host never holds the records of the others; records in flight and
+        # jobs pending are bounded all the same (memory).
+        lookahead = b.workers * 4
+        most = 4 * lookahead
+        self._inflight = Slots(max(lookahead + 1, RECORDS_IN_FLIGHT))
         last_progress = 0.0
         try:
             async for p in records:
@@ -436,15 +445,15 @@ class Renewal:
                 if self._stop_starting():
                     continue
                 self._start(p)
-                while self.sched.pending > lookahead and not self.stopping():
-                    await self.sched.wait_below(lookahead, timeout=0.5)
+                while self.sched.full(lookahead, most) and not self.stopping():
+                    await self.sched.wait_room(lookahead, most, timeout=0.5)
                 if self.opt.progress and time.monotonic() - last_progress > 0.5:
                     last_progress = time.monotonic()
                     self._progress("renew")
         finally:
             self.sched.close()
             while not all(w.done() for w in workers):
-                if self.stopping():
+                if self.stopping() or self.sched.held:
                     self._cancel_queued()
                 await asyncio.wait(workers, timeout=0.2)
             watcher.cancel()
@@ -457,6 +466,14 @@ class Renewal:
         """The stop, as a cancellation: every worker's wait ends (an attempt in
         flight is noted ``000 interrupted``), the jobs not started end here."""
         while not self.stopping():
+            if self._out_of_time():
+                # --max-time: no attempt starts any more; those under way finish.
+                if not self.sched.held:
+                    self.sched.hold()
+                    self.interrupted = self.interrupted or "max-time"
+                    self.log.write("max-time reached: no further attempt starts; the "
+                                   "records not finished come first next time")
+                self._cancel_queued()
             await asyncio.sleep(0.1)
         self._cancel_queued()
         for w in workers:
@@ -471,14 +488,21 @@ class Renewal:
                 return self._inflight.take()
         return True
 
+    def _out_of_time(self) -> bool:
+        return self.opt.max_time is not None and \
+            time.monotonic() - self.t0 > self.opt.max_time
+
     def _cancel_queued(self) -> None:
-        """On a stop: the jobs not yet running end here, their records noted as
-        interrupted (no ``00last``: they come first next time)."""
+        """On a stop or at ``--max-time``: the jobs not yet running end here,
+        their records noted as interrupted (no ``00last``: they come first next
+        time)."""
+        why = "the run was interrupted" if self.stopping() or not self.sched.held \
+            else "the run reached --max-time"
         for job in self.sched.drain():
             job.record.interrupted = True
-            job.record.error(f"{job.target.name}: not renewed, the run was interrupted")
+            job.record.error(f"{job.target.name}: not renewed, {why}")
             try:
-                end(job, "the run was interrupted")
+                end(job, why)
             except Exception as e:  # noqa: BLE001 - the finish reports its own failure
                 self.fatal(e, job.record.dir)
 
@@ -488,7 +512,7 @@ class Renewal:
             if self.interrupted is None and self._fatal is None:
                 self.interrupted = "signal"
             reason = self._stop_reason()
-        elif self.opt.max_time is not None and time.monotonic() - self.t0 > self.opt.max_time:
+        elif self._out_of_time():
             self.interrupted = self.interrupted or "max-time"
             reason = "max_time"
         else:
@@ -576,6 +600,8 @@ class Renewal:
                 if not r.interrupted:
                     self.stats.add(records_done=1)
                     self._progress("renew")  # the progress line shows records as they end
+                elif self.sched.held and not self.stopping():
+                    self.skip("max_time")  # started, not finished: first next time
                 else:
                     self.skip("interrupted")
                 self.log.write(f"record {r.id}: "

@@ -8,7 +8,14 @@ could use.
 
 A retry is a job put back after a delay (:meth:`put_later`): it waits on
 the loop's timer, not in a worker, so the wait holds neither a worker nor
-the host's slot. A host's politeness delay is a timer too.
+the host's slot. A host's politeness delay is a timer too, and so is a
+host's pause (:meth:`pause`: the host asked, with ``Retry-After``, to be
+left alone for a while; none of its jobs starts before the pause ends).
+
+The planner asks :attr:`runnable` how many queued jobs a worker could take
+now: jobs waiting behind a busy or paused host, or on a retry's timer, do
+not count, so records of a slow host never keep the records of other hosts
+from starting (docs/architecture.md, "The renewal").
 
 Everything runs on one event loop: no locks; a worker waiting for a job
 awaits a future that a new job, a freed host or the close settles.
@@ -33,9 +40,13 @@ class Scheduler(Generic[J]):
         self._ready: deque[str] = deque()
         self._in_ready: set[str] = set()
         self._timers: dict[asyncio.TimerHandle, tuple[str, J]] = {}  # retries waiting
-        self._next_start: dict[str, float] = {}
+        self._next_start: dict[str, float] = {}  # politeness: a host's next start
+        self._paused: dict[str, float] = {}  # Retry-After: loop time a host's pause ends
+        self._runnable: dict[str, int] = {}  # per host: queued jobs a worker could take now
+        self._runnable_total = 0
         self._pending = 0
         self._closed = False
+        self._held = False
         self._waiters: deque[asyncio.Future[None]] = deque()  # workers waiting for a job
         self._room: asyncio.Future[None] | None = None  # the producer waiting for room
 
@@ -49,9 +60,28 @@ class Scheduler(Generic[J]):
         """Jobs a worker holds now (fetches under way)."""
         return self._running
 
+    @property
+    def runnable(self) -> int:
+        """Queued jobs a worker could take now: not behind a host at its
+        ``per_host`` limit, a paused host, or a retry's timer."""
+        return self._runnable_total
+
+    def _recount(self, host: str) -> None:
+        q = self._queues.get(host)
+        n = 0
+        if q and host not in self._paused and not self._held:
+            n = min(len(q), max(0, self.per_host - self._active.get(host, 0)))
+        old = self._runnable.pop(host, 0)
+        if n:
+            self._runnable[host] = n
+        self._runnable_total += n - old
+        if n < old:
+            self._notify_room()
+
     def put(self, host: str, job: J) -> None:
         self._queues.setdefault(host, deque()).append(job)
         self._pending += 1
+        self._recount(host)
         self._make_ready(host)
 
     def put_later(self, host: str, job: J, delay: float) -> None:
@@ -64,13 +94,43 @@ class Scheduler(Generic[J]):
             if self._timers.pop(handle, None) is None:
                 return  # drained meanwhile
             self._queues.setdefault(host, deque()).appendleft(job)
+            self._recount(host)
             self._make_ready(host)
 
         handle = loop.call_later(max(0.0, delay), due)
         self._timers[handle] = (host, job)
 
+    def pause(self, host: str, seconds: float) -> None:
+        """Start none of ``host``'s jobs for ``seconds`` (its ``Retry-After``);
+        a longer pause already set stands."""
+        if seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if self._paused.get(host, 0.0) >= until:
+            return
+        first = host not in self._paused
+        self._paused[host] = until
+        self._recount(host)
+        if first:
+            loop.call_later(seconds, self._pause_over, host)
+
+    def _pause_over(self, host: str) -> None:
+        until = self._paused.get(host)
+        if until is None:
+            return
+        loop = asyncio.get_running_loop()
+        left = until - loop.time()
+        if left > 0:  # extended meanwhile
+            loop.call_later(left, self._pause_over, host)
+            return
+        del self._paused[host]
+        self._recount(host)
+        self._in_ready.discard(host)
+        self._make_ready(host)
+
     def _make_ready(self, host: str) -> None:
-        if host in self._in_ready:
+        if host in self._in_ready or host in self._paused or self._held:
             return
         q = self._queues.get(host)
         if q and self._active.get(host, 0) < self.per_host:
@@ -97,8 +157,8 @@ class Scheduler(Generic[J]):
             host = self._ready.popleft()
             self._in_ready.discard(host)
             q = self._queues.get(host)
-            if not q or self._active.get(host, 0) >= self.per_host:
-                continue
+            if not q or self._active.get(host, 0) >= self.per_host or host in self._paused:
+                continue  # a paused host is made ready again when its pause ends
             if self.host_delay:
                 now = loop.time()
                 wait = self._next_start.get(host, 0.0) - now
@@ -112,6 +172,7 @@ class Scheduler(Generic[J]):
                 del self._queues[host]
             self._active[host] = self._active.get(host, 0) + 1
             self._running += 1
+            self._recount(host)
             if host in self._queues:
                 self._make_ready(host)
             return host, job
@@ -139,6 +200,7 @@ class Scheduler(Generic[J]):
             del self._active[host]
         self._running -= 1
         self._pending -= 1
+        self._recount(host)
         self._make_ready(host)
         if self._closed and self._pending == 0:
             self._wake(every=True)
@@ -161,29 +223,46 @@ class Scheduler(Generic[J]):
         self._queues.clear()
         self._ready.clear()
         self._in_ready.clear()
+        self._runnable.clear()
+        self._runnable_total = 0
         self._pending -= len(out)
         self._wake(every=True)
         self._notify_room()
         return out
 
-    async def wait_below(self, limit: int, timeout: float | None = None) -> None:
-        """Wait (the producer) while more than ``limit`` jobs are pending."""
-        if self._pending <= limit:
+    def full(self, lookahead: int, most: int) -> bool:
+        """The planner waits: more than ``lookahead`` jobs a worker could take
+        now, or more than ``most`` jobs pending in all (queued anywhere, waiting
+        for a retry, or running)."""
+        return self._runnable_total > lookahead or self._pending > most
+
+    async def wait_room(self, lookahead: int, most: int, timeout: float) -> None:
+        """Wait (the planner) while :meth:`full`, at most ``timeout`` seconds."""
+        if not self.full(lookahead, most):
             return
         loop = asyncio.get_running_loop()
-        end = None if timeout is None else loop.time() + timeout
-        while self._pending > limit:
-            left = None if end is None else end - loop.time()
-            if left is not None and left <= 0:
-                return
-            self._room = loop.create_future()
-            handle = None if left is None else loop.call_later(left, self._notify_room)
-            try:
-                await self._room
-            finally:
-                self._room = None
-                if handle is not None:
-                    handle.cancel()
+        self._room = loop.create_future()
+        handle = loop.call_later(timeout, self._notify_room)
+        try:
+            await self._room
+        finally:
+            self._room = None
+            handle.cancel()
+
+    @property
+    def held(self) -> bool:
+        """No job starts any more (:meth:`hold`)."""
+        return self._held
+
+    def hold(self) -> None:
+        """Start no job from now on (the run's ``--max-time`` is reached): jobs
+        running finish; those queued, now or later, wait for :meth:`drain`."""
+        self._held = True
+        self._ready.clear()
+        self._in_ready.clear()
+        self._runnable.clear()
+        self._runnable_total = 0
+        self._notify_room()
 
     def close(self) -> None:
         self._closed = True

@@ -15,6 +15,7 @@ from asyncio import Future
 from dataclasses import dataclass
 
 from kiel.attempt import Result
+from kiel.discovery import PageReading
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Outcome:
     name: str  # the owner's attempt file name
     real: str | None  # the regular file that holds the body (None: empty or 000)
     same_as: str  # the owner's object directory, relative to the store
+    reading: PageReading | None = None  # what the page offers, when it was searched
 
 
 class Abandoned(Exception):

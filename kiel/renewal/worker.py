@@ -116,6 +116,7 @@ class Context:
     report: Callable[[str, bool], None]
     log: Callable[[str], None]
     deposits: bool = True  # resolve links to data platforms (docs/datasets.md)
+    capped: set[str] = dataclasses.field(default_factory=set)  # records at max_objects
 
 
 class Worker:
@@ -195,7 +196,10 @@ class Worker:
                 return False
             if decision == "revive":
                 objects.note_event(od, "revived", now, reason="the record has a new version")
-            role = ctx.shared.role(url, always=job.deposit is not None)
+            # A URL only the run finds (a deposit's, a page's full text) is
+            # shared whoever reaches it: records that share a landing page share
+            # what it offers too.
+            role = ctx.shared.role(url, always=job.deposit is not None or job.via is not None)
             if isinstance(role, Future):
                 role.add_done_callback(partial(self._follow, job, od))
                 return True
@@ -213,6 +217,7 @@ class Worker:
         od = job.od
         host = urls.host_of(url)
         res = await self._attempt(job, host)
+        self._pause_host(host, res)
         extra: dict[str, object] = {"via": job.via} if job.via else {}
         if job.damaged is not None:
             extra["damaged"] = job.damaged
@@ -239,7 +244,8 @@ class Worker:
                                           etag=res.etag or b.etag,
                                           last_modified=res.last_modified or b.last_modified)
             ctx.stats.add(not_modified=1)
-        reading = self._discover(job, od, res)
+        reading = await self._discover(job, od, res)
+        reading = self._bounded(job, reading, extra)
         found = reading.found if reading is not None else None
         if reading is not None:
             extra.update(reading.fields())
@@ -256,7 +262,7 @@ class Worker:
             real = written.real if (res.size or res.status == "304") and \
                 os.path.isfile(written.real) else None
             job.owner.resolve(Outcome(res, written.name, real,
-                                      os.path.relpath(od.path, ctx.store_root)))
+                                      os.path.relpath(od.path, ctx.store_root), reading))
         if found:
             self._discovered(job, found)
         if job.role == "api":
@@ -267,8 +273,8 @@ class Worker:
 
     # -- discovery ---------------------------------------------------------------------
 
-    def _discover(self, job: ObjectJob, od: objects.ObjectDir,
-                  res: Result) -> discovery.PageReading | None:
+    async def _discover(self, job: ObjectJob, od: objects.ObjectDir,
+                        res: Result) -> discovery.PageReading | None:
         """What a landing page offers (docs/discovery.md): searched on a 200 HTML
         body; on a 304, what the page it confirms offered, or its stored body
         searched again when the rules or settings changed since it was searched."""
@@ -286,30 +292,69 @@ class Worker:
             stored = od.body_file()
             if stored is None or not discovery.is_page("200", b.type, b.declared_type):
                 return None
-            return self._search(job, stored, b.declared_type, b.headers or (), searched)
+            return await self._search(job, stored, b.declared_type, b.headers or (), searched)
         if res.tmp_path is None or not discovery.is_page(res.status, res.type,
                                                          res.declared_type):
             return None
-        return self._search(job, res.tmp_path, res.declared_type, res.headers, searched)
+        return await self._search(job, res.tmp_path, res.declared_type, res.headers, searched)
 
-    def _search(self, job: ObjectJob, path: str, declared_type: str | None,
-                headers: discovery.Headers, searched: str) -> discovery.PageReading:
-        # One read of the page serves both readers of its markup.
-        with open(path, "rb") as f:
-            page = f.read(discovery.DEFAULT_MAX_BYTES)
-        found = discovery.read_page(page, job.target.fetch, declared_type, headers=headers)
+    async def _search(self, job: ObjectJob, path: str, declared_type: str | None,
+                      headers: discovery.Headers, searched: str) -> discovery.PageReading:
+        # One read of the page serves both readers of its markup. It is read
+        # off the loop, within discovery_timeout: a stop cancels this wait at
+        # once, and the attempt is still noted (its body kept, the page noted
+        # as not read, the record as interrupted: it comes first next time).
+        found = await discovery.read_page_off_loop(
+            path, job.target.fetch, declared_type, headers, self.ctx.cfg.discovery_timeout)
+        if found.given_up == discovery.STOPPED:
+            job.record.interrupted = True
+            return found
+        if found.given_up is not None:
+            self.ctx.log(f"discovery: {job.target.name}: {found.given_up} "
+                         f"(record {job.record.id})")
+            return found
         if self.ctx.deposits:
             ref = platforms.match_links(job.target.fetch, found.identity)
             if ref is not None:
                 self.start_deposit(job.record, ref)
         return dataclasses.replace(found, searched=searched)
 
+    def _bounded(self, job: ObjectJob, reading: discovery.PageReading | None,
+                 extra: dict[str, object]) -> discovery.PageReading | None:
+        """At most ``max_discovered`` of what one page offers (most trusted
+        first); the rest is counted on the page's line (``discovered_more``) and
+        named in the record's."""
+        cap = self.ctx.cfg.max_discovered
+        if reading is None or len(reading.found) <= cap:
+            return reading
+        more = len(reading.found) - cap
+        extra["discovered_more"] = more
+        job.record.error(f"{job.target.name}: the page offers {len(reading.found)} full "
+                         f"texts; the first {cap} taken (setting max_discovered)")
+        return dataclasses.replace(reading, found=reading.found[:cap])
+
+    def _room(self, rec: RecordRenewal, name: str) -> bool:
+        """True while the record may take one more object (``max_objects``):
+        what its pages, redirects and deposits add is bounded too."""
+        cap = self.ctx.cfg.max_objects
+        if len(rec.objects) < cap:
+            return True
+        if rec.id not in self.ctx.capped:  # named once per record
+            self.ctx.capped.add(rec.id)
+            rec.error(f"{name}: the record has {cap} objects (setting max_objects); this "
+                      "and any further object not fetched")
+            self.ctx.log(f"record {rec.id}: {cap} objects reached (setting max_objects); "
+                         "further objects not fetched")
+        return False
+
     def _discovered(self, job: ObjectJob, found: tuple[discovery.Found, ...]) -> None:
         rec = job.record
         for f in found:
             target = urls.classify(f.url)
-            if isinstance(target, str) or not rec.claim(target.name):
+            if isinstance(target, str) or target.name in rec.objects:
                 continue  # not fetched, or an object of the record already: one object
+            if not self._room(rec, target.name) or not rec.claim(target.name):
+                continue
             rec.add_urls("(discovered)", target.name)
             self.ctx.stats.add(objects_total=1)
             rec.expect()
@@ -329,7 +374,8 @@ class Worker:
 
     def _enqueue(self, rec: RecordRenewal, target: urls.Target, deposit: Deposit, role: str,
                  accept: str | None) -> bool:
-        if not rec.claim(target.name):
+        if target.name in rec.objects or not self._room(rec, target.name) \
+                or not rec.claim(target.name):
             return False
         rec.add_urls(f"(deposit {role})", target.name)
         self.ctx.stats.add(objects_total=1)
@@ -363,6 +409,14 @@ class Worker:
         ctx.hosts.record(host, res.error)
         return res
 
+    def _pause_host(self, host: str, res: Result) -> None:
+        """A host that asks for a pause (``Retry-After`` on a 429 or 503) gets it,
+        for all its objects, up to ``retry_after_cap``."""
+        if res.retry_after and res.status in ("429", "503"):
+            wait = policy.retry_after_seconds(res.retry_after, time.time())
+            if wait:
+                self.ctx.sched.pause(host, min(wait, self.ctx.cfg.retry_after_cap))
+
     def _log_failure(self, rec: RecordRenewal, name: str, res: Result) -> None:
         if res.status == "000" or res.status[:1] in ("4", "5"):
             self.ctx.log(f"failed: {name} {res.status} {res.error or ''} (record {rec.id})")
@@ -382,9 +436,11 @@ class Worker:
             rec.error(f"{job.target.name}: more than {self.ctx.cfg.max_redirects} redirects; "
                       f"{target.name} not fetched")
             return False
-        if not rec.claim(target.name):
+        if target.name in rec.objects:
             rec.error(f"{job.target.name}: redirect to {target.name}, already fetched for "
                       "this record (loop ends the chain)")
+            return False
+        if not self._room(rec, target.name) or not rec.claim(target.name):
             return False
         rec.add_urls("(redirect)", target.name)
         self.ctx.stats.add(objects_total=1)
@@ -409,6 +465,8 @@ class Worker:
         try:
             exc = fut.exception()
             if exc is not None:
+                if self.ctx.stopping() or self.ctx.failed() or self.ctx.sched.held:
+                    rec.interrupted = True  # cut short: no 00last, first next time
                 rec.error(f"{job.target.name}: not fetched, the shared fetch failed: {exc}")
                 return
             o = fut.result()
@@ -418,11 +476,21 @@ class Worker:
                                        size=res.size if o.real else 0,
                                        sha256=res.sha256 if o.real else None,
                                        sha1=res.sha1 if o.real else None, tmp_path=None)
+            extra: dict[str, object] = {"via": job.via} if job.via else {}
+            # What the shared page offers, this record takes too (if its branch
+            # asks for discovery at this depth).
+            reading = o.reading if job.discover and \
+                job.depth < self.ctx.cfg.discovery_depth else None
+            reading = self._bounded(job, reading, extra)
+            if reading is not None:
+                extra.update(reading.fields())
             written = objects.record(od, copy, sync=self.ctx.cfg.sync, link_to=o.real,
-                                     same_as=o.same_as, keep_type=parsed[2])
+                                     same_as=o.same_as, keep_type=parsed[2], extra=extra)
             self.ctx.stats.add(shared=1)
             self.ctx.stats.attempt(parsed[1], res.error, urls.host_of(job.target.fetch),
                                    linked=res.size if written.link else 0)
+            if reading is not None and reading.found:
+                self._discovered(job, reading.found)
             if job.role == "api" or not self._redirect(job, res):
                 job.tell(written, od.path, res=res)  # an API's helper follows redirects
         except BaseException as e:  # noqa: BLE001 - sorted by _trouble

@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kiel import store
@@ -641,6 +642,17 @@ Headers = list[tuple[str, str]]
 Answer = tuple[int, Headers, bytes]
 
 
+@dataclass(frozen=True)
+class Received:
+    """One request a :class:`Site` answered: the client's (address, port),
+    which tells connections apart, and the header fields as received."""
+
+    host: str
+    path: str
+    peer: tuple[object, ...]
+    headers: dict[str, str]
+
+
 class Site:
     """A well-behaved HTTP/1.1 server on 127.0.0.1 (keep-alive, a thread per
     connection) that records every request and answers through ``answer``.
@@ -658,6 +670,7 @@ class Site:
         self.table: dict[object, Answer] = dict(table or {})
         self.answer = answer or self._from_table
         self.requests: list[tuple[str, str]] = []  # (host, path), in arrival order
+        self.received: list[Received] = []  # every request in full, in arrival order
         self._asked = threading.Condition()
         site = self
 
@@ -666,7 +679,8 @@ class Site:
 
             def do_GET(self) -> None:  # noqa: N802 - the standard library's name
                 host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-                site._note(host, self.path)
+                site._note(host, self.path, self.client_address,
+                           {k.lower(): v for k, v in self.headers.items()})
                 status, headers, body = site.answer(host, self.path)
                 try:
                     self.send_response(status)
@@ -698,9 +712,11 @@ class Site:
         got = self.table.get((host, path)) or self.table.get(path)
         return got if got is not None else (404, [("Content-Type", "text/plain")], b"not here")
 
-    def _note(self, host: str, path: str) -> None:
+    def _note(self, host: str, path: str, peer: tuple[object, ...] = (),
+              headers: dict[str, str] | None = None) -> None:
         with self._asked:
             self.requests.append((host, path))
+            self.received.append(Received(host, path, tuple(peer), headers or {}))
             self._asked.notify_all()
 
     def url(self, path: str = "") -> str:
