@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any
 
 from kiel import branches as branches_mod
-from kiel import netguard, platforms, store, urls
+from kiel import netguard, platforms, store
 from kiel.errors import ConfigError, StoreError
 from kiel.escape import inside
 from kiel.fetch import CLIENTS_PER_THREAD, Fetcher, Limits, user_agent
@@ -571,9 +571,7 @@ class Renewal:
             for t in p.targets:
                 r.objects[t.name] = None
             for t in p.targets:
-                r.expect()
-                self.sched.put(urls.host_of(t.fetch),
-                               ObjectJob(r, t, discover=t.name in p.discover))
+                self.starter.queue(ObjectJob(r, t, discover=t.name in p.discover))
             for t in p.targets:
                 ref = platforms.match(t.fetch)
                 if ref is not None:

@@ -2,11 +2,15 @@
 all on the run's one event loop.
 
 A job is one object of one record (a redirect target is a job of its own).
-Every job ends exactly once: it lowers its record's count when it ends, or
-hands that duty on, to its retry (put back on the scheduler's timer, never
-slept on here) or to the callback of the shared fetch it follows. A job
-that owns a shared fetch settles it on every exit path. A worker's only
-wait is the fetch (and the next job): a stop cancels it there, and the
+A job joins the run in one place, :meth:`Worker.queue`, which raises its
+record's count; the follow-ups of an attempt (the full texts its page
+offers, its redirect's target) are made by steps that return jobs, and
+queued there. Every job ends exactly once: it lowers its record's count
+when it ends, or hands that duty on, to its retry (put back on the
+scheduler's timer, never slept on here) or to the callback of the shared
+fetch it follows. A job that owns a shared fetch settles it on every exit
+path. A worker waits on the fetch, on the reading of a landing page (in a
+thread of its own), and on the next job: a stop cancels it there, and the
 attempt in flight is noted as ``000 interrupted``.
 """
 
@@ -263,13 +267,32 @@ class Worker:
                 os.path.isfile(written.real) else None
             job.owner.resolve(Outcome(res, written.name, real,
                                       os.path.relpath(od.path, ctx.store_root), reading))
-        if found:
-            self._discovered(job, found)
-        if job.role == "api":
-            job.tell(written, od.path, res=res)  # the platform helper follows redirects
-        elif not self._redirect(job, res):
-            job.tell(written, od.path, res=res)
+        self._go_on(job, res, written, od.path, found)
         return False
+
+    def _go_on(self, job: ObjectJob, res: Result, written: objects.Written, where: str,
+               found: tuple[discovery.Found, ...] | None) -> None:
+        """After an attempt is written (or linked): its follow-ups, made by the
+        steps that claim them in the record (``_discovered``, ``_redirect``),
+        queued here; the job's deposit told how it ended, unless a redirect's
+        target will tell it (an API answer's helper follows its own redirects)."""
+        follow_ups = self._discovered(job, found or ())
+        hop = None if job.role == "api" else self._redirect(job, res)
+        if hop is None:
+            job.tell(written, where, res=res)
+        else:
+            job.told = True  # the file's outcome is the target's: the new job tells it
+            follow_ups.append(hop)
+        for nxt in follow_ups:
+            self.queue(nxt)
+
+    def queue(self, job: ObjectJob) -> None:
+        """The one way a job joins the run. Its record's count rises before the
+        job is queued (a worker may take it at once); it falls once, when the job
+        ends (:func:`end`, or :meth:`_follow` for a job that follows a shared
+        fetch), or when its retry or its shared fetch takes the duty on."""
+        job.record.expect()
+        self.ctx.sched.put(urls.host_of(job.target.fetch), job)
 
     # -- discovery ---------------------------------------------------------------------
 
@@ -347,8 +370,10 @@ class Worker:
                          "further objects not fetched")
         return False
 
-    def _discovered(self, job: ObjectJob, found: tuple[discovery.Found, ...]) -> None:
+    def _discovered(self, job: ObjectJob,
+                    found: tuple[discovery.Found, ...]) -> list[ObjectJob]:
         rec = job.record
+        out: list[ObjectJob] = []
         for f in found:
             target = urls.classify(f.url)
             if isinstance(target, str) or target.name in rec.objects:
@@ -357,10 +382,9 @@ class Worker:
                 continue
             rec.add_urls("(discovered)", target.name)
             self.ctx.stats.add(objects_total=1)
-            rec.expect()
-            self.ctx.sched.put(urls.host_of(target.fetch), ObjectJob(
-                rec, target, depth=job.depth + 1, discover=job.discover,
-                via=discovery.via_field(job.target.name, f.rule)))
+            out.append(ObjectJob(rec, target, depth=job.depth + 1, discover=job.discover,
+                                 via=discovery.via_field(job.target.name, f.rule)))
+        return out
 
     # -- deposits ------------------------------------------------------------------------
 
@@ -379,9 +403,8 @@ class Worker:
             return False
         rec.add_urls(f"(deposit {role})", target.name)
         self.ctx.stats.add(objects_total=1)
-        rec.expect()
-        self.ctx.sched.put(urls.host_of(target.fetch), ObjectJob(
-            rec, target, deposit=deposit, role=role, key=target.fetch, accept=accept))
+        self.queue(ObjectJob(rec, target, deposit=deposit, role=role, key=target.fetch,
+                             accept=accept))
         return True
 
     async def _attempt(self, job: ObjectJob, host: str) -> Result:
@@ -421,40 +444,35 @@ class Worker:
         if res.status == "000" or res.status[:1] in ("4", "5"):
             self.ctx.log(f"failed: {name} {res.status} {res.error or ''} (record {rec.id})")
 
-    def _redirect(self, job: ObjectJob, res: Result) -> bool:
-        """Follow a redirect as its own object in the same record directory;
-        True when a job for the target was queued."""
+    def _redirect(self, job: ObjectJob, res: Result) -> ObjectJob | None:
+        """A redirect's target, as its own object in the same record directory
+        (claimed in the record, not queued); None when it is not followed."""
         if not (res.location and res.status.startswith("3")):
-            return False
+            return None
         rec = job.record
         target = urls.classify(res.location)
         if isinstance(target, str):
             rec.error(f"{job.target.name}: redirect to {urls.redact(res.location)} not "
                       f"followed: {target}")
-            return False
+            return None
         if job.hop + 1 > self.ctx.cfg.max_redirects:
             rec.error(f"{job.target.name}: more than {self.ctx.cfg.max_redirects} redirects; "
                       f"{target.name} not fetched")
-            return False
+            return None
         if target.name in rec.objects:
             rec.error(f"{job.target.name}: redirect to {target.name}, already fetched for "
                       "this record (loop ends the chain)")
-            return False
+            return None
         if not self._room(rec, target.name) or not rec.claim(target.name):
-            return False
+            return None
         rec.add_urls("(redirect)", target.name)
         self.ctx.stats.add(objects_total=1)
         if job.deposit is None and self.ctx.deposits:
             ref = platforms.match(target.fetch)  # a DOI that leads to a deposit
             if ref is not None:
                 self.start_deposit(rec, ref)
-        # The count rises before the job is queued: a worker may take it at once.
-        rec.expect()
-        nxt = ObjectJob(rec, target, job.hop + 1, depth=job.depth, discover=job.discover,
-                        deposit=job.deposit, role=job.role, key=job.key, accept=job.accept)
-        job.told = True  # the file's outcome is the target's: the new job tells it
-        self.ctx.sched.put(urls.host_of(target.fetch), nxt)
-        return True
+        return ObjectJob(rec, target, job.hop + 1, depth=job.depth, discover=job.discover,
+                         deposit=job.deposit, role=job.role, key=job.key, accept=job.accept)
 
     # -- following a shared fetch ------------------------------------------------------
 
@@ -489,10 +507,7 @@ class Worker:
             self.ctx.stats.add(shared=1)
             self.ctx.stats.attempt(parsed[1], res.error, urls.host_of(job.target.fetch),
                                    linked=res.size if written.link else 0)
-            if reading is not None and reading.found:
-                self._discovered(job, reading.found)
-            if job.role == "api" or not self._redirect(job, res):
-                job.tell(written, od.path, res=res)  # an API's helper follows redirects
+            self._go_on(job, res, written, od.path, reading.found if reading else None)
         except BaseException as e:  # noqa: BLE001 - sorted by _trouble
             self._trouble(rec, job.target.name, e)
         finally:
