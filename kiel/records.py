@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from lxml import etree
 
-from kiel import AMF_NS
+from kiel import AMF_NS, markup
 from kiel.escape import within
 from kiel.notes import kind_of
 from kiel.redist import repec_parts
@@ -52,6 +52,12 @@ class Problem:
     reason: str
     id: str | None = None
     fatal_for_file: bool = False  # the whole file was skipped
+    # A record of the input (``id``) skipped whole: its record directory is
+    # left as it is, and not marked gone.
+    skipped_record: bool = False
+    # Part of the file was not read, or a record of unknown id was skipped:
+    # no record can be marked gone by this run.
+    partial: bool = False
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}, line {self.line}"
@@ -223,13 +229,17 @@ def read_file(path: str, max_input_file: int = DEFAULT_MAX_INPUT_FILE,
     ``fatal_for_file``; records already yielded from it must then be
     dropped by the caller (the whole file is skipped).
 
-    Memory is bounded whatever the bytes: the parser is fed 64 KiB at a
-    time; a file decompressing to more than ``max_input_file`` bytes, and
-    more than ``max_record`` bytes without the end of a top-level noun (a
-    record too large, or an unterminated attribute, comment, processing
-    instruction or CDATA section, which libxml2 buffers whole) end the file
-    with a problem. A record serializing to more than ``max_record`` bytes
-    is skipped.
+    Memory is bounded whatever the bytes: the parser is fed at most 64 KiB
+    at a time; a file decompressing to more than ``max_input_file`` bytes
+    ends with a problem. More than ``max_record`` bytes without the end of
+    a top-level noun (a record too large, or an unterminated attribute,
+    comment, processing instruction or CDATA section, which libxml2 buffers
+    whole), or a text longer than libxml2 takes, is one problem, not
+    fatal: that record (``skipped_record`` when its id is known) is passed
+    over as it streams and the records after it are read (see
+    :class:`_Reader`); when the file ends inside it, the problem is
+    ``partial``. A record serializing to more than ``max_record`` bytes is
+    skipped.
     """
     try:
         f, disk_size = _open(path)
@@ -244,89 +254,320 @@ def read_file(path: str, max_input_file: int = DEFAULT_MAX_INPUT_FILE,
             if not isinstance(f, gzip.GzipFile) and disk_size > max_input_file:
                 raise _TooLarge(None, f"file larger than {_size_text(max_input_file)} "
                                 "(setting max_input_file)")
-            yield from _parse(f, path, max_input_file, max_record)
+            yield from _Reader(f, path, max_input_file, max_record).items()
     except _TooLarge as e:
         yield Problem(path, e.line, e.reason, id=e.rid, fatal_for_file=True)
-    except etree.XMLSyntaxError as e:
-        line = e.lineno if e.lineno else None
-        yield Problem(path, line, f"not well-formed XML: {e.msg}", fatal_for_file=True)
+    except _NotWellFormed as e:
+        yield Problem(path, e.line, f"not well-formed XML: {e.msg}", fatal_for_file=True)
     except (OSError, EOFError, zlib.error) as e:
         yield Problem(path, None, f"cannot read: {e}", fatal_for_file=True)
 
 
-def _parse(f: io.BufferedIOBase, path: str, max_input_file: int, max_record: int) -> Iterator[Item]:
+# The end tags of the AMF nouns: the feed is cut after each, so that when
+# the parser ends a top-level element there, Kiel knows the byte it ended
+# on (the point from which an oversized record can be passed over).
+_NOUN_END = re.compile(rb"</(?:[^\s<>/:]+:)?(text|person|organization|collection)[ \t\r\n]*>")
+_HOLD = 256  # a possible end tag cut by a chunk's end waits for the next chunk
+
+
+def _pieces(f: io.BufferedIOBase) -> Iterator[tuple[bytes, str | None]]:
+    """The file in pieces of at most 64 KiB, each cut after a noun's end tag
+    (with its local name) or at a chunk's end (None)."""
+    carry = b""
+    unsure = False  # the chunk before ended inside markup too long to carry
+    while True:
+        data = f.read(_CHUNK)
+        if not data:
+            if carry:
+                yield carry, None
+            return
+        if carry:
+            data, carry = carry + data, b""
+        lt = data.rfind(b"<")
+        cut_off = lt >= 0 and data.find(b">", lt) < 0
+        if cut_off and len(data) - lt <= _HOLD:
+            data, carry = data[:lt], data[lt:]
+            cut_off = False
+        if unsure:
+            # An end tag may have been cut by the chunk's end, unseen by
+            # the pattern: no piece of this chunk tells a known point.
+            yield from ((piece, None) for piece, _ in _cut(data))
+        else:
+            yield from _cut(data)
+        unsure = cut_off
+
+
+def _cut(data: bytes) -> Iterator[tuple[bytes, str | None]]:
+    start = 0
+    for m in _NOUN_END.finditer(data):
+        yield data[start:m.end()], m.group(1).decode("ascii")
+        start = m.end()
+    if start < len(data):
+        yield data[start:], None
+
+
+_LONGEST = "10 000 000"  # bytes: libxml2's longest text node without XML_PARSE_HUGE
+
+
+def _text_too_long(e: etree.XMLSyntaxError) -> bool:
+    """libxml2 refused a text node over its limit (not a depth or other limit)."""
+    msg = e.msg or ""
+    return "Text node too long" in msg or "huge text node" in msg
+
+
+class _NotWellFormed(Exception):
+    def __init__(self, line: int | None, msg: str):
+        super().__init__(msg)
+        self.line = line
+        self.msg = msg
+
+
+def _new_parser() -> Any:
     # Typed Any: lxml's event tuples are a union the code narrows by event.
-    parser: Any = etree.XMLPullParser(
+    return etree.XMLPullParser(
         # No comment or PI events: lxml finds the node of each one before the
         # root by a walk of its siblings, quadratic in their number. They
         # count towards max_record like any other markup instead.
         events=("start", "end"), resolve_entities=False, no_network=True,
         load_dtd=False, huge_tree=False, remove_blank_text=False,
     )
-    root: Any = None
-    depth = 0
-    fed = 0
-    mark = 0  # bytes fed when the root started or the last top-level noun ended
-    mark_line: int | None = None  # where that was
-    open_line: int | None = None  # the top-level noun being read
-    open_id: str | None = None
-    while True:
-        chunk = f.read(_CHUNK)
-        if not chunk:
-            break
-        fed += len(chunk)
-        if fed > max_input_file:
-            raise _TooLarge(mark_line, f"file larger than {_size_text(max_input_file)} "
-                            "(setting max_input_file)")
-        parser.feed(chunk)
-        for event, el in parser.read_events():
+
+
+class _Reader:
+    """One file's records, streamed (see :func:`read_file`).
+
+    Past ``max_record`` bytes without the end of a top-level element, the
+    parser is dropped and the element passed over by :class:`kiel.markup.Passer`
+    from the last point where the parser was known to stand between two
+    top-level elements; a new parser then reads on, first fed the file's
+    own bytes up to the end of the root's start tag (its XML declaration,
+    document type and namespaces), its line numbers moved to the file's.
+    """
+
+    def __init__(self, f: io.BufferedIOBase, path: str, max_input_file: int, max_record: int):
+        self.path = path
+        self.max_input_file = max_input_file
+        self.max_record = max_record
+        self.src = _pieces(f)
+        self.back: list[tuple[bytes, str | None]] = []  # read by the passer, to parse again
+        self.fed = 0  # bytes of the file read
+        self.newlines = 0  # among them
+        self.header: bytes | None = None  # the file up to the end of the root's start tag
+        self.prolog: list[bytes] | None = []  # the bytes before the root started
+        # The bytes since the parser last stood between two top-level
+        # elements, and the newlines before that point; None when unknown.
+        self.known: list[bytes] | None = None
+        self.known_len = 0
+        self.known_nl = 0
+        self.shift = 0  # the parser's line + shift = the file's line
+        self.parser: Any = _new_parser()
+        self.restarted = False
+        self.root: Any = None
+        self.depth = 0
+        self.mark = 0  # bytes read when the root started or the last top-level element ended
+        self.mark_line: int | None = None  # where that was
+        self.open_line: int | None = None  # the top-level element being read
+        self.open_id: str | None = None
+        self.last_end: str | None = None
+        self.done = False
+
+    def _next(self) -> tuple[bytes, str | None] | None:
+        if self.back:
+            return self.back.pop(0)
+        item = next(self.src, None)
+        if item is not None:
+            self.fed += len(item[0])
+            self.newlines += item[0].count(b"\n")
+            if self.fed > self.max_input_file:
+                raise _TooLarge(self.mark_line, f"file larger than "
+                                f"{_size_text(self.max_input_file)} (setting max_input_file)")
+        return item
+
+    def _line(self, el: Any) -> int | None:
+        line = cast("int | None", el.sourceline)
+        return line + self.shift if line else None
+
+    def items(self) -> Iterator[Item]:
+        try:
+            yield from self._items()
+        except etree.XMLSyntaxError as e:
+            msg = e.msg
+            if self.shift:  # a parser after a skipped record: its own lines are not the file's
+                msg = re.sub(r", line \d+, column \d+$", "", msg)
+            raise _NotWellFormed(e.lineno + self.shift if e.lineno else None, msg) from None
+
+    def _items(self) -> Iterator[Item]:
+        while True:
+            item = self._next()
+            if item is None:
+                break
+            piece, noun = item
+            if self.prolog is not None:
+                self.prolog.append(piece)
+            elif self.known is not None:
+                self.known.append(piece)
+                self.known_len += len(piece)
+            too_long: etree.XMLSyntaxError | None = None
+            try:
+                self.parser.feed(piece)
+            except etree.XMLSyntaxError as e:
+                if not _text_too_long(e):
+                    raise
+                too_long = e  # the events before it are read, then the record passed over
+            yield from self._events()
+            if self.done:
+                return
+            last_end = self.last_end
+            if noun is not None and last_end == noun and self.header is not None:
+                self.known, self.known_len, self.known_nl = [], 0, self.newlines
+            elif self.known_len > 2 * self.max_record + 4 * _CHUNK:
+                self.known = None  # no such point for long: what follows cannot be passed
+            if too_long is not None or self.fed - self.mark > self.max_record:
+                problem = self._pass_over(too_long)
+                yield problem
+                if self.parser is None:
+                    return  # the file ended inside it
+        self.parser.close()  # raises on a truncated or empty document
+
+    def _events(self) -> Iterator[Item]:
+        """The parser's events so far; ``last_end`` tells whether the last one
+        ended a top-level element (its local name), ``done`` the root's end."""
+        self.last_end = None
+        for event, el in self.parser.read_events():
+            self.last_end = None
             if event == "start":
-                depth += 1
-                if root is None:
-                    root = el
-                    mark, mark_line = fed, el.sourceline
-                    if el.tag in _TEXT_TAGS:
-                        open_line, open_id = el.sourceline, el.get("id")
-                elif depth == 2:
-                    open_line, open_id = el.sourceline, el.get("id")
+                self.depth += 1
+                if self.root is None:
+                    self._root(el)
+                elif self.depth == 2 and self.root.tag not in _TEXT_TAGS:
+                    self.open_line, self.open_id = self._line(el), el.get("id")
                 continue
-            depth -= 1
+            self.depth -= 1
             parent = el.getparent()
             if parent is None:
-                # The root itself: a bare text noun is one record.
-                if el.tag in _TEXT_TAGS:
-                    yield _record(el, path, max_record)
-                elif _local(el.tag) != "amf":
-                    yield Problem(path, el.sourceline,
-                                  f"not AMF: root element is <{_local(el.tag)}>",
-                                  fatal_for_file=True)
-                elif el.tag != _AMF + "amf" and el.tag != "amf":
-                    yield Problem(path, el.sourceline, "not AMF: root <amf> in namespace "
-                                  f"{etree.QName(el).namespace}", fatal_for_file=True)
+                yield from self._root_end(el)
+                self.done = True
                 return
-            if parent is root and root.tag not in _TEXT_TAGS:
+            if parent is self.root and self.root.tag not in _TEXT_TAGS:
                 if el.tag in _TEXT_TAGS:
-                    yield _record(el, path, max_record)
-                mark, mark_line, open_line, open_id = fed, el.sourceline, None, None
+                    yield _record(el, self.path, self.max_record, self.shift)
+                self.mark, self.mark_line = self.fed, self._line(el)
+                self.open_line, self.open_id = None, None
+                self.last_end = _local(el.tag)
                 # Free what was read: memory stays flat in the file size.
                 el.clear(keep_tail=False)
                 while el.getprevious() is not None:
-                    del root[0]
-        if fed - mark > max_record:
-            limit = _size_text(max_record)
+                    del self.root[0]
+
+    def _root(self, el: Any) -> None:
+        self.root = el
+        if self.restarted:
+            return  # the header again: the file's root, read before
+        self.mark, self.mark_line = self.fed, el.sourceline
+        if el.tag in _TEXT_TAGS:
+            self.open_line, self.open_id = el.sourceline, el.get("id")
+            self.prolog = None  # a file of one record: nothing beside it to read on to
+            return
+        data = b"".join(self.prolog or ())
+        self.prolog = None
+        end = markup.header_end(data)
+        if end is not None:
+            self.header = data[:end]
+            self.known = [data[end:]]
+            self.known_len = len(data) - end
+            self.known_nl = self.header.count(b"\n")
+
+    def _root_end(self, el: Any) -> Iterator[Item]:
+        # The root itself: a bare text noun is one record.
+        if el.tag in _TEXT_TAGS:
+            yield _record(el, self.path, self.max_record)
+        elif _local(el.tag) != "amf":
+            yield Problem(self.path, el.sourceline,
+                          f"not AMF: root element is <{_local(el.tag)}>", fatal_for_file=True)
+        elif el.tag != _AMF + "amf" and el.tag != "amf":
+            yield Problem(self.path, el.sourceline, "not AMF: root <amf> in namespace "
+                          f"{etree.QName(el).namespace}", fatal_for_file=True)
+
+    def _pass_over(self, too_long: etree.XMLSyntaxError | None = None) -> Problem:
+        """Pass over the top-level element (or markup) open for more than
+        ``max_record`` bytes (or holding a text longer than libxml2 takes,
+        ``too_long``), never holding it; a new parser reads on after it."""
+        limit = _size_text(self.max_record)
+        open_line, open_id = self.open_line, self.open_id
+        if too_long is not None and (self.known is None or self.header is None):
+            raise too_long
+        if self.known is None or self.header is None:
+            # Before the root's start tag ended, in a file of one record, or
+            # with no point known to stand between two elements: the file
+            # cannot be read on.
             if open_line is not None:
                 raise _TooLarge(open_line, f"record larger than {limit} (setting max_record)",
                                 open_id.strip()[:200] if open_id else None)
-            where = "the start" if mark_line is None else "the element starting on this line"
-            raise _TooLarge(mark_line, f"nothing ends within {limit} after {where} (setting "
-                            "max_record): an unterminated or oversized attribute, comment, "
-                            "processing instruction, CDATA section or record")
-    parser.close()  # raises on a truncated or empty document
+            where = "the start" if self.mark_line is None else "the element starting on this line"
+            raise _TooLarge(self.mark_line, f"nothing ends within {limit} after {where} "
+                            "(setting max_record): an unterminated or oversized attribute, "
+                            "comment, processing instruction, CDATA section or record")
+        passer = markup.Passer(self.known_nl)
+        known, self.known = self.known, None
+        for part in known:
+            passer.run(part, stop=False)
+        del known
+        in_tag = passer.in_top_start_tag()  # libxml2 had not seen its start tag end
+        self.parser = None  # what it held is freed
+        self.root = None
+        resumed = None
+        while resumed is None:
+            item = self._next()
+            if item is None:
+                resumed = passer.run(b"", stop=True, final=True)
+                break
+            resumed = passer.run(item[0], stop=True)
+        if open_line is not None or in_tag:
+            rid = (open_id if open_line is not None else passer.top_id()) or ""
+            rid = rid.strip()
+            rid_ok = rid if rid and not _bad_id(rid) else None
+            line: int | None = open_line if open_line is not None else passer.head_line
+            what = f"record larger than {limit} (setting max_record)"
+            if too_long is not None:
+                what = (f"record too large: a text in it is longer than {_LONGEST} bytes, "
+                        "the most the XML parser holds")
+            elif open_line is None:
+                what += ": its start tag does not end within it"
+        else:
+            rid_ok, line = None, self.mark_line
+            where = "the start" if self.mark_line is None else "the element starting on this line"
+            what = (f"nothing ends within {limit} after {where} (setting max_record): an "
+                    "unterminated or oversized attribute, comment, processing instruction, "
+                    "CDATA section or record")
+            if too_long is not None:
+                what = (f"a text longer than {_LONGEST} bytes, the most the XML parser holds, "
+                        f"after {where}")
+        unnamed = rid_ok is None and (open_line is not None or in_tag)
+        if resumed is None:
+            return Problem(self.path, line, f"{what}, and the file ends inside it; skipped, "
+                           "the records before it are read", id=rid_ok,
+                           skipped_record=rid_ok is not None, partial=True)
+        rest, nl = resumed
+        # A new parser: the file's own header, then the bytes after what was passed.
+        self.parser = _new_parser()
+        self.restarted = True
+        self.depth = 0
+        self.parser.feed(self.header)
+        self.shift = nl - self.header.count(b"\n")
+        self.back = list(_cut(rest))
+        self.mark = self.fed - len(rest)
+        self.mark_line = nl + 1
+        self.open_line = self.open_id = None
+        self.known, self.known_len, self.known_nl = [], 0, nl
+        return Problem(self.path, line, f"{what}; skipped, the records around it are read",
+                       id=rid_ok, skipped_record=rid_ok is not None, partial=unnamed)
 
 
-def _record(el: etree._Element, path: str, max_record: int = DEFAULT_MAX_RECORD) -> Item:
+def _record(el: etree._Element, path: str, max_record: int = DEFAULT_MAX_RECORD,
+            shift: int = 0) -> Item:
     # lxml-stubs declares sourceline as a bare ``...``; lxml gives an int or None.
-    line = cast("int | None", el.sourceline) or 0
+    sourceline = cast("int | None", el.sourceline)
+    line = sourceline + shift if sourceline else 0
     rid = el.get("id")
     if rid is None:
         ref = el.get("ref")
@@ -342,10 +583,10 @@ def _record(el: etree._Element, path: str, max_record: int = DEFAULT_MAX_RECORD)
     try:
         xml = serialize(el)
     except (ValueError, etree.Error) as e:
-        return Problem(path, line, f"cannot serialize: {e}", id=rid)
+        return Problem(path, line, f"cannot serialize: {e}", id=rid, skipped_record=True)
     if len(xml) > max_record:
         return Problem(path, line, f"record larger than {_size_text(max_record)} when "
-                       "serialized (setting max_record)", id=rid)
+                       "serialized (setting max_record)", id=rid, skipped_record=True)
     return Record(rid, path, line, xml)
 
 

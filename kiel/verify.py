@@ -196,17 +196,29 @@ class Verification:
     def _walk(self) -> Iterator[Finding]:
         if not self.prefix:
             yield from self._level(self.store_root, None)
-        checked: dict[int, str] = {}  # depth -> the directory last checked there
-        for record_dir in store.iter_record_dirs(self.store_root, self.prefix):
-            rel = os.path.relpath(record_dir, self.store_root).split(os.sep)
-            # The levels above each record, each checked once as the sorted
-            # walk enters it: files, links and names the redist never makes.
-            for depth in range(1, len(rel)):
-                parent = os.path.join(self.store_root, *rel[:depth])
-                if checked.get(depth) != parent:
-                    checked[depth] = parent
-                    yield from self._level(parent, _LEVEL_NAMES[(rel[0], depth)])
-            yield from _RecordCheck(self, record_dir).run()
+        for top, depth in (("RePEc", 3), ("other", 1)):
+            path = os.path.join(self.store_root, top)
+            if self._wanted(path) and _real_dir(path):
+                yield from self._below(path, top, 1, depth)
+
+    def _wanted(self, path: str) -> bool:
+        rel = os.path.relpath(path, self.store_root)
+        return not self.prefix or rel.startswith(self.prefix) or self.prefix.startswith(rel + "/")
+
+    def _below(self, path: str, top: str, level: int, depth: int) -> Iterator[Finding]:
+        """The directory ``path`` above the records (``level`` names below
+        ``store/``), then what it holds, in sorted order: every level is
+        checked for files, links and names the redist never makes, also one
+        that holds no record (a file planted where a series belongs)."""
+        yield from self._level(path, _LEVEL_NAMES[(top, level)])
+        for name in _subdirs(path):
+            child = os.path.join(path, name)
+            if not self._wanted(child):
+                continue
+            if level == depth:
+                yield from _RecordCheck(self, child).run()
+            else:
+                yield from self._below(child, top, level + 1, depth)
 
     def _level(self, path: str, names: re.Pattern[str] | None) -> Iterator[Finding]:
         rc = _RecordCheck(self, path)
@@ -226,8 +238,9 @@ class Verification:
                     out.append(rc.finding("bad-name", e.path, "a symbolic link where only real "
                                           "directories belong", found=os.readlink(e.path)))
                 elif not e.is_dir(follow_symlinks=False):
-                    out.append(rc.finding("bad-name", e.path,
-                                          "a file where only directories belong"))
+                    # kiel renew skips (and reports) a record whose directory this is
+                    where = "a record directory" if names is _ESCAPED_NAME else "a directory"
+                    out.append(rc.finding("bad-name", e.path, f"a file where {where} belongs"))
                 elif names is None and e.name not in ("RePEc", "other"):
                     out.append(rc.finding("bad-name", e.path,
                                           "store/ holds only RePEc/ and other/"))
@@ -877,6 +890,24 @@ def _torn_then_ended(raw: bytes) -> bool:
 def _shown(raw: bytes) -> str:
     """A marker's bytes as one printable line: a newline shows as \\n."""
     return raw[:40].decode("utf-8", "replace").encode("unicode_escape").decode("ascii")
+
+
+def _real_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _subdirs(path: str) -> list[str]:
+    """The real directories in ``path`` (no links, no temporary ones), sorted,
+    as :func:`kiel.store.iter_record_dirs` walks them."""
+    try:
+        with os.scandir(path) as it:
+            return sorted(e.name for e in it
+                          if e.is_dir(follow_symlinks=False) and not store.is_tmp(e.name))
+    except OSError:
+        return []
 
 
 def _read(path: str, limit: int) -> bytes | None:

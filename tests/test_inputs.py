@@ -41,13 +41,14 @@ CHILD = textwrap.dedent("""
     import json, resource, sys
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
     from kiel import records
-    out = [str(i) for i in records.read_file(sys.argv[1])
-           if isinstance(i, records.Problem)]
+    items = list(records.read_file(sys.argv[1]))
+    out = [str(i) for i in items if isinstance(i, records.Problem)]
+    ids = [i.id for i in items if isinstance(i, records.Record)]
     # VmHWM, not ru_maxrss: a child forked from a large pytest keeps the
     # parent's high-water mark in ru_maxrss across exec; VmHWM is its own.
     hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
     peak = int(hwm.split()[1]) * 1024
-    print(json.dumps({"problems": out, "peak": peak}))
+    print(json.dumps({"problems": out, "records": ids, "peak": peak}))
 """)
 
 BOMB = 160 * MiB  # decompressed; each file is well under 1 MB on disk
@@ -72,9 +73,17 @@ def test_small_gzip_bombs_keep_memory_bounded(tmp_path, kind, opening, filler):
     if kind == "cdata":  # the record's start tag was read: it is named
         assert problem.startswith(f"{path}, line 4 (record RePEc:ccc:wpaper:cd): record "
                                   "larger than 16 MiB"), problem
+    elif kind == "attribute":  # its start tag never ends; its id is read from it
+        assert problem.startswith(f"{path}, line 4 (record RePEc:ccc:wpaper:bomb): record "
+                                  "larger than 16 MiB (setting max_record): its start tag "
+                                  "does not end within it"), problem
     else:  # nothing after the good record on line 3 ever ended
         assert problem.startswith(f"{path}, line 3: nothing ends within 16 MiB"), problem
     assert "16 MiB" in problem and "max_record" in problem
+    # passed over to the end of the file, never held: the good record before it is kept
+    assert problem.endswith("and the file ends inside it; skipped, the records before it "
+                            "are read"), problem
+    assert result["records"] == ["RePEc:aaa:wpaper:1"]
 
 
 def test_file_over_max_input_file_is_skipped_with_its_name(tmp_path):
@@ -100,11 +109,16 @@ def test_record_over_max_record_names_file_line_and_id(tmp_path):
     big = b'<text id="RePEc:aaa:wpaper:big"><abstract>' + b"x" * (2 * MiB) + b"</abstract></text>\n"
     path = tmp_path / "big.xml"
     path.write_bytes(HEAD + GOOD + big + GOOD.replace(b":1", b":2") + b"</amf>\n")
-    items = list(records.read_file(str(path), max_record=MiB))
-    last = items[-1]
-    assert isinstance(last, records.Problem) and last.fatal_for_file
-    assert str(last) == (f"{path}, line 4 (record RePEc:aaa:wpaper:big): record larger than "
-                         "1 MiB (setting max_record)")
+    # the record is skipped alone, passed over without being held; the records
+    # around it are read (the whole file was skipped before)
+    first, problem, second = records.read_file(str(path), max_record=MiB)
+    assert isinstance(problem, records.Problem) and not problem.fatal_for_file
+    assert str(problem) == (f"{path}, line 4 (record RePEc:aaa:wpaper:big): record larger "
+                            "than 1 MiB (setting max_record); skipped, the records around it "
+                            "are read")
+    assert problem.skipped_record and problem.id == "RePEc:aaa:wpaper:big"
+    assert [first.id, second.id] == ["RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:2"]
+    assert (first.line, second.line) == (3, 5)
     # within the limit it is a record like any other
     assert [i.id for i in records.read_file(str(path), max_record=4 * MiB)] == [
         "RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:big", "RePEc:aaa:wpaper:2"]
@@ -118,8 +132,10 @@ def test_comments_between_records_are_freed_and_bounded(tmp_path):
     path.write_bytes(HEAD + GOOD + comments + GOOD.replace(b":1", b":2") + b"</amf>\n")
     items = list(records.read_file(str(path), max_record=4 * MiB))
     assert [i.id for i in items] == ["RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:2"]
-    *_, last = records.read_file(str(path), max_record=MiB)
-    assert str(last).startswith(f"{path}, line 3: nothing ends within 1 MiB")
+    first, problem, second = records.read_file(str(path), max_record=MiB)
+    assert str(problem).startswith(f"{path}, line 3: nothing ends within 1 MiB")
+    assert isinstance(problem, records.Problem) and not problem.fatal_for_file
+    assert [first.id, second.id] == ["RePEc:aaa:wpaper:1", "RePEc:aaa:wpaper:2"]
 
 
 # --- only regular files --------------------------------------------------------------

@@ -12,6 +12,7 @@ decides (``--allow-gone``).
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ class GoneResult:
     held: int  # would have been marked, but were past the share
     collection: int  # records in the store (not gone before this run)
     reason: str | None  # why none was marked, when some would have been
+    # Records not marked because their notes are not a regular file with one
+    # name (a directory, a FIFO, a hard link): one message each, naming it.
+    damaged: tuple[str, ...] = ()
 
 
 def _candidates(store_root: str, seen: ExternalSort) -> Iterator[tuple[str, bool]]:
@@ -72,10 +76,33 @@ def mark_gone(store_root: str, seen: ExternalSort, workdir: str, now: int, *,
                               "right, run again with --allow-gone")
         missing.seek(0)
         marked = 0
+        damaged: list[str] = []
         for raw in missing:
             rdir = os.fsdecode(raw[:-1])
-            store.replace(os.path.join(rdir, store.GONE), b"%d\n" % now, sync)
-            notes.append(os.path.join(rdir, notes.NOTES), EventNote("gone", now).line())
+            path = os.path.join(rdir, notes.NOTES)
+            try:
+                _notes_writable(path)
+                store.replace(os.path.join(rdir, store.GONE), b"%d\n" % now, sync)
+                notes.append(path, EventNote("gone", now).line())
+            except notes.NotRegular as e:
+                # Damage in one record directory: reported, never a stop of the run.
+                damaged.append(f"{e.filename}: {e.what} where a regular file belongs; "
+                               f"{os.path.relpath(rdir, store_root)} not marked gone (the "
+                               "record directory needs a person)")
+                continue
             marked += 1
             on_gone(rdir)
-        return GoneResult(marked, 0, collection, None)
+        return GoneResult(marked, 0, collection, None, tuple(damaged))
+
+
+def _notes_writable(path: str) -> None:
+    """Raise :class:`kiel.notes.NotRegular` unless the notes ``path`` is missing
+    or a regular file with one name (before ``00gone`` is written beside it)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise notes.NotRegular(path, notes.kind_of(st.st_mode))
+    if st.st_nlink > 1:
+        raise notes.NotRegular(path, f"a hard link ({st.st_nlink} names share this file)")

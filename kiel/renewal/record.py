@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,24 +146,23 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
     Raises :class:`Damaged` (report, skip the record) or ``OSError`` (the
     store cannot be written)."""
     rdir = os.path.join(store_root, p.rel)
-    try:
-        os.mkdir(rdir)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(rdir, exist_ok=True)
+    _make_record_dir(rdir, store_root)
     vers = []
     is_gone = False
-    for name in os.listdir(rdir):
-        if name == store.GONE:
-            is_gone = True  # the listing says it: no lstat of its own
-        elif store.is_tmp(name):
-            if store.tmp_abandoned(os.path.join(rdir, name)):
-                store.remove_tmp(os.path.join(rdir, name))
-            continue
-        m = store.VERSION_RE.match(name)
-        if m:
-            vers.append((int(m.group(1)), name))
+    with os.scandir(rdir) as it:
+        for entry in it:
+            name = entry.name
+            if name == store.GONE:
+                is_gone = True
+                _regular(entry)
+            elif store.is_tmp(name):
+                if store.tmp_abandoned(entry.path):
+                    store.remove_tmp(entry.path)
+                continue
+            m = store.VERSION_RE.match(name)
+            if m:
+                _regular(entry)  # every version is hashed or read back: none may block
+                vers.append((int(m.group(1)), name))
     vers.sort()
     if vers and is_cut(os.path.basename(rdir)):
         # Only a cut name can be shared by two ids: the newest version says whose it is.
@@ -209,6 +209,59 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
     return r
 
 
+def _make_record_dir(rdir: str, store_root: str) -> None:
+    """Make the record directory (and the levels above it) unless it is there.
+
+    Something else in its place, or in the place of a level above it (a file
+    planted or left by hand), is damage in one record: :class:`Damaged`,
+    nothing touched, never an error that stops the run."""
+    try:
+        os.mkdir(rdir)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        try:
+            os.makedirs(rdir, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            _blocked(rdir, store_root)
+    except NotADirectoryError:
+        _blocked(rdir, store_root)
+    st = os.lstat(rdir)
+    if not stat.S_ISDIR(st.st_mode):
+        raise Damaged(f"{rdir}: {_kind(st.st_mode)} where the record directory belongs")
+
+
+def _blocked(rdir: str, store_root: str) -> None:
+    """Name the level above ``rdir`` that is not a directory."""
+    path = rdir
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path or not parent.startswith(store_root):
+            break
+        path = parent
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise Damaged(f"{path}: {_kind(st.st_mode)} where a directory of the store "
+                          f"belongs (above {rdir})")
+    raise Damaged(f"{rdir}: cannot be made, a level above it is not a directory")
+
+
+def _regular(entry: os.DirEntry[str]) -> None:
+    """A version or ``00gone`` (removed when its record comes back) must be a
+    regular file: a directory, a FIFO or a link there is reported and left
+    as it is (the directory entry's type: no system call of its own)."""
+    if not entry.is_file(follow_symlinks=False):
+        raise Damaged(f"{entry.path}: {_kind(entry.stat(follow_symlinks=False).st_mode)} "
+                      "where a regular file belongs")
+
+
+def _kind(mode: int) -> str:
+    return "a regular file" if stat.S_ISREG(mode) else notes.kind_of(mode)
+
+
 def _unnoted(rdir: str, vers: list[tuple[int, str]], past: notes.Tail) -> list[str]:
     """Versions newer than the newest one a renewal line names."""
     if not vers:
@@ -231,7 +284,12 @@ def _unnoted(rdir: str, vers: list[tuple[int, str]], past: notes.Tail) -> list[s
 
 def finish(r: RecordRenewal, end: int, *, sync: bool) -> None:
     """The record's notes line, then ``00last`` (not after an interruption:
-    the record then stays first in line for the next run)."""
+    the record then stays first in line for the next run).
+
+    A wall clock that stepped back since the record started never makes its
+    end earlier than its start: the end is then the start (docs/contract.md,
+    00last)."""
+    end = max(end, r.start)
     path = os.path.join(r.dir, notes.NOTES)
     for ev in r.events:
         notes.append(path, dict(ev.line(), id=r.id))

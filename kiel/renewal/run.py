@@ -638,7 +638,9 @@ class Renewal:
         except OSError as e:
             self.fatal(e, self.store_root)
             return
-        self.stats.add(gone=g.marked, gone_held=g.held)
+        self.stats.add(gone=g.marked, gone_held=g.held, damaged=len(g.damaged))
+        for text in g.damaged:
+            self.report(text, False)
         if g.reason:
             self.report(g.reason, False)
 

@@ -136,6 +136,13 @@ def _scan(root: str, branches: Sequence[Branch], store_root: str,
                     report(str(item) + " (file skipped)", True)
                 else:
                     report(str(item), True)
+                    if item.partial:
+                        out.complete = False  # records may have gone unread: none is gone
+                    elif item.skipped_record and item.id and full_run \
+                            and selection.wants(item.id):
+                        # In the input, only too large to renew: never marked gone.
+                        out.seen.add(redist.record_path(item.id).replace("/", "\x00")
+                                     .encode("utf-8") + b"\t%d" % fidx)
                 continue
             if isinstance(item, records.Ref):
                 out.refs += 1
