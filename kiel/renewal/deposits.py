@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from kiel import notes, platforms, urls
 from kiel.objects import Written
@@ -32,7 +32,8 @@ from kiel.renewal.record import RecordRenewal
 # max_total_size by at most this many bodies before the rest is held back.
 WINDOW = 4
 
-Enqueue = Callable[[RecordRenewal, urls.Target, "Deposit", str, str | None], bool]
+Role = Literal["api", "file"]  # a deposit job: one of its API answers, or one of its files
+Enqueue = Callable[[RecordRenewal, urls.Target, "Deposit", Role, str | None], bool]
 
 
 @dataclass

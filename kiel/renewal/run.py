@@ -38,7 +38,7 @@ from kiel.renewal.scan import InputRules, Scanned, Selection, scan
 from kiel.renewal.scheduler import Scheduler
 from kiel.renewal.shared import SharedFetches
 from kiel.renewal.stats import Stats, Summary
-from kiel.renewal.worker import Context, HostHealth, ObjectJob, Worker, end
+from kiel.renewal.worker import Context, Discovery, HostHealth, ObjectJob, Worker, end
 
 # Records in flight at most (their objects queued, running, or waiting on a
 # slow host or a shared fetch), whatever the lookahead: a record in flight
@@ -571,7 +571,7 @@ class Renewal:
             for t in p.targets:
                 r.objects[t.name] = None
             for t in p.targets:
-                self.starter.queue(ObjectJob(r, t, discover=t.name in p.discover))
+                self.starter.queue(ObjectJob(r, t, Discovery(t.name in p.discover)))
             for t in p.targets:
                 ref = platforms.match(t.fetch)
                 if ref is not None:

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 from kiel import discovery, objects, platforms, urls
 from kiel.attempt import Result
@@ -33,7 +34,7 @@ from kiel.config import Config
 from kiel.errors import StoreError
 from kiel.fetch import Fetcher
 from kiel.notes import NotRegular
-from kiel.renewal import policy
+from kiel.renewal import deposits, policy
 from kiel.renewal.deposits import Deposit, today
 from kiel.renewal.record import RecordRenewal
 from kiel.renewal.scheduler import Scheduler
@@ -43,40 +44,69 @@ from kiel.renewal.stats import Stats
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
+@dataclass(frozen=True)
+class Discovery:
+    """A job's place in discovery (docs/discovery.md)."""
+
+    search: bool = False  # its branch asks for discovery: a page it fetches is read
+    depth: int = 0  # steps of discovery from an object the record names
+    via: dict[str, str] | None = None  # the page and rule that led to it (a full text)
+
+
+NAMED = Discovery()
+
+
+@dataclass(frozen=True)
+class DepositPart:
+    """The deposit a job serves (docs/datasets.md): one of its API answers,
+    or one of its files."""
+
+    deposit: Deposit
+    role: Literal["api", "file"]
+    key: str  # the URL the deposit asked for (before redirects)
+    accept: str | None = None  # the API's media type
+
+
 @dataclass
 class ObjectJob:
+    """One object of one record to renew. What it is stays as made: an object
+    the record names, a full text a page offers (``discovery.via``), a
+    redirect's target (``hop`` > 0), a deposit's API answer or file (``part``);
+    the rest is how far its attempts went."""
+
     record: RecordRenewal
     target: urls.Target
-    hop: int = 0
+    discovery: Discovery = NAMED
+    part: DepositPart | None = None
+    hop: int = 0  # redirects followed to reach it
+    # Its attempts: kept across retries.
     attempt: int = 1
-    od: objects.ObjectDir | None = None  # kept across retries
+    od: objects.ObjectDir | None = None
     owner: Owner | None = None  # this job fetches a shared URL for all its records
     headers: dict[str, str] | None = None  # a conditional request's validators
-    depth: int = 0  # steps of discovery from an object the record names
-    discover: bool = False  # its branch asks for discovery (docs/discovery.md)
-    via: dict[str, str] | None = None  # the page and rule that led to it
-    deposit: Deposit | None = None  # the deposit this job serves (docs/datasets.md)
-    role: str | None = None  # "api" or "file", with a deposit
-    key: str | None = None  # the URL the deposit asked for (before redirects)
-    accept: str | None = None
-    told: bool = False  # the deposit has heard how this job ended
     damaged: dict[str, object] | None = None  # its stored body lost its noted size
+    told: bool = False  # its record (and deposit) heard how it ended
+
+    def follow(self, target: urls.Target) -> ObjectJob:
+        """The job for the target of this job's redirect: the same object, one hop on."""
+        return ObjectJob(self.record, target, self.discovery, self.part, self.hop + 1)
 
     def tell(self, written: objects.Written | None, object_dir: str | None,
              error: str | None = None, res: Result | None = None) -> None:
-        """Tell the job's deposit how it ended: once, whatever the path."""
+        """Tell the job's record (and deposit) how it ended: once, whatever the path."""
         if self.told:
             return
         self.told = True
-        key = self.key or self.target.fetch
+        part = self.part
+        key = part.key if part is not None else self.target.fetch
         self.record.ended(key, written, object_dir, error)  # a deposit may watch it
-        if self.deposit is None:
+        if part is None:
             return
-        if self.role == "api":
-            self.deposit.answered(key, written, res.status if res else "000",
+        if part.role == "api":
+            part.deposit.answered(key, written, res.status if res else "000",
                                   res.location if res else None)
         else:
-            self.deposit.file_done(key, written, object_dir, error)
+            part.deposit.file_done(key, written, object_dir, error)
 
 
 class HostHealth:
@@ -203,7 +233,8 @@ class Worker:
             # A URL only the run finds (a deposit's, a page's full text) is
             # shared whoever reaches it: records that share a landing page share
             # what it offers too.
-            role = ctx.shared.role(url, always=job.deposit is not None or job.via is not None)
+            role = ctx.shared.role(url, always=job.part is not None or
+                                   job.discovery.via is not None)
             if isinstance(role, Future):
                 role.add_done_callback(partial(self._follow, job, od))
                 return True
@@ -215,14 +246,15 @@ class Worker:
                         f"asked unconditionally (record {rec.id})")
             body = od.body_file()
             headers = od.validators() if ctx.cfg.conditional and body is not None else {}
-            if job.accept:
-                headers["Accept"] = job.accept
+            if job.part is not None and job.part.accept:
+                headers["Accept"] = job.part.accept
             job.headers = headers or None
         od = job.od
         host = urls.host_of(url)
         res = await self._attempt(job, host)
         self._pause_host(host, res)
-        extra: dict[str, object] = {"via": job.via} if job.via else {}
+        via = job.discovery.via
+        extra: dict[str, object] = {"via": via} if via else {}
         if job.damaged is not None:
             extra["damaged"] = job.damaged
         if policy.should_retry(res.status, res.error, job.attempt, ctx.cfg.retries,
@@ -277,7 +309,8 @@ class Worker:
         queued here; the job's deposit told how it ended, unless a redirect's
         target will tell it (an API answer's helper follows its own redirects)."""
         follow_ups = self._discovered(job, found or ())
-        hop = None if job.role == "api" else self._redirect(job, res)
+        api = job.part is not None and job.part.role == "api"
+        hop = None if api else self._redirect(job, res)
         if hop is None:
             job.tell(written, where, res=res)
         else:
@@ -302,9 +335,9 @@ class Worker:
         body; on a 304, what the page it confirms offered, or its stored body
         searched again when the rules or settings changed since it was searched."""
         cfg = self.ctx.cfg
-        if not job.discover or job.depth >= cfg.discovery_depth:
+        if not job.discovery.search or job.discovery.depth >= cfg.discovery_depth:
             return None
-        searched = discovery.searched_field(job.discover, cfg.discovery_depth)
+        searched = discovery.searched_field(job.discovery.search, cfg.discovery_depth)
         if res.status == "304" and od.body is not None:
             b = od.body
             offered = b.extra.get("discovered")
@@ -382,8 +415,9 @@ class Worker:
                 continue
             rec.add_urls("(discovered)", target.name)
             self.ctx.stats.add(objects_total=1)
-            out.append(ObjectJob(rec, target, depth=job.depth + 1, discover=job.discover,
-                                 via=discovery.via_field(job.target.name, f.rule)))
+            out.append(ObjectJob(rec, target, Discovery(
+                job.discovery.search, job.discovery.depth + 1,
+                discovery.via_field(job.target.name, f.rule))))
         return out
 
     # -- deposits ------------------------------------------------------------------------
@@ -396,15 +430,14 @@ class Worker:
                     self._enqueue, lambda: int(self.ctx.clock()), stopping=self.ctx.stopping)
         d.begin()
 
-    def _enqueue(self, rec: RecordRenewal, target: urls.Target, deposit: Deposit, role: str,
-                 accept: str | None) -> bool:
+    def _enqueue(self, rec: RecordRenewal, target: urls.Target, deposit: Deposit,
+                 role: deposits.Role, accept: str | None) -> bool:
         if target.name in rec.objects or not self._room(rec, target.name) \
                 or not rec.claim(target.name):
             return False
         rec.add_urls(f"(deposit {role})", target.name)
         self.ctx.stats.add(objects_total=1)
-        self.queue(ObjectJob(rec, target, deposit=deposit, role=role, key=target.fetch,
-                             accept=accept))
+        self.queue(ObjectJob(rec, target, part=DepositPart(deposit, role, target.fetch, accept)))
         return True
 
     async def _attempt(self, job: ObjectJob, host: str) -> Result:
@@ -467,12 +500,11 @@ class Worker:
             return None
         rec.add_urls("(redirect)", target.name)
         self.ctx.stats.add(objects_total=1)
-        if job.deposit is None and self.ctx.deposits:
+        if job.part is None and self.ctx.deposits:
             ref = platforms.match(target.fetch)  # a DOI that leads to a deposit
             if ref is not None:
                 self.start_deposit(rec, ref)
-        return ObjectJob(rec, target, job.hop + 1, depth=job.depth, discover=job.discover,
-                         deposit=job.deposit, role=job.role, key=job.key, accept=job.accept)
+        return job.follow(target)
 
     # -- following a shared fetch ------------------------------------------------------
 
@@ -494,11 +526,12 @@ class Worker:
                                        size=res.size if o.real else 0,
                                        sha256=res.sha256 if o.real else None,
                                        sha1=res.sha1 if o.real else None, tmp_path=None)
-            extra: dict[str, object] = {"via": job.via} if job.via else {}
+            via = job.discovery.via
+            extra: dict[str, object] = {"via": via} if via else {}
             # What the shared page offers, this record takes too (if its branch
             # asks for discovery at this depth).
-            reading = o.reading if job.discover and \
-                job.depth < self.ctx.cfg.discovery_depth else None
+            reading = o.reading if job.discovery.search and \
+                job.discovery.depth < self.ctx.cfg.discovery_depth else None
             reading = self._bounded(job, reading, extra)
             if reading is not None:
                 extra.update(reading.fields())
