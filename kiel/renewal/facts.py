@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from kiel.branches import Branch
 from kiel.config import Config
@@ -23,8 +23,13 @@ from kiel.renewal.log import RunLog
 from kiel.renewal.options import Options
 from kiel.renewal.stats import Stats
 
-if TYPE_CHECKING:  # the change log is opened by the run (kiel.oai imports the store)
-    from kiel.oai.changes import ChangeLog
+
+class Changes(Protocol):
+    """The OAI-PMH change log as the renewal appends to it (kiel.oai.ChangeLog,
+    which the run opens; the renewal does not import the readers)."""
+
+    def append(self, kind: str, record_id: str | None, rel: str,
+               version: int | None = None) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class RunFacts:
     full_run: bool  # every record of the inputs (no --only, no --shard)
     suffix: str  # "" or "-shard-K-of-N": the log's and summary's names
     log: RunLog
-    changes: ChangeLog  # the OAI-PMH change log, appended as records change
+    changes: Changes  # the OAI-PMH change log, appended as records change
 
     @property
     def store_root(self) -> str:
