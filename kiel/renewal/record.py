@@ -66,6 +66,12 @@ class RecordRenewal:
                 raise CountdownError(f"record {self.id}: a job added after its end")
             self._pending += n
 
+    def interrupt(self) -> None:
+        """Not renewed whole (a stop, ``--max-time``, a shared fetch abandoned):
+        no ``00last``, so the record comes first next time."""
+        with self._lock:
+            self.interrupted = True
+
     def done(self) -> None:
         """One job (or the starter's token) ended."""
         with self._lock:
@@ -136,8 +142,8 @@ class Damaged(Exception):
 
 
 def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
-          changed_hook: Callable[[str, int | None], None] = lambda _k, _v: None
-          ) -> RecordRenewal:
+          changed_hook: Callable[[str, int | None], None] = lambda _k, _v: None,
+          on_finish: Callable[[RecordRenewal], None] | None = None) -> RecordRenewal:
     """Store the record's version when its bytes changed; adopt versions a
     crash left unnoted; note a return from ``00gone``. ``changed_hook`` hears
     of each change harvesters must see (``version``, ``back``), after it is
@@ -203,7 +209,8 @@ def start(p: Planned, store_root: str, now: int, *, sync: bool, repair: bool,
     r = RecordRenewal(
         p.id, p.rel, rdir, now, p.source, version,
         hashlib.sha256(p.xml).hexdigest() if version else None, current, changed,
-        newest is None, dict(p.urls), list(p.skipped), repair=repair, events=events)
+        newest is None, dict(p.urls), list(p.skipped), repair=repair, events=events,
+        on_finish=on_finish)
     if p.duplicates:
         r.extra["duplicates"] = list(p.duplicates)
     return r

@@ -16,9 +16,10 @@ import json
 import os
 import shutil
 import signal
-import threading
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kiel import branches as branches_mod
@@ -30,6 +31,7 @@ from kiel.home import Home, Lock
 from kiel.notes import NotRegular
 from kiel.renewal import fds, journal, processes
 from kiel.renewal import record as record_mod
+from kiel.renewal.facts import Control, RunFacts
 from kiel.renewal.gone import mark_gone
 from kiel.renewal.log import Reserve, RunLog, unique_path
 from kiel.renewal.options import Options, Progress, Stop
@@ -85,102 +87,104 @@ async def _aiter(items: Iterable[Planned]) -> AsyncIterator[Planned]:
 
 def renew(home: Home, options: Options | None = None) -> Summary:
     """One renewal of every record in the inputs (see the module doc)."""
-    return Renewal(home, options or Options()).run()
+    opt = options or Options()
+    cfg = opt.config or home.config()
+    t0 = time.monotonic()
+    tist = int(opt.clock())
+    if opt.shard:
+        k, n = opt.shard
+        if not (1 <= k <= n):
+            raise ConfigError(f"--shard {k}/{n}: K must be between 1 and N")
+    try:
+        with open(home.branches, "rb") as f:
+            branches_bytes = f.read()
+    except OSError:
+        branches_bytes = b""  # load() says what is wrong with the file, in its words
+    branches = branches_mod.load(home.branches)
+    inputs = opt.inputs or tuple(home.resolve_input(p) for p in cfg.input)
+    if not inputs:
+        raise ConfigError(f"no input: name AMF files or directories on the command line "
+                          f"or in the 'input' setting of {home.conf}")
+    try:
+        for d in (home.store, os.path.join(home.var, "log"), os.path.join(home.var, "runs")):
+            os.makedirs(d, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"{e.filename}: cannot create: {e.strerror}") from None
+    from kiel.oai import ChangeLog
+
+    suffix = "" if opt.shard is None else f"-shard-{opt.shard[0]}-of-{opt.shard[1]}"
+    with Lock(home, opt.shard), \
+            ChangeLog.open(home.root, now=opt.clock, sync=cfg.sync) as changes:
+        # What harvesters must see is appended as it happens (docs/oai.md).
+        try:
+            # Room for how the run ends, taken before anything else is written.
+            reserve = Reserve(home.var)
+        except OSError as e:
+            raise StoreError(f"{e.filename or home.var}: no room for the run's summary "
+                             f"and log: {e.strerror or e}; nothing was touched") from None
+        try:
+            log_path = unique_path(os.path.join(home.var, "log"), f"{tist}{suffix}", ".log")
+            log = RunLog(log_path)
+        except OSError as e:
+            reserve.free()
+            raise StoreError(f"{e.filename}: cannot create the run log: {e.strerror}") from None
+        facts = RunFacts(home, cfg, opt, opt.clock, t0, tist, inputs, branches, branches_bytes,
+                         opt.only is None and opt.shard is None, suffix, log, changes)
+        return Renewal(facts).run(reserve)
+
+
+@dataclass
+class Flight:
+    """The renewing phase's parts, made for one event loop: the records in
+    flight and the jobs of their objects."""
+
+    journal: journal.Journal  # the records in flight, for the next run's repair
+    dirty: set[str]  # records an earlier run left in flight: repaired as they start
+    sched: Scheduler[ObjectJob]
+    starter: Worker  # queues a record's first jobs and starts its deposits
+    inflight: Slots
 
 
 class Renewal:
-    def __init__(self, home: Home, options: Options):
-        self.home = home
-        self.opt = options
-        self.cfg = options.config or home.config()
-        self.clock = options.clock
+    """One run, made from its facts; its parts get values, not callbacks."""
+
+    def __init__(self, facts: RunFacts):
+        self.facts = facts
+        self.home = facts.home
+        self.opt = facts.opt
+        self.cfg = facts.cfg
+        self.log = facts.log
+        self.store_root = facts.home.store
         self.stats = Stats()
-        self.store_root = home.store
-        self.full_run = options.only is None and options.shard is None
+        self.control = Control(facts.opt.stop, self.stats, facts.log)
         self.interrupted: str | None = None
         self.lost_worker = False  # a worker process ended without its counts
-        self._fatal: BaseException | None = None
-        self._fatal_lock = threading.Lock()
         self._safe_parents: set[str] = set()
-        self._real_store = os.path.realpath(home.store)
+        self._real_store = os.path.realpath(facts.home.store)
 
     # -- small services the parts share ----------------------------------------------
 
     def now(self) -> int:
-        return int(self.clock())
+        return self.facts.now()
 
     def report(self, text: str, input_error: bool) -> None:
-        self.stats.problem(text, input_error)
-        self.log.write("problem: " + text)
+        self.control.report(text, input_error)
 
     def stopping(self) -> bool:
-        return self._fatal is not None or (self.opt.stop is not None and self.opt.stop.is_set())
-
-    def failed(self) -> bool:
-        return self._fatal is not None
+        return self.control.stopping()
 
     def fatal(self, e: BaseException, where: str) -> None:
-        """Our own disk failed: stop the run cleanly; nothing half-written stays."""
-        with self._fatal_lock:
-            if self._fatal is not None:
-                return
-            if isinstance(e, StoreError):
-                text = str(e)
-            elif isinstance(e, OSError):
-                text = f"{e.filename or where}: {e.strerror or e}"
-            else:
-                text = f"{where}: {e}"
-            self._fatal = StoreError(text + "; the run stopped, nothing already stored was "
-                                     "touched; the records it left in flight are reported by "
-                                     "'kiel verify' until the next run repairs them")
+        self.control.fatal(e, where)
 
     # -- the run -------------------------------------------------------------------------
 
-    def run(self) -> Summary:
-        self.t0 = time.monotonic()
-        self.tist = self.now()
-        if self.opt.shard:
-            k, n = self.opt.shard
-            if not (1 <= k <= n):
-                raise ConfigError(f"--shard {k}/{n}: K must be between 1 and N")
-        self.branches = branches_mod.load(self.home.branches)
-        inputs = self.opt.inputs or tuple(self.home.resolve_input(p) for p in self.cfg.input)
-        if not inputs:
-            raise ConfigError(f"no input: name AMF files or directories on the command line "
-                              f"or in the 'input' setting of {self.home.conf}")
-        try:
-            for d in (self.store_root, os.path.join(self.home.var, "log"),
-                      os.path.join(self.home.var, "runs")):
-                os.makedirs(d, exist_ok=True)
-        except OSError as e:
-            raise StoreError(f"{e.filename}: cannot create: {e.strerror}") from None
-        from kiel.oai import ChangeLog
-
-        with Lock(self.home, self.opt.shard), \
-                ChangeLog.open(self.home.root, now=self.clock, sync=self.cfg.sync) as changes:
-            # What harvesters must see is appended as it happens (docs/oai.md).
-            self.changes = changes
-            return self._run_locked(inputs)
-
-    def _run_locked(self, inputs: tuple[str, ...]) -> Summary:
-        shard = self.opt.shard
-        suffix = "" if shard is None else f"-shard-{shard[0]}-of-{shard[1]}"
-        try:
-            # Room for how the run ends, taken before anything else is written.
-            reserve = Reserve(self.home.var)
-        except OSError as e:
-            raise StoreError(f"{e.filename or self.home.var}: no room for the run's summary "
-                             f"and log: {e.strerror or e}; nothing was touched") from None
-        try:
-            log_path = unique_path(os.path.join(self.home.var, "log"), f"{self.tist}{suffix}",
-                                   ".log")
-        except OSError as e:
-            reserve.free()
-            raise StoreError(f"{e.filename}: cannot create the run log: {e.strerror}") from None
-        self.log = RunLog(log_path)
-        self.log.write(f"renewal starts: inputs {list(inputs)}, only={self.opt.only}, "
+    def run(self, reserve: Reserve) -> Summary:
+        facts = self.facts
+        log_path = self.log.path
+        self.log.write(f"renewal starts: inputs {list(facts.inputs)}, only={self.opt.only}, "
                        f"shard={self.opt.shard}, max_time={self.opt.max_time}")
-        workdir = os.path.join(self.home.var, f"run-{self.tist}{suffix}-{os.getpid()}")
+        workdir = os.path.join(self.home.var,
+                               f"run-{facts.tist}{facts.suffix}-{os.getpid()}")
         dirty, dead = journal.unfinished(self.home.var)
         if dirty:
             self.log.write(f"repair: {len(dirty)} records were in flight when a run ended "
@@ -189,17 +193,15 @@ class Renewal:
         try:
             self._archive_branches()
             with journal.Journal(workdir) as jr:
-                self.journal = jr
-                self.dirty = dirty
-                scanned = self._scan(inputs, workdir)
-                self._renew(scanned, workdir)
-                if self.full_run and self._fatal is None:
+                scanned = self._scan(workdir)
+                self._renew(scanned, workdir, jr, dirty)
+                if facts.full_run and self.control.failure is None:
                     self._gone(scanned, workdir)
                 else:
                     scanned.seen.cleanup()
-            if self._fatal is not None:
-                raise self._fatal
-            if self.full_run:
+            if self.control.failure is not None:
+                raise self.control.failure
+            if facts.full_run:
                 journal.remove(dead)  # repaired, or no longer in the input
             self._remember_branches()
             self._refresh_oai_index()
@@ -215,7 +217,7 @@ class Renewal:
             # say how the run ended, a failure of its own disk included.
             reserve.free()
             end_t = self.now()
-            summary = self._summary(end_t, log_path, suffix, failure)
+            summary = self._summary(end_t, log_path, facts.suffix, failure)
             last = ["renewal ends: " + json.dumps(summary.to_json(), sort_keys=True)]
             if failure is not None:
                 last.insert(0, f"renewal failed (exit {int(summary.exit_status)}): {failure}")
@@ -226,7 +228,7 @@ class Renewal:
     def _clean_workdir(self, workdir: str) -> None:
         """Remove the run's work files. After a store failure the journal stays:
         the records it names as in flight are repaired by the next run."""
-        if self._fatal is None and not self.lost_worker:
+        if self.control.failure is None and not self.lost_worker:
             shutil.rmtree(workdir, ignore_errors=True)
             return
         try:
@@ -239,26 +241,25 @@ class Renewal:
 
     # -- scan and plan ---------------------------------------------------------------------
 
-    def _scan(self, inputs: tuple[str, ...], workdir: str) -> Scanned:
-        s = scan(inputs, self.branches, self.store_root, workdir,
+    def _scan(self, workdir: str) -> Scanned:
+        facts = self.facts
+        s = scan(facts.inputs, facts.branches, self.store_root, workdir,
                  Selection(self.opt.only, self.opt.shard), now=self.now(),
-                 interval=self.cfg.record_interval, full_run=self.full_run, report=self.report,
+                 interval=self.cfg.record_interval, full_run=facts.full_run, report=self.report,
                  stopping=self.stopping, log=self.log.write,
                  tick=(lambda _n: self._progress("scan")) if self.opt.progress else None,
                  rules=InputRules(self.cfg.max_input_file, self.cfg.max_record,
                                   self.cfg.follow_outside_links, self.cfg.archive_dirs))
         self.stats.add(records_found=s.records_found, refs=s.refs, damaged=s.damaged,
                        objects_total=s.objects_total)
-        with self.stats.lock:
-            self.stats.skipped.update(s.skipped)
+        for reason, n in s.skipped.items():
+            self.stats.skip(reason, n)
         return s
 
     def skip(self, reason: str, n: int = 1) -> None:
         """Records found and not renewed, by reason: every summary has
         found = renewed + the sum of skipped."""
-        if n:
-            with self.stats.lock:
-                self.stats.skipped[reason] += n
+        self.stats.skip(reason, n)
 
     def _dropped(self, rid: str, src: str) -> None:
         """A record read before its file failed: found, then dropped with the file."""
@@ -276,7 +277,8 @@ class Renewal:
 
     # -- renew -----------------------------------------------------------------------------
 
-    def _renew(self, scanned: Scanned, workdir: str) -> None:
+    def _renew(self, scanned: Scanned, workdir: str, jr: journal.Journal,
+               dirty: set[str]) -> None:
         """The records, renewed on one event loop per process (made for this
         run, closed after): here, or in worker processes."""
         cfg = self.cfg
@@ -285,9 +287,10 @@ class Renewal:
         try:
             if n <= 1:
                 self._on_loop(self._renew_on_loop(
-                    _aiter(records), scanned.shared_urls, cfg.concurrency, cfg.per_host))
+                    _aiter(records), scanned.shared_urls, cfg.concurrency, cfg.per_host,
+                    jr, dirty))
             else:
-                self._renew_in_processes(records, scanned, n)
+                self._renew_in_processes(records, scanned, n, jr, dirty)
         finally:
             scanned.spool.cleanup()
         if self.interrupted is None and self.opt.stop is not None and self.opt.stop.is_set():
@@ -309,13 +312,13 @@ class Renewal:
     # -- worker processes ----------------------------------------------------------------
 
     def _renew_in_processes(self, records: Iterable[Planned], scanned: Scanned,
-                            n: int) -> None:
+                            n: int, jr: journal.Journal, dirty: set[str]) -> None:
         """Fork ``n`` workers, send each its records, merge what they counted."""
         self.log.write(f"renewing in {n} worker processes")
         self.log.flush()  # nothing buffered is written twice
         board = processes.Board(n) if self.opt.progress else None
         workers = processes.start(
-            n, lambda k, fd, result: self._worker(k, fd, result, n, scanned, board))
+            n, lambda k, fd, result: self._worker(k, fd, result, n, scanned, board, jr, dirty))
         forwarded: list[int] = []
         shown = [0.0]
 
@@ -326,8 +329,9 @@ class Renewal:
             done, found, objects, running, fetched = board.totals()
             s = self.stats
             self.opt.progress(Progress(
-                "renew", s.records_found, done, s.objects_total + found, objects, running,
-                fetched, time.monotonic() - self.t0, self.opt.max_time))
+                "renew", s.get("records_found"), done, s.get("objects_total") + found, objects,
+                running,
+                fetched, self.facts.elapsed(), self.opt.max_time))
 
         def on_stop() -> None:
             if not forwarded:
@@ -365,11 +369,11 @@ class Renewal:
             self.stats.merge(e.result["stats"])
             if e.result.get("interrupted") and self.interrupted is None:
                 self.interrupted = e.result["interrupted"]
-            if e.result.get("fatal") and self._fatal is None:
-                self._fatal = StoreError(e.result["fatal"])
+            if e.result.get("fatal"):
+                self.control.failed_in_worker(e.result["fatal"])
 
     def _worker(self, k: int, fd: int, result: int, n: int, scanned: Scanned,
-                board: processes.Board | None) -> None:
+                board: processes.Board | None, jr: journal.Journal, dirty: set[str]) -> None:
         """One worker process: its records from ``fd``, renewed on its own loop;
         its counts sent back down ``result``. Ends the process."""
         code = 70
@@ -385,21 +389,23 @@ class Renewal:
                 board.post(k, p.records_done, p.objects_total, p.objects_done, p.fetching,
                            p.bytes_fetched)
 
-            self.opt = dataclasses.replace(self.opt, stop=stop,
-                                           progress=post if board is not None else None)
-            self.stats = Stats()
+            # The process's own run: the same facts, its own stop, counts and progress.
+            opt = dataclasses.replace(self.opt, stop=stop,
+                                      progress=post if board is not None else None)
+            mine = Renewal(dataclasses.replace(self.facts, opt=opt))
             self.log.reopen()
             cfg = self.cfg
-            self._on_loop(self._renew_on_loop(
+            mine._on_loop(mine._renew_on_loop(
                 processes.records_from(fd), scanned.shared_urls,
-                max(1, cfg.concurrency // n), max(1, cfg.per_host // n)))
-            self._progress("renew")  # the worker's last figures for the parent's line
-            if self.interrupted is None and stop.is_set():
-                self.interrupted = stop.reason or "SIGTERM"
-            self.journal.close()  # its ends, written before the counts
+                max(1, cfg.concurrency // n), max(1, cfg.per_host // n), jr, dirty))
+            mine._progress("renew")  # the worker's last figures for the parent's line
+            if mine.interrupted is None and stop.is_set():
+                mine.interrupted = stop.reason or "SIGTERM"
+            jr.close()  # its ends, written before the counts
+            failure = mine.control.failure
             processes.send_result(result, {
-                "stats": self.stats.counts(), "interrupted": self.interrupted,
-                "fatal": str(self._fatal) if self._fatal else None})
+                "stats": mine.stats.counts(), "interrupted": mine.interrupted,
+                "fatal": str(failure) if failure else None})
             code = 0
         except BaseException as e:  # noqa: BLE001 - the parent hears of it as a lost worker
             self.log.write(f"worker process {k} failed: {type(e).__name__}: {e}")
@@ -408,7 +414,8 @@ class Renewal:
             os._exit(code)
 
     async def _renew_on_loop(self, records: AsyncIterator[Planned], shared: set[str],
-                             concurrency: int, per_host: int) -> None:
+                             concurrency: int, per_host: int, jr: journal.Journal,
+                             dirty: set[str]) -> None:
         cfg = self.cfg
         b = fds.budget(fds.raise_soft_limit(), concurrency, CLIENTS_PER_THREAD)
         self.log.write(f"open files: limit {b.soft}, {b.workers} workers, "
@@ -420,14 +427,9 @@ class Renewal:
                           verify_tls=self.opt.verify_tls,
                           guard=netguard.Policy(allow=cfg.allow_networks, deny=cfg.deny_networks),
                           clients_per_thread=b.clients_per_worker, threads=b.workers)
-        self.sched: Scheduler[ObjectJob] = Scheduler(per_host, cfg.host_delay)
-        ctx = Context(cfg, fetcher, self.sched, SharedFetches(shared), self.stats,
-                      HostHealth(cfg.host_down_after), self.store_root, self.clock,
-                      self.stopping, self.fatal, self.failed, self.report, self.log.write)
-        self.starter = Worker(ctx)  # deposits the records name start with the record
-        workers = [asyncio.create_task(Worker(ctx).loop(), name=f"kiel-fetch-{i}")
-                   for i in range(b.workers)]
-        watcher = asyncio.create_task(self._watch_stop(workers), name="kiel-stop")
+        sched: Scheduler[ObjectJob] = Scheduler(per_host, cfg.host_delay)
+        ctx = Context(self.facts, self.control, fetcher, sched, SharedFetches(shared),
+                      self.stats, HostHealth(cfg.host_down_after))
         # A record starts when the workers could soon take its objects: while at
         # most `lookahead` queued jobs could start now. Jobs waiting behind a busy
         # or paused host, a retry's timer or a shared fetch do not count, so a
@@ -435,26 +437,29 @@ class Renewal:
         # jobs pending are bounded all the same (memory).
         lookahead = b.workers * 4
         most = 4 * lookahead
-        self._inflight = Slots(max(lookahead + 1, RECORDS_IN_FLIGHT))
+        fl = Flight(jr, dirty, sched, Worker(ctx), Slots(max(lookahead + 1, RECORDS_IN_FLIGHT)))
+        workers = [asyncio.create_task(Worker(ctx).loop(), name=f"kiel-fetch-{i}")
+                   for i in range(b.workers)]
+        watcher = asyncio.create_task(self._watch_stop(fl, workers), name="kiel-stop")
         last_progress = 0.0
         try:
             async for p in records:
-                if not await self._wait_slot():
+                if not await self._wait_slot(fl):
                     self.skip(self._stop_reason())
                     continue
-                if self._stop_starting():
+                if self._stop_starting(fl):
                     continue
-                self._start(p)
-                while self.sched.full(lookahead, most) and not self.stopping():
-                    await self.sched.wait_room(lookahead, most, timeout=0.5)
+                self._start(fl, p)
+                while fl.sched.full(lookahead, most) and not self.stopping():
+                    await fl.sched.wait_room(lookahead, most, timeout=0.5)
                 if self.opt.progress and time.monotonic() - last_progress > 0.5:
                     last_progress = time.monotonic()
-                    self._progress("renew")
+                    self._progress("renew", fl)
         finally:
-            self.sched.close()
+            fl.sched.close()
             while not all(w.done() for w in workers):
-                if self.stopping() or self.sched.held:
-                    self._cancel_queued()
+                if self.stopping() or fl.sched.held:
+                    self._cancel_queued(fl)
                 await asyncio.wait(workers, timeout=0.2)
             watcher.cancel()
             await fetcher.aclose()
@@ -462,68 +467,64 @@ class Renewal:
                 if not w.cancelled() and w.exception() is not None:
                     raise w.exception()  # type: ignore[misc]
 
-    async def _watch_stop(self, workers: list[asyncio.Task[None]]) -> None:
+    async def _watch_stop(self, fl: Flight, workers: list[asyncio.Task[None]]) -> None:
         """The stop, as a cancellation: every worker's wait ends (an attempt in
         flight is noted ``000 interrupted``), the jobs not started end here."""
         while not self.stopping():
-            if self._out_of_time():
+            if self.facts.out_of_time():
                 # --max-time: no attempt starts any more; those under way finish.
-                if not self.sched.held:
-                    self.sched.hold()
+                if not fl.sched.held:
+                    fl.sched.hold()
                     self.interrupted = self.interrupted or "max-time"
                     self.log.write("max-time reached: no further attempt starts; the "
                                    "records not finished come first next time")
-                self._cancel_queued()
+                self._cancel_queued(fl)
             await asyncio.sleep(0.1)
-        self._cancel_queued()
+        self._cancel_queued(fl)
         for w in workers:
             w.cancel()
 
-    async def _wait_slot(self) -> bool:
+    async def _wait_slot(self, fl: Flight) -> bool:
         """A free in-flight slot; False when the run stops while waiting."""
-        while not self._inflight.take():
-            await self._inflight.wait(0.5)
+        while not fl.inflight.take():
+            await fl.inflight.wait(0.5)
             if self.stopping():
-                self._cancel_queued()
-                return self._inflight.take()
+                self._cancel_queued(fl)
+                return fl.inflight.take()
         return True
 
-    def _out_of_time(self) -> bool:
-        return self.opt.max_time is not None and \
-            time.monotonic() - self.t0 > self.opt.max_time
-
-    def _cancel_queued(self) -> None:
+    def _cancel_queued(self, fl: Flight) -> None:
         """On a stop or at ``--max-time``: the jobs not yet running end here,
         their records noted as interrupted (no ``00last``: they come first next
         time)."""
-        why = "the run was interrupted" if self.stopping() or not self.sched.held \
+        why = "the run was interrupted" if self.stopping() or not fl.sched.held \
             else "the run reached --max-time"
-        for job in self.sched.drain():
-            job.record.interrupted = True
+        for job in fl.sched.drain():
+            job.record.interrupt()
             job.record.error(f"{job.target.name}: not renewed, {why}")
             try:
                 end(job, why)
             except Exception as e:  # noqa: BLE001 - the finish reports its own failure
                 self.fatal(e, job.record.dir)
 
-    def _stop_starting(self) -> bool:
+    def _stop_starting(self, fl: Flight) -> bool:
         """True (and counted) when no record may start any more; the slot is given back."""
         if self.stopping():
-            if self.interrupted is None and self._fatal is None:
+            if self.interrupted is None and self.control.failure is None:
                 self.interrupted = "signal"
             reason = self._stop_reason()
-        elif self._out_of_time():
+        elif self.facts.out_of_time():
             self.interrupted = self.interrupted or "max-time"
             reason = "max_time"
         else:
             return False
-        self._inflight.release()
+        fl.inflight.release()
         self.skip(reason)
         return True
 
     def _stop_reason(self) -> str:
         """Why records are not reached: a stop (signal), or a failure of our own disk."""
-        return "run_failed" if self._fatal is not None else "interrupted"
+        return "run_failed" if self.control.failure is not None else "interrupted"
 
     def _safe_dir(self, rel: str) -> bool:
         """No component of a record directory is a symbolic link (planted links)."""
@@ -534,7 +535,7 @@ class Renewal:
             self._safe_parents.add(parent)
         return not os.path.islink(os.path.join(self.store_root, rel))
 
-    def _start(self, p: Planned) -> None:
+    def _start(self, fl: Flight, p: Planned) -> None:
         """Start one record; its in-flight slot is released when it finishes."""
         rdir = os.path.join(self.store_root, p.rel)
         handed = False
@@ -544,38 +545,34 @@ class Renewal:
                 self.report(f"{rdir}: leads outside the store (a symbolic link); record {p.id} "
                             "not renewed", False)
                 return
-            self.journal.started(p.rel)
+            fl.journal.started(p.rel)
             try:
-                if p.rel in self.dirty:
+                if p.rel in fl.dirty:
                     self.stats.add(repaired=1)
                 r = record_mod.start(p, self.store_root, self.now(), sync=self.cfg.sync,
-                                     repair=p.rel in self.dirty,
-                                     changed_hook=lambda kind, v: self._changed(kind, p, v))
+                                     repair=p.rel in fl.dirty,
+                                     changed_hook=lambda kind, v: self._changed(kind, p, v),
+                                     on_finish=partial(self._finished, fl))
             except record_mod.Damaged as e:
                 self.stats.add(damaged=1)
                 self.skip("damaged")
                 self.report(f"record {p.id}: {e}; not renewed (the record directory needs a "
                             "person)", False)
-                self.journal.ended(p.rel)
+                fl.journal.ended(p.rel)
                 return
-            with self.stats.lock:
-                if r.changed:
-                    self.stats.new_versions += 1
-                    self.stats.virgin += r.virgin
-                else:
-                    self.stats.unchanged += 1
-                self.stats.adopted += sum(1 for e in r.events if e.event == "adopted")
-                self.stats.back += sum(1 for e in r.events if e.event == "back")
-            r.on_finish = self._finished
+            self.stats.add(new_versions=int(r.changed), virgin=int(r.changed and r.virgin),
+                           unchanged=int(not r.changed),
+                           adopted=sum(1 for e in r.events if e.event == "adopted"),
+                           back=sum(1 for e in r.events if e.event == "back"))
             handed = True
             for t in p.targets:
-                r.objects[t.name] = None
+                r.claim(t.name)  # the record's own: a redirect back to one ends its chain
             for t in p.targets:
-                self.starter.queue(ObjectJob(r, t, Discovery(t.name in p.discover)))
+                fl.starter.queue(ObjectJob(r, t, Discovery(t.name in p.discover)))
             for t in p.targets:
                 ref = platforms.match(t.fetch)
                 if ref is not None:
-                    self.starter.start_deposit(r, ref)
+                    fl.starter.start_deposit(r, ref)
             r.done()  # the starter's token
         except OSError as e:
             self.fatal(e, rdir)
@@ -587,18 +584,18 @@ class Renewal:
                 self.skip("error")
         finally:
             if not handed:
-                self._inflight.release()
+                fl.inflight.release()
 
-    def _finished(self, r: record_mod.RecordRenewal) -> None:
+    def _finished(self, fl: Flight, r: record_mod.RecordRenewal) -> None:
         """A record's last job ended: its notes line and ``00last``."""
         try:
-            if self._fatal is None:
+            if self.control.failure is None:
                 record_mod.finish(r, self.now(), sync=self.cfg.sync)
-                self.journal.ended(r.rel)
+                fl.journal.ended(r.rel)
                 if not r.interrupted:
-                    self.stats.add(records_done=1)
-                    self._progress("renew")  # the progress line shows records as they end
-                elif self.sched.held and not self.stopping():
+                    self.stats.add(records_renewed=1)
+                    self._progress("renew", fl)  # the progress line shows records as they end
+                elif fl.sched.held and not self.stopping():
                     self.skip("max_time")  # started, not finished: first next time
                 else:
                     self.skip("interrupted")
@@ -617,7 +614,7 @@ class Renewal:
             self.fatal(e, r.dir)
             self.skip("run_failed")
         finally:
-            self._inflight.release()
+            fl.inflight.release()
 
     # -- gone --------------------------------------------------------------------------------
 
@@ -645,11 +642,11 @@ class Renewal:
             self.report(g.reason, False)
 
     def _changed(self, kind: str, p: Planned, version: int | None) -> None:
-        self.changes.append(kind, p.id, p.rel, version)
+        self.facts.changes.append(kind, p.id, p.rel, version)
 
     def _on_gone(self, rdir: str) -> None:
         rel = os.path.relpath(rdir, self.store_root)
-        self.changes.append("gone", None, rel)
+        self.facts.changes.append("gone", None, rel)
         self.log.write(f"gone: {rel} was not in the input")
 
     # -- after the records ------------------------------------------------------------------
@@ -668,8 +665,6 @@ class Renewal:
         """Keep the branches of earlier runs as ``etc/branches_<tist>.xml``."""
         snap = os.path.join(self.home.var, "branches-in-use.xml")
         snap_t = os.path.join(self.home.var, "branches-in-use.tist")
-        with open(self.home.branches, "rb") as f:
-            self._branches_bytes = f.read()
         try:
             with open(snap, "rb") as f:
                 old = f.read()
@@ -677,7 +672,7 @@ class Renewal:
                 last_used = int(f.read().strip() or 0)
         except (FileNotFoundError, ValueError):
             return
-        if old == self._branches_bytes:
+        if old == self.facts.branches_bytes:
             return
         existing = os.path.join(self.home.etc, f"branches_{last_used}.xml")
         if os.path.exists(existing):
@@ -688,20 +683,20 @@ class Renewal:
         self.log.write(f"branches changed; the earlier ones are kept as etc/{name}")
 
     def _remember_branches(self) -> None:
-        store.replace(os.path.join(self.home.var, "branches-in-use.xml"), self._branches_bytes)
+        store.replace(os.path.join(self.home.var, "branches-in-use.xml"),
+                      self.facts.branches_bytes)
         store.replace(os.path.join(self.home.var, "branches-in-use.tist"), b"%d\n" % self.now())
 
     # -- reporting ---------------------------------------------------------------------------
 
-    def _progress(self, phase: str) -> None:
+    def _progress(self, phase: str, fl: Flight | None = None) -> None:
         if not self.opt.progress:
             return
         s = self.stats
-        sched = getattr(self, "sched", None)
         self.opt.progress(Progress(
-            phase, s.records_found, s.records_done, s.objects_total, s.objects,
-            sched.running if sched is not None and phase == "renew" else 0, s.bytes_fetched,
-            time.monotonic() - self.t0, self.opt.max_time))
+            phase, s.get("records_found"), s.get("records_renewed"), s.get("objects_total"),
+            s.get("objects"), fl.sched.running if fl is not None else 0,
+            s.get("bytes_fetched"), self.facts.elapsed(), self.opt.max_time))
 
     def _alert(self) -> str | None:
         """A person is needed: most attempts could not connect, or were denied
@@ -710,38 +705,28 @@ class Renewal:
 
     def _summary(self, end_t: int, log_path: str, suffix: str,
                  failure: StoreError | None = None) -> Summary:
-        s = self.stats
+        facts = self.facts
         runs = os.path.join(self.home.var, "runs")
         try:
-            path = unique_path(runs, f"{self.tist}{suffix}", ".json")
+            path = unique_path(runs, f"{facts.tist}{suffix}", ".json")
         except OSError:
-            path = os.path.join(runs, f"{self.tist}{suffix}.json")
+            path = os.path.join(runs, f"{facts.tist}{suffix}.json")
         alert = self._alert()
         if alert:
             self.log.write("alert: " + alert)
-        missing = s.records_found - s.records_done - sum(s.skipped.values())
+        c = self.stats.snapshot()
+        missing = c.records_found - c.records_renewed - sum(c.skipped.values())
         if missing and self.lost_worker:
             self.skip("worker_lost", missing)  # counted by a process that did not report
         elif missing:
-            self.log.write(f"counts: {s.records_found} found, {s.records_done} renewed, "
-                           f"skipped {dict(s.skipped)}: {missing} records unaccounted for")
+            self.log.write(f"counts: {c.records_found} found, {c.records_renewed} renewed, "
+                           f"skipped {c.skipped}: {missing} records unaccounted for")
+        counts = self.stats.snapshot(problems=(str(failure),) if failure else ())
         summary = Summary(
-            tist=self.tist, end=end_t, duration=round(time.monotonic() - self.t0, 3),
-            full_run=self.full_run, records_found=s.records_found,
-            records_renewed=s.records_done, new_versions=s.new_versions, virgin=s.virgin,
-            unchanged=s.unchanged, adopted=s.adopted, damaged=s.damaged,
-            skipped=dict(s.skipped), input_errors=s.input_errors,
-            problems=tuple(s.problems) + ((str(failure),) if failure else ()), refs=s.refs,
-            duplicates=s.duplicates, gone=s.gone,
-            gone_held=s.gone_held, back=s.back, objects=s.objects, attempts=s.attempts,
-            attempts_by_class=dict(sorted(s.by_class.items())),
-            errors_by_kind=dict(sorted(s.errors.items())), retries=s.retries, shared=s.shared,
-            not_modified=s.not_modified, given_up=s.given_up, host_down=s.host_down,
-            bytes_fetched=s.bytes_fetched, bytes_stored=s.bytes_stored,
-            bytes_linked=s.bytes_linked, interrupted=self.interrupted, alert=alert,
-            log=log_path, summary_file=path, failure=str(failure) if failure else None,
-            repaired=s.repaired,
-        )
+            **{f.name: getattr(counts, f.name) for f in dataclasses.fields(counts)},
+            tist=facts.tist, end=end_t, duration=round(facts.elapsed(), 3),
+            full_run=facts.full_run, interrupted=self.interrupted, alert=alert, log=log_path,
+            summary_file=path, failure=str(failure) if failure else None)
         try:
             store.replace(path, (json.dumps(summary.to_json(), indent=1, sort_keys=True)
                                  + "\n").encode("utf-8"))

@@ -1,4 +1,9 @@
-"""The counts of one run, kept under one lock, and the summary built from them."""
+"""The counts of one run, kept under one lock, and the summary built from them.
+
+The counts are named once, in :class:`Counts` (as the summary file states
+them); :class:`Stats` keeps them while the run goes, changed through its
+methods only, and hands out a :class:`Counts` snapshot; a :class:`Summary`
+is that snapshot with what the run says of itself."""
 
 from __future__ import annotations
 
@@ -16,33 +21,29 @@ DENIED = "denied"  # the error of an attempt the network guard refused
 MAX_LISTED_PROBLEMS = 1000
 
 
-@dataclass
-class Stats:
-    """Counters shared by the threads of a run; change them through :meth:`add`."""
+@dataclass(frozen=True, kw_only=True)
+class Counts:
+    """What a run counted, as its summary states it."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
     records_found: int = 0
-    records_done: int = 0
+    records_renewed: int = 0
     new_versions: int = 0
     virgin: int = 0
     unchanged: int = 0
     adopted: int = 0
     damaged: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
+    skipped: dict[str, int] = field(default_factory=dict)  # found, not renewed: why
     input_errors: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: tuple[str, ...] = ()
     refs: int = 0
     duplicates: int = 0
     gone: int = 0
-    gone_held: int = 0
+    gone_held: int = 0  # records that would have been marked gone, held back
     back: int = 0
-    objects_total: int = 0
     objects: int = 0
     attempts: int = 0
-    by_class: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    unreachable_hosts: Counter[str] = field(default_factory=Counter)
-    denied_hosts: Counter[str] = field(default_factory=Counter)  # refused by the network guard
+    attempts_by_class: dict[str, int] = field(default_factory=dict)
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
     retries: int = 0
     shared: int = 0
     not_modified: int = 0
@@ -53,131 +54,153 @@ class Stats:
     bytes_linked: int = 0
     repaired: int = 0  # records an earlier run left in flight, repaired by this one
 
+
+# The counts kept by name: Counts' whole numbers, and the ones only the
+# progress line and the alert read.
+_TALLIES = frozenset(f.name for f in fields(Counts) if f.type in ("int", int))
+_EXTRA = frozenset({"objects_total"})  # objects known so far (the progress line)
+_BY = ("skipped", "attempts_by_class", "errors_by_kind", "unreachable_hosts", "denied_hosts")
+
+
+class Stats:
+    """The counts of a run while it goes, shared by its parts under one lock;
+    changed through the methods only, read as :meth:`snapshot` or :meth:`get`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n: Counter[str] = Counter()
+        self._by: dict[str, Counter[str]] = {name: Counter() for name in _BY}
+        self._problems: list[str] = []
+
     def add(self, **counts: int) -> None:
-        with self.lock:
-            for k, v in counts.items():
-                setattr(self, k, getattr(self, k) + v)
+        for k in counts:
+            if k not in _TALLIES and k not in _EXTRA:
+                raise KeyError(f"no count named {k}")
+        with self._lock:
+            self._n.update(counts)
+
+    def get(self, name: str) -> int:
+        """One whole-number count (:class:`Counts`' names, and ``objects_total``)."""
+        with self._lock:
+            return self._n[name]
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Records found and not renewed, by reason."""
+        if n:
+            with self._lock:
+                self._by["skipped"][reason] += n
+
+    def skipped(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._by["skipped"])
 
     def problem(self, text: str, input_error: bool) -> None:
-        with self.lock:
+        with self._lock:
             if input_error:
-                self.input_errors += 1
-            if len(self.problems) < MAX_LISTED_PROBLEMS:
-                self.problems.append(text)
+                self._n["input_errors"] += 1
+            if len(self._problems) < MAX_LISTED_PROBLEMS:
+                self._problems.append(text)
 
     def attempt(self, status: str, error: str | None, host: str, *, retried: bool = False,
                 fetched: int = 0, stored: int = 0, linked: int = 0) -> None:
         """One attempt; ``host`` is ``scheme://host:port`` (:func:`kiel.urls.host_of`),
         so that the reply is classed by what it means in its protocol (an FTP 550
         is a 4xx, not a 5xx), as ``kiel report`` counts it."""
-        with self.lock:
-            self.attempts += 1
-            self.by_class[status_class(host, status)] += 1
+        with self._lock:
+            n = self._n
+            n["attempts"] += 1
+            self._by["attempts_by_class"][status_class(host, status)] += 1
             if error:
-                self.errors[error] += 1
+                self._by["errors_by_kind"][error] += 1
                 if error in CONNECT_ERRORS:
-                    self.unreachable_hosts[host] += 1
+                    self._by["unreachable_hosts"][host] += 1
                 elif error == DENIED:
-                    self.denied_hosts[host] += 1
+                    self._by["denied_hosts"][host] += 1
             if retried:
-                self.retries += 1
-            self.bytes_fetched += fetched
-            self.bytes_stored += stored
-            self.bytes_linked += linked
+                n["retries"] += 1
+            n["bytes_fetched"] += fetched
+            n["bytes_stored"] += stored
+            n["bytes_linked"] += linked
+
+    def snapshot(self, *, problems: tuple[str, ...] = ()) -> Counts:
+        """The counts now (``problems``: more to list after the ones counted)."""
+        with self._lock:
+            return Counts(
+                **{k: self._n[k] for k in _TALLIES},
+                skipped=dict(self._by["skipped"]),
+                attempts_by_class=dict(sorted(self._by["attempts_by_class"].items())),
+                errors_by_kind=dict(sorted(self._by["errors_by_kind"].items())),
+                problems=tuple(self._problems) + problems)
 
     def counts(self) -> dict[str, Any]:
-        """Every counter, as JSON values (a worker process hands them over)."""
-        with self.lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lock"}
+        """Every count, as JSON values (a worker process hands them over)."""
+        with self._lock:
+            return {"n": dict(self._n), "by": {k: dict(v) for k, v in self._by.items()},
+                    "problems": list(self._problems)}
 
     def merge(self, counts: dict[str, Any]) -> None:
         """Add a worker process's :meth:`counts` to these."""
-        with self.lock:
-            for k, v in counts.items():
-                cur = getattr(self, k)
-                if isinstance(cur, Counter):
-                    cur.update(v)
-                elif isinstance(cur, list):
-                    cur.extend(v[:max(0, MAX_LISTED_PROBLEMS - len(cur))])
-                else:
-                    setattr(self, k, cur + v)
+        with self._lock:
+            self._n.update(counts["n"])
+            for k, v in counts["by"].items():
+                self._by[k].update(v)
+            room = max(0, MAX_LISTED_PROBLEMS - len(self._problems))
+            self._problems.extend(counts["problems"][:room])
 
     def connect_failures(self) -> int:
-        return sum(n for e, n in self.errors.items() if e in CONNECT_ERRORS)
+        with self._lock:
+            return sum(n for e, n in self._by["errors_by_kind"].items() if e in CONNECT_ERRORS)
 
     def denied(self) -> int:
         """Attempts the network guard refused to dial (``000 denied``)."""
-        return self.errors[DENIED]
+        with self._lock:
+            return self._by["errors_by_kind"][DENIED]
 
     def alert(self, share: float, min_attempts: int) -> str | None:
         """A person is needed: ``share`` of the attempts (at least ``min_attempts``)
         could not connect or were refused by the network guard. Each cause is
         named in its own words: a denial is a setting (or a resolver's sinkhole
         answer), not a network that is down."""
-        failures, denied = self.connect_failures(), self.denied()
-        if self.attempts < min_attempts or failures + denied < share * self.attempts \
+        failures, denied, attempts = self.connect_failures(), self.denied(), self.get("attempts")
+        if attempts < min_attempts or failures + denied < share * attempts \
                 or not failures + denied:
             return None
+        with self._lock:
+            unreachable = Counter(self._by["unreachable_hosts"])
+            refused = Counter(self._by["denied_hosts"])
 
         def top(hosts: Counter[str]) -> str:
             return ", ".join(f"{h} ({n})" for h, n in hosts.most_common(3))
 
         def pct(n: int) -> str:
-            return f"{n} of {self.attempts} attempts ({100 * n / self.attempts:.0f} %)"
+            return f"{n} of {attempts} attempts ({100 * n / attempts:.0f} %)"
 
         parts = []
         if failures:
             parts.append(f"{pct(failures)} could not connect; most affected: "
-                         f"{top(self.unreachable_hosts)}")
+                         f"{top(unreachable)}")
         if denied:
             parts.append(f"{pct(denied)} were denied by the network guard (the address "
                          "dialled is in deny_networks or an always-refused kind, and not in "
                          "allow_networks; or the resolver answers with such addresses); "
-                         f"most affected: {top(self.denied_hosts)}")
+                         f"most affected: {top(refused)}")
         return "; ".join(parts)
 
 
-@dataclass(frozen=True)
-class Summary:
+@dataclass(frozen=True, kw_only=True)
+class Summary(Counts):
+    """A run's counts, and what the run says of itself (``var/runs/<tist>.json``)."""
+
     tist: int
     end: int
     duration: float
     full_run: bool
-    records_found: int
-    records_renewed: int
-    new_versions: int
-    virgin: int
-    unchanged: int
-    adopted: int
-    damaged: int
-    skipped: dict[str, int]
-    input_errors: int
-    problems: tuple[str, ...]
-    refs: int
-    duplicates: int
-    gone: int
-    gone_held: int  # records that would have been marked gone, held back
-    back: int
-    objects: int
-    attempts: int
-    attempts_by_class: dict[str, int]
-    errors_by_kind: dict[str, int]
-    retries: int
-    shared: int
-    not_modified: int
-    given_up: int
-    host_down: int
-    bytes_fetched: int
-    bytes_stored: int
-    bytes_linked: int
     interrupted: str | None  # "SIGTERM", "SIGINT", "max-time", "worker-lost" or None
     alert: str | None  # a person is needed: most attempts could not connect or were denied
     log: str
     summary_file: str
     # The failure of our own disk that stopped the run (it exits 74), or None.
     failure: str | None = None
-    # Records an earlier run left in flight when it stopped, repaired by this one.
-    repaired: int = 0
 
     @property
     def exit_status(self) -> int:

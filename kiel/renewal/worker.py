@@ -23,7 +23,6 @@ import threading
 import time
 from asyncio import Future
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -36,6 +35,7 @@ from kiel.fetch import Fetcher
 from kiel.notes import NotRegular
 from kiel.renewal import deposits, policy
 from kiel.renewal.deposits import Deposit, today
+from kiel.renewal.facts import Control, RunFacts
 from kiel.renewal.record import RecordRenewal
 from kiel.renewal.scheduler import Scheduler
 from kiel.renewal.shared import Outcome, Owner, SharedFetches
@@ -134,23 +134,23 @@ class HostHealth:
 
 @dataclass
 class Context:
-    """What the workers share, each part owned by its module."""
+    """What the workers share, each part owned by its module: the run's facts
+    and control (kiel/renewal/facts.py), the fetcher, the scheduler, the shared
+    fetches, the counts and the circuit breaker."""
 
-    cfg: Config
+    facts: RunFacts
+    control: Control
     fetcher: Fetcher
     sched: Scheduler[ObjectJob]
     shared: SharedFetches
     stats: Stats
     hosts: HostHealth
-    store_root: str
-    clock: Callable[[], float]
-    stopping: Callable[[], bool]
-    fatal: Callable[[BaseException, str], None]
-    failed: Callable[[], bool]
-    report: Callable[[str, bool], None]
-    log: Callable[[str], None]
     deposits: bool = True  # resolve links to data platforms (docs/datasets.md)
     capped: set[str] = dataclasses.field(default_factory=set)  # records at max_objects
+
+    @property
+    def cfg(self) -> Config:
+        return self.facts.cfg
 
 
 class Worker:
@@ -174,7 +174,7 @@ class Worker:
         """One job, ended (or handed on) on every path."""
         handed = False
         try:
-            if not self.ctx.failed():
+            if not self.ctx.control.failed():
                 handed = await self._process(job)
         except BaseException as e:  # noqa: BLE001 - sorted by _trouble
             self._trouble(job.record, job.target.name, e)
@@ -186,21 +186,21 @@ class Worker:
         """Damage in one place skips one object; our own disk failing stops the run."""
         if isinstance(e, objects.Collision):
             rec.error(f"{name}: {e}; refused, the directory belongs to another URL")
-            self.ctx.report(f"record {rec.id}: {e}; refused", False)
+            self.ctx.control.report(f"record {rec.id}: {e}; refused", False)
         elif isinstance(e, NotRegular):
             self.ctx.stats.add(damaged=1)
             rec.error(f"{name}: {e.filename}: {e.what} where a regular file belongs; skipped")
-            self.ctx.report(f"{e.filename}: {e.what} where a regular file belongs; object "
+            self.ctx.control.report(f"{e.filename}: {e.what} where a regular file belongs; object "
                             f"skipped (record {rec.id})", False)
         elif isinstance(e, OSError) and e.errno == errno.ELOOP:
             rec.error(f"{name}: {e.filename}: a symbolic link where Kiel writes; not followed")
-            self.ctx.report(f"{e.filename}: a symbolic link where Kiel writes; not followed",
-                            False)
+            self.ctx.control.report(
+                f"{e.filename}: a symbolic link where Kiel writes; not followed", False)
         elif isinstance(e, (OSError, StoreError)):
-            self.ctx.fatal(e, rec.dir)
+            self.ctx.control.fatal(e, rec.dir)
         elif isinstance(e, Exception):
             rec.error(f"{name}: internal error {type(e).__name__}: {e}")
-            self.ctx.log(f"internal error on {name}: {type(e).__name__}: {e}")
+            self.ctx.facts.log.write(f"internal error on {name}: {type(e).__name__}: {e}")
         else:
             raise e
 
@@ -216,7 +216,7 @@ class Worker:
             job.od = od  # released when the job ends, whichever way
             rec.object_dir(job.target.name, od.name)
             ctx.stats.add(objects=1)
-            now = int(ctx.clock())
+            now = int(ctx.facts.clock())
             decision = policy.give_up(policy.Age(od.since, od.ever_ok, od.given_up), now,
                                       ctx.cfg.give_up_after, rec.changed)
             if decision == "given-up":
@@ -241,9 +241,10 @@ class Worker:
             job.owner = role
             job.damaged = od.drop_damaged_body()
             if job.damaged is not None:
-                ctx.log(f"damaged: {od.name}/{job.damaged['file']} has "
-                        f"{job.damaged['size']} bytes, its notes say {job.damaged['noted']}; "
-                        f"asked unconditionally (record {rec.id})")
+                ctx.facts.log.write(
+                    f"damaged: {od.name}/{job.damaged['file']} has {job.damaged['size']} "
+                    f"bytes, its notes say {job.damaged['noted']}; asked unconditionally "
+                    f"(record {rec.id})")
             body = od.body_file()
             headers = od.validators() if ctx.cfg.conditional and body is not None else {}
             if job.part is not None and job.part.accept:
@@ -258,7 +259,7 @@ class Worker:
         if job.damaged is not None:
             extra["damaged"] = job.damaged
         if policy.should_retry(res.status, res.error, job.attempt, ctx.cfg.retries,
-                               ctx.stopping()):
+                               ctx.control.stopping()):
             objects.note_retry(od, res, job.attempt, extra)
             ctx.stats.attempt(res.status, res.error, host, retried=True)
             delay = policy.retry_delay(job.attempt, ctx.cfg.retry_delay,
@@ -288,7 +289,7 @@ class Worker:
         written = objects.record(od, res, sync=ctx.cfg.sync, attempt=job.attempt,
                                  link_to=link_to, keep_type=keep_type, extra=extra)
         if res.error == "interrupted":
-            rec.interrupted = True  # cut by a stop: no 00last, first in line next time
+            rec.interrupt()  # cut by a stop: no 00last, first in line next time
         fetched = res.size if res.status != "304" else 0
         ctx.stats.attempt(res.status, res.error, host, fetched=fetched,
                           stored=0 if written.link else res.size,
@@ -298,7 +299,7 @@ class Worker:
             real = written.real if (res.size or res.status == "304") and \
                 os.path.isfile(written.real) else None
             job.owner.resolve(Outcome(res, written.name, real,
-                                      os.path.relpath(od.path, ctx.store_root), reading))
+                                      os.path.relpath(od.path, ctx.facts.store_root), reading))
         self._go_on(job, res, written, od.path, found)
         return False
 
@@ -366,7 +367,7 @@ class Worker:
             job.record.interrupted = True
             return found
         if found.given_up is not None:
-            self.ctx.log(f"discovery: {job.target.name}: {found.given_up} "
+            self.ctx.facts.log.write(f"discovery: {job.target.name}: {found.given_up} "
                          f"(record {job.record.id})")
             return found
         if self.ctx.deposits:
@@ -399,8 +400,9 @@ class Worker:
             self.ctx.capped.add(rec.id)
             rec.error(f"{name}: the record has {cap} objects (setting max_objects); this "
                       "and any further object not fetched")
-            self.ctx.log(f"record {rec.id}: {cap} objects reached (setting max_objects); "
-                         "further objects not fetched")
+            self.ctx.facts.log.write(
+                f"record {rec.id}: {cap} objects reached (setting max_objects); "
+                "further objects not fetched")
         return False
 
     def _discovered(self, job: ObjectJob,
@@ -426,8 +428,9 @@ class Worker:
         """Resolve a deposit the record links to (once per record and renewal)."""
         if not rec.claim(f"deposit:{ref.platform}:{ref.domain}:{ref.deposit_id}"):
             return
-        d = Deposit(rec, ref, platforms.limits_from(self.ctx.cfg), today(self.ctx.clock),
-                    self._enqueue, lambda: int(self.ctx.clock()), stopping=self.ctx.stopping)
+        d = Deposit(rec, ref, platforms.limits_from(self.ctx.cfg), today(self.ctx.facts.clock),
+                    self._enqueue, lambda: int(self.ctx.facts.clock()),
+                    stopping=self.ctx.control.stopping)
         d.begin()
 
     def _enqueue(self, rec: RecordRenewal, target: urls.Target, deposit: Deposit,
@@ -443,7 +446,7 @@ class Worker:
     async def _attempt(self, job: ObjectJob, host: str) -> Result:
         ctx = self.ctx
         url = job.target.fetch
-        started = ctx.clock()
+        started = ctx.facts.clock()
         assert job.od is not None
         if ctx.hosts.down(host):
             ctx.stats.add(host_down=1)
@@ -475,7 +478,8 @@ class Worker:
 
     def _log_failure(self, rec: RecordRenewal, name: str, res: Result) -> None:
         if res.status == "000" or res.status[:1] in ("4", "5"):
-            self.ctx.log(f"failed: {name} {res.status} {res.error or ''} (record {rec.id})")
+            self.ctx.facts.log.write(
+                f"failed: {name} {res.status} {res.error or ''} (record {rec.id})")
 
     def _redirect(self, job: ObjectJob, res: Result) -> ObjectJob | None:
         """A redirect's target, as its own object in the same record directory
@@ -515,8 +519,8 @@ class Worker:
         try:
             exc = fut.exception()
             if exc is not None:
-                if self.ctx.stopping() or self.ctx.failed() or self.ctx.sched.held:
-                    rec.interrupted = True  # cut short: no 00last, first next time
+                if self.ctx.control.stopping() or self.ctx.control.failed() or self.ctx.sched.held:
+                    rec.interrupt()  # cut short: no 00last, first next time
                 rec.error(f"{job.target.name}: not fetched, the shared fetch failed: {exc}")
                 return
             o = fut.result()
