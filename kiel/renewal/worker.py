@@ -148,6 +148,8 @@ class Context:
     stats: Stats
     hosts: HostHealth
     deposits: bool = True  # resolve links to data platforms (docs/datasets.md)
+    # Work off the loop not heard yet (Worker.off_loop): the loop waits for it.
+    background: set[asyncio.Future[Any]] = dataclasses.field(default_factory=set)
     capped: set[str] = dataclasses.field(default_factory=set)  # records at max_objects
 
     @property
@@ -331,8 +333,10 @@ class Worker:
         rec.expect()
         self.ctx.sched.begin_work()
         fut = loop.run_in_executor(None, work)
+        self.ctx.background.add(fut)
 
         def heard(f: Future[Any]) -> None:
+            self.ctx.background.discard(f)
             try:
                 then(f)
             except BaseException as e:  # noqa: BLE001 - sorted by _trouble
