@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from asyncio import Future
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +35,9 @@ WINDOW = 4
 
 Role = Literal["api", "file"]  # a deposit job: one of its API answers, or one of its files
 Enqueue = Callable[[RecordRenewal, urls.Target, "Deposit", Role, str | None], bool]
+# Run work off the event loop, then hear its outcome on the loop; the record
+# (and the run) stay open until it is heard (kiel.renewal.worker.Worker.off_loop).
+OffLoop = Callable[[RecordRenewal, Callable[[], Any], Callable[["Future[Any]"], None]], None]
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Deposit:
     flying: set[str] = field(default_factory=set)  # file URLs queued, not ended
     stored: int = 0  # bytes of the files stored so far (against max_total_size)
     stopping: Callable[[], bool] | None = None  # the run is stopping: leave a bundle unread
+    off_loop: OffLoop | None = None  # where a bundle is checked (None: in place)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin(self) -> None:
@@ -243,15 +248,34 @@ class Deposit:
         outcome: FileOutcome | None = None
         if m.strategy == "bundle" and url == m.bundle_url:
             if ok and written is not None:
-                size, found = platforms.digest_file(written.real, ("sha256", "sha1"))
-                inside = platforms.check_bundle(written.real, m,
-                                                max_total=self.limits.max_total_size,
-                                                stop=self.stopping)
-                with self._lock:
-                    self.outcomes.update(inside)
-                self.bundle = FileOutcome(None, size, found, rel)
-            else:
-                self.bundle = FileOutcome(None, error=error or _failed(written))
+                path = written.real
+
+                def check() -> tuple[int, dict[str, str], dict[str, FileOutcome]]:
+                    size, found = platforms.digest_file(path, ("sha256", "sha1"))
+                    inside = platforms.check_bundle(path, m,
+                                                    max_total=self.limits.max_total_size,
+                                                    stop=self.stopping)
+                    return size, found, inside
+
+                def checked(result: tuple[int, dict[str, str], dict[str, FileOutcome]]
+                            ) -> None:
+                    size, found, inside = result
+                    with self._lock:
+                        self.outcomes.update(inside)
+                        self.flying.discard(url)
+                        self.stored += size
+                    self.bundle = FileOutcome(None, size, found, rel)
+                    self._settle(url, None)
+                    self._pump()
+
+                if self.off_loop is None:
+                    checked(check())
+                else:
+                    # Inflating and hashing take seconds a GiB: a thread of their
+                    # own, so the other transfers go on meanwhile.
+                    self.off_loop(self.record, check, lambda f: checked(f.result()))
+                return
+            self.bundle = FileOutcome(None, error=error or _failed(written))
         else:
             f = self._file_of(url)
             if f is not None and ok and written is not None:

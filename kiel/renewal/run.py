@@ -461,6 +461,8 @@ class Renewal:
                 if self.stopping() or fl.sched.held:
                     self._cancel_queued(fl)
                 await asyncio.wait(workers, timeout=0.2)
+            while ctx.background:  # a bundle's check: it hears a stop within a chunk
+                await asyncio.wait(list(ctx.background))
             watcher.cancel()
             await fetcher.aclose()
             for w in workers:

@@ -206,6 +206,17 @@ class Scheduler(Generic[J]):
             self._wake(every=True)
         self._notify_room()
 
+    def begin_work(self) -> None:
+        """Work of the run's done off the loop (a bundle's check) has begun: the
+        run does not end (:meth:`get` gives no None) before :meth:`end_work`."""
+        self._pending += 1
+
+    def end_work(self) -> None:
+        self._pending -= 1
+        if self._closed and self._pending == 0:
+            self._wake(every=True)
+        self._notify_room()
+
     def _notify_room(self) -> None:
         if self._room is not None and not self._room.done():
             self._room.set_result(None)

@@ -16,6 +16,7 @@ attempt in flight is noted as ``000 interrupted``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import errno
 import os
@@ -23,9 +24,10 @@ import threading
 import time
 from asyncio import Future
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 from kiel import discovery, objects, platforms, urls
 from kiel.attempt import Result
@@ -146,6 +148,8 @@ class Context:
     stats: Stats
     hosts: HostHealth
     deposits: bool = True  # resolve links to data platforms (docs/datasets.md)
+    # Work off the loop not heard yet (Worker.off_loop): the loop waits for it.
+    background: set[asyncio.Future[Any]] = dataclasses.field(default_factory=set)
     capped: set[str] = dataclasses.field(default_factory=set)  # records at max_objects
 
     @property
@@ -320,6 +324,29 @@ class Worker:
         for nxt in follow_ups:
             self.queue(nxt)
 
+    def off_loop(self, rec: RecordRenewal, work: Callable[[], Any],
+                 then: Callable[[Future[Any]], None]) -> None:
+        """Run ``work`` in a thread (the loop goes on), then ``then`` with its
+        future, on the loop. The record and the run stay open until then: the
+        record's count holds one more, the scheduler one more pending."""
+        loop = asyncio.get_running_loop()
+        rec.expect()
+        self.ctx.sched.begin_work()
+        fut = loop.run_in_executor(None, work)
+        self.ctx.background.add(fut)
+
+        def heard(f: Future[Any]) -> None:
+            self.ctx.background.discard(f)
+            try:
+                then(f)
+            except BaseException as e:  # noqa: BLE001 - sorted by _trouble
+                self._trouble(rec, "a bundle's check", e)
+            finally:
+                self.ctx.sched.end_work()
+                rec.done()
+
+        fut.add_done_callback(heard)
+
     def queue(self, job: ObjectJob) -> None:
         """The one way a job joins the run. Its record's count rises before the
         job is queued (a worker may take it at once); it falls once, when the job
@@ -430,7 +457,7 @@ class Worker:
             return
         d = Deposit(rec, ref, platforms.limits_from(self.ctx.cfg), today(self.ctx.facts.clock),
                     self._enqueue, lambda: int(self.ctx.facts.clock()),
-                    stopping=self.ctx.control.stopping)
+                    stopping=self.ctx.control.stopping, off_loop=self.off_loop)
         d.begin()
 
     def _enqueue(self, rec: RecordRenewal, target: urls.Target, deposit: Deposit,
