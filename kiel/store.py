@@ -308,6 +308,10 @@ class _Spares:
         """Overwrite the spare with ``data``; False (and the spare removed)
         when it is not a regular file of ours alone any more."""
         try:
+            # Never open what is not a regular file (a device planted as 00last).
+            if not stat.S_ISREG(os.lstat(spare).st_mode):
+                unlink_quiet(spare)
+                return False
             fd = os.open(spare, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             unlink_quiet(spare)

@@ -102,6 +102,21 @@ def test_a_planted_link_is_replaced_not_followed(tmp_path):
     assert hidden(tmp_path) == []
 
 
+def test_a_planted_fifo_is_never_opened(tmp_path):
+    """A FIFO put in place of ``00last`` after the scan read it: replaced by
+    a regular file, and nothing blocks on it when its inode comes round as
+    the spare."""
+    dirs = records(tmp_path / "store", 2)
+    (dirs[0] / store.LAST).unlink()
+    os.mkfifo(dirs[0] / store.LAST)
+    with store.recycling():
+        for d in dirs:
+            store.write_last(str(d), 5, 6)
+    for d in dirs:
+        assert (d / store.LAST).read_bytes() == b"5 6\n"
+    assert hidden(tmp_path) == []
+
+
 def test_sync_and_nesting(tmp_path):
     dirs = records(tmp_path, 3)
     with store.recycling():
