@@ -111,6 +111,14 @@ class Run:
     hwm_sum_mb: float  # VmHWM summed over the processes of the run
     nofile: int
     rc: int
+    load: float = 0.0  # 1-minute load average just before the run
+    disk_mb: float = 0.0  # used space of the file system grew by this much (others' too)
+    processes: int = 0  # the setting (0: one per core)
+
+
+def used_bytes(path: str) -> int:
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
 def renew(kiel: str, home: str, inputs: str, nofile: int, phase: str, n: int, log: str) -> Run:
@@ -148,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unchanged", action="store_true", help="a second run over the same home")
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
     ap.add_argument("--keep", action="store_true", help="keep the home afterwards")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="the home's 'processes' setting (default: Kiel's, one per core)")
     args = ap.parse_args(argv)
     kiel = os.path.join(REPO, ".venv", "bin", "kiel")
     out = os.path.abspath(args.out)
@@ -161,29 +171,42 @@ def main(argv: list[str] | None = None) -> int:
     if not args.objects:
         with open(os.path.join(home, "etc", "branches.xml"), "w", encoding="utf-8") as f:
             f.write(NOTHING)
+    if args.processes is not None:
+        conf = os.path.join(home, "etc", "kiel.conf")
+        with open(conf, encoding="utf-8") as f:
+            text = f.read()
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write(text.replace("[kiel]\n", f"[kiel]\nprocesses = {args.processes}\n", 1))
     runs = []
     log = os.path.join(out, "scale.log")
     try:
         for phase in ("cold", "unchanged") if args.unchanged else ("cold",):
+            os.sync()
             with open("/proc/loadavg") as f:
-                load = f.read().split()[0]
+                load = float(f.read().split()[0])
+            used = used_bytes(home)
             r = renew(kiel, home, os.path.join(inputs, "amf"), args.nofile, phase, args.records,
                       log)
+            os.sync()
+            r.load, r.disk_mb = load, (used_bytes(home) - used) / 1e6
+            r.processes = args.processes if args.processes is not None else 0
             runs.append(r)
             say(f"  {phase:9} {r.wall:9.1f} s  {args.records / r.wall:7.0f} records/s  "
                 f"{r.cpu:9.1f} CPU s  peak {r.hwm_mb:7.1f} MB (VmHWM; {r.hwm_sum_mb:.1f} MB over "
-                f"all processes)  ulimit -n {r.nofile}  exit {r.rc}  load {load}")
+                f"all processes)  ulimit -n {r.nofile}  exit {r.rc}  load {load}  "
+                f"disk +{r.disk_mb:.0f} MB")
     finally:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
     stamp = time.strftime("%Y%m%d-%H%M")
     with open(os.path.join(out, f"scale-{args.records}-{stamp}.json"), "w") as f:
         json.dump({"args": vars(args), "runs": [asdict(r) for r in runs]}, f, indent=1)
-    say("\n| records | run | wall s | records/s | CPU s | peak MB (VmHWM) | ulimit -n | exit |\n"
-        "|---|---|---|---|---|---|---|---|")
+    say("\n| records | run | wall s | records/s | CPU s | peak MB (VmHWM) | ulimit -n | "
+        "disk MB | processes | load | exit |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         say(f"| {r.records} | {r.phase} | {r.wall:.1f} | {r.records / r.wall:.0f} | {r.cpu:.1f} | "
-            f"{r.hwm_mb:.1f} | {r.nofile} | {r.rc} |")
+            f"{r.hwm_mb:.1f} | {r.nofile} | {r.disk_mb:.0f} | {r.processes or 'cores'} | "
+            f"{r.load:.1f} | {r.rc} |")
     return 0 if all(r.rc == 0 for r in runs) else 1
 
 

@@ -56,6 +56,34 @@ def test_planned_records_cross_the_pipe_unchanged():
     assert processes.decode(processes.encode(p)) == p
 
 
+def test_a_planned_record_crosses_the_pipe_as_the_scan_wrote_it(tmp_path):
+    """The plan keeps the scan's JSON of a record; the pipe carries it as it
+    is (no second encoding in the parent) and the worker reads the same record."""
+    import json
+
+    from kiel.renewal.plan import plan
+    from kiel.spool import ExternalSort
+
+    s = ExternalSort(str(tmp_path))
+    for rel, src in (("RePEc/a/b/1", "in.xml:3"), ("RePEc/a/b/2", "in.xml:9"),
+                     ("RePEc/a/b/2", "other.xml:4")):
+        payload = json.dumps({
+            "id": rel.replace("/", ":"), "rel": rel, "f": 1, "src": src, "l": 1700000000,
+            "xml": "<text>\u00e9\n</text>", "t": [["http://u:p@x/a b", "http://***@x/a%20b"]],
+            "u": {"file": ["http://x/"]}, "s": [], "d": ["http://x/"]},
+            ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        s.add(b"%012d\x00%s\x00%s\t" % (1, rel.encode(), src.encode()) + payload)
+    dups: list[str] = []
+    first, second = plan(s, set(), lambda _id, src, _kept: dups.append(src))
+    assert dups == ["other.xml:4"] and second.duplicates == ("other.xml:4",)
+    assert processes.encode(first) == first.raw + b"\n"
+    for p in (first, second):
+        line = processes.encode(p)
+        assert line.count(b"\n") == 1
+        assert processes.decode(line) == p
+    assert first.xml == "<text>é\n</text>".encode() and first.last_end == 1700000000
+
+
 def test_the_scan_finds_components_through_chains_of_shared_urls(home, httpserver, tmp_path):
     from kiel.renewal.scan import _find_shared
     from kiel.spool import ExternalSort

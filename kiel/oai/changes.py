@@ -247,6 +247,36 @@ def read(home_root: str, name: str, start: int,
     return out, start + cut
 
 
+def stream(home_root: str, name: str, start: int, stop: int,
+           block: int = 1 << 20) -> Iterator[tuple[Change | None, int]]:
+    """The complete lines of segment ``name`` between ``start`` and ``stop``,
+    as :func:`read` finds them, a block at a time: ``(change, end)`` per
+    line (``change`` None for a damaged line), ``end`` the offset after it.
+    A torn last line is left for later, as there."""
+    path = os.path.join(changes_dir(home_root), name)
+    try:
+        fd = open_regular(path, os.O_RDONLY)
+    except (FileNotFoundError, NotRegular):
+        return
+    try:
+        pos = start
+        rest = b""
+        while pos < stop:
+            data = os.pread(fd, min(block, stop - pos), pos)
+            if not data:
+                break
+            pos += len(data)
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            end = pos - len(rest) - cut
+            for line in data[:cut].split(b"\n")[:-1]:
+                end += len(line) + 1
+                yield parse_line(line), end
+    finally:
+        os.close(fd)
+
+
 # --- what the clock cannot reorder ------------------------------------------------
 
 SEQ_MARK = "n"

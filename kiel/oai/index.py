@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import bisect
 import fcntl
-import heapq
 import json
 import mmap
 import os
@@ -60,7 +59,7 @@ from kiel.notes import entries_with, parse_event, parse_renewal, read_regular
 from kiel.oai import changes as _changes
 from kiel.oai.versions import read_id
 from kiel.redist import record_path, record_sets
-from kiel.spool import merge, write_chunk
+from kiel.spool import ExternalSort, merge, write_chunk
 
 FORMAT = 2
 OAI_DIR = "oai"
@@ -433,31 +432,124 @@ def fold(home_root: str, chunk: int = 200_000) -> IndexStats:
         raise _storage_error(home_root, e) from None
 
 
+FOLD_SORT_BYTES = 1 << 20  # the fold's sort of the log by record id: a chunk's bytes
+
+
 def _fold(home_root: str, chunk: int) -> IndexStats:
+    """The log over the base, in memory bounded by the sort chunks whatever
+    its length (a run that wrote a million versions leaves a million lines):
+    its lines sorted by record id, in the order written within one id (the
+    later line wins, as the provider reads them: :meth:`Overlay.refresh`);
+    one entry per id, never dated before the base's row or any of its lines;
+    the base's rows of those ids left out by a merge in key order."""
     started = time.monotonic()
     top = oai_dir(home_root)
     with _BuildLock(top):
         _clean_tmp(top)
-        served = IndexCache(home_root).get()  # the base and the log as of now
-        base, overlay = served.base, served.overlay
-        later = overlay.rows_sorted()
-        shadow = overlay.ids
-
-        def lines() -> Iterator[bytes]:
-            with open(os.path.join(base.path, "records"), "rb") as f:
-                old = (line for line in f
-                       if line.split(b"\t", 2)[1].decode("utf-8", "surrogateescape") not in shadow)
-                yield from heapq.merge(old, (_line(e) for e in later))
-
+        target = _readlink(os.path.join(top, CURRENT))
+        if target is None:
+            raise IndexMissing(f"no OAI index in {top}; run 'kiel oai index'")
+        try:
+            base = Index(os.path.join(top, target))
+        except FileNotFoundError:
+            raise IndexMissing(f"OAI index {target} vanished; try again") from None
         work = os.path.join(top, _store.tmp_name())
         os.mkdir(work)
         try:
-            chunks = _sort_chunks(work, lines(), chunk)
+            positions = dict(base.meta.get("folded") or {})
+            by_id = ExternalSort(work, chunk_bytes=FOLD_SORT_BYTES)
+            read = _log_by_id(home_root, positions, by_id)
+            shadowed = ExternalSort(work, chunk_bytes=FOLD_SORT_BYTES)
+            chunks = _sort_chunks(work, _folded_entries(base, by_id, shadowed), chunk)
+            chunks.append(_base_without(work, base, shadowed))
             stats = _generation(home_root, top, chunks, chunk, int(base.meta.get("skipped", 0)),
-                                overlay.positions(), started)
+                                positions, started)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    return IndexStats(**{**stats.__dict__, "folded": overlay.lines})
+    return IndexStats(**{**stats.__dict__, "folded": read})
+
+
+def _log_by_id(home_root: str, positions: dict[str, int], out: ExternalSort) -> int:
+    """Every complete line of the log past ``positions`` (moved to where each
+    segment was read to) into ``out`` as ``<id>\\0<order>\\t<datestamp>\\t<kind>\\t<version>``.
+    Returns the lines read."""
+    top = _changes.changes_dir(home_root)
+    try:
+        names = _changes.ordered(os.listdir(top))
+    except FileNotFoundError:
+        return 0
+    n = 0
+    for name in names:
+        start = positions.get(name, 0)
+        try:
+            size = os.stat(os.path.join(top, name)).st_size
+        except FileNotFoundError:
+            continue
+        if size <= start:
+            continue
+        end = start
+        for c, after in _changes.stream(home_root, name, start, size):
+            end = after
+            if c is None:
+                continue
+            n += 1
+            # Ids hold no control character (parse_line): "\0" ends one, and
+            # an id sorts before every longer id it begins.
+            out.add(b"%s\0%012d\t%d\t%s\t%d" % (c.id.encode("utf-8", "surrogateescape"), n,
+                                                 c.datestamp, c.kind.encode("ascii"), c.version))
+        positions[name] = end
+    return n
+
+
+def _folded_entries(base: Index, by_id: ExternalSort, shadowed: ExternalSort) -> Iterator[bytes]:
+    """One index line per record id of the log; the key prefix of each base
+    row they replace goes to ``shadowed``."""
+    def entry(rid_b: bytes, group: list[bytes]) -> bytes:
+        rid = rid_b.decode("utf-8", "surrogateescape")
+        old = base.find(rid)
+        stamp = old.datestamp if old is not None else 0
+        kind, version = b"", 0
+        for g in group:
+            ds, kind, ver = g.split(b"\t")
+            stamp = max(stamp, int(ds))
+            version = int(ver)
+        if old is not None:
+            shadowed.add(b"%010d\t%s\t" % (old.datestamp, rid_b))
+        return _line(Entry(stamp, rid, kind == b"gone", tuple(record_sets(rid)), version))
+
+    current: bytes | None = None
+    group: list[bytes] = []
+    for line in by_id:
+        head, _, fields = line.partition(b"\t")
+        rid_b = head[:head.rindex(b"\0")]
+        if rid_b != current:
+            if current is not None:
+                yield entry(current, group)
+            current, group = rid_b, []
+        group.append(fields)
+    if current is not None:
+        yield entry(current, group)
+
+
+def _base_without(work: str, base: Index, shadowed: ExternalSort) -> str:
+    """The base's rows, in their order, less those ``shadowed`` names by key
+    prefix: one sorted chunk file."""
+    path = os.path.join(work, "chunk-base")
+    tmp = os.path.join(work, _store.tmp_name())
+    drop = iter(shadowed)
+    next_drop = next(drop, None)
+    with open(tmp, "wb") as out, open(os.path.join(base.path, "records"), "rb") as f:
+        for line in f:
+            prefix = line[:line.index(b"\t", 11) + 1]
+            while next_drop is not None and next_drop < prefix:
+                next_drop = next(drop, None)
+            if next_drop == prefix:
+                continue
+            out.write(line)
+    for _ in drop:  # read to its end: the sort removes its files
+        pass
+    os.rename(tmp, path)
+    return path
 
 
 def refresh(home_root: str, chunk: int = 10_000) -> IndexStats | None:
@@ -468,9 +560,14 @@ def refresh(home_root: str, chunk: int = 10_000) -> IndexStats | None:
     the store's size (docs/performance.md, "Memory").
     """
     top = oai_dir(os.path.abspath(home_root))
-    if _readlink(os.path.join(top, CURRENT)) is not None:
-        base = IndexCache(home_root).get().base
-        folded = base.meta.get("folded") or {}
+    target = _readlink(os.path.join(top, CURRENT))
+    if target is not None:
+        # The base's meta says what it holds; the log itself is read only to
+        # fold it (reading it here too doubled the fold of a long log).
+        try:
+            folded = Index(os.path.join(top, target)).meta.get("folded") or {}
+        except FileNotFoundError:
+            raise IndexMissing(f"OAI index {target} vanished; try again") from None
         segs = _changes.segments(home_root)
         if all(folded.get(s.name, 0) == s.size for s in segs):
             # Nothing new: only the segments of runs that changed nothing go.

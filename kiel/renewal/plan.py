@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kiel import urls
@@ -29,6 +29,9 @@ class Planned:
     discover: frozenset[str]  # URL names whose branch asks for discovery
     duplicates: tuple[str, ...] = ()  # file:line of the occurrences not kept
     last_end: int | None = None  # the end of the last finished renewal (00last)
+    # The scan's JSON of the record, as the spool holds it: sent to a worker
+    # process as it is (kiel.renewal.processes.encode), not encoded again.
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
 
 def plan(spool: ExternalSort, failed_files: set[int],
@@ -42,25 +45,27 @@ def plan(spool: ExternalSort, failed_files: set[int],
     rule, so the first of each group (from a file that was read whole) is kept;
     the group is read to its end first, so the kept record's notes can name
     the others."""
-    group: list[dict[str, Any]] = []
+    group: list[tuple[dict[str, Any], bytes]] = []
     for line in spool:
         _, _, payload = line.partition(b"\t")
         e = json.loads(payload)
         if e["f"] in failed_files:
             dropped(e["id"], e["src"])
             continue
-        if group and e["rel"] != group[0]["rel"]:
+        if group and e["rel"] != group[0][0]["rel"]:
             yield _kept(group, duplicate)
             group = []
-        group.append(e)
+        group.append((e, payload))
     if group:
         yield _kept(group, duplicate)
 
 
-def _kept(group: list[dict[str, Any]], duplicate: Callable[[str, str, str], None]) -> Planned:
-    e = group[0]
-    for other in group[1:]:
+def _kept(group: list[tuple[dict[str, Any], bytes]],
+          duplicate: Callable[[str, str, str], None]) -> Planned:
+    e, raw = group[0]
+    for other, _ in group[1:]:
         duplicate(other["id"], other["src"], e["src"])
     return Planned(e["id"], e["rel"], e["src"], e["xml"].encode("utf-8"),
                    tuple(urls.Target(f, n) for f, n in e["t"]), e["u"], e["s"],
-                   frozenset(e.get("d", ())), tuple(o["src"] for o in group[1:]), e.get("l"))
+                   frozenset(e.get("d", ())), tuple(o["src"] for o, _ in group[1:]), e.get("l"),
+                   raw)

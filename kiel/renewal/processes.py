@@ -47,6 +47,10 @@ def worker_of(p: Planned, components: dict[str, str], n: int) -> int:
 
 
 def encode(p: Planned) -> bytes:
+    """One line for the pipe: the scan's own JSON of the record when the
+    plan kept it (the same keys; :func:`decode` reads both), else encoded here."""
+    if p.raw and not p.duplicates:
+        return p.raw + b"\n"
     return json.dumps({
         "id": p.id, "rel": p.rel, "src": p.source, "xml": p.xml.decode("utf-8"),
         "t": [[t.fetch, t.name] for t in p.targets], "u": p.urls, "s": p.skipped,
@@ -58,7 +62,7 @@ def decode(line: bytes) -> Planned:
     e = json.loads(line)
     return Planned(e["id"], e["rel"], e["src"], e["xml"].encode("utf-8"),
                    tuple(urls.Target(f, n) for f, n in e["t"]), e["u"], e["s"],
-                   frozenset(e["d"]), tuple(e["dup"]), e["l"])
+                   frozenset(e.get("d", ())), tuple(e.get("dup", ())), e.get("l"))
 
 
 async def records_from(fd: int) -> AsyncIterator[Planned]:
