@@ -302,7 +302,8 @@ class Renewal:
     def _on_loop(coro: Coroutine[Any, Any, None]) -> None:
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(coro)
+            with store.recycling():  # each 00last's inode reused as the next (kiel.store)
+                loop.run_until_complete(coro)
         finally:
             try:
                 loop.run_until_complete(loop.shutdown_asyncgens())
