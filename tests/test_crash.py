@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 
 from kiel import notes, store
+from kiel.home import Home
 from kiel.verify import verify
 
 from kit.cli import renew
-from kit.homes import make_home, text, write_amf
+from kit.homes import make_home, renewal_gone, text, write_amf
+from kit.servers import wait_until
 
 BIG = b"%PDF-1.4\n" + bytes(range(256)) * 1200 + b"\n%%EOF\n"  # several 64 KiB chunks
 
@@ -39,8 +41,12 @@ POINTS = [("write.tmp", n) for n in (1, 2)] + \
 
 
 def kiel(home: Path, src: Path, fault: str | None = None) -> int:
-    """One quiet renewal with ``fault`` injected (none: KIEL_FAULT removed)."""
-    return renew(home, "--quiet", src, env={"KIEL_FAULT": fault}).returncode
+    """One quiet renewal with ``fault`` injected (none: KIEL_FAULT removed).
+    A killed run's worker processes die a moment after it, holding the
+    home's lock till then: the next run starts once they are gone."""
+    code = renew(home, "--quiet", src, env={"KIEL_FAULT": fault}).returncode
+    assert wait_until(lambda: renewal_gone(Home(str(home))), 10)
+    return code
 
 
 def snapshot(root: Path) -> dict[str, tuple]:

@@ -26,9 +26,9 @@ from kiel.oai import create_app, rebuild
 from kiel.oai.server import Background
 from kiel.redist import record_path
 
-from kit.homes import run, text, write_amf
+from kit.homes import renewal_gone, run, text, write_amf
 from kit.oai import LIMITS, Validating
-from kit.servers import Answer, Site
+from kit.servers import Answer, Site, wait_until
 
 REPO = "kiel.example.org"
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
@@ -194,6 +194,7 @@ def test_incremental_harvests_see_every_change(home, tmp_path, objects):
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        assert wait_until(lambda: renewal_gone(home), 10)  # its worker processes too
         objects.release.set()
         r6, got = harvest(url, r5)
         assert set(got) == {"RePEc:aaa:wpaper:2"}

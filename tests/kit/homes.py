@@ -51,6 +51,24 @@ def make_home(path: Path, extra: str = "") -> Path:
     return path
 
 
+def renewal_gone(h: home_mod.Home) -> bool:
+    """No process of a renewal holds the home's lock any more: a killed run's
+    worker processes die a moment after their parent, and hold it till then."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(h.var, "renew.lock"), os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # the lock, if taken, goes with the descriptor
+    return True
+
+
 def set_config(h: home_mod.Home, **values: object) -> None:
     with open(h.conf, "a", encoding="utf-8") as f:
         for k, v in values.items():
