@@ -79,22 +79,37 @@ def _held_until(event: threading.Event, waited: list[bool], timeout: float = 10.
     return answer
 
 
+class SlowAndFast:
+    """A slow site whose answers wait until a fast site has answered ``n``
+    requests (at most 10 s): the test reads, from ``waited``, whether the fast
+    requests came while the slow ones were still being answered."""
+
+    def __init__(self, n: int):
+        self.fast_seen = threading.Event()
+        self.waited: list[bool] = []
+        self.fast_paths: list[str] = []
+        self.slow = Site(_held_until(self.fast_seen, self.waited))
+        self.fast = Site(self._fast_answer)
+        self.n = n
+
+    def _fast_answer(self, host: str, path: str) -> Answer:
+        self.fast_paths.append(path)
+        if len(self.fast_paths) == self.n:
+            self.fast_seen.set()
+        return ok(path.encode())
+
+    def close(self) -> None:
+        self.fast_seen.set()
+        self.slow.close()
+        self.fast.close()
+
+
 def test_a_slow_host_does_not_hold_the_records_of_a_fast_one(home, tmp_path, clock):
     """40 objects of a slow host come first in the input, 10 records of a fast
     host after them: the fast host's objects are fetched while the slow host
     is still answering (its answers wait until they are), not after."""
-    fast_seen = threading.Event()
-    waited: list[bool] = []
-    slow = Site(_held_until(fast_seen, waited))
-    fast_paths: list[str] = []
-
-    def fast_answer(host: str, path: str) -> Answer:
-        fast_paths.append(path)
-        if len(fast_paths) == 10:
-            fast_seen.set()
-        return ok(path.encode())
-
-    fast = Site(fast_answer)
+    sites = SlowAndFast(10)
+    slow, fast, fast_paths, waited = sites.slow, sites.fast, sites.fast_paths, sites.waited
     try:
         set_config(home, concurrency=4, per_host=2, processes=1, read_timeout=30)
         recs = [text(f"RePEc:aaa:slow:{n}", *[slow.url(f"/s{n}/{k}") for k in range(4)])
@@ -106,26 +121,14 @@ def test_a_slow_host_does_not_hold_the_records_of_a_fast_one(home, tmp_path, clo
         assert waited and all(waited), \
             "the slow host's answers timed out: the fast records waited behind them"
     finally:
-        fast_seen.set()
-        slow.close()
-        fast.close()
+        sites.close()
 
 
 def test_a_slow_shared_url_does_not_hold_unrelated_records(home, tmp_path, clock):
     """40 records share one slow URL; 20 unrelated records come after them in
     the input. They are renewed while the shared URL is still answering."""
-    fast_seen = threading.Event()
-    waited: list[bool] = []
-    slow = Site(_held_until(fast_seen, waited))
-    fast_paths: list[str] = []
-
-    def fast_answer(host: str, path: str) -> Answer:
-        fast_paths.append(path)
-        if len(fast_paths) == 20:
-            fast_seen.set()
-        return ok(path.encode())
-
-    fast = Site(fast_answer)
+    sites = SlowAndFast(20)
+    slow, fast, fast_paths, waited = sites.slow, sites.fast, sites.fast_paths, sites.waited
     try:
         set_config(home, concurrency=4, processes=1, read_timeout=30)
         shared = slow.url("/shared.pdf")
@@ -140,9 +143,7 @@ def test_a_slow_shared_url_does_not_hold_unrelated_records(home, tmp_path, clock
             (line,) = lines(d)
             assert (d / line["file"]).read_bytes() == b"/shared.pdf"
     finally:
-        fast_seen.set()
-        slow.close()
-        fast.close()
+        sites.close()
 
 
 def _page_of_links(n: int) -> bytes:

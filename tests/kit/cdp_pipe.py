@@ -12,7 +12,6 @@ import re
 import select
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -161,15 +160,17 @@ class Browser:
 
     def wait_for(self, expression: str, done: Callable[[Any], bool], seconds: float) -> Any:
         """Evaluate until ``done`` holds for the value, at most ``seconds``."""
-        deadline = time.monotonic() + seconds
-        value = None
-        while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if done(value):
-                return value
-            # The page renders on its own clock: ask it again after a frame or so.
-            time.sleep(0.2)
-        return value
+        from kit.servers import wait_until
+
+        seen: list[Any] = [None]
+
+        def rendered() -> bool:
+            seen[0] = self.evaluate(expression)
+            return done(seen[0])
+
+        # The page renders on its own clock: asked again after a frame or so.
+        wait_until(rendered, seconds, every=0.2)
+        return seen[0]
 
     def screenshot(self) -> bytes:
         import base64
